@@ -1,0 +1,1 @@
+"""Dataset preparation: TFDS builders, raw-format readers and writers."""

@@ -1,0 +1,311 @@
+"""The `carfusion` TFDS builder: multi-view car keypoints, CarFusion layout.
+
+Reads real CarFusion data, or our synthetic intersections written in the same
+layout (`data_prep.carfusion_format`), from the manual directory, and writes
+one example per car instance and frame: the car's views across the cameras
+that saw it (docs/design.md, "Dataset record"; V varies per example).
+
+Each view needs a camera from the car's object frame to the image. A
+sequence with a calibration file gives it exactly; otherwise the paper's
+virtual pose (section 4.1) is solved by PnP between the view's visible
+keypoints and a 3D car shape, with a default focal length and the principal
+point at the image centre. Cars with fewer than 3 usable views are skipped
+(the trifocal loss needs 3). Every skipped or substituted piece of data is
+counted by reason and the counts are logged at the end of each split.
+"""
+
+from collections.abc import Iterator
+import dataclasses
+import itertools
+
+from absl import logging
+from etils import epath
+import numpy as np
+import tensorflow_datasets as tfds
+
+from data_prep import carfusion_format
+from data_prep import records
+from occnet_jax import geometry
+from occnet_jax import keypoints
+from occnet_jax import shape_basis
+
+SPLITS = ('train', 'test')
+MIN_VIEWS = 3
+MIN_PNP_POINTS = 4
+# Boxes thinner than this (pixels) would make box coordinates blow up.
+MIN_BOX_SIZE = 2.0
+
+BUILD_ISSUES = {
+    **carfusion_format.PARSE_ISSUES,
+    'sequence_without_calibration':
+        'sequence without calibration.json: PnP poses',
+    'unreadable_calibration': 'malformed calibration.json: PnP poses',
+    'view_without_calibrated_pose':
+        'view whose camera or car pose is not calibrated, or whose image size '
+        'differs from the calibration: PnP pose',
+    'too_few_points_for_pnp':
+        f'uncalibrated view with fewer than {MIN_PNP_POINTS} visible points: '
+        'view dropped',
+    'pnp_failed': 'PnP found no pose: view dropped',
+    'degenerate_box':
+        f'box of the labelled points narrower or lower than {MIN_BOX_SIZE} '
+        'px: view dropped',
+    'too_few_views':
+        f'car with fewer than {MIN_VIEWS} usable views: car dropped',
+}
+
+Example = dict[str, object]
+
+
+@dataclasses.dataclass
+class CarfusionConfig(tfds.core.BuilderConfig):
+  """How the raw views become records.
+
+  Attributes:
+    crop_size: S, side of the square crops.
+    box_padding: see `records.labelled_box`.
+    focal_in_widths: focal length of uncalibrated views for PnP, in units of
+      the image width (1.0: a 53 degree horizontal field of view).
+    shape_basis_path: a fitted shape basis (`occnet_jax.shape_basis.save`)
+      whose mean is the 3D car shape for PnP; '' for `keypoints.CAR`'s mean
+      shape.
+  """
+  crop_size: int = records.DEFAULT_CROP_SIZE
+  box_padding: float = records.BOX_PADDING
+  focal_in_widths: float = 1.0
+  shape_basis_path: str = ''
+
+
+def pnp_intrinsics(image_size: tuple[int, int],
+                   focal_in_widths: float) -> np.ndarray:
+  """(3, 3) intrinsics of an uncalibrated view: principal point at the centre.
+
+  Args:
+    image_size: (width, height) in pixels.
+    focal_in_widths: focal length in image widths.
+
+  Returns:
+    K in float64.
+  """
+  width, height = image_size
+  return np.asarray(
+      geometry.intrinsics_matrix(focal_in_widths * width,
+                                np.array([width / 2, height / 2])), np.float64)
+
+
+def pnp_shape(config: CarfusionConfig) -> np.ndarray:
+  """(K, 3) object-frame car shape that uncalibrated views are posed against."""
+  if config.shape_basis_path:
+    return np.asarray(shape_basis.load(config.shape_basis_path).mean,
+                      np.float64)
+  return np.asarray(keypoints.CAR.mean_shape, np.float64)
+
+
+@dataclasses.dataclass(frozen=True)
+class _LabelledView:
+  """A view's files, decoded image and the labels of the cars in it."""
+  files: carfusion_format.ViewFiles
+  image: np.ndarray
+  labels: dict[int, carfusion_format.InstanceLabels]
+
+  @property
+  def image_size(self) -> tuple[int, int]:
+    return self.image.shape[1], self.image.shape[0]
+
+
+def _read_calibration(
+    sequence_dir: epath.Path, issues: carfusion_format.Issues
+) -> carfusion_format.SequenceCalibration | None:
+  try:
+    return carfusion_format.read_calibration(sequence_dir)
+  except FileNotFoundError:
+    issues.report('sequence_without_calibration', str(sequence_dir))
+  except carfusion_format.CalibrationError as error:
+    issues.report('unreadable_calibration', str(sequence_dir), str(error))
+  return None
+
+
+def _view_camera(view: _LabelledView, instance_id: int,
+                 calibration: carfusion_format.SequenceCalibration | None,
+                 shape: np.ndarray, config: CarfusionConfig,
+                 issues: carfusion_format.Issues
+                 ) -> tuple[np.ndarray, float] | None:
+  """(camera, reprojection error) of one car in one view, or None."""
+  where = f'{view.files.gt_path} car {instance_id}'
+  if calibration is not None:
+    camera = calibration.object_camera(view.files.camera, view.files.frame,
+                                       instance_id)
+    calibrated = calibration.cameras.get(view.files.camera)
+    if camera is None:
+      issues.report('view_without_calibrated_pose', where,
+                    'camera or car pose not in the calibration')
+    elif calibrated.image_size != view.image_size:
+      issues.report('view_without_calibrated_pose', where,
+                    f'image size {view.image_size}, calibrated '
+                    f'{calibrated.image_size}')
+    else:
+      return camera, 0.0
+  labels = view.labels[instance_id]
+  visible = labels.visibility == records.Visibility.VISIBLE
+  if visible.sum() < MIN_PNP_POINTS:
+    issues.report('too_few_points_for_pnp', where,
+                  f'{visible.sum()} visible points')
+    return None
+  intrinsics = pnp_intrinsics(view.image_size, config.focal_in_widths)
+  try:
+    pose = geometry.solve_pnp(shape[visible], labels.keypoints[visible],
+                              intrinsics)
+  except geometry.PnPError as error:
+    issues.report('pnp_failed', where, str(error))
+    return None
+  return pose.projection, pose.reprojection_error
+
+
+def _car_view(view: _LabelledView, instance_id: int,
+              calibration: carfusion_format.SequenceCalibration | None,
+              shape: np.ndarray, config: CarfusionConfig,
+              issues: carfusion_format.Issues) -> records.View | None:
+  """The record view of one car in one view, or None when it is unusable."""
+  labels = view.labels[instance_id]
+  labelled = labels.visibility != records.Visibility.UNLABELLED
+  box = records.labelled_box(labels.keypoints[labelled], config.box_padding)
+  if np.any(box[2:] - box[:2] < MIN_BOX_SIZE):
+    issues.report('degenerate_box', f'{view.files.gt_path} car {instance_id}',
+                  f'box {box}')
+    return None
+  camera = _view_camera(view, instance_id, calibration, shape, config, issues)
+  if camera is None:
+    return None
+  camera_matrix, camera_error = camera
+  return records.View(
+      crop=records.extract_crop(view.image, box, config.crop_size),
+      box=box,
+      keypoints=labels.keypoints,
+      visibility=labels.visibility,
+      occlusion_kind=labels.occlusion_kind,
+      camera=camera_matrix,
+      camera_error=camera_error,
+      image_size=view.image_size)
+
+
+def _frame_views(
+    views: Iterator[carfusion_format.ViewFiles],
+    issues: carfusion_format.Issues) -> list[_LabelledView]:
+  labelled_views = []
+  for files in views:
+    image = carfusion_format.read_image(files.image_path, issues)
+    if image is None:
+      continue
+    labels = carfusion_format.read_gt_file(
+        files.gt_path, image_size=(image.shape[1], image.shape[0]),
+        issues=issues)
+    labelled_views.append(_LabelledView(files, image, labels))
+  return labelled_views
+
+
+def sequence_examples(sequence_dir: epath.PathLike, config: CarfusionConfig,
+                      shape: np.ndarray, issues: carfusion_format.Issues
+                      ) -> Iterator[tuple[str, Example]]:
+  """The examples of one sequence, one per car instance and frame.
+
+  Args:
+    sequence_dir: the sequence's directory in the layout.
+    config: the builder config.
+    shape: (K, 3) car shape for PnP (`pnp_shape`).
+    issues: tally of everything skipped or substituted.
+
+  Yields:
+    (key, example) with key = car_id = '<sequence>/<frame>/<instance>'.
+  """
+  sequence_dir = epath.Path(sequence_dir)
+  calibration = _read_calibration(sequence_dir, issues)
+  views = carfusion_format.list_views(sequence_dir, issues)
+  for frame, frame_files in itertools.groupby(views, lambda v: v.frame):
+    frame_views = _frame_views(frame_files, issues)
+    instance_ids = sorted(set().union(*(v.labels for v in frame_views)))
+    for instance_id in instance_ids:
+      car_id = f'{sequence_dir.name}/{frame}/{instance_id}'
+      car_views = []
+      for view in frame_views:
+        if instance_id in view.labels:
+          car_view = _car_view(view, instance_id, calibration, shape, config,
+                               issues)
+          if car_view is not None:
+            car_views.append(car_view)
+      if len(car_views) < MIN_VIEWS:
+        issues.report('too_few_views', car_id,
+                      f'{len(car_views)} usable views')
+        continue
+      pose = (None if calibration is None else
+              calibration.poses.get(frame, {}).get(instance_id))
+      shape_3d = None if pose is None else pose.shape_3d
+      yield car_id, records.make_example(car_id, car_views, shape_3d)
+
+
+def split_examples(split_dir: epath.PathLike, config: CarfusionConfig,
+                   issues: carfusion_format.Issues
+                   ) -> Iterator[tuple[str, Example]]:
+  """The examples of every sequence of a split directory, in name order.
+
+  Args:
+    split_dir: e.g. `<manual_dir>/train`.
+    config: the builder config.
+    issues: tally of everything skipped or substituted.
+
+  Yields:
+    (key, example) pairs; see `sequence_examples`.
+  """
+  shape = pnp_shape(config)
+  for sequence_dir in sorted(epath.Path(split_dir).iterdir()):
+    if sequence_dir.is_dir():
+      yield from sequence_examples(sequence_dir, config, shape, issues)
+
+
+class Builder(tfds.core.GeneratorBasedBuilder):
+  """DatasetBuilder for the CarFusion multi-view keypoint data."""
+
+  VERSION = tfds.core.Version('1.0.0')
+  RELEASE_NOTES = {'1.0.0': 'Initial release.'}
+  BUILDER_CONFIGS = [
+      CarfusionConfig(
+          name='default',
+          description='64x64 crops; PnP against the mean car shape where '
+          'uncalibrated.'),
+  ]
+  MANUAL_DOWNLOAD_INSTRUCTIONS = """\
+  Put the CarFusion data (http://www.cs.cmu.edu/~ILIM/projects/IM/CarFusion/),
+  or synthetic data from `data_prep.make_synthetic_carfusion`, in the manual
+  directory (default `~/tensorflow_datasets/downloads/manual/`) as
+  `carfusion/{train,test}/<sequence>/images_jpg/<camera>_<frame>.jpg` and
+  `.../gt/<camera>_<frame>.txt` (the `carfusion/` level may be omitted).
+  Optional `<sequence>/calibration.json` files give exact cameras; see
+  data_prep/carfusion/README.md.
+  """
+
+  def _info(self) -> tfds.core.DatasetInfo:
+    return self.dataset_info_from_configs(
+        features=records.features(
+            num_views=None, num_keypoints=keypoints.CAR.num_keypoints,
+            crop_size=self.builder_config.crop_size),
+        supervised_keys=None,
+        homepage='http://www.cs.cmu.edu/~ILIM/projects/IM/CarFusion/',
+    )
+
+  def _split_generators(self, dl_manager: tfds.download.DownloadManager):
+    root = dl_manager.manual_dir
+    if (root / 'carfusion').is_dir():
+      root = root / 'carfusion'
+    splits = {split: self._generate_examples(root / split)
+              for split in SPLITS if (root / split).is_dir()}
+    if not splits:
+      raise FileNotFoundError(
+          f'No {" or ".join(SPLITS)} directory in {root}.\n'
+          f'{self.MANUAL_DOWNLOAD_INSTRUCTIONS}')
+    return splits
+
+  def _generate_examples(self, split_dir: epath.Path):
+    issues = carfusion_format.Issues(BUILD_ISSUES)
+    yield from split_examples(split_dir, self.builder_config, issues)
+    # A warning when data was skipped, so that it shows at default verbosity.
+    log = logging.warning if issues.counts else logging.info
+    log('carfusion build summary for %s:\n%s', split_dir, issues.summary())

@@ -1,0 +1,223 @@
+"""Tests of the `carfusion` builder on `dummy_data/` (raw files in the layout).
+
+The dummy data (160x120 frames, focal length one image width, principal point
+at the centre, so PnP is exact) has:
+
+* train/craig_sim: calibrated cameras 01-03 and a car whose 3D keypoints are
+  1.05 x the mean shape; camera 04 is not in the calibration (PnP). Labels
+  carry the sixth column (occlusion kind); one line has an invalid kind.
+* train/fifth_sim: no calibration. Frame 0000: car 0 in 3 views; car 5 in 2;
+  car 7 with one labelled point; car 8 with four collinear points; a line with
+  each parser defect. Frame 0001: an empty gt file and a view with 3 visible
+  points, so car 0 has one usable view. Plus a gt file without image, an
+  image without gt file and an undecodable image.
+* test/penn_sim (no calibration), test/penn_badcalib (malformed calibration):
+  one car in 3 views each.
+"""
+
+import logging
+
+from etils import epath
+import numpy as np
+import pytest
+import tensorflow_datasets as tfds
+
+from data_prep import carfusion_format
+from data_prep import records
+from data_prep.carfusion import carfusion_dataset_builder as builder_lib
+from occnet_jax import geometry
+from occnet_jax import keypoints
+from occnet_jax import shape_basis
+
+DUMMY_DATA = epath.Path(__file__).parent / 'dummy_data'
+CONFIG = builder_lib.Builder.BUILDER_CONFIGS[0]
+EXPECTED_ISSUES = {
+    'train': {
+        'view_without_calibrated_pose': 1,
+        'invalid_occlusion_kind': 1,
+        'sequence_without_calibration': 1,
+        'wrong_column_count': 1,
+        'non_numeric': 1,
+        'non_finite': 1,
+        'keypoint_id_out_of_range': 1,
+        'visibility_out_of_range': 1,
+        'duplicate_keypoint': 1,
+        'outside_image': 1,
+        'unused_keypoint_slot': 1,
+        'degenerate_box': 1,
+        'pnp_failed': 1,
+        'too_few_views': 4,
+        'empty_gt_file': 1,
+        'too_few_points_for_pnp': 1,
+        'gt_without_image': 1,
+        'image_without_gt': 1,
+        'unreadable_image': 1,
+    },
+    'test': {
+        'sequence_without_calibration': 1,
+        'unreadable_calibration': 1,
+    },
+}
+EXPECTED_CARS = {
+    'train': ['craig_sim/0000/1', 'fifth_sim/0000/0'],
+    'test': ['penn_badcalib/0000/2', 'penn_sim/0000/2'],
+}
+CAMERAS = {'craig_sim': ('01', '02', '03', '04')}
+MEAN_SHAPE = np.asarray(keypoints.CAR.mean_shape)
+
+
+@pytest.fixture(scope='module')
+def generated():
+  """{split: (examples by car id, issues)} straight from the generator."""
+  splits = {}
+  for split in EXPECTED_CARS:
+    issues = carfusion_format.Issues(builder_lib.BUILD_ISSUES)
+    examples = dict(builder_lib.split_examples(DUMMY_DATA / split, CONFIG,
+                                               issues))
+    splits[split] = examples, issues
+  return splits
+
+
+def project(camera, points):
+  return np.asarray(geometry.project(camera, points)[0])
+
+
+def view_files(car_id):
+  sequence, frame, _ = car_id.split('/')
+  split = next(s for s, cars in EXPECTED_CARS.items() if car_id in cars)
+  cameras = CAMERAS.get(sequence, ('01', '02', '03'))
+  return [carfusion_format.view_paths(DUMMY_DATA / split / sequence, camera,
+                                      frame) for camera in cameras]
+
+
+@pytest.mark.parametrize('split', ['train', 'test'])
+def test_every_skip_is_counted_by_reason(generated, split):
+  examples, issues = generated[split]
+  assert sorted(examples) == EXPECTED_CARS[split]
+  assert issues.counts == EXPECTED_ISSUES[split]
+
+
+def test_calibrated_cameras_project_the_car_onto_its_labels(generated):
+  example = generated['train'][0]['craig_sim/0000/1']
+  shape_3d = example['shape_3d']
+  np.testing.assert_allclose(shape_3d, 1.05 * MEAN_SHAPE, rtol=1e-6)
+  np.testing.assert_array_equal(example['camera_error'][:3], 0.0)
+  for view in range(3):
+    labelled = example['visibility'][view] > 0
+    # Synthetic labels are true projections, occluded ones included (3 d.p.).
+    np.testing.assert_allclose(
+        project(example['cameras'][view], shape_3d)[labelled],
+        example['keypoints'][view][labelled], atol=2e-3)
+  # Camera 04 is uncalibrated: PnP against the mean shape is exact up to the
+  # shape's scale, which PnP absorbs into the distance.
+  visible = example['visibility'][3] == records.Visibility.VISIBLE
+  assert 0 < example['camera_error'][3] < 2e-3
+  np.testing.assert_allclose(
+      project(example['cameras'][3], MEAN_SHAPE)[visible],
+      example['keypoints'][3][visible], atol=2e-3)
+
+
+def test_occlusion_kinds_come_from_the_sixth_column(generated):
+  example = generated['train'][0]['craig_sim/0000/1']
+  visibility, kinds = example['visibility'], example['occlusion_kind']
+  assert np.all(kinds[visibility == records.Visibility.VISIBLE] ==
+                records.OcclusionKind.VISIBLE)
+  occluded = visibility == records.Visibility.OCCLUDED
+  assert set(kinds[occluded]) == {records.OcclusionKind.SELF,
+                                  records.OcclusionKind.OTHER_VEHICLE}
+  assert kinds[1, 11] == records.OcclusionKind.OTHER_VEHICLE
+  # The line with an invalid kind (12, 30) did not displace the valid label.
+  assert not np.any(np.all(example['keypoints'] == (12.0, 30.0), axis=-1))
+
+
+def test_uncalibrated_cameras_come_from_pnp(generated):
+  example = generated['train'][0]['fifth_sim/0000/0']
+  assert example['cameras'].shape == (3, 3, 4)
+  np.testing.assert_array_equal(example['shape_3d'], 0.0)
+  assert np.all(example['camera_error'] < 2e-3)
+  for view in range(3):
+    visible = example['visibility'][view] == records.Visibility.VISIBLE
+    np.testing.assert_allclose(
+        project(example['cameras'][view], MEAN_SHAPE)[visible],
+        example['keypoints'][view][visible], atol=2e-3)
+  kinds = example['occlusion_kind']
+  assert np.all(kinds == np.where(example['visibility'] == 1,
+                                  records.OcclusionKind.VISIBLE,
+                                  records.OcclusionKind.UNKNOWN))
+
+
+def test_a_fitted_shape_basis_replaces_the_mean_shape_for_pnp(tmp_path):
+  rng = np.random.default_rng(0)
+  shapes = MEAN_SHAPE + rng.normal(0.0, 0.2, (20, *MEAN_SHAPE.shape))
+  basis = shape_basis.fit_shape_basis(shapes, num_components=3)
+  path = tmp_path / 'basis.npz'
+  shape_basis.save(path, basis)
+  config = builder_lib.CarfusionConfig(name='fitted',
+                                       shape_basis_path=str(path))
+  shape = builder_lib.pnp_shape(config)
+  np.testing.assert_array_equal(shape, basis.mean)
+  issues = carfusion_format.Issues(builder_lib.BUILD_ISSUES)
+  examples = dict(builder_lib.sequence_examples(
+      DUMMY_DATA / 'train' / 'fifth_sim', config, shape, issues))
+  # The labels are projections of the mean car, not of the fitted mean.
+  assert np.all(examples['fifth_sim/0000/0']['camera_error'] > 0.05)
+
+
+def test_first_of_duplicate_labels_is_kept(generated):
+  example = generated['train'][0]['fifth_sim/0000/0']
+  gt_path, _ = view_files('fifth_sim/0000/0')[0]
+  x, y, *_ = (float(v) for v in gt_path.read_text().split('\n')[0].split(','))
+  np.testing.assert_array_equal(example['keypoints'][0, 0], np.float32([x, y]))
+
+
+@pytest.mark.parametrize('split', ['train', 'test'])
+def test_boxes_and_crops_come_from_the_labelled_points(generated, split):
+  issues = carfusion_format.Issues(builder_lib.BUILD_ISSUES)
+  for car_id, example in generated[split][0].items():
+    files = view_files(car_id)
+    assert len(files) == len(example['crops'])
+    for view, (_, image_path) in enumerate(files):
+      labelled = example['visibility'][view] > 0
+      box = records.labelled_box(example['keypoints'][view][labelled])
+      np.testing.assert_array_equal(example['boxes'][view], box)
+      image = carfusion_format.read_image(image_path, issues)
+      np.testing.assert_array_equal(example['image_size'][view], (160, 120))
+      np.testing.assert_array_equal(
+          example['crops'][view],
+          records.extract_crop(image, box, CONFIG.crop_size))
+  assert not issues.counts
+
+
+def test_tfds_build_reads_back_every_example(generated, tmp_path, caplog):
+  builder = builder_lib.Builder(data_dir=tmp_path, file_format='array_record')
+  assert builder.name == 'carfusion'
+  with caplog.at_level(logging.INFO):
+    builder.download_and_prepare(
+        download_config=tfds.download.DownloadConfig(manual_dir=DUMMY_DATA))
+  summaries = [r.getMessage() for r in caplog.records
+               if 'build summary' in r.getMessage()]
+  assert len(summaries) == 2
+  assert any('4  too_few_views' in summary for summary in summaries)
+  for split, cars in EXPECTED_CARS.items():
+    source = builder.as_data_source(split)
+    assert len(source) == len(cars)
+    records_by_id = {}
+    for record in source:
+      car_id = record['car_id']
+      records_by_id[car_id.decode() if isinstance(car_id, bytes) else
+                    car_id] = record
+    assert sorted(records_by_id) == cars
+    for car_id, example in generated[split][0].items():
+      record = records_by_id[car_id]
+      for name, value in example.items():
+        if name != 'car_id':
+          np.testing.assert_array_equal(record[name], value, err_msg=name)
+          assert record[name].dtype == value.dtype, name
+
+
+def test_manual_dir_without_splits_is_an_error(tmp_path):
+  builder = builder_lib.Builder(data_dir=tmp_path / 'data')
+  (tmp_path / 'manual' / 'validation').mkdir(parents=True)
+  with pytest.raises(FileNotFoundError, match='No train or test'):
+    builder.download_and_prepare(download_config=tfds.download.DownloadConfig(
+        manual_dir=tmp_path / 'manual'))

@@ -1,0 +1,203 @@
+"""The dataset record both TFDS builders write, and helpers to fill it.
+
+One example holds one car seen in V views (docs/design.md, "Dataset
+record"): a square ROI crop per view, resized from a box around the car, the
+box, the keypoint labels, the camera from the car's object frame to the full
+frame and the frame's size. All features are plain tensors (crops zlib
+compressed, not JPEG), so the `array_record` files are read back with
+`tfds.data_source` and numpy, without TensorFlow.
+"""
+
+from collections.abc import Sequence
+import dataclasses
+import enum
+
+import cv2
+import numpy as np
+import tensorflow_datasets as tfds
+
+from occnet_jax import geometry
+
+DEFAULT_CROP_SIZE = 64
+# Each side of the hull of the labelled points moves out by this fraction of
+# the hull's width (x) or height (y), as in the authors' COCO conversion
+# (boxes 10-15% larger than the labelled points).
+BOX_PADDING = 0.1
+
+
+class Visibility(enum.IntEnum):
+  """`visibility` codes."""
+  UNLABELLED = 0
+  VISIBLE = 1
+  OCCLUDED = 2
+
+
+class OcclusionKind(enum.IntEnum):
+  """`occlusion_kind` codes: why a keypoint is hidden."""
+  VISIBLE = 0
+  SELF = 1
+  OTHER_VEHICLE = 2
+  OTHER_OBJECT = 3
+  TRUNCATION = 4
+  UNKNOWN = 5
+
+
+def features(num_views: int | None, num_keypoints: int,
+             crop_size: int = DEFAULT_CROP_SIZE) -> tfds.features.FeaturesDict:
+  """The TFDS features of the record.
+
+  Args:
+    num_views: V, or None when the number of views varies per example.
+    num_keypoints: K.
+    crop_size: S.
+
+  Returns:
+    The `FeaturesDict` of docs/design.md's record.
+  """
+  v, k, s = num_views, num_keypoints, crop_size
+
+  def tensor(shape, dtype, doc, **kwargs):
+    return tfds.features.Tensor(shape=shape, dtype=dtype, doc=doc, **kwargs)
+
+  return tfds.features.FeaturesDict({
+      'car_id': tfds.features.Text(
+          doc='model id, or <sequence>/<frame>/<instance>'),
+      'crops': tensor((v, s, s, 3), np.uint8,
+                      'RGB ROI crop of each view, resized from its box',
+                      encoding=tfds.features.Encoding.ZLIB),
+      'boxes': tensor((v, 4), np.float32,
+                      'box (x0, y0, x1, y1) in full-frame pixels'),
+      'keypoints': tensor((v, k, 2), np.float32,
+                          'pixel positions, 0 where unlabelled'),
+      'visibility': tensor((v, k), np.int32,
+                           '0 unlabelled, 1 visible, 2 occluded'),
+      'occlusion_kind': tensor(
+          (v, k), np.int32, '0 visible, 1 self, 2 other vehicle, '
+          '3 other object, 4 truncation, 5 unknown'),
+      'cameras': tensor((v, 3, 4), np.float32,
+                        'camera matrix, car object frame -> pixels'),
+      'camera_error': tensor((v,), np.float32,
+                             'PnP reprojection error in pixels, 0 when '
+                             'calibrated'),
+      'image_size': tensor((v, 2), np.int32,
+                           '(width, height) of the full frame'),
+      'shape_3d': tensor((k, 3), np.float32,
+                         '3D keypoints in the object frame, 0 when unknown'),
+  })
+
+
+@dataclasses.dataclass(frozen=True)
+class View:
+  """One view of a car, the per-view fields of the record.
+
+  Attributes:
+    crop: (S, S, 3) uint8 RGB crop.
+    box: (4,) box in full-frame pixels.
+    keypoints: (K, 2) pixel positions, 0 where unlabelled.
+    visibility: (K,) `Visibility` codes.
+    occlusion_kind: (K,) `OcclusionKind` codes.
+    camera: (3, 4) camera matrix, object frame -> pixels.
+    camera_error: PnP reprojection error in pixels, 0 when calibrated.
+    image_size: (width, height) of the full frame.
+  """
+  crop: np.ndarray
+  box: np.ndarray
+  keypoints: np.ndarray
+  visibility: np.ndarray
+  occlusion_kind: np.ndarray
+  camera: np.ndarray
+  camera_error: float
+  image_size: tuple[int, int]
+
+
+def labelled_box(points: np.ndarray,
+                 padding: float = BOX_PADDING) -> np.ndarray:
+  """The padded box around labelled points.
+
+  Args:
+    points: (M, 2) pixel positions of the labelled keypoints, M >= 1.
+    padding: each side moves out by this fraction of the hull's extent along
+      its axis.
+
+  Returns:
+    (4,) float32 box (x0, y0, x1, y1); not clipped to the image (the crop is
+    zero outside it), so the padding stays symmetric.
+  """
+  points = np.asarray(points, np.float64)
+  if points.ndim != 2 or points.shape[0] == 0 or points.shape[1] != 2:
+    raise ValueError(f'Need (M >= 1, 2) points, got {points.shape}.')
+  low, high = points.min(axis=0), points.max(axis=0)
+  margin = padding * (high - low)
+  return np.concatenate([low - margin, high + margin]).astype(np.float32)
+
+
+def extract_crop(image: np.ndarray, box: np.ndarray,
+                 crop_size: int) -> np.ndarray:
+  """Resamples the box of an image to a crop_size x crop_size crop.
+
+  The crop's pixels are those of `geometry.crop_camera(P, box, crop_size)`:
+  the box's edges map to the crop's edges. The box is first warped, with
+  bilinear interpolation, to an integer multiple of crop_size that is at
+  least as fine as the image, then area-averaged down, so large boxes do not
+  alias. Outside the image the crop is zero.
+
+  Args:
+    image: (H, W, C) uint8 image.
+    box: (4,) box (x0, y0, x1, y1) in full-frame pixels, positive size.
+    crop_size: S.
+
+  Returns:
+    (S, S, C) uint8 crop.
+  """
+  box = np.asarray(box, np.float64)
+  width, height = box[2] - box[0], box[3] - box[1]
+  if not (width > 0 and height > 0):
+    raise ValueError(f'Box needs a positive size: {box}.')
+  oversampling = max(1, int(np.ceil(max(width, height) / crop_size)))
+  size = crop_size * oversampling
+  transform = np.asarray(geometry.crop_transform(box, size), np.float64)
+  # OpenCV indexes pixels by their centres (pixel i spans [i - 0.5, i + 0.5]);
+  # our pixel coordinates put pixel i's centre at i + 0.5.
+  shift = np.array([[1.0, 0.0, 0.5], [0.0, 1.0, 0.5], [0.0, 0.0, 1.0]])
+  index_transform = np.linalg.inv(shift) @ transform @ shift
+  warped = cv2.warpAffine(image, index_transform[:2], (size, size),
+                          flags=cv2.INTER_LINEAR,
+                          borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+  crop = cv2.resize(warped, (crop_size, crop_size),
+                    interpolation=cv2.INTER_AREA)
+  return crop.reshape(crop_size, crop_size, -1)
+
+
+def make_example(car_id: str, views: Sequence[View],
+                 shape_3d: np.ndarray | None = None) -> dict[str, object]:
+  """The record of one car, with the dtypes of `features`.
+
+  Args:
+    car_id: the example's id.
+    views: the car's views, V >= 1.
+    shape_3d: (K, 3) object-frame keypoints, or None when unknown (zeros).
+
+  Returns:
+    A dict of numpy arrays keyed by feature name.
+  """
+  if not views:
+    raise ValueError(f'{car_id}: an example needs at least one view.')
+  num_keypoints = views[0].keypoints.shape[0]
+
+  def stack(field, dtype):
+    return np.stack([np.asarray(getattr(view, field)) for view in views]
+                    ).astype(dtype)
+
+  return {
+      'car_id': car_id,
+      'crops': stack('crop', np.uint8),
+      'boxes': stack('box', np.float32),
+      'keypoints': stack('keypoints', np.float32),
+      'visibility': stack('visibility', np.int32),
+      'occlusion_kind': stack('occlusion_kind', np.int32),
+      'cameras': stack('camera', np.float32),
+      'camera_error': stack('camera_error', np.float32),
+      'image_size': stack('image_size', np.int32),
+      'shape_3d': (np.zeros((num_keypoints, 3), np.float32) if shape_3d is None
+                   else np.asarray(shape_3d, np.float32)),
+  }
