@@ -1,0 +1,101 @@
+"""Evaluation metrics: PCK, occlusion ROC/AUC and mean pixel error.
+
+`pck_counts` and `mean_pixel_error` are jax.numpy (they run inside jitted
+evaluation steps and accept numpy arrays too); PCK returns counts so that
+results aggregate exactly over batches. `occlusion_roc` is numpy on
+scikit-learn and runs once on the scores gathered over a whole split.
+"""
+
+from typing import NamedTuple
+
+import jax.numpy as jnp
+import numpy as np
+from sklearn import metrics as sklearn_metrics
+
+from occnet_jax import boxes as boxes_lib
+
+
+def _distances(pred, gt):
+  return jnp.linalg.norm(jnp.asarray(pred) - jnp.asarray(gt), axis=-1)
+
+
+def pck_counts(pred, gt, boxes, mask, alphas):
+  """Counts keypoints within alpha * L of the ground truth (PCK, paper 4.2).
+
+  A keypoint is correct when ||pred - gt|| <= alpha * L, with
+  L = max(box width, box height) (`boxes.box_scale`). Non-finite
+  predictions count as wrong. PCK@alpha = num_correct / num_total, summed
+  over batches first.
+
+  Args:
+    pred: (..., K, 2) predicted pixels.
+    gt: (..., K, 2) ground-truth pixels.
+    boxes: (..., 4) boxes (x0, y0, x1, y1) in pixels.
+    mask: (..., K) bool, the keypoints to evaluate (e.g. occluded ones).
+    alphas: (A,) thresholds.
+
+  Returns:
+    (num_correct, num_total): int32 counts, shapes (A,) and ().
+  """
+  mask = jnp.asarray(mask, bool)
+  scale = boxes_lib.box_scale(jnp.asarray(boxes))[..., None, None]
+  thresholds = jnp.asarray(alphas) * scale  # (..., 1, A)
+  correct = (_distances(pred, gt)[..., None] <= thresholds) & mask[..., None]
+  num_correct = jnp.sum(correct.reshape(-1, correct.shape[-1]), axis=0,
+                        dtype=jnp.int32)
+  return num_correct, jnp.sum(mask, dtype=jnp.int32)
+
+
+def mean_pixel_error(pred, gt, mask):
+  """Mean distance in pixels over the masked keypoints (NaN if none).
+
+  Args:
+    pred: (..., K, 2) predicted pixels.
+    gt: (..., K, 2) ground-truth pixels.
+    mask: (..., K) bool, the keypoints to average over.
+
+  Returns:
+    A scalar.
+  """
+  mask = jnp.asarray(mask, bool)
+  distances = jnp.where(mask, _distances(pred, gt), 0.0)
+  count = jnp.sum(mask)
+  return jnp.where(count > 0, jnp.sum(distances) / jnp.maximum(count, 1),
+                   jnp.nan)
+
+
+class OcclusionRoc(NamedTuple):
+  """ROC curve of an occlusion score (occluded = positive class).
+
+  `is_defined` is False when the labels hold a single class (or none): no
+  ROC exists then, the curve arrays are empty and `auc` is NaN.
+  """
+
+  fpr: np.ndarray
+  tpr: np.ndarray
+  thresholds: np.ndarray
+  auc: float
+  is_defined: bool
+
+
+def occlusion_roc(scores, labels):
+  """ROC and its area for predicting occlusion from a score.
+
+  Args:
+    scores: (...) occlusion scores, higher = more likely occluded.
+    labels: (...) bool or 0/1, True = occluded; same shape as scores.
+
+  Returns:
+    An `OcclusionRoc`.
+  """
+  scores = np.asarray(scores, np.float64).reshape(-1)
+  labels = np.asarray(labels).reshape(-1).astype(bool)
+  if scores.shape != labels.shape:
+    raise ValueError(
+        f'scores and labels differ in size: {scores.shape} vs {labels.shape}.')
+  if len(np.unique(labels)) < 2:
+    empty = np.zeros(0)
+    return OcclusionRoc(empty, empty, empty, float('nan'), False)
+  fpr, tpr, thresholds = sklearn_metrics.roc_curve(labels, scores)
+  return OcclusionRoc(fpr, tpr, thresholds,
+                      float(sklearn_metrics.auc(fpr, tpr)), True)

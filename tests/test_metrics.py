@@ -1,0 +1,87 @@
+"""Tests of PCK, occlusion ROC/AUC and mean pixel error."""
+
+import jax
+import numpy as np
+import pytest
+
+from occnet_jax import metrics
+
+
+@pytest.fixture
+def rng():
+  seed = np.random.SeedSequence().entropy
+  print(f'seed={seed}')  # Shown by pytest when the test fails.
+  return np.random.default_rng(seed)
+
+
+def test_pck_counts_hand_computed_case():
+  # Box 100 x 50: L = 100, so alpha 0.1 -> 10 px and alpha 0.2 -> 20 px.
+  box = np.array([[20.0, 30.0, 120.0, 80.0]])
+  gt = np.full((1, 5, 2), 50.0)
+  offsets = np.array([5.0, 10.0, 15.0, 30.0, 0.0])
+  pred = gt + np.stack([offsets * 0.6, offsets * 0.8], -1)  # |offset| px away
+  pred[0, 4] = np.nan  # a failed prediction counts as wrong
+  mask = np.array([[True, True, True, True, True]])
+  num_correct, num_total = metrics.pck_counts(pred, gt, box, mask, [0.1, 0.2])
+  np.testing.assert_array_equal(num_correct, [2, 3])  # the boundary counts
+  assert num_total == 5
+  mask[0, 0] = False
+  num_correct, num_total = metrics.pck_counts(pred, gt, box, mask, [0.1, 0.2])
+  np.testing.assert_array_equal(num_correct, [1, 2])
+  assert num_total == 4
+
+
+def test_pck_counts_aggregate_over_batches_and_jit(rng):
+  gt = rng.uniform(0, 500, size=(6, 3, 12, 2))
+  pred = gt + rng.normal(scale=20.0, size=gt.shape)
+  corner = rng.uniform(0, 300, size=(6, 3, 2))
+  boxes = np.concatenate([corner, corner + rng.uniform(50, 200, (6, 3, 2))], -1)
+  mask = rng.random((6, 3, 12)) < 0.5
+  alphas = np.array([0.05, 0.1, 0.2])
+  pck = jax.jit(metrics.pck_counts)
+  num_correct, num_total = pck(pred, gt, boxes, mask, alphas)
+  first = pck(pred[:2], gt[:2], boxes[:2], mask[:2], alphas)
+  rest = pck(pred[2:], gt[2:], boxes[2:], mask[2:], alphas)
+  np.testing.assert_array_equal(num_correct, first[0] + rest[0])
+  assert num_total == first[1] + rest[1] == mask.sum()
+  assert np.all(np.diff(np.asarray(num_correct)) >= 0)  # monotone in alpha
+  distance = np.linalg.norm(pred - gt, axis=-1)
+  scale = np.max(boxes[..., 2:] - boxes[..., :2], axis=-1)[..., None]
+  expected = [np.sum((distance <= a * scale) & mask) for a in alphas]
+  np.testing.assert_array_equal(num_correct, expected)
+
+
+def test_mean_pixel_error():
+  gt = np.zeros((2, 3, 2))
+  pred = np.array([[[3.0, 4.0], [6.0, 8.0], [np.nan, 0.0]],
+                   [[0.0, 1.0], [0.0, 0.0], [1.0, 0.0]]])
+  mask = np.array([[True, True, False], [True, False, False]])
+  np.testing.assert_allclose(metrics.mean_pixel_error(pred, gt, mask),
+                             (5.0 + 10.0 + 1.0) / 3)
+  assert np.isnan(metrics.mean_pixel_error(pred, gt, np.zeros_like(mask)))
+
+
+def test_occlusion_roc_hand_computed_case():
+  roc = metrics.occlusion_roc([0.1, 0.4, 0.35, 0.8], [0, 0, 1, 1])
+  # Of the 4 (occluded, visible) pairs, 3 are ranked correctly.
+  assert roc.is_defined
+  assert roc.auc == pytest.approx(0.75)
+  assert roc.fpr[0] == 0 and roc.tpr[-1] == 1 and roc.fpr[-1] == 1
+  assert metrics.occlusion_roc([0.2, 0.9], [False, True]).auc == 1.0
+  assert metrics.occlusion_roc([0.9, 0.2], [False, True]).auc == 0.0
+
+
+def test_occlusion_roc_is_the_rank_statistic(rng):
+  labels = rng.random(200) < 0.3
+  scores = rng.normal(size=200) + labels
+  positive, negative = scores[labels], scores[~labels]
+  expected = np.mean(positive[:, None] > negative[None, :])
+  roc = metrics.occlusion_roc(scores.reshape(10, 20), labels.reshape(10, 20))
+  assert roc.auc == pytest.approx(expected)
+
+
+def test_occlusion_roc_single_class_is_undefined():
+  roc = metrics.occlusion_roc([0.1, 0.5, 0.7], [1, 1, 1])
+  assert not roc.is_defined and np.isnan(roc.auc)
+  assert roc.fpr.size == roc.tpr.size == roc.thresholds.size == 0
+  assert not metrics.occlusion_roc([], []).is_defined

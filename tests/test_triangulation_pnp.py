@@ -1,0 +1,173 @@
+"""Tests of DLT triangulation and OpenCV PnP on fresh random views."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from scipy.spatial.transform import Rotation
+
+from occnet_jax import keypoints
+from occnet_jax.geometry import cameras
+from occnet_jax.geometry import pnp
+from occnet_jax.geometry import triangulation
+
+NUM_VIEWS = 4
+NUM_POINTS = 8
+IMAGE_CENTRE = np.array([960.0, 540.0])
+
+
+@pytest.fixture
+def rng():
+  seed = np.random.SeedSequence().entropy
+  print(f'seed={seed}')  # Shown by pytest when the test fails.
+  return np.random.default_rng(seed)
+
+
+def _random_pose(rng):
+  """A rotation and translation that put the origin 8-15 m in front."""
+  R = Rotation.random(random_state=rng).as_matrix()
+  t = np.array([*rng.normal(scale=0.5, size=2), rng.uniform(8.0, 15.0)])
+  return R, t
+
+
+def _intrinsics(rng):
+  return np.asarray(cameras.intrinsics_matrix(rng.uniform(800, 2000),
+                                              IMAGE_CENTRE), np.float64)
+
+
+def _views(rng, num_views):
+  """(V, 3, 4) cameras, (N, 3) points and their (V, N, 2) pixels, float64."""
+  Ps = []
+  for _ in range(num_views):
+    R, t = _random_pose(rng)
+    Ps.append(_intrinsics(rng) @ np.c_[R, t])
+  Ps = np.stack(Ps)
+  points = rng.uniform(-1.5, 1.5, size=(NUM_POINTS, 3))
+  return Ps, points, _project_views(Ps, points)
+
+
+def _project_views(Ps, points):
+  """(V, N, 2) float64 pixels of (N, 3) points in (V, 3, 4) cameras."""
+  homogeneous = np.einsum('vij,nj->vni', Ps[..., :3], points)
+  homogeneous += Ps[:, None, :, 3]
+  return homogeneous[..., :2] / homogeneous[..., 2:]
+
+
+_triangulate_points = jax.jit(
+    jax.vmap(triangulation.triangulate, in_axes=(None, 1, None)))
+
+
+def test_triangulate_recovers_points_from_weighted_views(rng):
+  Ps, points, pixels = _views(rng, NUM_VIEWS)
+  weights = rng.uniform(0.5, 2.0, size=NUM_VIEWS)
+  weights[rng.integers(NUM_VIEWS)] = 0.0  # one view does not see the points
+  with jax.enable_x64(True):
+    estimate, valid = _triangulate_points(Ps, pixels, weights)
+    estimate = np.asarray(estimate)
+  assert np.all(valid)
+  np.testing.assert_allclose(estimate, points, atol=1e-8)
+
+
+def test_triangulate_ignores_a_corrupted_view_with_zero_weight(rng):
+  Ps, points, pixels = _views(rng, NUM_VIEWS)
+  pixels[0] += rng.normal(scale=50.0, size=pixels[0].shape)
+  pixels[1, 0] = np.nan
+  weights = np.array([0.0, 0.0, 1.0, 1.0])
+  estimate, valid = _triangulate_points(jnp.asarray(Ps, jnp.float32), pixels,
+                                        weights)
+  assert np.all(valid)
+  np.testing.assert_allclose(estimate, points, atol=1e-3)
+
+
+def test_triangulate_is_invalid_with_fewer_than_two_views(rng):
+  Ps, _, pixels = _views(rng, NUM_VIEWS)
+  estimate, valid = _triangulate_points(Ps, pixels, np.array([0, 0, 1.0, 0]))
+  assert not np.any(valid)
+  np.testing.assert_array_equal(estimate, 0.0)
+
+
+def test_triangulate_is_invalid_for_coincident_centres(rng):
+  Ps, points, _ = _views(rng, NUM_VIEWS)
+  centre = -np.linalg.solve(Ps[0, :, :3], Ps[0, :, 3])
+  for v in range(1, NUM_VIEWS):  # rotate every camera about view 0's centre
+    R = Rotation.random(random_state=rng).as_matrix()
+    Ps[v] = _intrinsics(rng) @ np.c_[R, -R @ centre]
+  estimate, valid = _triangulate_points(Ps, _project_views(Ps, points),
+                                        np.ones(NUM_VIEWS))
+  assert not np.any(valid)
+  assert np.all(np.isfinite(estimate))
+
+
+def _rotation_error_deg(R, expected):
+  return np.rad2deg(Rotation.from_matrix(R @ expected.T).magnitude())
+
+
+def _car_correspondences(rng):
+  """A perturbed car shape, a pose, intrinsics and exact pixels."""
+  points = keypoints.CAR.mean_shape * rng.uniform(0.9, 1.1, size=3)
+  R, t = _random_pose(rng)
+  K = _intrinsics(rng)
+  pixels = _project_views(K[None] @ np.c_[R, t], points)[0]
+  return points, pixels, K, R, t
+
+
+def test_solve_pnp_recovers_the_pose_from_exact_projections(rng):
+  points, pixels, K, R, t = _car_correspondences(rng)
+  result = pnp.solve_pnp(points, pixels, K)
+  assert _rotation_error_deg(result.rotation, R) < 0.01
+  np.testing.assert_allclose(result.translation, t, rtol=1e-4)
+  np.testing.assert_allclose(result.projection,
+                             K @ np.c_[result.rotation, result.translation])
+  assert result.reprojection_error < 1e-4
+
+
+def test_solve_pnp_under_one_pixel_noise(rng):
+  rotation_errors, translation_errors = [], []
+  for _ in range(20):
+    points, pixels, K, R, t = _car_correspondences(rng)
+    result = pnp.solve_pnp(points, pixels + rng.normal(size=pixels.shape), K)
+    rotation_errors.append(_rotation_error_deg(result.rotation, R))
+    translation_errors.append(
+        np.linalg.norm(result.translation - t) / np.linalg.norm(t))
+  print(f'1 px noise: rotation error median {np.median(rotation_errors):.3f} '
+        f'max {np.max(rotation_errors):.3f} deg; relative translation error '
+        f'median {np.median(translation_errors):.4f}')
+  assert np.median(rotation_errors) < 0.5
+  assert np.median(translation_errors) < 0.01
+
+
+def test_solve_pnp_ignores_unlabelled_points(rng):
+  points, pixels, K, R, _ = _car_correspondences(rng)
+  pixels[:4] = np.nan
+  result = pnp.solve_pnp(points, pixels, K)
+  assert _rotation_error_deg(result.rotation, R) < 0.01
+
+
+@pytest.mark.parametrize('case, message', [
+    ('three_points', 'at least 4'),
+    ('collinear_3d', 'collinear'),
+    ('coincident_2d', 'collinear'),
+])
+def test_solve_pnp_rejects_degenerate_input(rng, case, message):
+  points, pixels, K, _, _ = _car_correspondences(rng)
+  if case == 'three_points':
+    pixels[3:] = np.nan
+  elif case == 'collinear_3d':
+    points = np.outer(rng.uniform(-2, 2, size=len(points)), rng.normal(size=3))
+  else:
+    pixels[:] = pixels[0]
+  with pytest.raises(pnp.PnPError, match=message):
+    pnp.solve_pnp(points, pixels, K)
+
+
+def test_solve_pnp_rejects_a_pose_behind_the_camera(rng):
+  # A camera just in front of the back lights, looking along the car: the
+  # exact pose puts the back lights behind it.
+  points, _, K, _, _ = _car_correspondences(rng)
+  eye = np.array([-1.9, 0.3, 0.0]) + rng.normal(scale=0.1, size=3)
+  R, t = cameras.look_at(eye, rng.normal([5.0, 0.0, 0.0], 0.5))
+  R, t = np.asarray(R, np.float64), np.asarray(t, np.float64)
+  assert np.any(points @ R[2] + t[2] < 0)
+  pixels = _project_views(K[None] @ np.c_[R, t], points)[0]
+  with pytest.raises(pnp.PnPError, match='behind'):
+    pnp.solve_pnp(points, pixels, K)
