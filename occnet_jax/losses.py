@@ -1,0 +1,331 @@
+"""Occlusion-Net losses (paper Eq. 11): keypoints, edges, trifocal, reprojection.
+
+Every loss is a masked mean: padding views (`view_mask` False) contribute
+exactly nothing to values and gradients, and a batch without any term gives
+0, never NaN. Padding views carry zero boxes and cameras, so every array
+derived from them is replaced by a harmless stand-in *before* any division
+(`jnp.where` on the inputs, not only on the result), which keeps the
+gradients of the masked terms at exactly zero instead of NaN.
+
+Units: the keypoint and edge losses are cross-entropies; the reprojection
+loss is in squared box coordinates; the trifocal loss is in squared
+fractions of the box scale L = max(width, height) of the target view.
+"""
+
+import itertools
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import optax
+
+from occnet_jax import boxes as boxes_lib
+from occnet_jax import geometry
+from occnet_jax.models import graphs
+from occnet_jax.models import heatmap_head
+
+VISIBLE = 1
+TRIFOCAL_MODES = ('algebraic', 'geometric')
+# Camera triples whose centres subtend less than this angle (collinear or
+# coincident) have an ill-conditioned point transfer and are masked.
+MIN_TRIFOCAL_ANGLE_DEGREES = 2.0
+_UNIT_BOX = np.array([0.0, 0.0, 1.0, 1.0], np.float32)
+# Stand-in for invalid cameras: finite and well conditioned.
+_STAND_IN_CAMERA = np.concatenate(
+    [np.eye(3), [[0.0], [0.0], [10.0]]], axis=1).astype(np.float32)
+
+
+def _masked_mean(values, mask):
+  """Mean of `values` where `mask`; 0 when the mask is empty."""
+  mask = jnp.broadcast_to(mask, values.shape)
+  total = jnp.sum(jnp.where(mask, values, 0.0))
+  return total / jnp.maximum(jnp.sum(mask), 1)
+
+
+def safe_boxes(boxes, view_mask):
+  """Boxes with padding or empty boxes replaced by the unit box."""
+  valid = (view_mask & (boxes[..., 2] > boxes[..., 0])
+           & (boxes[..., 3] > boxes[..., 1]))
+  return jnp.where(valid[..., None], boxes, _UNIT_BOX)
+
+
+def keypoint_loss(heatmaps, keypoints, visibility, boxes, view_mask):
+  """The t^2-way softmax cross-entropy of the heatmaps, visible keypoints only.
+
+  The target spreads each labelled point bilinearly over its four nearest
+  heatmap cells (`heatmap_head.heatmap_targets`), so the loss is minimal
+  exactly when the decoded keypoint is the label, at sub-cell precision.
+
+  Args:
+    heatmaps: (N, K, H, W) logits.
+    keypoints: (N, K, 2) labelled keypoints in pixels.
+    visibility: (N, K) labels; only 1 (visible) supervises.
+    boxes: (N, 4) boxes in pixels.
+    view_mask: (N,) False for padding views.
+
+  Returns:
+    The mean cross-entropy over supervised keypoints.
+  """
+  height, width = heatmaps.shape[-2:]
+  targets = heatmap_head.heatmap_targets(
+      boxes_lib.to_box_coordinates(keypoints, safe_boxes(boxes, view_mask)),
+      height, width)
+  log_probs = jax.nn.log_softmax(
+      heatmaps.reshape(*heatmaps.shape[:-2], -1), axis=-1)
+  cross_entropy = -jnp.sum(targets.reshape(log_probs.shape) * log_probs, -1)
+  return _masked_mean(cross_entropy,
+                      (visibility == VISIBLE) & view_mask[:, None])
+
+
+def edge_labels(visibility):
+  """E_ij = 1 iff keypoints i and j are both visible, (N, K) -> (N, E)."""
+  senders, receivers = graphs.fully_connected_edges(visibility.shape[-1])
+  visible = visibility == VISIBLE
+  return (visible[..., senders] & visible[..., receivers]).astype(jnp.int32)
+
+
+def edge_loss(edge_logits, visibility, view_mask):
+  """Cross-entropy of the encoder's edge types (paper Eq. 5).
+
+  Args:
+    edge_logits: (N, E, 2) logits, edges as `graphs.fully_connected_edges`.
+    visibility: (N, K) labels.
+    view_mask: (N,) False for padding views.
+
+  Returns:
+    (mean cross-entropy, accuracy) over the edges of real views.
+  """
+  labels = edge_labels(visibility)
+  cross_entropy = optax.softmax_cross_entropy_with_integer_labels(
+      edge_logits, labels)
+  correct = (jnp.argmax(edge_logits, -1) == labels).astype(jnp.float32)
+  mask = view_mask[:, None]
+  return _masked_mean(cross_entropy, mask), _masked_mean(correct, mask)
+
+
+def reprojection_loss(reprojected, keypoints_2d, view_mask):
+  """L_reproj (Eq. 10): sum_j ||pi(W_j) - V^g_j||^2, mean over real views.
+
+  Gradients flow into both arguments: the paper trains end to end, and the
+  3D shape prior is what feeds symmetry back into the 2D keypoints.
+
+  Args:
+    reprojected: (N, K, 2) projected 3D keypoints, box coordinates.
+    keypoints_2d: (N, K, 2) 2D-KGNN keypoints, box coordinates.
+    view_mask: (N,) False for padding views.
+
+  Returns:
+    The loss.
+  """
+  squared = jnp.sum((reprojected - keypoints_2d)**2, axis=(-2, -1))
+  return _masked_mean(squared, view_mask)
+
+
+def _support_pairs(num_views):
+  """(V, P, 2) view pairs (a, c), a < c, of the views other than each target."""
+  return np.array(
+      [[pair for pair in itertools.combinations(range(num_views), 2)
+        if target not in pair] for target in range(num_views)],
+      np.int32).reshape(num_views, -1, 2)
+
+
+def _valid_cameras(cameras, view_mask):
+  """(B, V) mask of finite cameras with a well-conditioned left 3x3 block."""
+  finite = jnp.all(jnp.isfinite(cameras), axis=(-2, -1))
+  left = jnp.where(finite[..., None, None], cameras[..., :3], 0.0)
+  scale = jnp.sqrt(jnp.sum(left**2, axis=(-2, -1)) / 3.0)
+  conditioned = (jnp.abs(jnp.linalg.det(left))
+                 > 1e-6 * jnp.maximum(scale, 1e-30)**3)
+  return view_mask & finite & conditioned & (scale > 0)
+
+
+def _sine_between(u, v):
+  """|sin| of the angle between vectors (..., 3); 0 if one is zero."""
+  cross = jnp.linalg.norm(jnp.cross(u, v), axis=-1)
+  lengths = jnp.linalg.norm(u, axis=-1) * jnp.linalg.norm(v, axis=-1)
+  return cross / jnp.maximum(lengths, 1e-12)
+
+
+def _in_front_of_cameras(camera_a, camera_c, camera_target, x_a, x_c):
+  """Whether the point seen at x_a, x_c lies in front of all three cameras.
+
+  Args:
+    camera_a: (..., 3, 4) first support camera.
+    camera_c: (..., 3, 4) second support camera.
+    camera_target: (..., 3, 4) target camera.
+    x_a: (..., 2) pixels in view a.
+    x_c: (..., 2) pixels in view c.
+
+  Returns:
+    (...,) bool; False also where the point cannot be triangulated.
+  """
+  point, in_front = geometry.triangulate(
+      jnp.stack([camera_a, camera_c], axis=-3), jnp.stack([x_a, x_c], axis=-2),
+      jnp.ones(x_a.shape[:-1] + (2,), x_a.dtype))
+  for camera in (camera_a, camera_c, camera_target):
+    _, depth = geometry.project(camera, point[..., None, :])
+    in_front &= depth[..., 0] > 0
+  return in_front
+
+
+def trifocal_loss(keypoints_2d, keypoints, visibility, cameras, boxes,
+                  view_mask, *, mode='algebraic'):
+  """L_trifocal (Eq. 9) over a batch of cars seen in several views.
+
+  For each view v of a car and each keypoint j not visible there, two other
+  views a, c of the same car in which j is visible give the trifocal tensor
+  T(P_a, P_v, P_c), with the target view in the second slot as in Eq. 9.
+  - 'algebraic': the incidence residual [x_v]_x (sum_i x_a^i T_i) [x_c]_x of
+    `geometry.normalized_trifocal_residual` with the prediction as x_v,
+    multiplied by f_v / L_v (focal length of view v over its box scale) so
+    that it is measured in box scales like the geometric variant.
+  - 'geometric': the distance between the prediction and the point
+    transferred from (x_a, x_c), divided by the box scale L_v.
+  Each term is squared (the fixed-variance Gaussian of Eq. 8), and the loss
+  is their mean.
+
+  Pair rule: among the valid pairs, the one whose camera centres, seen from
+  the car's origin, are closest to perpendicular (largest sine of the angle
+  between them): the best-conditioned triangulation of the point.
+  A triple is masked (degenerate) when a camera is invalid (non-finite or
+  singular; padding views have zero cameras), when the centres are
+  coincident or collinear (angle at the target centre, or between the
+  supports seen from the car, below MIN_TRIFOCAL_ANGLE_DEGREES), when the
+  point triangulated from a and c is behind one of the three cameras, or
+  (geometric) when the transfer is undefined.
+
+  Args:
+    keypoints_2d: (B, V, K, 2) predictions (2D-KGNN output), box coordinates.
+    keypoints: (B, V, K, 2) labelled keypoints, pixels.
+    visibility: (B, V, K) labels; 1 = visible.
+    cameras: (B, V, 3, 4) camera matrices, car object frame -> pixels.
+    boxes: (B, V, 4) boxes in pixels.
+    view_mask: (B, V) False for padding views.
+    mode: 'algebraic' or 'geometric'.
+
+  Returns:
+    (loss, terms) with terms `trifocal_terms` (number of active terms),
+    `trifocal_masked_fraction` (fraction of the non-visible keypoints of
+    real views without a term, for any reason) and
+    `trifocal_degenerate_fraction` (of those, the fraction that had a pair of
+    supporting views with valid cameras, all rejected by the geometry tests).
+  """
+  if mode not in TRIFOCAL_MODES:
+    raise ValueError(f'trifocal mode {mode!r} not in {TRIFOCAL_MODES}.')
+  num_views = keypoints.shape[1]
+  candidates = view_mask[..., None] & (visibility != VISIBLE)
+  num_candidates = jnp.maximum(jnp.sum(candidates), 1)
+  if num_views < 3:
+    zero = jnp.zeros((), keypoints_2d.dtype)
+    return zero, dict(trifocal_terms=jnp.zeros((), jnp.int32),
+                      trifocal_masked_fraction=jnp.where(
+                          jnp.any(candidates), 1.0, 0.0),
+                      trifocal_degenerate_fraction=zero)
+
+  boxes = safe_boxes(boxes, view_mask)
+  camera_ok = _valid_cameras(cameras, view_mask)
+  cameras = jnp.where(camera_ok[..., None, None], cameras, _STAND_IN_CAMERA)
+  centres = geometry.camera_center(cameras)  # (B, V, 3)
+  visible = (visibility == VISIBLE) & view_mask[..., None]
+
+  pairs = _support_pairs(num_views)  # (V, P, 2)
+  first, second = pairs[..., 0], pairs[..., 1]
+  target = np.arange(num_views)[:, None]
+  min_sine = np.sin(np.deg2rad(MIN_TRIFOCAL_ANGLE_DEGREES))
+  pair_sine = _sine_between(centres[:, first], centres[:, second])  # (B,V,P)
+  triple_ok = (
+      camera_ok[:, first] & camera_ok[:, second] & camera_ok[:, target]
+      & (pair_sine > min_sine)
+      & (_sine_between(centres[:, first] - centres[:, target],
+                       centres[:, second] - centres[:, target]) > min_sine))
+  # (B, V, P, K): both supports see the keypoint, with valid cameras.
+  supported = (visible[:, first] & visible[:, second]
+               & (camera_ok[:, first] & camera_ok[:, second]
+                  & camera_ok[:, target])[..., None])
+
+  # Per (car, target view, pair, keypoint): the supports' points and cameras.
+  keypoints_a, keypoints_c = keypoints[:, first], keypoints[:, second]
+  camera_shape = keypoints_a.shape[:-1] + (3, 4)
+  cameras_a = jnp.broadcast_to(cameras[:, first, None], camera_shape)
+  cameras_c = jnp.broadcast_to(cameras[:, second, None], camera_shape)
+  cameras_target = jnp.broadcast_to(cameras[:, :, None, None], camera_shape)
+  in_front = _in_front_of_cameras(cameras_a, cameras_c, cameras_target,
+                                  keypoints_a, keypoints_c)
+  usable = supported & triple_ok[..., None] & in_front
+  score = jnp.where(usable, pair_sine[..., None], -1.0)
+  best = jnp.argmax(score, axis=2)  # (B, V, K)
+
+  def choose(values):  # (B, V, P, K, ...) -> (B, V, K, ...) at `best`.
+    index = jnp.expand_dims(best, (2,) + tuple(range(4, values.ndim)))
+    return jnp.take_along_axis(values, index, axis=2)[:, :, 0]
+
+  active = candidates & choose(usable)
+  camera_a, camera_c = choose(cameras_a), choose(cameras_c)
+  camera_target = cameras_target[:, :, 0]
+  point_a, point_c = choose(keypoints_a), choose(keypoints_c)
+  predicted = boxes_lib.from_box_coordinates(keypoints_2d, boxes)
+  box_scale = boxes_lib.box_scale(boxes)[..., None]  # (B, V, 1)
+
+  if mode == 'algebraic':
+    residual, residual_ok = geometry.normalized_trifocal_residual(
+        camera_a, camera_target, camera_c, point_a, predicted, point_c)
+    active &= residual_ok
+    focal = 1.0 / geometry.normalizing_transform(camera_target)[..., 0, 0]
+    squared = jnp.sum(residual**2, axis=(-2, -1)) * (focal / box_scale)**2
+  else:
+    transferred, transfer_ok = geometry.normalized_trifocal_transfer(
+        camera_a, camera_target, camera_c, point_a, point_c)
+    active &= transfer_ok
+    squared = jnp.sum((predicted - transferred)**2, -1) / box_scale**2
+
+  num_active = jnp.sum(active)
+  had_support = candidates & jnp.any(supported, axis=2)
+  terms = dict(
+      trifocal_terms=num_active,
+      trifocal_masked_fraction=1.0 - num_active / num_candidates,
+      trifocal_degenerate_fraction=(
+          jnp.sum(had_support & ~active) / num_candidates))
+  return _masked_mean(squared, active), terms
+
+
+def total_loss(outputs, batch, loss_config: ml_collections.ConfigDict):
+  """L = w_k L_keypoints + w_e L_edge + w_t L_trifocal + w_r L_reproj (Eq. 11).
+
+  Args:
+    outputs: the model's outputs on the flattened views (N = B * V).
+    batch: the batch dict, arrays with leading axes (B, V).
+    loss_config: `config.loss`: weights `keypoints`, `edge`, `trifocal`,
+      `reproj` and `trifocal_mode`. In keypoints-in mode (no `heatmaps`)
+      the keypoint term is 0.
+
+  Returns:
+    (loss, terms): the weighted sum and a dict of every unweighted term
+    (`keypoints`, `edge`, `trifocal`, `reproj`), the edge accuracy and the
+    trifocal counts of `trifocal_loss`.
+  """
+  batch_size, num_views = batch['view_mask'].shape
+
+  def flat(values):
+    return values.reshape((batch_size * num_views,) + values.shape[2:])
+
+  view_mask = flat(batch['view_mask'])
+  visibility = flat(batch['visibility'])
+  if 'heatmaps' in outputs:
+    keypoints_term = keypoint_loss(outputs['heatmaps'], flat(batch['keypoints']),
+                                   visibility, flat(batch['boxes']), view_mask)
+  else:
+    keypoints_term = jnp.zeros((), jnp.float32)
+  edge_term, edge_accuracy = edge_loss(outputs['edge_logits'], visibility,
+                                       view_mask)
+  trifocal_term, trifocal_counts = trifocal_loss(
+      outputs['keypoints_2d'].reshape(batch['keypoints'].shape),
+      batch['keypoints'], batch['visibility'], batch['cameras'],
+      batch['boxes'], batch['view_mask'], mode=loss_config.trifocal_mode)
+  reproj_term = reprojection_loss(outputs['reprojected'],
+                                  outputs['keypoints_2d'], view_mask)
+  terms = dict(keypoints=keypoints_term, edge=edge_term,
+               trifocal=trifocal_term, reproj=reproj_term)
+  loss = sum(loss_config[name] * value for name, value in terms.items())
+  terms.update(edge_accuracy=edge_accuracy, **trifocal_counts)
+  return loss, terms

@@ -1,0 +1,122 @@
+"""The 2D keypoint graph network (2D-KGNN): edge encoder and point decoder.
+
+The encoder (paper Eqs. 1-4) reads the heatmap graph and predicts, for every
+directed edge (i, j), logits over two edge types: type 1 when both keypoints
+are visible, type 0 otherwise. The decoder (Eqs. 6-8) passes one message per
+edge type, weighted by the encoder's edge probability, and predicts each
+keypoint's displacement from its input position.
+
+The decoder's likelihood N(mu_j, rho^2 I) (Eq. 8) has a fixed variance rho^2,
+so its negative log-likelihood is a squared error up to constants: the
+network outputs the mean mu only, and the losses are squared distances.
+"""
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import jraph
+
+from occnet_jax.models import graphs
+from occnet_jax.models import layers
+
+NUM_EDGE_TYPES = 2
+# Edge type meaning "both endpoints visible" (the paper's E_ij = 1).
+VISIBLE_EDGE = 1
+
+
+class KGNNEncoder(nn.Module):
+  """Occluded-edge predictor q(E_ij | V) (Eqs. 1-4).
+
+  Attributes:
+    hidden: width of every hidden layer.
+    dropout_rate: dropout in training.
+  """
+
+  hidden: int
+  dropout_rate: float = 0.0
+
+  @nn.compact
+  def __call__(self, graph: jraph.GraphsTuple, *, train: bool) -> jax.Array:
+    """Returns (num_edges, NUM_EDGE_TYPES) edge-type logits."""
+    width = (self.hidden, self.hidden)
+    nodes = layers.MLP(width, self.dropout_rate, activate_final=True,
+                       name='node_embedding')(graph.nodes, train=train)
+    edges = layers.EdgeMLP(width, self.dropout_rate, activate_final=True,
+                           name='vertex_to_edge_1')(
+                               nodes, graph.senders, graph.receivers,
+                               train=train)
+    nodes = layers.MLP(width, self.dropout_rate, activate_final=True,
+                       name='edge_to_vertex')(
+                           graphs.sum_incoming(edges, graph), train=train)
+    return layers.EdgeMLP(width + (NUM_EDGE_TYPES,), self.dropout_rate,
+                          name='vertex_to_edge_2')(
+                              nodes, graph.senders, graph.receivers,
+                              train=train)
+
+
+class KGNNDecoder(nn.Module):
+  """Occluded-point predictor: the mean mu^g of P(V^g | V, E) (Eqs. 6-7).
+
+  The last layer starts at zero, so an untrained decoder returns its input
+  positions: training starts from the heatmap graph and learns the
+  deformation Delta V = V^g - V.
+
+  Attributes:
+    hidden: width of every hidden layer.
+    dropout_rate: dropout in training.
+  """
+
+  hidden: int
+  dropout_rate: float = 0.0
+
+  @nn.compact
+  def __call__(self, graph: jraph.GraphsTuple, edge_probabilities: jax.Array,
+               *, train: bool) -> jax.Array:
+    """Moves every node.
+
+    Args:
+      graph: nodes (num_nodes, F) whose first two features are (x, y).
+      edge_probabilities: (num_edges, NUM_EDGE_TYPES) E_ij,p.
+      train: enables dropout.
+
+    Returns:
+      (num_nodes, 2) output positions mu^g.
+    """
+    messages = 0.0
+    for edge_type in range(NUM_EDGE_TYPES):
+      message = layers.EdgeMLP(
+          (self.hidden, self.hidden), self.dropout_rate, activate_final=True,
+          name=f'message_type_{edge_type}')(
+              graph.nodes, graph.senders, graph.receivers, train=train)
+      messages += edge_probabilities[:, edge_type, None] * message
+    displacement = layers.MLP(
+        (self.hidden, 2), self.dropout_rate, kernel_init=nn.initializers.zeros,
+        name='node_update')(graphs.sum_incoming(messages, graph), train=train)
+    return graph.nodes[:, :2] + displacement
+
+
+def occlusion_scores(edge_probabilities: jax.Array,
+                     graph: jraph.GraphsTuple) -> jax.Array:
+  """Per-keypoint probability of being occluded, from edge probabilities.
+
+  An edge is of the visible type iff both its endpoints are visible, so
+  P(j visible) >= P(edge (i, j) visible) for every edge touching j. The
+  score is the complement of the tightest of these bounds: 1 - max over the
+  edges in and out of j of P(visible edge). A visible keypoint scores low as
+  soon as one other keypoint is visible with it; an occluded one scores
+  high whatever the others do (a mean over edges would instead rise for
+  visible keypoints of heavily occluded views).
+
+  Args:
+    edge_probabilities: (num_edges, NUM_EDGE_TYPES).
+    graph: the graph the edges belong to.
+
+  Returns:
+    (num_nodes,) scores in [0, 1].
+  """
+  return 1.0 - graphs.max_incident(edge_probabilities[:, VISIBLE_EDGE], graph)
+
+
+def uniform_edge_probabilities(num_edges: int) -> jax.Array:
+  """Edge probabilities of the ablation without encoder: every type equal."""
+  return jnp.full((num_edges, NUM_EDGE_TYPES), 1.0 / NUM_EDGE_TYPES)

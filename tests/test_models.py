@@ -1,0 +1,259 @@
+"""Tests of occnet_jax.models: graphs, layers, heatmap head, OcclusionNet."""
+
+import dataclasses
+import functools
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import pytest
+
+from occnet_jax import geometry
+from occnet_jax import keypoints as keypoints_lib
+from occnet_jax import models
+from occnet_jax import shape_basis as shape_basis_lib
+from occnet_jax.models import graphs
+from occnet_jax.models import heatmap_head
+from occnet_jax.models import kgnn2d
+from occnet_jax.models import layers
+
+CATEGORY = keypoints_lib.CAR
+K = CATEGORY.num_keypoints
+NUM_VIEWS = 3
+CROP_SIZE = 16
+
+
+@pytest.fixture
+def rng():
+  seed = np.random.SeedSequence().entropy
+  print(f'seed = {seed}')  # Shown by pytest when the test fails.
+  return np.random.default_rng(seed)
+
+
+def model_config(**overrides):
+  config = ml_collections.ConfigDict(dict(
+      heatmap_features=8, heatmap_layers=2, heatmap_size=8, hidden=16,
+      dropout=0.5, use_keypoint_type=True, use_encoder=True))
+  config.update(overrides)
+  return config
+
+
+def random_shape_basis(rng, mean_shape):
+  shapes = mean_shape + rng.normal(scale=0.2, size=(10,) + mean_shape.shape)
+  return shape_basis_lib.fit_shape_basis(shapes, num_components=3)
+
+
+def random_inputs(rng, num_views=NUM_VIEWS):
+  crops = rng.integers(0, 256, size=(num_views, CROP_SIZE, CROP_SIZE, 3),
+                       dtype=np.uint8)
+  low = rng.uniform(0.0, 500.0, size=(num_views, 2))
+  boxes = np.concatenate([low, low + rng.uniform(50.0, 300.0, (num_views, 2))],
+                         -1).astype(np.float32)
+  keypoints = rng.uniform(-1.0, 1.0, size=(num_views, K, 2)).astype(np.float32)
+  confidence = rng.uniform(size=(num_views, K)).astype(np.float32)
+  return crops, boxes, keypoints, confidence
+
+
+def perturbed(rng, params, scale=0.3):
+  """Parameters with noise added, so that zero-initialised layers act."""
+  return jax.tree.map(
+      lambda p: p + scale * rng.normal(size=p.shape).astype(p.dtype), params)
+
+
+@pytest.fixture(scope='module')
+def model_and_variables():
+  rng = np.random.default_rng(0)
+  model = models.create_model(model_config(), CATEGORY,
+                              random_shape_basis(rng, CATEGORY.mean_shape))
+  crops, boxes, _, _ = random_inputs(rng)
+  variables = model.init(jax.random.key(0), crops, boxes, train=False)
+  return model, variables
+
+
+def test_fully_connected_edges_and_batching(rng):
+  senders, receivers = graphs.fully_connected_edges(K)
+  assert senders.size == K * (K - 1) and np.all(senders != receivers)
+  assert len(set(zip(senders, receivers))) == K * (K - 1)
+  nodes = rng.normal(size=(NUM_VIEWS, K, 4)).astype(np.float32)
+  graph = graphs.batch_graphs(jnp.asarray(nodes))
+  edge_values = nodes.reshape(-1, 4)[graph.senders]
+  # Every node receives from all other nodes of its own view only.
+  incoming = np.asarray(graphs.sum_incoming(edge_values, graph))
+  expected = nodes.sum(1, keepdims=True) - nodes
+  np.testing.assert_allclose(incoming.reshape(nodes.shape), expected,
+                             rtol=1e-5, atol=1e-5)
+  assert graph.n_node.tolist() == [K] * NUM_VIEWS
+  assert graph.n_edge.tolist() == [K * (K - 1)] * NUM_VIEWS
+
+
+def test_pair_dense_equals_naive_concatenation(rng):
+  nodes = rng.normal(size=(2 * K, 5)).astype(np.float32)
+  graph = graphs.batch_graphs(jnp.asarray(nodes.reshape(2, K, 5)))
+  layer = layers.PairDense(7)
+  params = perturbed(rng, layer.init(jax.random.key(1), nodes, graph.senders,
+                                     graph.receivers))
+  factorised = layer.apply(params, nodes, graph.senders, graph.receivers)
+  weights = params['params']
+  kernel = np.concatenate([weights['sender']['kernel'],
+                           weights['receiver']['kernel']], axis=0)
+  naive = (np.concatenate([nodes[graph.senders], nodes[graph.receivers]], -1)
+           @ kernel + weights['sender']['bias'])
+  np.testing.assert_allclose(factorised, naive, rtol=1e-5, atol=1e-5)
+
+
+def test_heatmap_targets_and_decoding_are_exact(rng):
+  size = 8
+  points = rng.uniform(-1.0 + 1.0 / size, 1.0 - 1.0 / size, size=(20, 2))
+  targets = heatmap_head.heatmap_targets(jnp.asarray(points, jnp.float32),
+                                         size, size)
+  np.testing.assert_allclose(targets.sum((-2, -1)), 1.0, rtol=1e-6)
+  centres = np.asarray(heatmap_head.cell_centres(size))
+  mean = np.stack([(targets.sum(-2) * centres).sum(-1),
+                   (targets.sum(-1) * centres).sum(-1)], -1)
+  np.testing.assert_allclose(mean, points, atol=1e-5)
+  decoded, confidence = heatmap_head.decode_heatmaps(
+      jnp.log(targets + 1e-12))
+  np.testing.assert_allclose(decoded, points, atol=1e-5)
+  np.testing.assert_allclose(confidence, 1.0, atol=1e-5)
+
+
+def test_occlusion_scores_from_true_edges(rng):
+  visibility = rng.integers(0, 3, size=(4, K))
+  visibility[:, :2] = 1  # At least two visible keypoints per view.
+  senders, receivers = graphs.fully_connected_edges(K)
+  visible = visibility == 1
+  edge_types = (visible[:, senders] & visible[:, receivers]).astype(int)
+  probabilities = jax.nn.one_hot(edge_types.reshape(-1), 2)
+  graph = graphs.batch_graphs(jnp.zeros((4, K, 1)))
+  scores = kgnn2d.occlusion_scores(probabilities, graph).reshape(4, K)
+  np.testing.assert_array_equal(scores, np.where(visible, 0.0, 1.0))
+
+
+def test_outputs_and_initial_state(rng, model_and_variables):
+  model, variables = model_and_variables
+  crops, boxes, _, _ = random_inputs(rng)
+  outputs = jax.jit(lambda v, c, b: model.apply(v, c, b, train=False))(
+      variables, crops, boxes)
+  num_edges = K * (K - 1)
+  expected_shapes = dict(
+      heatmaps=(NUM_VIEWS, K, 8, 8), initial_keypoints=(NUM_VIEWS, K, 2),
+      confidence=(NUM_VIEWS, K), edge_logits=(NUM_VIEWS, num_edges, 2),
+      occlusion_score=(NUM_VIEWS, K), keypoints_2d=(NUM_VIEWS, K, 2),
+      shape_coefficients=(NUM_VIEWS, 3), focal=(NUM_VIEWS,),
+      quaternion=(NUM_VIEWS, 4), translation=(NUM_VIEWS, 3),
+      keypoints_3d=(NUM_VIEWS, K, 3), reprojected=(NUM_VIEWS, K, 2))
+  assert {k: v.shape for k, v in outputs.items()} == expected_shapes
+  assert all(v.dtype == jnp.float32 for v in outputs.values())
+  # The untrained decoder is the identity and the 3D branch starts from the
+  # mean shape in front of the camera.
+  np.testing.assert_array_equal(outputs['keypoints_2d'],
+                                outputs['initial_keypoints'])
+  np.testing.assert_allclose(outputs['keypoints_3d'],
+                             np.broadcast_to(model.shape_basis.mean,
+                                             (NUM_VIEWS, K, 3)), atol=1e-6)
+  assert np.all(outputs['focal'] > 0) and np.all(outputs['translation'][:, 2] > 0)
+  np.testing.assert_allclose(np.linalg.norm(outputs['quaternion'], axis=-1),
+                             1.0, rtol=1e-6)
+  aspect = (boxes[:, 2] - boxes[:, 0]) / (boxes[:, 3] - boxes[:, 1])
+  np.testing.assert_allclose(
+      outputs['reprojected'],
+      geometry.perspective_projection(
+          outputs['keypoints_3d'], outputs['focal'], outputs['quaternion'],
+          outputs['translation'], aspect), rtol=1e-5, atol=1e-6)
+  assert np.all((outputs['confidence'] >= 0) & (outputs['confidence'] <= 1))
+  assert np.all(np.abs(outputs['initial_keypoints']) <= 1.0)
+
+
+def test_dropout_only_in_training(rng, model_and_variables):
+  model, variables = model_and_variables
+  variables = perturbed(rng, variables)
+  crops, boxes, _, _ = random_inputs(rng)
+  apply = jax.jit(lambda key, train: model.apply(
+      variables, crops, boxes, train=train, rngs={'dropout': key}),
+                  static_argnums=1)
+  first = apply(jax.random.key(1), False)
+  second = apply(jax.random.key(2), False)
+  for name in first:
+    np.testing.assert_array_equal(first[name], second[name], err_msg=name)
+  first = apply(jax.random.key(1), True)
+  second = apply(jax.random.key(2), True)
+  for name in ('edge_logits', 'keypoints_2d', 'shape_coefficients'):
+    assert np.any(first[name] != second[name]), name
+
+
+def permuted_category(permutation):
+  inverse = np.argsort(permutation)
+  return dataclasses.replace(
+      CATEGORY, name='permuted_car',
+      keypoint_names=tuple(CATEGORY.keypoint_names[p] for p in permutation),
+      mirror=tuple(int(inverse[CATEGORY.mirror[p]]) for p in permutation),
+      types=tuple(CATEGORY.types[p] for p in permutation),
+      skeleton=tuple((int(inverse[i]), int(inverse[j]))
+                     for i, j in CATEGORY.skeleton),
+      mean_shape=CATEGORY.mean_shape[permutation])
+
+
+def test_graph_networks_are_permutation_equivariant(rng, model_and_variables):
+  model, variables = model_and_variables
+  variables = perturbed(rng, variables)
+  _, boxes, keypoints, confidence = random_inputs(rng)
+  permutation = rng.permutation(K)
+  basis = model.shape_basis
+  permuted_model = models.create_model(
+      model_config(), permuted_category(permutation),
+      dataclasses.replace(basis, mean=basis.mean[permutation],
+                          components=basis.components[:, permutation]))
+
+  def run(model, keypoints, confidence):
+    return jax.jit(functools.partial(model.apply, train=False))(
+        variables, None, boxes, keypoints=keypoints, confidence=confidence)
+
+  outputs = run(model, keypoints, confidence)
+  permuted = run(permuted_model, keypoints[:, permutation],
+                 confidence[:, permutation])
+  for name in ('keypoints_2d', 'occlusion_score', 'keypoints_3d',
+               'reprojected'):
+    np.testing.assert_allclose(permuted[name], outputs[name][:, permutation],
+                               rtol=1e-4, atol=1e-5, err_msg=name)
+  senders, receivers = graphs.fully_connected_edges(K)
+  edge_index = np.full((K, K), -1)
+  edge_index[senders, receivers] = np.arange(senders.size)
+  np.testing.assert_allclose(
+      permuted['edge_logits'],
+      outputs['edge_logits'][:, edge_index[permutation[senders],
+                                           permutation[receivers]]],
+      rtol=1e-4, atol=1e-5)
+  for name in ('shape_coefficients', 'focal', 'quaternion', 'translation'):
+    np.testing.assert_allclose(permuted[name], outputs[name], rtol=1e-4,
+                               atol=1e-5, err_msg=name)
+  assert np.any(np.abs(outputs['keypoints_2d'] - keypoints) > 1e-3)
+
+
+def test_ablations(rng, model_and_variables):
+  model, variables = model_and_variables
+  variables = perturbed(rng, variables)
+  _, boxes, keypoints, confidence = random_inputs(rng)
+  without_encoder = models.create_model(
+      model_config(use_encoder=False), CATEGORY, model.shape_basis)
+  other_encoder = dict(variables['params'])
+  other_encoder['KGNNEncoder_0'] = perturbed(rng, other_encoder['KGNNEncoder_0'])
+
+  def run(model, variables):
+    return jax.jit(functools.partial(model.apply, train=False))(
+        variables, None, boxes, keypoints=keypoints, confidence=confidence)
+
+  # Without the encoder the decoder ignores the encoder's parameters.
+  np.testing.assert_array_equal(
+      run(without_encoder, variables)['keypoints_2d'],
+      run(without_encoder, {'params': other_encoder})['keypoints_2d'])
+  assert np.any(run(model, variables)['keypoints_2d']
+                != run(model, {'params': other_encoder})['keypoints_2d'])
+  # Without keypoint types the node features are (x, y, c).
+  without_types = models.create_model(
+      model_config(use_keypoint_type=False), CATEGORY, model.shape_basis)
+  shapes = jax.eval_shape(
+      lambda: without_types.init(jax.random.key(0), None, boxes, train=False,
+                                 keypoints=keypoints, confidence=confidence))
+  first_kernel = shapes['params']['KGNNEncoder_0']['node_embedding']['Dense_0']
+  assert first_kernel['kernel'].shape == (3, 16)
