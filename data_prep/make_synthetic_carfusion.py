@@ -1,0 +1,374 @@
+r"""Synthetic multi-camera traffic intersections in the raw CarFusion layout.
+
+    python -m data_prep.make_synthetic_carfusion --output=/tmp/carfusion \
+        --train_sequences=2 --test_sequences=1 --cameras=8 --frames=10 \
+        --cars=12 --width=1920 --height=1080 --seed=0
+
+Each sequence is one intersection (`data_prep.scenes`): procedural cars of
+every kind drive through on one road and queue on the other, poles, signs
+and street cabinets line the curbs, pedestrians walk on the sidewalks and
+crosswalks, and `--cameras` cameras
+mounted a few metres high around it film `--frames` frames. Every frame of
+every camera is rendered in full (`occnet_jax.rendering.rasterizer`) and
+written with `data_prep.carfusion_format` exactly as CarFusion is laid out:
+
+  <output>/<split>/<sequence>/images_jpg/<camera>_<frame>.jpg
+  <output>/<split>/<sequence>/gt/<camera>_<frame>.txt
+  <output>/<split>/<sequence>/calibration.json
+
+A car is labelled in a view when at least `--min_visible` of its keypoints
+are visible. Its keypoints inside the image are written with visibility 1
+(visible) or 2 (occluded) and the occlusion kind in the sixth column (self,
+other vehicle, other object: `occnet_jax.rendering.visibility`); keypoints
+outside the image are not written (truncation), as in CarFusion. The
+calibration holds every camera and every car's pose and 3D keypoints per
+frame. The counts of each occlusion kind over the labelled cars are logged
+per sequence and printed at the end.
+"""
+
+import collections
+from collections.abc import Sequence
+import dataclasses
+import functools
+import time
+
+from absl import app
+from absl import flags
+from absl import logging
+from etils import epath
+import jax
+import numpy as np
+
+from data_prep import carfusion_format
+from data_prep import scenes
+from occnet_jax.geometry import cameras as cameras_lib
+from occnet_jax.rendering import mesh as mesh_lib
+from occnet_jax.rendering import procedural_cars
+from occnet_jax.rendering import rasterizer
+from occnet_jax.rendering import visibility as visibility_lib
+
+ObjectKind = visibility_lib.ObjectKind
+OcclusionKind = visibility_lib.OcclusionKind
+
+# Scene triangle counts are padded to a multiple of this, so that sequences
+# of similar content share one compilation.
+_TRIANGLE_QUANTUM = 1024
+_GROUND_COLOR = (0.33, 0.35, 0.33)
+_ROAD_COLOR = (0.22, 0.22, 0.24)
+
+
+@dataclasses.dataclass(frozen=True)
+class SceneSettings:
+  """What one sequence contains.
+
+  Attributes:
+    num_cameras: cameras C.
+    num_frames: frames F.
+    num_cars: cars.
+    num_poles: lamp / traffic-light poles.
+    num_signs: road signs.
+    num_cabinets: street cabinets, bins and newspaper boxes.
+    num_pedestrians: pedestrians.
+    image_size: (width, height) of the frames.
+    frame_interval: seconds between frames.
+    min_visible: a car is labelled in a view with at least this many visible
+      keypoints.
+    noise_stddev: Gaussian pixel noise (images in [0, 1]).
+  """
+
+  num_cameras: int = 8
+  num_frames: int = 10
+  num_cars: int = 12
+  num_poles: int = 6
+  num_signs: int = 6
+  num_cabinets: int = 6
+  num_pedestrians: int = 12
+  image_size: tuple[int, int] = (1920, 1080)
+  frame_interval: float = 0.5
+  min_visible: int = 3
+  noise_stddev: float = 0.02
+
+
+@dataclasses.dataclass(frozen=True)
+class Scene:
+  """The content of one sequence in the world frame.
+
+  Attributes:
+    cars: the procedural cars; car i has object id i.
+    meshes: every object's mesh in its own frame, cars first, tagged with
+      its object id.
+    object_kinds: (num_objects,) `ObjectKind` per object id.
+    poses: (num_objects, F, 4, 4) object -> world transform per frame.
+    intrinsics, rotation, translation: (C, 3, 3), (C, 3, 3), (C, 3) cameras,
+      world -> camera.
+  """
+
+  cars: Sequence[procedural_cars.Car]
+  meshes: Sequence[mesh_lib.Mesh]
+  object_kinds: np.ndarray
+  poses: np.ndarray
+  intrinsics: np.ndarray
+  rotation: np.ndarray
+  translation: np.ndarray
+
+  @property
+  def world_cameras(self) -> np.ndarray:
+    """(C, 3, 4) world -> pixel camera matrices."""
+    return np.asarray(cameras_lib.projection_matrix(
+        self.intrinsics, self.rotation, self.translation), np.float64)
+
+
+def _ground(street: scenes.Street) -> mesh_lib.Mesh:
+  """The ground with the two roads, slightly raised to avoid z-fighting."""
+  extent = street.road_length
+
+  def flat(x_half, z_half, height, color):
+    return mesh_lib.quad([(-x_half, height, z_half), (x_half, height, z_half),
+                          (x_half, height, -z_half),
+                          (-x_half, height, -z_half)], color)
+
+  return mesh_lib.merge([
+      flat(extent, extent, 0.0, _GROUND_COLOR),
+      flat(extent, street.half_width, 0.01, _ROAD_COLOR),
+      flat(street.half_width, extent, 0.01, _ROAD_COLOR),
+  ])
+
+
+def make_scene(rng: np.random.Generator, settings: SceneSettings,
+               street: scenes.Street = scenes.Street()) -> Scene:
+  """Samples the cars, occluders, their motion and the cameras.
+
+  Args:
+    rng: random generator.
+    settings: what the sequence contains.
+    street: intersection dimensions.
+
+  Returns:
+    The scene.
+  """
+  frames, interval = settings.num_frames, settings.frame_interval
+  cars = [procedural_cars.random_car(rng, object_id=i)
+          for i in range(settings.num_cars)]
+  car_poses = scenes.place_traffic(
+      rng, np.array([car.shape.length for car in cars]), frames, interval,
+      street)
+  # Lift each car so that its wheels stand on the road.
+  car_poses[..., 1, 3] -= np.array([car.ground_y for car in cars])[:, None]
+  furniture = ([scenes.pole_mesh(rng) for _ in range(settings.num_poles)] +
+               [scenes.sign_mesh(rng) for _ in range(settings.num_signs)] +
+               [scenes.cabinet_mesh(rng) for _ in range(settings.num_cabinets)])
+  furniture_poses = np.repeat(scenes.place_street_furniture(
+      rng, len(furniture), street)[:, None], frames, axis=1)
+  pedestrians = [scenes.pedestrian_mesh(rng)
+                 for _ in range(settings.num_pedestrians)]
+  pedestrian_poses = scenes.walk_pedestrians(
+      rng, len(pedestrians), frames, interval, street)
+  kinds = ([ObjectKind.VEHICLE] * len(cars) +
+           [ObjectKind.POLE] * settings.num_poles +
+           [ObjectKind.SIGN] * settings.num_signs +
+           [ObjectKind.SCENERY] * settings.num_cabinets +
+           [ObjectKind.PEDESTRIAN] * len(pedestrians) + [ObjectKind.SCENERY])
+  meshes = [car.mesh for car in cars] + furniture + pedestrians + [
+      _ground(street)]
+  meshes = [mesh_lib.with_object_id(m, i) for i, m in enumerate(meshes)]
+  ground_poses = np.broadcast_to(np.eye(4), (1, frames, 4, 4))
+  intrinsics, rotation, translation = scenes.sample_cameras(
+      rng, settings.num_cameras, settings.image_size, street)
+  return Scene(
+      cars=cars, meshes=meshes, object_kinds=np.array(kinds, np.int32),
+      poses=np.concatenate([car_poses, furniture_poses, pedestrian_poses,
+                            ground_poses]),
+      intrinsics=intrinsics, rotation=rotation, translation=translation)
+
+
+def world_mesh(scene: Scene, frame: int) -> mesh_lib.Mesh:
+  """Every object of the scene placed at one frame, in the world frame."""
+  return mesh_lib.merge([
+      mesh_lib.transform(m, pose[:3, :3], pose[:3, 3])
+      for m, pose in zip(scene.meshes, scene.poses[:, frame])])
+
+
+def _transform_points(poses, points):
+  return np.einsum('nij,nkj->nki', poses[:, :3, :3], points) + (
+      poses[:, None, :3, 3])
+
+
+def _cars_visibility(scene_mesh, camera, keypoints_world, object_kinds,
+                     image_size):
+  """Visibility codes (N, K) of every car's keypoints in one view.
+
+  Labels come from an exact float64 ray cast towards each keypoint (as the
+  paper labels Car-render), not from the float32 depth buffer.
+  """
+  return np.asarray([
+      visibility_lib.keypoint_visibility_by_ray_cast(
+          scene_mesh, camera, points, car, object_kinds, image_size)
+      for car, points in enumerate(keypoints_world)]).transpose(1, 0, 2)
+
+
+@functools.partial(jax.jit, static_argnames=('size',))
+def _background(key, *, size):
+  return rasterizer.random_background(key, size, num_blobs_side=3)
+
+
+def generate_sequence(rng: np.random.Generator, sequence_dir: epath.PathLike,
+                      settings: SceneSettings) -> collections.Counter:
+  """Renders one sequence and writes it in the CarFusion layout.
+
+  Args:
+    rng: random generator of the sequence.
+    sequence_dir: `<output>/<split>/<sequence>`, created.
+    settings: what the sequence contains.
+
+  Returns:
+    Counts of `OcclusionKind` over the keypoints of the labelled cars
+    (truncated keypoints included, though not written).
+  """
+  sequence_dir = epath.Path(sequence_dir)
+  scene = make_scene(rng, settings)
+  camera_names = [f'{c + 1:02d}' for c in range(settings.num_cameras)]
+  frame_names = [f'{f:04d}' for f in range(settings.num_frames)]
+  world_cameras = scene.world_cameras
+  num_faces = sum(m.num_faces for m in scene.meshes)
+  budget = -(-num_faces // _TRIANGLE_QUANTUM) * _TRIANGLE_QUANTUM
+  sun = np.array([rng.uniform(-1, 1), rng.uniform(0.5, 1.5),
+                  rng.uniform(-1, 1)])
+  key = jax.random.key(rng.integers(2**31))
+  background_keys = jax.random.split(key, settings.num_cameras + 1)
+  backgrounds = [_background(k, size=tuple(settings.image_size))
+                 for k in background_keys[1:]]
+  car_keypoints = np.stack([car.keypoints for car in scene.cars])
+  counts = collections.Counter()
+  for f, frame in enumerate(frame_names):
+    start = time.time()
+    scene_mesh = world_mesh(scene, f)
+    triangles = mesh_lib.to_triangles(scene_mesh, budget)
+    keypoints_world = _transform_points(
+        scene.poses[:len(scene.cars), f], car_keypoints)
+    labelled = 0
+    for c, camera_name in enumerate(camera_names):
+      image, _ = rasterizer.render(
+          triangles, world_cameras[c], settings.image_size,
+          light_direction=sun, background=backgrounds[c], tile_size=32)
+      image = rasterizer.add_noise(
+          jax.random.fold_in(background_keys[0], f * settings.num_cameras + c),
+          image, settings.noise_stddev)
+      visibility, kinds = _cars_visibility(
+          scene_mesh, world_cameras[c], keypoints_world, scene.object_kinds,
+          settings.image_size)
+      pixels = np.asarray(
+          cameras_lib.project(world_cameras[c], keypoints_world)[0])
+      lines = []
+      for car in range(len(scene.cars)):
+        if np.sum(visibility[car] == visibility_lib.Visibility.VISIBLE) < (
+            settings.min_visible):
+          continue
+        counts.update(kinds[car].tolist())
+        lines += carfusion_format.instance_gt_lines(
+            car + 1, pixels[car], visibility[car], kinds[car])
+        labelled += 1
+      carfusion_format.write_view(sequence_dir, camera_name, frame,
+                                  np.asarray(rasterizer.to_uint8(image)),
+                                  lines)
+    logging.info('%s frame %s: %d labelled car views in %d cameras, %.1f s',
+                 sequence_dir.name, frame, labelled, settings.num_cameras,
+                 time.time() - start)
+  carfusion_format.write_calibration(sequence_dir, _calibration(
+      scene, camera_names, frame_names, settings.image_size))
+  return counts
+
+
+def _calibration(scene: Scene, camera_names, frame_names,
+                 image_size) -> carfusion_format.SequenceCalibration:
+  cameras = {
+      name: carfusion_format.CameraCalibration(
+          intrinsics=scene.intrinsics[c], rotation=scene.rotation[c],
+          translation=scene.translation[c], image_size=tuple(image_size))
+      for c, name in enumerate(camera_names)
+  }
+  poses = {
+      frame: {
+          car + 1: carfusion_format.ObjectPose(
+              rotation=scene.poses[car, f, :3, :3],
+              translation=scene.poses[car, f, :3, 3],
+              shape_3d=scene.cars[car].keypoints)
+          for car in range(len(scene.cars))
+      } for f, frame in enumerate(frame_names)
+  }
+  return carfusion_format.SequenceCalibration(cameras=cameras, poses=poses)
+
+
+def format_counts(counts: collections.Counter) -> str:
+  """One line: the share of each occlusion kind."""
+  total = max(sum(counts.values()), 1)
+  return ', '.join(
+      f'{kind.name.lower()} {counts[kind]} ({100 * counts[kind] / total:.1f}%)'
+      for kind in OcclusionKind if kind != OcclusionKind.UNKNOWN)
+
+
+def generate(output: epath.PathLike, *, num_sequences: dict[str, int],
+             settings: SceneSettings, seed: int) -> collections.Counter:
+  """Writes every split's sequences under `output`.
+
+  Args:
+    output: root of the layout.
+    num_sequences: number of sequences per split name.
+    settings: what each sequence contains.
+    seed: seeds everything; sequence i of split s uses (seed, s, i).
+
+  Returns:
+    Occlusion-kind counts over all sequences.
+  """
+  total = collections.Counter()
+  for split_index, (split, count) in enumerate(num_sequences.items()):
+    for index in range(count):
+      name = f'synth{split_index}{index:03d}'
+      counts = generate_sequence(
+          np.random.default_rng((seed, split_index, index)),
+          epath.Path(output) / split / name, settings)
+      logging.info('%s/%s: %s', split, name, format_counts(counts))
+      total += counts
+  return total
+
+
+_OUTPUT = flags.DEFINE_string('output', None, 'Root directory of the layout.',
+                              required=True)
+_TRAIN_SEQUENCES = flags.DEFINE_integer('train_sequences', 2,
+                                        'Sequences in train/.')
+_TEST_SEQUENCES = flags.DEFINE_integer('test_sequences', 1,
+                                       'Sequences in test/.')
+_CAMERAS = flags.DEFINE_integer('cameras', 8, 'Cameras per sequence.')
+_FRAMES = flags.DEFINE_integer('frames', 10, 'Frames per sequence.')
+_CARS = flags.DEFINE_integer('cars', 12, 'Cars per sequence.')
+_POLES = flags.DEFINE_integer('poles', 6, 'Poles per sequence.')
+_SIGNS = flags.DEFINE_integer('signs', 6, 'Signs per sequence.')
+_CABINETS = flags.DEFINE_integer(
+    'cabinets', 6, 'Street cabinets, bins and newspaper boxes per sequence.')
+_PEDESTRIANS = flags.DEFINE_integer('pedestrians', 12,
+                                    'Pedestrians per sequence.')
+_WIDTH = flags.DEFINE_integer('width', 1920, 'Image width in pixels.')
+_HEIGHT = flags.DEFINE_integer('height', 1080, 'Image height in pixels.')
+_FRAME_INTERVAL = flags.DEFINE_float('frame_interval', 0.5,
+                                     'Seconds between frames.')
+_SEED = flags.DEFINE_integer('seed', 0, 'Random seed.')
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError('Too many command-line arguments.')
+  settings = SceneSettings(
+      num_cameras=_CAMERAS.value, num_frames=_FRAMES.value,
+      num_cars=_CARS.value, num_poles=_POLES.value, num_signs=_SIGNS.value,
+      num_cabinets=_CABINETS.value,
+      num_pedestrians=_PEDESTRIANS.value,
+      image_size=(_WIDTH.value, _HEIGHT.value),
+      frame_interval=_FRAME_INTERVAL.value)
+  counts = generate(_OUTPUT.value,
+                    num_sequences={'train': _TRAIN_SEQUENCES.value,
+                                   'test': _TEST_SEQUENCES.value},
+                    settings=settings, seed=_SEED.value)
+  print('occlusion mix over labelled cars:', format_counts(counts))
+
+
+if __name__ == '__main__':
+  app.run(main)

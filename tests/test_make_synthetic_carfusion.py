@@ -1,0 +1,83 @@
+"""Tests of the synthetic intersections written in the CarFusion layout."""
+
+import collections
+
+import numpy as np
+import pytest
+
+from data_prep import carfusion_format
+from data_prep import make_synthetic_carfusion
+from data_prep import records
+from occnet_jax.geometry import cameras as cameras_lib
+
+TINY = make_synthetic_carfusion.SceneSettings(
+    num_cameras=3, num_frames=2, num_cars=8, image_size=(320, 180))
+OcclusionKind = records.OcclusionKind
+
+
+@pytest.fixture(scope='module')
+def seed():
+  seed = np.random.SeedSequence().entropy
+  print(f'seed = {seed}')
+  return seed
+
+
+@pytest.fixture(scope='module')
+def tiny_sequence(tmp_path_factory, seed):
+  sequence_dir = tmp_path_factory.mktemp('carfusion') / 'train' / 'seq'
+  counts = make_synthetic_carfusion.generate_sequence(
+      np.random.default_rng(seed), sequence_dir, TINY)
+  return sequence_dir, counts
+
+
+def test_reader_parses_every_line_and_the_calibration(tiny_sequence, seed):
+  del seed  # Printed on failure.
+  sequence_dir, counts = tiny_sequence
+  issues = carfusion_format.Issues(carfusion_format.PARSE_ISSUES)
+  views = carfusion_format.list_views(sequence_dir, issues)
+  assert len(views) == TINY.num_cameras * TINY.num_frames
+  calibration = carfusion_format.read_calibration(sequence_dir)
+  parsed = collections.Counter()
+  num_lines = 0
+  for view in views:
+    image = carfusion_format.read_image(view.image_path, issues)
+    assert image.shape == (TINY.image_size[1], TINY.image_size[0], 3)
+    num_lines += len(view.gt_path.read_text().splitlines())
+    instances = carfusion_format.read_gt_file(
+        view.gt_path, image_size=TINY.image_size, issues=issues)
+    for instance_id, labels in instances.items():
+      labelled = labels.visibility != records.Visibility.UNLABELLED
+      parsed.update(labels.occlusion_kind[labelled].tolist())
+      assert np.sum(labels.visibility == records.Visibility.VISIBLE) >= (
+          TINY.min_visible)
+      np.testing.assert_array_equal(
+          labels.visibility[labelled] == records.Visibility.VISIBLE,
+          labels.occlusion_kind[labelled] == OcclusionKind.VISIBLE)
+      camera = calibration.object_camera(view.camera, view.frame, instance_id)
+      shape_3d = calibration.poses[view.frame][instance_id].shape_3d
+      pixels = np.asarray(cameras_lib.project(camera, shape_3d)[0])
+      np.testing.assert_allclose(labels.keypoints[labelled], pixels[labelled],
+                                 atol=0.02)
+  # Nothing was skipped, and the labelled lines are those the generator
+  # counted (truncated points are counted but never written).
+  assert not issues.counts, issues.summary()
+  assert num_lines == sum(parsed.values()) > 0
+  written = counts.copy()
+  del written[OcclusionKind.TRUNCATION]
+  assert parsed == written
+
+
+def test_every_occlusion_kind_occurs(tmp_path, seed):
+  settings = make_synthetic_carfusion.SceneSettings(
+      num_cameras=4, num_frames=2, num_cars=10, image_size=(320, 180))
+  counts = make_synthetic_carfusion.generate(
+      tmp_path, num_sequences={'train': 1, 'test': 1}, settings=settings,
+      seed=seed)
+  print(make_synthetic_carfusion.format_counts(counts))
+  for kind in (OcclusionKind.VISIBLE, OcclusionKind.SELF,
+               OcclusionKind.OTHER_VEHICLE, OcclusionKind.OTHER_OBJECT,
+               OcclusionKind.TRUNCATION):
+    assert counts[kind] > 0, kind
+  assert counts[OcclusionKind.UNKNOWN] == 0
+  assert sorted(p.name for p in tmp_path.iterdir()) == ['test', 'train']
+  assert len(list((tmp_path / 'train').iterdir())) == 1
