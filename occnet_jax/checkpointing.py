@@ -1,0 +1,114 @@
+"""Orbax checkpoints of a training run: state, rng and data position.
+
+One checkpoint holds three items: `state` (params, optimizer state, step;
+`StandardSave` and restored against an abstract state so arrays land with
+their shardings), `rng` (the run's base key as raw key data) and `data` (the
+grain iterator position and run metadata, JSON). Together they make a
+restart replay exactly the steps an uninterrupted run would have taken.
+
+Orbax writes a step into `<step>.orbax-checkpoint-tmp-*` and renames it when
+complete, so a run killed mid-save leaves only a temporary directory. A
+writer logs such leftovers when it starts (and lets Orbax clean them up);
+restores, and readers (evaluation of a workdir that is still training),
+only ever list finalized steps.
+"""
+
+from collections.abc import Mapping
+from typing import Any
+
+from absl import logging
+import jax
+import orbax.checkpoint as ocp
+
+_STATE, _RNG, _DATA = 'state', 'rng', 'data'
+
+
+def incomplete_checkpoints(directory: str) -> list[str]:
+  """Paths of checkpoints that were being written when their run stopped."""
+  return sorted(str(path.get()) for path in
+                ocp.path.step.all_temporary_paths(directory))
+
+
+class Checkpointer:
+  """Saves and restores training checkpoints in `<workdir>/checkpoints`."""
+
+  def __init__(self, directory: str, *, max_to_keep: int = 2,
+               read_only: bool = False):
+    """Opens (and for a writer, creates) the checkpoint directory.
+
+    Args:
+      directory: where the numbered step directories live.
+      max_to_keep: how many finalized checkpoints a writer keeps.
+      read_only: open for restoring only (evaluation while training runs).
+    """
+    if not read_only:
+      for path in incomplete_checkpoints(directory):
+        logging.warning('Ignoring incomplete checkpoint %s (the run was '
+                        'stopped while writing it).',
+                        path)
+    self._manager = ocp.CheckpointManager(
+        directory,
+        options=ocp.CheckpointManagerOptions(
+            max_to_keep=max_to_keep,
+            create=not read_only,
+            read_only=read_only,
+            cleanup_tmp_directories=not read_only),
+        item_names=(_STATE, _RNG, _DATA))
+
+  def latest_step(self) -> int | None:
+    """The newest finalized step, or None."""
+    return self._manager.latest_step()
+
+  def all_steps(self) -> list[int]:
+    """Every finalized step, oldest first."""
+    return sorted(self._manager.all_steps())
+
+  def save(self, step: int, state: Any, rng: jax.Array,
+           data: Mapping[str, Any]) -> None:
+    """Starts an asynchronous save of a step (returns before it is written).
+
+    Args:
+      step: the number of completed training steps.
+      state: the train state pytree.
+      rng: the run's base PRNG key (typed key).
+      data: JSON-able data iterator position and metadata.
+    """
+    self._manager.save(step, args=ocp.args.Composite(**{
+        _STATE: ocp.args.StandardSave(state),
+        _RNG: ocp.args.StandardSave({'key_data': jax.random.key_data(rng)}),
+        _DATA: ocp.args.JsonSave(dict(data)),
+    }))
+
+  def restore(self, step: int, abstract_state: Any,
+              ) -> tuple[Any, jax.Array, dict[str, Any]]:
+    """Restores a finalized step.
+
+    Args:
+      step: a finalized step (`latest_step()`).
+      abstract_state: the state's structure as `jax.ShapeDtypeStruct`s with
+        shardings, e.g. from `jax.eval_shape`.
+
+    Returns:
+      (state, rng, data) as saved.
+    """
+    restored = self._manager.restore(step, args=ocp.args.Composite(**{
+        _STATE: ocp.args.StandardRestore(abstract_state),
+        _RNG: ocp.args.StandardRestore(),
+        _DATA: ocp.args.JsonRestore(),
+    }))
+    rng = jax.random.wrap_key_data(restored[_RNG]['key_data'])
+    return restored[_STATE], rng, restored[_DATA]
+
+  def restore_state(self, step: int, abstract_state: Any) -> Any:
+    """Restores only the train state of a finalized step (evaluation)."""
+    restored = self._manager.restore(step, args=ocp.args.Composite(**{
+        _STATE: ocp.args.StandardRestore(abstract_state)}))
+    return restored[_STATE]
+
+  def wait_until_finished(self) -> None:
+    """Blocks until every started save is written and finalized."""
+    self._manager.wait_until_finished()
+
+  def close(self) -> None:
+    """Finishes pending saves and releases the manager."""
+    self._manager.close()

@@ -1,0 +1,113 @@
+"""Experiment configs (one `get_config()` per file) and their validation.
+
+`validate` runs before any work starts, so a wrong key or value fails in a
+second with a message that names it, not an hour later inside a jit trace.
+"""
+
+from collections.abc import Mapping
+
+import ml_collections
+
+from occnet_jax import keypoints
+from occnet_jax.configs import default
+
+_OPTIMIZERS = ('adam', 'sgd')
+_TRIFOCAL_MODES = ('algebraic', 'geometric')
+
+
+class ConfigError(ValueError):
+  """A config that cannot run; the message names the offending key."""
+
+
+def _flat_keys(config: ml_collections.ConfigDict | Mapping,
+               prefix: str = '') -> dict[str, type]:
+  keys = {}
+  for name, value in config.items():
+    if isinstance(value, (ml_collections.ConfigDict, Mapping)):
+      keys.update(_flat_keys(value, f'{prefix}{name}.'))
+    else:
+      keys[f'{prefix}{name}'] = type(value)
+  return keys
+
+
+def validate(config: ml_collections.ConfigDict, num_devices: int) -> None:
+  """Checks a config against the default's keys and the runnable ranges.
+
+  Args:
+    config: the experiment config.
+    num_devices: the global number of devices the batch is split over.
+
+  Raises:
+    ConfigError: naming the first key that is unknown, missing or out of
+      range.
+  """
+  expected = _flat_keys(default.get_config())
+  given = _flat_keys(config)
+  unknown = sorted(set(given) - set(expected))
+  if unknown:
+    raise ConfigError(f'Unknown config keys {unknown}; known keys are those '
+                      'of occnet_jax/configs/default.py.')
+  missing = sorted(set(expected) - set(given))
+  if missing:
+    raise ConfigError(f'Missing config keys {missing}.')
+
+  def require(condition: bool, key: str, what: str) -> None:
+    if not condition:
+      value = config
+      for part in key.split('.'):
+        value = value[part]
+      raise ConfigError(f'config.{key} = {value!r}: {what}.')
+
+  try:
+    keypoints.get_category(config.category)
+  except ValueError as error:
+    raise ConfigError(str(error)) from None
+  data, train, evaluation = config.data, config.train, config.eval
+  require(bool(data.name), 'data.name', 'name a TFDS dataset')
+  require(data.num_views >= 1, 'data.num_views', 'need at least one view')
+  require(data.crop_size >= 8, 'data.crop_size', 'need at least 8 pixels')
+  require(data.read_threads >= 0, 'data.read_threads', 'must be >= 0')
+  for key, batch in (('data.batch_size', data.batch_size),
+                     ('eval.batch_size', evaluation.batch_size)):
+    require(batch >= 1, key, 'must be positive')
+    require(batch % num_devices == 0, key,
+            f'must be divisible by the {num_devices} devices')
+  require(config.model.hidden >= 1, 'model.hidden', 'must be positive')
+  require(config.model.heatmap_size >= 1
+          and data.crop_size % config.model.heatmap_size == 0,
+          'model.heatmap_size',
+          f'must divide data.crop_size {data.crop_size}')
+  require(0.0 <= config.model.dropout < 1.0, 'model.dropout',
+          'must be in [0, 1)')
+  for name in ('keypoints', 'edge', 'trifocal', 'reproj'):
+    require(config.loss[name] >= 0.0, f'loss.{name}', 'must be >= 0')
+  require(config.loss.trifocal_mode in _TRIFOCAL_MODES, 'loss.trifocal_mode',
+          f'must be one of {_TRIFOCAL_MODES}')
+  require(config.loss.trifocal == 0.0 or data.num_views >= 3, 'loss.trifocal',
+          'the trifocal loss needs data.num_views >= 3 (one target and two '
+          'support views)')
+  require(config.shape_basis.num_components >= 0,
+          'shape_basis.num_components', 'must be >= 0')
+  require(config.optimizer.name in _OPTIMIZERS, 'optimizer.name',
+          f'must be one of {_OPTIMIZERS}')
+  require(config.optimizer.learning_rate > 0.0, 'optimizer.learning_rate',
+          'must be positive')
+  require(config.optimizer.warmup_steps >= 0, 'optimizer.warmup_steps',
+          'must be >= 0')
+  require(config.optimizer.grad_clip_norm >= 0.0, 'optimizer.grad_clip_norm',
+          'must be >= 0 (0 = no clipping)')
+  require(train.num_steps >= 1, 'train.num_steps', 'must be positive')
+  require(train.heatmap_steps >= 0 and train.graph_steps >= 0
+          and train.heatmap_steps + train.graph_steps <= train.num_steps,
+          'train.heatmap_steps', 'the heatmap and graph stages must be >= 0 '
+          'and fit in train.num_steps')
+  for name in ('log_every_steps', 'checkpoint_every_steps', 'eval_every_steps',
+               'max_checkpoints_to_keep'):
+    require(train[name] >= 1, f'train.{name}', 'must be positive')
+  require(evaluation.max_instances >= 0, 'eval.max_instances', 'must be >= 0')
+  require(len(evaluation.alphas) >= 1, 'eval.alphas', 'need at least one')
+  for alpha in evaluation.alphas:
+    require(0.0 < alpha < 1.0, 'eval.alphas', 'each alpha must be in (0, 1)')
+  for sigma in evaluation.noise_sigmas:
+    require(sigma >= 0.0, 'eval.noise_sigmas', 'each sigma must be >= 0')
+  require(evaluation.num_gallery >= 0, 'eval.num_gallery', 'must be >= 0')

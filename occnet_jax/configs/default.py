@@ -1,0 +1,99 @@
+r"""Default config: the CPU demo on the small synthetic `car_render` set.
+
+Trains the whole pipeline (heatmap head, 2D-KGNN, 3D-KGNN) in about ten
+minutes on two CPU cores: first the heatmap head alone, then the graph
+networks on the frozen head, then everything end to end. Every other config
+starts from this one and overrides what differs.
+
+    python -m launch.train --config=occnet_jax/configs/default.py \
+        --workdir=workdirs/demo
+"""
+
+import ml_collections
+
+
+def get_config() -> ml_collections.ConfigDict:
+  """Returns the CPU demo configuration."""
+  config = ml_collections.ConfigDict()
+  config.seed = 0
+  config.category = 'car'
+  # Calls `jax.distributed.initialize()` before anything else (multi-host).
+  config.distributed = False
+
+  config.data = data = ml_collections.ConfigDict()
+  data.name = 'car_render'
+  data.builder_config = 'small'
+  # '' = <workdir>/../tensorflow_datasets.
+  data.data_dir = ''
+  data.num_views = 3
+  # Must equal the dataset's crop size.
+  data.crop_size = 64
+  # Global batch, in cars; split over all devices of all hosts.
+  data.batch_size = 8
+  data.train_split = 'train'
+  # Split evaluated every `train.eval_every_steps`.
+  data.eval_split = 'validation'
+  # grain read threads (0 reads in the main thread).
+  data.read_threads = 2
+
+  config.model = model = ml_collections.ConfigDict()
+  model.heatmap_features = 32
+  model.heatmap_layers = 4
+  # Must divide data.crop_size.
+  model.heatmap_size = 32
+  model.hidden = 64
+  model.dropout = 0.1
+  model.use_keypoint_type = True
+  model.use_encoder = True
+
+  config.loss = loss = ml_collections.ConfigDict()
+  loss.keypoints = 1.0
+  loss.edge = 1.0
+  loss.trifocal = 1.0
+  loss.reproj = 1.0
+  loss.trifocal_mode = 'algebraic'
+
+  config.shape_basis = shape_basis = ml_collections.ConfigDict()
+  # '' = fit a PCA basis on the training split's `shape_3d`.
+  shape_basis.path = ''
+  shape_basis.num_components = 5
+
+  config.optimizer = optimizer = ml_collections.ConfigDict()
+  optimizer.name = 'adam'  # 'adam' | 'sgd' (momentum)
+  optimizer.learning_rate = 2e-3
+  optimizer.warmup_steps = 50
+  # Cosine decay to zero over each stage of the schedule.
+  optimizer.cosine_decay = True
+  optimizer.momentum = 0.9
+  optimizer.weight_decay = 0.0
+  optimizer.grad_clip_norm = 1.0
+
+  config.train = train = ml_collections.ConfigDict()
+  train.num_steps = 5000
+  # Stage schedule: `heatmap_steps` steps train the heatmap head alone on
+  # the keypoint loss; the next `graph_steps` steps train the graph networks
+  # on the frozen head (edge, trifocal, reprojection losses); the remaining
+  # steps train everything end to end on all losses. 0 and 0 = fully end to
+  # end from the start.
+  train.heatmap_steps = 2000
+  train.graph_steps = 1000
+  train.log_every_steps = 100
+  train.checkpoint_every_steps = 500
+  train.eval_every_steps = 1000
+  train.max_checkpoints_to_keep = 2
+  # Skip (and count) a batch whose loss or gradients are not finite instead
+  # of stopping the run.
+  train.skip_nonfinite = False
+
+  config.eval = evaluation = ml_collections.ConfigDict()
+  # Split of the final evaluation (metrics.json, plots); '' = none.
+  evaluation.split = 'test'
+  evaluation.batch_size = 16
+  # Evaluate at most this many cars (0 = the whole split).
+  evaluation.max_instances = 0
+  evaluation.alphas = (0.05, 0.1, 0.15, 0.2, 0.25, 0.3)
+  # Standard deviations of the Gaussian noise added to the graph networks'
+  # input keypoints, as fractions of the box scale max(width, height).
+  evaluation.noise_sigmas = (0.0, 0.05, 0.1, 0.2, 0.3)
+  evaluation.num_gallery = 8
+  return config

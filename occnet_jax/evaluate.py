@@ -1,0 +1,325 @@
+"""Evaluation: PCK per method and occlusion level, occlusion ROC, robustness.
+
+Every view of every car of a split is evaluated on its own (single-view test
+time). Methods (paper section 4): `heatmap` (the heatmap head's keypoints,
+the MaskRCNN-style baseline), `kgnn2d` (2D-KGNN decoder) and `kgnn3d` (the
+3D-KGNN keypoints projected into the view). Ground truth is the dataset's
+`keypoints`: true positions for synthetic data, human labels for CarFusion.
+
+metrics.json keys:
+  - `pck.<method>.<subset>.<alpha>`: fraction of keypoints within alpha * L
+    of the ground truth, L = max(box width, box height). Subsets: `all`
+    (labelled keypoints), `visible`, `occluded`, and `occluded_<n>`: the
+    occluded keypoints of views with exactly n of K keypoints not visible
+    (occluded or unlabelled), as the paper's "n/12 invisible points". An
+    empty subset is null.
+  - `occlusion_auc.heatmap`, `occlusion_auc.kgnn2d`: ROC AUC of telling
+    occluded from visible keypoints by the negated heatmap confidence and by
+    the 2D-KGNN encoder's occlusion score (null without both classes).
+  - `robustness.<method>.<sigma>`: PCK@0.1 over all labelled keypoints when
+    Gaussian noise of standard deviation sigma * L (per coordinate, pixels)
+    is added to the heatmap keypoints fed to the graph networks in
+    keypoints-in mode (`heatmap` is the noisy input itself).
+  - `num_instances` (evaluated views, i.e. car instances in images),
+    `num_cars`, `step`.
+"""
+
+from collections.abc import Callable, Mapping, Sequence
+import json
+import os
+from typing import Any
+
+from absl import logging
+import flax.linen as nn
+import jax
+from jax.experimental import multihost_utils
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+
+from occnet_jax import boxes as boxes_lib
+from occnet_jax import input_pipeline
+from occnet_jax import metrics as metrics_lib
+
+METHODS = ('heatmap', 'kgnn2d', 'kgnn3d')
+METHOD_OUTPUTS = {'heatmap': 'initial_keypoints', 'kgnn2d': 'keypoints_2d',
+                  'kgnn3d': 'reprojected'}
+OCCLUSION_METHODS = ('heatmap', 'kgnn2d')
+OCCLUSION_LEVELS = tuple(range(3, 10))
+ROBUSTNESS_ALPHA = 0.1
+VISIBLE, OCCLUDED = 1, 2
+_AXIS = 'data'
+
+
+def pck_key(method: str, subset: str, alpha: float) -> str:
+  """'pck.<method>.<subset>.<alpha>', alpha written as str(float)."""
+  return f'pck.{method}.{subset}.{float(alpha)}'
+
+
+def robustness_key(method: str, sigma: float) -> str:
+  """'robustness.<method>.<sigma>', sigma written as str(float)."""
+  return f'robustness.{method}.{float(sigma)}'
+
+
+def metrics_path(workdir: str, split: str) -> str:
+  """Where `evaluate_workdir` writes a split's metrics.json."""
+  return os.path.join(workdir, 'eval', split, 'metrics.json')
+
+
+def predict_views(variables: Any, crops: jax.Array, boxes: jax.Array,
+                  rng: jax.Array, *, model: nn.Module,
+                  noise_sigmas: Sequence[float]) -> dict[str, jax.Array]:
+  """Every method's keypoints (pixels) and occlusion scores for N views.
+
+  Args:
+    variables: the model's variables.
+    crops: (N, S, S, 3) uint8 crops.
+    boxes: (N, 4) boxes in pixels.
+    rng: key of the robustness noise.
+    model: the model.
+    noise_sigmas: robustness noise levels, fractions of the box scale.
+
+  Returns:
+    `heatmap`, `kgnn2d`, `kgnn3d`: (N, K, 2) pixels; `occlusion.heatmap`,
+    `occlusion.kgnn2d`: (N, K) scores, higher = more likely occluded;
+    `keypoints_3d`, `occlusion_score` and the 3D camera for prediction;
+    `noisy.<method>`: (len(noise_sigmas), N, K, 2) under input noise.
+  """
+  outputs = model.apply(variables, crops, boxes, train=False)
+  result = {method: boxes_lib.from_box_coordinates(outputs[key], boxes)
+            for method, key in METHOD_OUTPUTS.items()}
+  result['occlusion.heatmap'] = -outputs['confidence']
+  result['occlusion.kgnn2d'] = outputs['occlusion_score']
+  for key in ('keypoints_3d', 'occlusion_score', 'focal', 'quaternion',
+              'translation', 'confidence'):
+    result[key] = outputs[key]
+
+  scale = boxes_lib.box_scale(boxes)[:, None, None]
+  box_size = (boxes[:, 2:] - boxes[:, :2])[:, None, :]
+  noisy = {method: [] for method in METHODS}
+  for index, sigma in enumerate(noise_sigmas):
+    noise = sigma * scale * jax.random.normal(
+        jax.random.fold_in(rng, index), result['heatmap'].shape)
+    # Pixels -> box coordinates: the box spans 2 units per axis.
+    inputs = outputs['initial_keypoints'] + 2.0 * noise / box_size
+    noisy_outputs = model.apply(variables, None, boxes, train=False,
+                                keypoints=inputs,
+                                confidence=outputs['confidence'])
+    noisy['heatmap'].append(result['heatmap'] + noise)
+    for method in ('kgnn2d', 'kgnn3d'):
+      noisy[method].append(boxes_lib.from_box_coordinates(
+          noisy_outputs[METHOD_OUTPUTS[method]], boxes))
+  for method, values in noisy.items():
+    result[f'noisy.{method}'] = jnp.stack(values)
+  return result
+
+
+def make_predict_fn(model: nn.Module, noise_sigmas: Sequence[float],
+                    mesh: jax.sharding.Mesh):
+  """`predict_views` on (B, V) batches, data parallel over `mesh`, jitted.
+
+  Returns:
+    fn(variables, crops, boxes, rng) with crops (B, V, S, S, 3) and boxes
+    (B, V, 4) global arrays sharded over the mesh; outputs have leading
+    axes (B * V) (noisy ones (sigmas, B * V)).
+  """
+
+  def per_device(variables, crops, boxes, rng):
+    rng = jax.random.fold_in(rng, jax.lax.axis_index(_AXIS))
+    crops = crops.reshape((-1,) + crops.shape[2:])
+    boxes = boxes.reshape((-1,) + boxes.shape[2:])
+    return predict_views(variables, crops, boxes, rng, model=model,
+                         noise_sigmas=tuple(noise_sigmas))
+
+  sharded, replicated = jax.P(_AXIS), jax.P()
+  out_specs = {key: (jax.P(None, _AXIS) if key.startswith('noisy.')
+                     else sharded) for key in _prediction_keys()}
+  return jax.jit(jax.shard_map(
+      per_device, mesh=mesh,
+      in_specs=(replicated, sharded, sharded, replicated),
+      out_specs=out_specs))
+
+
+def _prediction_keys() -> tuple[str, ...]:
+  return METHODS + tuple(f'occlusion.{m}' for m in OCCLUSION_METHODS) + (
+      'keypoints_3d', 'occlusion_score', 'focal', 'quaternion', 'translation',
+      'confidence') + tuple(f'noisy.{m}' for m in METHODS)
+
+
+def collect_predictions(config: ml_collections.ConfigDict,
+                        predict_fn: Callable[..., dict[str, jax.Array]],
+                        variables: Any, source: Sequence[Mapping[str, Any]],
+                        mesh: jax.sharding.Mesh, *, max_instances: int,
+                        num_gallery: int = 0) -> dict[str, np.ndarray]:
+  """Runs the model over a split; host arrays over its real views.
+
+  Args:
+    config: the experiment config (`data.num_views`, `eval.*`, `seed`).
+    predict_fn: `make_predict_fn(model, config.eval.noise_sigmas, mesh)`,
+      made once per run so that it compiles once.
+    variables: the model's variables (replicated on `mesh`).
+    source: random-access records of the split.
+    mesh: the devices to run on (axis 'data').
+    max_instances: evaluate at most this many cars (0 = all).
+    num_gallery: keep the crops of this many first views.
+
+  Returns:
+    Per view (M real views): every `predict_views` output (noisy ones with
+    the sigma axis first), `keypoints`, `visibility`, `boxes`, `car_id`,
+    and `crops` of the first `num_gallery` views.
+  """
+  sharding = jax.NamedSharding(mesh, jax.P(_AXIS))
+  local = input_pipeline.local_batch_size(config.eval.batch_size)
+  offset = jax.process_index() * local
+  chunks = []
+  rng = jax.random.key(config.seed)
+  for index, (batch, car_ids) in enumerate(input_pipeline.eval_batches(
+      source, config.data.num_views, config.eval.batch_size, max_instances)):
+    crops, boxes = (
+        jax.make_array_from_process_local_data(
+            sharding, batch[name][offset:offset + local])
+        for name in ('crops', 'boxes'))
+    outputs = predict_fn(variables, crops, boxes,
+                         jax.random.fold_in(rng, index))
+    outputs = multihost_utils.process_allgather(outputs, tiled=True)
+    valid = batch['view_mask'].reshape(-1)
+    chunk = {key: (np.asarray(value)[:, valid] if key.startswith('noisy.')
+                   else np.asarray(value)[valid])
+             for key, value in outputs.items()}
+    for name in ('keypoints', 'visibility', 'boxes', 'crops'):
+      chunk[name] = batch[name].reshape((-1,) + batch[name].shape[2:])[valid]
+    chunk['car_id'] = np.repeat(np.array(car_ids), config.data.num_views)[valid]
+    if sum(len(c['car_id']) for c in chunks) >= num_gallery:
+      del chunk['crops']
+    chunks.append(chunk)
+  if not chunks:
+    raise ValueError('The evaluation split is empty.')
+  predictions = {}
+  for key in chunks[0]:
+    if key == 'crops':
+      crops = [c['crops'] for c in chunks if 'crops' in c]
+      predictions[key] = np.concatenate(crops)[:num_gallery]
+    else:
+      axis = 1 if key.startswith('noisy.') else 0
+      predictions[key] = np.concatenate([c[key] for c in chunks], axis=axis)
+  return predictions
+
+
+def compute_metrics(predictions: Mapping[str, np.ndarray],
+                    alphas: Sequence[float],
+                    noise_sigmas: Sequence[float]) -> dict[str, Any]:
+  """metrics.json's values (module docstring) from `collect_predictions`.
+
+  Args:
+    predictions: per-view host arrays.
+    alphas: PCK thresholds.
+    noise_sigmas: the robustness noise levels of the predictions.
+
+  Returns:
+    A flat dict of floats (None for empty subsets).
+  """
+  visibility = predictions['visibility']
+  target, view_boxes = predictions['keypoints'], predictions['boxes']
+  num_keypoints = visibility.shape[-1]
+  invisible = np.sum(visibility != VISIBLE, axis=-1)[:, None]
+  subsets = {'all': visibility > 0, 'visible': visibility == VISIBLE,
+             'occluded': visibility == OCCLUDED}
+  for level in OCCLUSION_LEVELS:
+    if level <= num_keypoints:
+      subsets[f'occluded_{level}'] = (visibility == OCCLUDED) & (
+          invisible == level)
+
+  def pck(predicted, mask, alphas):
+    correct, total = metrics_lib.pck_counts(predicted, target, view_boxes,
+                                            mask, alphas)
+    total = int(total)
+    return [int(c) / total if total else None for c in np.asarray(correct)]
+
+  results = {}
+  for method in METHODS:
+    for subset, mask in subsets.items():
+      for alpha, value in zip(alphas, pck(predictions[method], mask, alphas)):
+        results[pck_key(method, subset, alpha)] = value
+  labelled = visibility > 0
+  for method in OCCLUSION_METHODS:
+    roc = metrics_lib.occlusion_roc(
+        predictions[f'occlusion.{method}'][labelled],
+        visibility[labelled] == OCCLUDED)
+    results[f'occlusion_auc.{method}'] = roc.auc if roc.is_defined else None
+  for method in METHODS:
+    for sigma, noisy in zip(noise_sigmas, predictions[f'noisy.{method}']):
+      results[robustness_key(method, sigma)] = pck(
+          noisy, labelled, [ROBUSTNESS_ALPHA])[0]
+  results['num_instances'] = int(len(visibility))
+  results['num_cars'] = int(len(np.unique(predictions['car_id'])))
+  return results
+
+
+def evaluate_state(config: ml_collections.ConfigDict,
+                   predict_fn: Callable[..., dict[str, jax.Array]],
+                   state: Any, source: Sequence[Mapping[str, Any]],
+                   mesh: jax.sharding.Mesh, *, max_instances: int,
+                   num_gallery: int = 0,
+                   ) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+  """Metrics (and predictions) of a train state on a split.
+
+  Args:
+    config: the experiment config.
+    predict_fn: see `collect_predictions`.
+    state: a `train.TrainState` (replicated on `mesh`).
+    source: random-access records of the split.
+    mesh: the devices to run on.
+    max_instances: evaluate at most this many cars (0 = all).
+    num_gallery: keep this many crops for the gallery.
+
+  Returns:
+    (metrics, predictions).
+  """
+  variables = {'params': state.params, **state.model_state}
+  predictions = collect_predictions(
+      config, predict_fn, variables, source, mesh, max_instances=max_instances,
+      num_gallery=num_gallery)
+  return compute_metrics(predictions, config.eval.alphas,
+                         config.eval.noise_sigmas), predictions
+
+
+def summary_scalars(results: Mapping[str, Any]) -> dict[str, float]:
+  """Headline numbers (TensorBoard-safe names): PCK@0.1 and AUCs."""
+  scalars = {}
+  for method in METHODS:
+    for subset in ('all', 'visible', 'occluded'):
+      value = results.get(pck_key(method, subset, 0.1))
+      if value is not None:
+        scalars[f'{method}_pck_{subset}_alpha0.1'] = value
+  for method in OCCLUSION_METHODS:
+    if results[f'occlusion_auc.{method}'] is not None:
+      scalars[f'{method}_occlusion_auc'] = results[f'occlusion_auc.{method}']
+  return scalars
+
+
+def format_summary(results: Mapping[str, Any]) -> str:
+  """A one-screen table: PCK@0.1 visible/occluded per method and AUCs."""
+
+  def percent(value):
+    return '   n/a' if value is None else f'{100 * value:6.1f}'
+
+  lines = [f'{results["num_instances"]} views of {results["num_cars"]} cars'
+           f' (step {results.get("step", "?")})',
+           f'{"PCK@0.1 (%)":<12}{"all":>8}{"visible":>9}{"occluded":>10}'
+           f'{"occ. AUC":>10}']
+  for method in METHODS:
+    auc = results.get(f'occlusion_auc.{method}')
+    lines.append(
+        f'{method:<12}{percent(results[pck_key(method, "all", 0.1)]):>8}'
+        f'{percent(results[pck_key(method, "visible", 0.1)]):>9}'
+        f'{percent(results[pck_key(method, "occluded", 0.1)]):>10}'
+        f'{"" if auc is None else f"{auc:.3f}":>10}')
+  return '\n'.join(lines)
+
+
+def write_metrics(directory: str, results: Mapping[str, Any]) -> None:
+  """Writes `directory/metrics.json` and logs the summary."""
+  os.makedirs(directory, exist_ok=True)
+  with open(os.path.join(directory, 'metrics.json'), 'w') as file:
+    json.dump(dict(results), file, indent=1, sort_keys=True)
+  logging.info('Wrote %s/metrics.json.', directory)

@@ -1,0 +1,208 @@
+"""TFDS `data_source` + grain -> batches of cars with a fixed number of views.
+
+Records are read with `tfds.data_source` (array_record, no TensorFlow in the
+loop) and batched as docs/design.md describes: leading axes (B, V), every car
+with exactly `config.data.num_views` views, sampled without replacement when
+a car has more and padded (`view_mask` False) when it has fewer.
+
+Training batches come from an infinite grain pipeline that is deterministic
+given the seed, sharded by JAX process, and whose position
+(`iterator.get_state()`, a small JSON-able dict) is saved with checkpoints.
+Evaluation walks a whole split once in order, every view of every car, in
+chunks of `num_views` views; every process reads all of it (evaluation runs
+on each host's local devices, so hosts never wait on each other there).
+"""
+
+from collections.abc import Iterator, Mapping, Sequence
+import functools
+import importlib
+import os
+from typing import Any
+
+from absl import logging
+import grain
+import jax
+import ml_collections
+import numpy as np
+import tensorflow_datasets as tfds
+
+Batch = dict[str, np.ndarray]
+
+# Per-view fields of a record (leading axis V), padded for missing views.
+VIEW_FIELDS = ('crops', 'boxes', 'keypoints', 'visibility', 'occlusion_kind',
+               'cameras', 'camera_error', 'image_size')
+# A padding view's box: any non-degenerate box keeps box coordinates finite.
+PADDING_BOX = np.array([0.0, 0.0, 1.0, 1.0], np.float32)
+
+
+def resolve_data_dir(config: ml_collections.ConfigDict, workdir: str) -> str:
+  """The TFDS data dir: `config.data.data_dir`, else beside the workdir."""
+  if config.data.data_dir:
+    return config.data.data_dir
+  parent = os.path.dirname(os.path.abspath(workdir.rstrip('/')))
+  return os.path.join(parent, 'tensorflow_datasets')
+
+
+def dataset_name(config: ml_collections.ConfigDict) -> str:
+  """The TFDS name, with the builder config when there is one."""
+  if config.data.builder_config:
+    return f'{config.data.name}/{config.data.builder_config}'
+  return config.data.name
+
+
+def prepare_dataset(config: ml_collections.ConfigDict, data_dir: str) -> None:
+  """Builds the configured TFDS dataset in `data_dir` unless it is there.
+
+  The project's builders live in `data_prep.<name>`; importing that package
+  registers them with TFDS. A dataset already prepared in `data_dir` is read
+  from its files even when no builder code is registered under its name.
+
+  Args:
+    config: the experiment config (`config.data.name`, `builder_config`).
+    data_dir: the TFDS data dir.
+  """
+  try:
+    importlib.import_module(f'data_prep.{config.data.name}')
+  except ModuleNotFoundError:
+    logging.info('No builder code data_prep.%s; reading prepared files.',
+                 config.data.name)
+  builder = tfds.builder(dataset_name(config), data_dir=data_dir)
+  if not builder.is_prepared():
+    logging.info('Preparing %s in %s (first use).', dataset_name(config),
+                 data_dir)
+    builder.download_and_prepare(
+        file_format=tfds.core.FileFormat.ARRAY_RECORD)
+
+
+def get_source(config: ml_collections.ConfigDict, split: str,
+               data_dir: str) -> Sequence[Mapping[str, Any]]:
+  """A random-access source of one split's records (decoded numpy dicts)."""
+  return tfds.data_source(dataset_name(config), split=split, data_dir=data_dir)
+
+
+def select_views(record: Mapping[str, Any], views: np.ndarray,
+                 num_views: int) -> Batch:
+  """One car with the given views, padded to `num_views` views.
+
+  Args:
+    record: a dataset record (docs/design.md).
+    views: indices of the views to keep, at most `num_views`.
+    num_views: V of the batch.
+
+  Returns:
+    The car's fields with a leading view axis of `num_views` (padding views
+    are zero, with a unit box), its `shape_3d` and a `view_mask`.
+  """
+  pad = num_views - len(views)
+  example = {}
+  for name in VIEW_FIELDS:
+    field = np.asarray(record[name])[views]
+    padding = np.zeros((pad,) + field.shape[1:], field.dtype)
+    if name == 'boxes':
+      padding[:] = PADDING_BOX
+    example[name] = np.concatenate([field, padding])
+  example['shape_3d'] = np.asarray(record['shape_3d'], np.float32)
+  example['view_mask'] = np.arange(num_views) < len(views)
+  return example
+
+
+def sample_views(record: Mapping[str, Any], rng: np.random.Generator,
+                 num_views: int) -> Batch:
+  """A random subset of `num_views` views of a car (all of them if fewer)."""
+  total = len(record['boxes'])
+  views = np.sort(rng.choice(total, min(total, num_views), replace=False))
+  return select_views(record, views, num_views)
+
+
+def stack(examples: Sequence[Batch]) -> Batch:
+  """Stacks examples of equal structure into a batch."""
+  return {name: np.stack([example[name] for example in examples])
+          for name in examples[0]}
+
+
+def padding_example(like: Batch) -> Batch:
+  """An all-padding car shaped like `like`, filling a last partial batch."""
+  example = {name: np.zeros_like(value) for name, value in like.items()}
+  example['boxes'][:] = PADDING_BOX
+  return example
+
+
+def local_batch_size(global_batch_size: int) -> int:
+  """This process's share of a global batch."""
+  if global_batch_size % jax.process_count():
+    raise ValueError(f'Batch {global_batch_size} is not divisible by the '
+                     f'{jax.process_count()} processes.')
+  return global_batch_size // jax.process_count()
+
+
+def create_train_iterator(source: Sequence[Mapping[str, Any]],
+                          config: ml_collections.ConfigDict,
+                          seed: int) -> grain.DatasetIterator:
+  """An endless, shuffled, checkpointable iterator of training batches.
+
+  Args:
+    source: random-access training records.
+    config: the experiment config (`data.batch_size`, `num_views`,
+      `read_threads`).
+    seed: seeds the shuffle (reshuffled every epoch) and the view sampling.
+
+  Returns:
+    A grain iterator of this process's batches, (B / processes, V, ...);
+    `get_state()`/`set_state()` save and restore its position.
+  """
+  dataset = grain.MapDataset.source(source)
+  # Each process reads its own, disjoint shard of the records.
+  dataset = dataset[jax.process_index()::jax.process_count()]
+  if not len(dataset):
+    raise ValueError('The training split has no records for process '
+                     f'{jax.process_index()}.')
+  dataset = dataset.shuffle(seed=seed).repeat()
+  dataset = dataset.random_map(
+      functools.partial(sample_views, num_views=config.data.num_views),
+      seed=seed)
+  dataset = dataset.batch(local_batch_size(config.data.batch_size),
+                          drop_remainder=True, batch_fn=stack)
+  read_options = grain.ReadOptions(
+      num_threads=config.data.read_threads,
+      prefetch_buffer_size=2 * max(config.data.read_threads, 1))
+  return iter(dataset.to_iter_dataset(read_options))
+
+
+def eval_batches(source: Sequence[Mapping[str, Any]], num_views: int,
+                 batch_size: int, max_instances: int = 0,
+                 ) -> Iterator[tuple[Batch, list[str]]]:
+  """Every view of every car of a split, once, in order.
+
+  A car with more than `num_views` views is split into several examples of
+  consecutive views; the last batch is completed with all-padding cars.
+
+  Args:
+    source: random-access records of the split.
+    num_views: V of the batch.
+    batch_size: number of examples per batch.
+    max_instances: stop after this many cars (0 = all).
+
+  Yields:
+    (batch, car_ids): a batch and one car id per example ('' for padding
+    examples).
+  """
+  count = len(source) if max_instances <= 0 else min(len(source),
+                                                     max_instances)
+  examples, car_ids = [], []
+  for index in range(count):
+    record = source[index]
+    car_id = record['car_id']
+    car_id = car_id.decode() if isinstance(car_id, bytes) else str(car_id)
+    total = len(record['boxes'])
+    for start in range(0, total, num_views):
+      views = np.arange(start, min(start + num_views, total))
+      examples.append(select_views(record, views, num_views))
+      car_ids.append(car_id)
+      if len(examples) == batch_size:
+        yield stack(examples), car_ids
+        examples, car_ids = [], []
+  if examples:
+    padding = padding_example(examples[0])
+    car_ids += [''] * (batch_size - len(examples))
+    examples += [padding] * (batch_size - len(examples))
+    yield stack(examples), car_ids

@@ -1,0 +1,196 @@
+"""Evaluation figures in the style of the paper (matplotlib, PNG).
+
+Figures are built with `matplotlib.figure.Figure` directly (the Agg canvas,
+no pyplot global state), so plotting works headless and from any thread.
+
+  - `pck_vs_alpha.png`: PCK of occluded keypoints vs alpha, one panel per
+    number of invisible keypoints (Figs. 5 and 8).
+  - `pck_vs_invisible.png`: PCK vs the number of invisible keypoints at
+    alpha 0.1 and 0.2 (Figs. 6 and 9).
+  - `occlusion_roc.png`: ROC of telling occluded from visible keypoints,
+    heatmap confidence vs 2D-KGNN encoder (Fig. 3).
+  - `robustness.png`: PCK@0.1 vs input noise (Fig. 10).
+  - `gallery.png`: predictions on ROI crops (Fig. 11): heatmap keypoints in
+    blue; 2D-KGNN keypoints with skeleton edges green when both ends are
+    predicted visible, red otherwise.
+"""
+
+from collections.abc import Mapping, Sequence
+import os
+from typing import Any
+
+from matplotlib import figure as figure_lib
+import numpy as np
+
+from occnet_jax import evaluate
+from occnet_jax import keypoints as keypoints_lib
+from occnet_jax import metrics as metrics_lib
+
+METHOD_LABELS = {'heatmap': 'Heatmap (baseline)', 'kgnn2d': '2D-KGNN',
+                 'kgnn3d': '3D-KGNN'}
+METHOD_COLOURS = {'heatmap': 'tab:red', 'kgnn2d': 'tab:green',
+                  'kgnn3d': 'tab:blue'}
+ALPHA_PANELS_LEVELS = (3, 5, 7, 9)
+OCCLUDED = 2
+
+
+def _percent(values: Sequence[Any]) -> np.ndarray:
+  return np.array([np.nan if v is None else 100.0 * v for v in values])
+
+
+def _subplots(*args, figsize, **kwargs):
+  figure = figure_lib.Figure(figsize=figsize)
+  return figure, figure.subplots(*args, **kwargs)
+
+
+def _save(figure: figure_lib.Figure, path: str) -> None:
+  figure.tight_layout()
+  figure.savefig(path, dpi=100)
+
+
+def pck_vs_alpha(results: Mapping[str, Any], alphas: Sequence[float],
+                 path: str) -> None:
+  """PCK of occluded keypoints vs alpha per occlusion level (Figs. 5/8)."""
+  figure, axes = _subplots(1, len(ALPHA_PANELS_LEVELS),
+                              figsize=(4 * len(ALPHA_PANELS_LEVELS), 3.4),
+                              sharey=True)
+  for axis, level in zip(axes, ALPHA_PANELS_LEVELS):
+    for method, label in METHOD_LABELS.items():
+      values = [results.get(evaluate.pck_key(method, f'occluded_{level}', a))
+                for a in alphas]
+      axis.plot(alphas, _percent(values), 'o-', label=label,
+                color=METHOD_COLOURS[method])
+    axis.set_title(f'Number of invisible points = {level}/12')
+    axis.set_xlabel('Alpha (α)')
+    axis.set_xlim(0, max(alphas))
+    axis.set_ylim(0, 100)
+    axis.grid(alpha=0.3)
+  axes[0].set_ylabel('PCK (in %)')
+  axes[0].legend(loc='lower right')
+  _save(figure, path)
+
+
+def pck_vs_invisible(results: Mapping[str, Any], levels: Sequence[int],
+                     path: str) -> None:
+  """PCK of occluded keypoints vs number of invisible ones (Figs. 6/9)."""
+  figure, axes = _subplots(1, 2, figsize=(8, 3.4))
+  for axis, alpha in zip(axes, (0.1, 0.2)):
+    for method, label in METHOD_LABELS.items():
+      values = [results.get(evaluate.pck_key(method, f'occluded_{level}',
+                                             alpha)) for level in levels]
+      axis.plot(levels, _percent(values), 'o-', label=label,
+                color=METHOD_COLOURS[method])
+    axis.set_title(f'Alpha α = {alpha:g}')
+    axis.set_xlabel('Number of invisible points')
+    axis.set_ylabel('PCK (in %)')
+    axis.grid(alpha=0.3)
+  axes[0].legend(loc='lower left')
+  _save(figure, path)
+
+
+def occlusion_roc(predictions: Mapping[str, np.ndarray], path: str) -> None:
+  """Occlusion ROC of the heatmap confidence and the 2D-KGNN (Fig. 3)."""
+  visibility = predictions['visibility']
+  labelled, occluded = visibility > 0, visibility == OCCLUDED
+  figure, (histogram, roc) = _subplots(1, 2, figsize=(8, 3.4))
+  confidence = -predictions['occlusion.heatmap']
+  for mask, label, colour in ((labelled & occluded, 'Occluded', 'tab:red'),
+                              (labelled & ~occluded, 'Visible', 'tab:blue')):
+    histogram.hist(confidence[mask], bins=30, alpha=0.6, label=label,
+                   color=colour)
+  histogram.set_xlabel('Heatmap confidence')
+  histogram.set_ylabel('Number of points')
+  histogram.set_title('Keypoint confidence scores')
+  histogram.legend()
+  for method in evaluate.OCCLUSION_METHODS:
+    curve = metrics_lib.occlusion_roc(
+        predictions[f'occlusion.{method}'][labelled], occluded[labelled])
+    if curve.is_defined:
+      roc.plot(curve.fpr, curve.tpr,
+               label=f'{METHOD_LABELS[method]} (AUC {curve.auc:.2f})',
+               color=METHOD_COLOURS[method])
+  roc.plot([0, 1], [0, 1], ':', color='grey')
+  roc.set_xlabel('False positive rate')
+  roc.set_ylabel('True positive rate')
+  roc.set_title('ROC curve for occlusion')
+  roc.legend(loc='lower right')
+  _save(figure, path)
+
+
+def robustness(results: Mapping[str, Any], noise_sigmas: Sequence[float],
+               path: str) -> None:
+  """PCK@0.1 vs Gaussian noise on the graph networks' input (Fig. 10)."""
+  figure, axis = _subplots(figsize=(4.5, 3.4))
+  for method, label in METHOD_LABELS.items():
+    values = [results.get(evaluate.robustness_key(method, sigma))
+              for sigma in noise_sigmas]
+    axis.plot(noise_sigmas, _percent(values), 'o-', label=label,
+              color=METHOD_COLOURS[method])
+  axis.set_xlabel('Noise standard deviation σ (fraction of box scale)')
+  axis.set_ylabel('PCK@0.1 (in %)')
+  axis.set_ylim(0, 100)
+  axis.grid(alpha=0.3)
+  axis.legend()
+  _save(figure, path)
+
+
+def gallery(predictions: Mapping[str, np.ndarray],
+            category: keypoints_lib.Category, path: str,
+            columns: int = 4) -> None:
+  """Predictions on the first ROI crops (Fig. 11)."""
+  crops = predictions['crops']
+  rows = max(1, -(-len(crops) // columns))
+  figure, axes = _subplots(rows, columns, figsize=(2.5 * columns,
+                                                      2.5 * rows),
+                              squeeze=False)
+  for index, axis in enumerate(axes.flat):
+    axis.axis('off')
+    if index >= len(crops):
+      continue
+    size = crops.shape[1]
+    box = predictions['boxes'][index]
+
+    def to_crop(points, box=box, size=size):
+      # Pixels -> crop pixels: the crop is the box resized to size x size.
+      return (points - box[:2]) / (box[2:] - box[:2]) * size
+
+    axis.imshow(crops[index], extent=(0, size, size, 0))
+    baseline = to_crop(predictions['heatmap'][index])
+    axis.scatter(baseline[:, 0], baseline[:, 1], s=8, c='tab:blue')
+    points = to_crop(predictions['kgnn2d'][index])
+    occluded = predictions['occlusion_score'][index] > 0.5
+    for i, j in category.skeleton:
+      colour = 'tab:red' if occluded[i] or occluded[j] else 'lime'
+      axis.plot(points[[i, j], 0], points[[i, j], 1], '-', color=colour,
+                linewidth=1.2)
+    axis.scatter(points[:, 0], points[:, 1], s=10,
+                 c=np.where(occluded, 'tab:red', 'lime'))
+    axis.set_xlim(0, size)
+    axis.set_ylim(size, 0)
+    axis.set_title(str(predictions['car_id'][index])[-24:], fontsize=7)
+  _save(figure, path)
+
+
+def write_all(directory: str, results: Mapping[str, Any],
+              predictions: Mapping[str, np.ndarray],
+              category: keypoints_lib.Category, *, alphas: Sequence[float],
+              noise_sigmas: Sequence[float]) -> None:
+  """Writes every figure of an evaluation into `directory`.
+
+  Args:
+    directory: output directory (exists).
+    results: the evaluation's metrics (`evaluate.compute_metrics`).
+    predictions: its per-view predictions (`evaluate.collect_predictions`).
+    category: the keypoint category (skeleton for the gallery).
+    alphas: PCK thresholds of the results.
+    noise_sigmas: robustness noise levels of the results.
+  """
+  levels = [level for level in evaluate.OCCLUSION_LEVELS
+            if evaluate.pck_key('kgnn2d', f'occluded_{level}', 0.1) in results]
+  pck_vs_alpha(results, alphas, os.path.join(directory, 'pck_vs_alpha.png'))
+  pck_vs_invisible(results, levels,
+                   os.path.join(directory, 'pck_vs_invisible.png'))
+  occlusion_roc(predictions, os.path.join(directory, 'occlusion_roc.png'))
+  robustness(results, noise_sigmas, os.path.join(directory, 'robustness.png'))
+  if len(predictions.get('crops', ())):
+    gallery(predictions, category, os.path.join(directory, 'gallery.png'))

@@ -1,0 +1,594 @@
+"""Training: staged schedule, data-parallel steps, checkpoints and logging.
+
+`train_step` is the per-device step of the pmap programming model: it runs
+inside `jax.shard_map` over a one-axis mesh ('data'), each device on its
+slice of the global batch, with gradients, losses and any non-parameter
+model state averaged by `lax.pmean`. The step is jitted once with the state
+donated; the stage of the schedule (heatmap head alone, then the graph
+networks on the frozen head, then end to end) is read from the step counter
+inside the step, so every stage runs the same compiled program.
+
+A stage selects loss terms (weights times 0 or 1) and parameter groups: a
+frozen group's gradients are zeroed and its learning rate is 0, so its
+parameters do not move at all. A batch with a non-finite loss or gradient
+never changes the state; the host then stops the run (naming the step and
+the term) or, with `config.train.skip_nonfinite`, counts it and goes on.
+
+`train_and_evaluate` is the whole run: dataset and shape basis on first use,
+restore from the latest complete checkpoint (exactly resuming the data order
+and randomness), train, evaluate periodically, and finally evaluate the
+configured split into `<workdir>/eval/<split>/`.
+"""
+
+from collections.abc import Callable, Mapping
+import functools
+import json
+import os
+import time
+from typing import Any
+
+from absl import logging
+import flax
+import flax.linen as nn
+import jax
+from jax import lax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import optax
+import tensorboardX
+
+from occnet_jax import checkpointing
+from occnet_jax import configs
+from occnet_jax import evaluate
+from occnet_jax import input_pipeline
+from occnet_jax import keypoints
+from occnet_jax import losses
+from occnet_jax import models
+from occnet_jax import plots
+from occnet_jax import shape_basis as shape_basis_lib
+
+AXIS = 'data'
+LOSS_TERMS = ('keypoints', 'edge', 'trifocal', 'reproj')
+PARAM_GROUPS = ('heatmap', 'graph')
+# Parameters under a top-level module whose name starts with this belong to
+# the heatmap head; all others to the graph networks (docs/design.md).
+HEATMAP_MODULE_PREFIX = 'HeatmapHead'
+# Rows: the stages heatmap, graph, end to end. Columns: LOSS_TERMS.
+_STAGE_LOSS_TERMS = np.array([[1, 0, 0, 0], [0, 1, 1, 1], [1, 1, 1, 1]],
+                             np.float32)
+# Rows: the stages. Columns: PARAM_GROUPS that are trained.
+_STAGE_PARAM_GROUPS = np.array([[1, 0], [0, 1], [1, 1]], np.float32)
+CONFIG_FILE = 'config.json'
+SHAPE_BASIS_FILE = 'shape_basis.npz'
+METRICS_FILE = 'metrics.jsonl'
+
+
+@flax.struct.dataclass
+class TrainState:
+  """Everything a training step reads and writes.
+
+  Attributes:
+    step: completed steps (skipped batches included).
+    params: the model parameters.
+    model_state: non-parameter variable collections (empty without them).
+    opt_state: optimizer state.
+    num_skipped: batches skipped for a non-finite loss or gradient.
+  """
+
+  step: jax.Array
+  params: Any
+  model_state: Any
+  opt_state: Any
+  num_skipped: jax.Array
+
+
+class NonFiniteError(RuntimeError):
+  """Training produced a non-finite loss or gradient."""
+
+
+def create_model(config: ml_collections.ConfigDict,
+                 shape_basis: shape_basis_lib.ShapeBasis) -> nn.Module:
+  """The configured `OcclusionNet`."""
+  return models.create_model(config.model,
+                             keypoints.get_category(config.category),
+                             shape_basis)
+
+
+def flatten_views(batch: Mapping[str, jax.Array],
+                  ) -> tuple[jax.Array, jax.Array]:
+  """(B, V, ...) crops and boxes -> (B*V, ...), the model's input."""
+  crops, boxes = batch['crops'], batch['boxes']
+  return (crops.reshape((-1,) + crops.shape[2:]),
+          boxes.reshape((-1,) + boxes.shape[2:]))
+
+
+def stage_starts(config: ml_collections.ConfigDict) -> tuple[int, int, int]:
+  """First step of the heatmap, graph and end-to-end stages."""
+  graph_start = config.train.heatmap_steps
+  return 0, graph_start, graph_start + config.train.graph_steps
+
+
+def stage_index(step: jax.Array, config: ml_collections.ConfigDict,
+                ) -> jax.Array:
+  """0 (heatmap), 1 (graph) or 2 (end to end) for a step."""
+  _, graph_start, joint_start = stage_starts(config)
+  return (step >= graph_start).astype(jnp.int32) + (step >= joint_start)
+
+
+def param_labels(params: Any) -> Any:
+  """The `PARAM_GROUPS` name of every parameter leaf."""
+  return {
+      name: jax.tree.map(
+          lambda _, group=('heatmap' if name.startswith(HEATMAP_MODULE_PREFIX)
+                           else 'graph'): group, subtree)
+      for name, subtree in params.items()
+  }
+
+
+def learning_rate_schedule(config: ml_collections.ConfigDict,
+                           group: str) -> optax.Schedule:
+  """A parameter group's learning rate: warmup (+ cosine) in its stages.
+
+  Every stage in which the group trains restarts the warmup (and the cosine
+  decay over the stage); the rate is 0 in stages in which it is frozen.
+
+  Args:
+    config: the experiment config.
+    group: one of `PARAM_GROUPS`.
+
+  Returns:
+    The optax schedule of that group, a function of the update count.
+  """
+  starts = stage_starts(config)
+  ends = starts[1:] + (config.train.num_steps,)
+  schedules, boundaries = [], []
+  for stage, (start, end) in enumerate(zip(starts, ends)):
+    if end <= start:
+      continue
+    if not _STAGE_PARAM_GROUPS[stage, PARAM_GROUPS.index(group)]:
+      schedule = optax.constant_schedule(0.0)
+    else:
+      warmup = min(config.optimizer.warmup_steps, end - start - 1)
+      peak = config.optimizer.learning_rate
+      if config.optimizer.cosine_decay:
+        schedule = optax.warmup_cosine_decay_schedule(
+            0.0, peak, warmup, end - start)
+      else:
+        schedule = optax.join_schedules(
+            [optax.linear_schedule(0.0, peak, warmup),
+             optax.constant_schedule(peak)], [warmup])
+    if schedules:
+      boundaries.append(start)
+    schedules.append(schedule)
+  return optax.join_schedules(schedules, boundaries)
+
+
+def create_optimizer(config: ml_collections.ConfigDict,
+                     params: Any) -> optax.GradientTransformation:
+  """Clipping, then Adam(W) or SGD with momentum per parameter group."""
+  def group_optimizer(group):
+    schedule = learning_rate_schedule(config, group)
+    if config.optimizer.name == 'sgd':
+      return optax.chain(
+          optax.add_decayed_weights(config.optimizer.weight_decay),
+          optax.sgd(schedule, momentum=config.optimizer.momentum))
+    return optax.adamw(schedule, weight_decay=config.optimizer.weight_decay)
+
+  optimizer = optax.multi_transform(
+      {group: group_optimizer(group) for group in PARAM_GROUPS},
+      param_labels(params))
+  if config.optimizer.grad_clip_norm > 0:
+    optimizer = optax.chain(
+        optax.clip_by_global_norm(config.optimizer.grad_clip_norm), optimizer)
+  return optimizer
+
+
+def example_car(config: ml_collections.ConfigDict) -> dict[str, np.ndarray]:
+  """A blank car with the config's input shapes, for initialisation."""
+  views, size = config.data.num_views, config.data.crop_size
+  return {'crops': np.zeros((1, views, size, size, 3), np.uint8),
+          'boxes': np.tile(input_pipeline.PADDING_BOX, (1, views, 1))}
+
+
+def init_variables(model: nn.Module, rng: jax.Array,
+                   example: Mapping[str, np.ndarray]) -> dict[str, Any]:
+  """The model's variables, initialised on one example car."""
+  crops, boxes = flatten_views(example)
+  return model.init({'params': rng}, crops, boxes, train=False)
+
+
+def create_train_state(model: nn.Module, optimizer_fn: Callable[
+    [Any], optax.GradientTransformation], rng: jax.Array,
+                       example: Mapping[str, np.ndarray],
+                       ) -> tuple[TrainState, optax.GradientTransformation]:
+  """A fresh train state (unplaced) and its optimizer.
+
+  Args:
+    model: the model.
+    optimizer_fn: params -> optimizer (`create_optimizer` bound to a config).
+    rng: initialisation key.
+    example: one car (leading axes (1, V)) fixing the input shapes.
+
+  Returns:
+    (state, optimizer).
+  """
+  variables = dict(init_variables(model, rng, example))
+  params = variables.pop('params')
+  optimizer = optimizer_fn(params)
+  state = TrainState(step=jnp.zeros((), jnp.int32), params=params,
+                     model_state=variables, opt_state=optimizer.init(params),
+                     num_skipped=jnp.zeros((), jnp.int32))
+  return state, optimizer
+
+
+def _all_finite(tree: Any) -> jax.Array:
+  return jnp.all(jnp.stack([jnp.all(jnp.isfinite(leaf))
+                            for leaf in jax.tree.leaves(tree)]))
+
+
+def train_step(state: TrainState, batch: Mapping[str, jax.Array],
+               rng: jax.Array, *, model: nn.Module,
+               optimizer: optax.GradientTransformation,
+               config: ml_collections.ConfigDict,
+               ) -> tuple[TrainState, dict[str, jax.Array]]:
+  """One optimisation step on one device's slice of the batch.
+
+  Runs inside `jax.shard_map` over the mesh axis `AXIS`; gradients, loss
+  terms and non-parameter state are averaged over it.
+
+  Args:
+    state: the replicated train state.
+    batch: this device's cars, leading axes (B_device, V).
+    rng: the run's base key; the step's key is `fold_in(rng, step)`.
+    model: the model.
+    optimizer: from `create_optimizer`.
+    config: the experiment config.
+
+  Returns:
+    (new state, metrics): metrics are replicated scalars: 'loss', every
+    loss term, 'grad_norm', 'finite' (1 when the update was applied) and
+    'num_skipped'.
+  """
+  step_rng = jax.random.fold_in(jax.random.fold_in(rng, state.step),
+                                lax.axis_index(AXIS))
+  stage = stage_index(state.step, config)
+  loss_mask = jnp.asarray(_STAGE_LOSS_TERMS)[stage]
+  loss_config = ml_collections.ConfigDict({
+      **config.loss.to_dict(),
+      **{term: config.loss[term] * loss_mask[index]
+         for index, term in enumerate(LOSS_TERMS)}})
+  crops, boxes = flatten_views(batch)
+
+  def loss_fn(params):
+    outputs, model_state = model.apply(
+        {'params': params, **state.model_state}, crops, boxes, train=True,
+        rngs={'dropout': step_rng}, mutable=list(state.model_state))
+    loss, terms = losses.total_loss(outputs, batch, loss_config)
+    return loss, (terms, model_state)
+
+  (loss, (terms, model_state)), grads = jax.value_and_grad(
+      loss_fn, has_aux=True)(state.params)
+  loss, terms, grads, model_state = lax.pmean(
+      (loss, terms, grads, model_state), AXIS)
+  trained = jnp.asarray(_STAGE_PARAM_GROUPS)[stage]
+  grads = jax.tree.map(lambda grad, group: grad * trained[
+      PARAM_GROUPS.index(group)], grads, param_labels(grads))
+  updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
+  finite = jnp.isfinite(loss) & _all_finite(grads)
+  updated = state.replace(params=optax.apply_updates(state.params, updates),
+                          model_state=model_state, opt_state=opt_state)
+  # A non-finite batch leaves the state as it was (only the counters move).
+  new_state = jax.tree.map(lambda new, old: jnp.where(finite, new, old),
+                           updated, state)
+  new_state = new_state.replace(
+      step=state.step + 1, num_skipped=state.num_skipped + (~finite))
+  metrics = {'loss': loss, **terms, 'grad_norm': optax.tree.norm(grads),
+             'finite': finite.astype(jnp.float32),
+             'num_skipped': new_state.num_skipped}
+  return new_state, metrics
+
+
+def make_train_step(model: nn.Module, optimizer: optax.GradientTransformation,
+                    config: ml_collections.ConfigDict, mesh: jax.sharding.Mesh,
+                    ) -> Callable[..., tuple[TrainState, dict[str, jax.Array]]]:
+  """`train_step` data parallel over `mesh`, jitted, state donated."""
+  replicated, sharded = jax.P(), jax.P(AXIS)
+  step = jax.shard_map(
+      functools.partial(train_step, model=model, optimizer=optimizer,
+                        config=config),
+      mesh=mesh, in_specs=(replicated, sharded, replicated),
+      out_specs=(replicated, replicated))
+  return jax.jit(step, donate_argnums=0)
+
+
+def shard_batch(batch: Mapping[str, np.ndarray],
+                mesh: jax.sharding.Mesh) -> dict[str, jax.Array]:
+  """This process's batch -> global arrays split over the mesh's devices."""
+  sharding = jax.NamedSharding(mesh, jax.P(AXIS))
+  return {name: jax.make_array_from_process_local_data(sharding, value)
+          for name, value in batch.items()}
+
+
+def replicate(tree: Any, mesh: jax.sharding.Mesh) -> Any:
+  """Places a pytree on every device of the mesh."""
+  return jax.device_put(tree, jax.NamedSharding(mesh, jax.P()))
+
+
+def prepare_shape_basis(config: ml_collections.ConfigDict, workdir: str,
+                        train_source: Any) -> shape_basis_lib.ShapeBasis:
+  """The run's shape basis, saved in the workdir for evaluation/prediction.
+
+  A basis saved by an earlier start of the run wins (so a restart uses the
+  same basis), then `config.shape_basis.path`, then a PCA fitted on the
+  training split's `shape_3d`; a split without 3D shapes (CarFusion) gets
+  the category's mean shape without components.
+
+  Args:
+    config: the experiment config.
+    workdir: the run's directory.
+    train_source: random-access training records.
+
+  Returns:
+    The shape basis.
+  """
+  saved = os.path.join(workdir, SHAPE_BASIS_FILE)
+  category = keypoints.get_category(config.category)
+  if os.path.exists(saved):
+    return shape_basis_lib.load(saved)
+  if config.shape_basis.path:
+    basis = shape_basis_lib.load(config.shape_basis.path)
+  else:
+    shapes = np.stack([np.asarray(train_source[index]['shape_3d'])
+                       for index in range(len(train_source))])
+    known = np.any(shapes != 0, axis=(1, 2))
+    if known.sum() > config.shape_basis.num_components:
+      basis = shape_basis_lib.fit_shape_basis(
+          shapes[known], config.shape_basis.num_components,
+          mirror=category.mirror)
+    else:
+      logging.info('The training split has no 3D shapes: the 3D branch uses '
+                   'the %s mean shape without components.', category.name)
+      no_components = np.zeros((0,), np.float32)
+      basis = shape_basis_lib.ShapeBasis(
+          mean=np.asarray(category.mean_shape, np.float32),
+          components=np.zeros((0, category.num_keypoints, 3), np.float32),
+          stddevs=no_components, explained_variance_ratio=no_components)
+  if jax.process_index() == 0:
+    shape_basis_lib.save(saved, basis)
+  return basis
+
+
+class MetricWriter:
+  """Scalars to TensorBoard and a JSON-lines file (process 0 only)."""
+
+  def __init__(self, workdir: str):
+    self._enabled = jax.process_index() == 0
+    if self._enabled:
+      self._summary = tensorboardX.SummaryWriter(workdir)
+      self._lines = open(os.path.join(workdir, METRICS_FILE), 'a')
+
+  def write(self, step: int, scalars: Mapping[str, float]) -> None:
+    """Writes one step's scalars."""
+    if not self._enabled:
+      return
+    for name, value in scalars.items():
+      self._summary.add_scalar(name, value, step)
+    self._lines.write(json.dumps({'step': step, **scalars}) + '\n')
+    self._lines.flush()
+
+  def close(self) -> None:
+    if self._enabled:
+      self._summary.close()
+      self._lines.close()
+
+
+def _nonfinite_message(step: int, metrics: Mapping[str, float]) -> str:
+  bad = [name for name in ('loss',) + LOSS_TERMS
+         if name in metrics and not np.isfinite(metrics[name])]
+  what = (f'loss term(s) {", ".join(bad)}' if bad
+          else 'gradients (every loss term is finite)')
+  return (f'Non-finite {what} at step {step}: stopping; the last complete '
+          'checkpoint is kept. Set config.train.skip_nonfinite=True to skip '
+          'such batches instead.')
+
+
+def save_config(config: ml_collections.ConfigDict, workdir: str) -> None:
+  """Writes the run's config beside its checkpoints (process 0)."""
+  if jax.process_index() == 0:
+    with open(os.path.join(workdir, CONFIG_FILE), 'w') as file:
+      file.write(config.to_json(indent=2))
+
+
+def load_config(workdir: str) -> ml_collections.ConfigDict:
+  """The config a workdir was trained with."""
+  with open(os.path.join(workdir, CONFIG_FILE)) as file:
+    return ml_collections.ConfigDict(json.load(file))
+
+
+def train_and_evaluate(config: ml_collections.ConfigDict,
+                       workdir: str) -> TrainState:
+  """Trains (resuming if the workdir has checkpoints), then evaluates.
+
+  Args:
+    config: the experiment config (validated first).
+    workdir: checkpoints, logs, config, shape basis and evaluation results.
+
+  Returns:
+    The final train state.
+
+  Raises:
+    configs.ConfigError: for a config that cannot run.
+    NonFiniteError: for a non-finite loss or gradient, unless
+      `config.train.skip_nonfinite`.
+  """
+  if config.distributed:
+    jax.distributed.initialize()
+  configs.validate(config, jax.device_count())
+  os.makedirs(workdir, exist_ok=True)
+  mesh = jax.make_mesh((jax.device_count(),), (AXIS,))
+  data_dir = input_pipeline.resolve_data_dir(config, workdir)
+  input_pipeline.prepare_dataset(config, data_dir)
+  train_source = input_pipeline.get_source(config, config.data.train_split,
+                                           data_dir)
+  crop_size = np.shape(train_source[0]['crops'])[1]
+  if crop_size != config.data.crop_size:
+    raise configs.ConfigError(
+        f'config.data.crop_size = {config.data.crop_size}: the dataset '
+        f'{input_pipeline.dataset_name(config)} has {crop_size} px crops.')
+  basis = prepare_shape_basis(config, workdir, train_source)
+  save_config(config, workdir)
+  model = create_model(config, basis)
+
+  init_rng, train_rng = jax.random.split(jax.random.key(config.seed))
+  state, optimizer = create_train_state(
+      model, functools.partial(create_optimizer, config), init_rng,
+      example_car(config))
+  state = replicate(state, mesh)
+  iterator = input_pipeline.create_train_iterator(train_source, config,
+                                                  config.seed)
+  checkpointer = checkpointing.Checkpointer(
+      os.path.join(workdir, 'checkpoints'),
+      max_to_keep=config.train.max_checkpoints_to_keep)
+  start = checkpointer.latest_step()
+  if start is not None:
+    state, train_rng, data_state = checkpointer.restore(
+        start, abstract_train_state(config, model, mesh))
+    iterator.set_state(data_state['iterator'])
+    logging.info('Resumed from the checkpoint of step %d.', start)
+  train_rng = replicate(train_rng, mesh)
+  start = start or 0
+
+  step_fn = make_train_step(model, optimizer, config, mesh)
+  writer = MetricWriter(workdir)
+  eval_source = input_pipeline.get_source(config, config.data.eval_split,
+                                          data_dir)
+  predict_fn = evaluate.make_predict_fn(model, config.eval.noise_sigmas, mesh)
+  history, tick, tick_step = [], time.time(), start
+  num_steps = config.train.num_steps
+  for step in range(start, num_steps):
+    state, metrics = step_fn(state, shard_batch(next(iterator), mesh),
+                             train_rng)
+    if not metrics['finite']:
+      if not config.train.skip_nonfinite:
+        checkpointer.close()
+        writer.close()
+        raise NonFiniteError(_nonfinite_message(
+            step, jax.tree.map(float, metrics)))
+      logging.warning('Skipped a batch with a non-finite loss at step %d.',
+                      step)
+    history.append(metrics)
+    done = step + 1
+    if done % config.train.log_every_steps == 0 or done == num_steps:
+      means = {f'train_{name}': float(np.mean([m[name] for m in history]))
+               for name in history[0]}
+      steps_per_second = (done - tick_step) / (time.time() - tick)
+      means['train_steps_per_second'] = steps_per_second
+      writer.write(done, means)
+      logging.info('step %d/%d  loss %.4f  %.2f steps/s  ETA %.0f s', done,
+                   num_steps, means['train_loss'], steps_per_second,
+                   (num_steps - done) / steps_per_second)
+      history, tick, tick_step = [], time.time(), done
+    if done % config.train.checkpoint_every_steps == 0 or done == num_steps:
+      checkpointer.save(done, state, train_rng,
+                        {'iterator': iterator.get_state(), 'step': done})
+    if done % config.train.eval_every_steps == 0 and done < num_steps:
+      results, _ = evaluate.evaluate_state(
+          config, predict_fn, state, eval_source, mesh,
+          max_instances=config.eval.max_instances)
+      writer.write(done, {f'eval_{name}': value
+                          for name, value in evaluate.summary_scalars(
+                              results).items()})
+  checkpointer.wait_until_finished()
+  checkpointer.close()
+  writer.close()
+  if config.eval.split and (start < num_steps or not os.path.exists(
+      evaluate.metrics_path(workdir, config.eval.split))):
+    evaluate_workdir(workdir, split=config.eval.split, data_dir=data_dir)
+  return state
+
+
+def abstract_train_state(config: ml_collections.ConfigDict, model: nn.Module,
+                         mesh: jax.sharding.Mesh) -> TrainState:
+  """The train state's structure, replicated on `mesh`, without compute."""
+  abstract = jax.eval_shape(lambda: create_train_state(
+      model, functools.partial(create_optimizer, config), jax.random.key(0),
+      example_car(config))[0])
+  replicated = jax.NamedSharding(mesh, jax.P())
+  return jax.tree.map(lambda x: jax.ShapeDtypeStruct(
+      x.shape, x.dtype, sharding=replicated), abstract)
+
+
+def restore_workdir(workdir: str, step: int | None = None):
+  """The config, model and replicated train state of a workdir's checkpoint.
+
+  Only finalized checkpoints are listed, so reading a workdir that training
+  is still writing never sees a partial checkpoint.
+
+  Args:
+    workdir: a training workdir.
+    step: the checkpoint step (None = the latest complete one).
+
+  Returns:
+    (config, model, state, mesh, step).
+
+  Raises:
+    FileNotFoundError: without the workdir's config or a complete checkpoint.
+  """
+  if not os.path.exists(os.path.join(workdir, CONFIG_FILE)):
+    raise FileNotFoundError(f'{workdir} is not a training workdir (no '
+                            f'{CONFIG_FILE}).')
+  config = load_config(workdir)
+  mesh = jax.make_mesh((jax.device_count(),), (AXIS,))
+  model = create_model(config, shape_basis_lib.load(
+      os.path.join(workdir, SHAPE_BASIS_FILE)))
+  checkpointer = checkpointing.Checkpointer(
+      os.path.join(workdir, 'checkpoints'), read_only=True)
+  steps = checkpointer.all_steps()
+  if step is None and steps:
+    step = steps[-1]
+  if step not in steps:
+    checkpointer.close()
+    raise FileNotFoundError(f'No complete checkpoint of step {step} in '
+                            f'{workdir}; complete steps: {steps}.')
+  state = checkpointer.restore_state(step,
+                                     abstract_train_state(config, model, mesh))
+  checkpointer.close()
+  return config, model, state, mesh, step
+
+
+def evaluate_workdir(workdir: str, *, split: str | None = None,
+                     data_dir: str | None = None,
+                     step: int | None = None) -> dict[str, Any]:
+  """Evaluates a workdir's checkpoint into `<workdir>/eval/<split>/`.
+
+  Writes metrics.json and the plots (process 0); see `evaluate` for the
+  metrics.
+
+  Args:
+    workdir: a training workdir.
+    split: the split (None = the config's `eval.split`).
+    data_dir: the TFDS data dir (None = the config's).
+    step: the checkpoint step (None = the latest complete one).
+
+  Returns:
+    The metrics.
+  """
+  config, model, state, mesh, step = restore_workdir(workdir, step)
+  split = split or config.eval.split
+  data_dir = data_dir or input_pipeline.resolve_data_dir(config, workdir)
+  source = input_pipeline.get_source(config, split, data_dir)
+  results, predictions = evaluate.evaluate_state(
+      config, evaluate.make_predict_fn(model, config.eval.noise_sigmas, mesh),
+      state, source, mesh,
+      max_instances=config.eval.max_instances,
+      num_gallery=config.eval.num_gallery)
+  results['step'] = int(step)
+  if jax.process_index() == 0:
+    directory = os.path.dirname(evaluate.metrics_path(workdir, split))
+    evaluate.write_metrics(directory, results)
+    plots.write_all(directory, results, predictions,
+                    keypoints.get_category(config.category),
+                    alphas=config.eval.alphas,
+                    noise_sigmas=config.eval.noise_sigmas)
+  return results

@@ -1,0 +1,142 @@
+"""A run killed at a random step and restarted ends exactly like an unkilled one.
+
+Both runs are `python -m launch.train` subprocesses on the `test` config; the
+interrupted one gets SIGKILL as soon as its metrics file shows a randomly
+chosen step (so at any point of a step, a save or a write), then the same
+command is run again. The final parameters must agree bit for bit.
+"""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import jax
+import numpy as np
+import pytest
+
+from occnet_jax import checkpointing
+from occnet_jax import train
+import fake_data
+
+# TFDS 4.9.10 reads FieldDescriptor.label, deprecated in protobuf 6.33.
+pytestmark = pytest.mark.filterwarnings(
+    r'ignore:label\(\) is deprecated:DeprecationWarning')
+
+REPOSITORY = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+NUM_STEPS = 9
+# Checkpoints every 3 steps; the kill comes at a random logged step.
+OVERRIDES = (f'--config.train.num_steps={NUM_STEPS}',
+             '--config.train.heatmap_steps=3', '--config.train.graph_steps=3',
+             '--config.train.checkpoint_every_steps=3',
+             '--config.train.log_every_steps=1',
+             '--config.train.eval_every_steps=1000', "--config.eval.split=")
+
+
+@pytest.fixture(scope='module')
+def data_dir(tmp_path_factory):
+  directory = str(tmp_path_factory.mktemp('tfds'))
+  fake_data.make_dataset(directory, num_views=3)
+  return directory
+
+
+def _command(workdir, data_dir):
+  return [sys.executable, '-m', 'launch.train',
+          '--config=occnet_jax/configs/test.py', f'--workdir={workdir}',
+          f'--config.data.name={fake_data.NAME}',
+          '--config.data.builder_config=',
+          f'--config.data.data_dir={data_dir}', *OVERRIDES]
+
+
+def _start(workdir, data_dir, cache_dir, log):
+  # The runs share a compilation cache: only the first one compiles.
+  env = dict(os.environ, JAX_COMPILATION_CACHE_DIR=cache_dir,
+             JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS='0',
+             JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES='0')
+  return subprocess.Popen(_command(workdir, data_dir), cwd=REPOSITORY,
+                          env=env, stdout=log, stderr=subprocess.STDOUT)
+
+
+def _run(workdir, data_dir, cache_dir, log_path):
+  with open(log_path, 'w') as log:
+    process = _start(workdir, data_dir, cache_dir, log)
+    process.wait(timeout=300)
+  with open(log_path) as log:
+    assert process.returncode == 0, log.read()[-3000:]
+
+
+def _logged_steps(workdir):
+  path = os.path.join(workdir, train.METRICS_FILE)
+  if not os.path.exists(path):
+    return []
+  with open(path) as file:
+    return [json.loads(line)['step'] for line in file if line.endswith('\n')]
+
+
+def _final_params(workdir):
+  _, _, state, _, step = train.restore_workdir(workdir)
+  assert step == NUM_STEPS
+  return jax.device_get(state.params)
+
+
+def test_killed_run_resumes_to_identical_parameters(tmp_path, data_dir):
+  seed = np.random.SeedSequence().entropy % 2**32
+  kill_step = int(np.random.default_rng(seed).integers(1, NUM_STEPS - 1))
+  print(f'seed = {seed}, kill after step {kill_step}')
+  reference_dir = str(tmp_path / 'reference')
+  resumed_dir = str(tmp_path / 'resumed')
+  cache_dir = str(tmp_path / 'compilation_cache')
+  _run(reference_dir, data_dir, cache_dir, tmp_path / 'reference.log')
+
+  with open(tmp_path / 'killed.log', 'w') as log:
+    interrupted = _start(resumed_dir, data_dir, cache_dir, log)
+    deadline = time.time() + 240
+    while not any(step >= kill_step for step in _logged_steps(resumed_dir)):
+      if interrupted.poll() is not None or time.time() > deadline:
+        interrupted.kill()
+        interrupted.wait()
+        pytest.fail((tmp_path / 'killed.log').read_text()[-3000:])
+      time.sleep(0.02)
+    os.kill(interrupted.pid, signal.SIGKILL)
+    interrupted.wait()
+  assert max(_logged_steps(resumed_dir)) < NUM_STEPS
+  _run(resumed_dir, data_dir, cache_dir, tmp_path / 'restarted.log')
+
+  assert not checkpointing.incomplete_checkpoints(
+      os.path.join(resumed_dir, 'checkpoints'))
+  expected, got = _final_params(reference_dir), _final_params(resumed_dir)
+  jax.tree.map(np.testing.assert_array_equal, got, expected)
+
+
+def test_half_written_checkpoint_is_ignored(tmp_path, caplog):
+  directory = str(tmp_path / 'checkpoints')
+  writer = checkpointing.Checkpointer(directory)
+  state = {'weights': np.arange(6.0, dtype=np.float32).reshape(2, 3)}
+  for step in (1, 2):
+    writer.save(step, jax.tree.map(lambda x, s=step: x * s, state),
+                jax.random.key(step), {'iterator': {'next_index': step}})
+  writer.close()
+  # What a kill during the save of step 3 leaves behind.
+  partial = os.path.join(directory, '3.orbax-checkpoint-tmp-1700000000')
+  os.makedirs(os.path.join(partial, 'state'))
+  with open(os.path.join(partial, 'state', 'manifest.ocdbt'), 'wb') as file:
+    file.write(b'\0' * 7)
+
+  reader = checkpointing.Checkpointer(directory, read_only=True)
+  assert reader.all_steps() == [1, 2]
+  abstract = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype),
+                          state)
+  restored, rng, data = reader.restore(2, abstract)
+  np.testing.assert_array_equal(restored['weights'], 2 * state['weights'])
+  np.testing.assert_array_equal(jax.random.key_data(rng),
+                                jax.random.key_data(jax.random.key(2)))
+  assert data == {'iterator': {'next_index': 2}}
+  reader.close()
+
+  assert checkpointing.incomplete_checkpoints(directory) == [partial]
+  writer = checkpointing.Checkpointer(directory)
+  assert writer.latest_step() == 2
+  writer.close()
+  assert f'Ignoring incomplete checkpoint {partial}' in caplog.text

@@ -1,0 +1,135 @@
+"""Tests of the training step: stage schedule, frozen groups, non-finite batches."""
+
+import functools
+
+import jax
+import numpy as np
+import pytest
+
+from occnet_jax import input_pipeline
+from occnet_jax import shape_basis as shape_basis_lib
+from occnet_jax import train
+from occnet_jax.configs import test as test_config
+import fake_data
+
+# TFDS 4.9.10 reads FieldDescriptor.label, deprecated in protobuf 6.33.
+pytestmark = pytest.mark.filterwarnings(
+    r'ignore:label\(\) is deprecated:DeprecationWarning')
+
+
+@pytest.fixture
+def seed():
+  seed = np.random.SeedSequence().entropy % 2**32
+  print(f'seed = {seed}')
+  return seed
+
+
+@pytest.fixture(scope='module')
+def setup(tmp_path_factory):
+  data_dir = str(tmp_path_factory.mktemp('tfds'))
+  fake_data.make_dataset(data_dir, num_views=3)
+  config = test_config.get_config()
+  config.data.name, config.data.builder_config = fake_data.NAME, ''
+  config.train.heatmap_steps = config.train.graph_steps = 1
+  # Every stage's first step moves its groups (no warmup from 0).
+  config.optimizer.warmup_steps = 0
+  source = input_pipeline.get_source(config, 'train', data_dir)
+  shapes = np.stack([source[i]['shape_3d'] for i in range(len(source))])
+  model = train.create_model(config, shape_basis_lib.fit_shape_basis(
+      shapes, config.shape_basis.num_components))
+  mesh = jax.make_mesh((1,), (train.AXIS,), devices=jax.devices()[:1])
+  state, optimizer = train.create_train_state(
+      model, functools.partial(train.create_optimizer, config),
+      jax.random.key(0), train.example_car(config))
+  batch = next(input_pipeline.create_train_iterator(source, config, 0))
+  # Host copies: every test places (and donates) its own device state.
+  return dict(config=config, mesh=mesh, state=jax.device_get(state),
+              batch=batch,
+              step=train.make_train_step(model, optimizer, config, mesh))
+
+
+def _groups_changed(before, after):
+  labels = train.param_labels(before)
+  changed = {group: False for group in train.PARAM_GROUPS}
+  for old, new, group in zip(jax.tree.leaves(before), jax.tree.leaves(after),
+                             jax.tree.leaves(labels)):
+    changed[group] |= not np.array_equal(old, new)
+  return changed
+
+
+def test_learning_rates_follow_the_stages(seed):
+  rng = np.random.default_rng(seed)
+  config = test_config.get_config()
+  config.train.num_steps = int(rng.integers(30, 200))
+  config.train.heatmap_steps = int(rng.integers(0, config.train.num_steps // 2))
+  config.train.graph_steps = int(rng.integers(0, config.train.num_steps // 3))
+  config.optimizer.warmup_steps = int(rng.integers(0, 5))
+  _, graph_start, joint_start = train.stage_starts(config)
+  schedules = {group: train.learning_rate_schedule(config, group)
+               for group in train.PARAM_GROUPS}
+  for step in range(config.train.num_steps):
+    stage = int(train.stage_index(np.int32(step), config))
+    assert stage == (step >= graph_start) + (step >= joint_start)
+    heatmap_rate = float(schedules['heatmap'](step))
+    graph_rate = float(schedules['graph'](step))
+    assert (heatmap_rate == 0.0) if stage == 1 else heatmap_rate >= 0.0
+    assert (graph_rate == 0.0) if stage == 0 else graph_rate >= 0.0
+    # Past the warmup of its stage, a trained group has a positive rate,
+    # at most the peak.
+    stage_start = (0, graph_start, joint_start)[stage]
+    if step - stage_start > config.optimizer.warmup_steps and (
+        step < config.train.num_steps - 1):
+      rates = {0: [heatmap_rate], 1: [graph_rate],
+               2: [heatmap_rate, graph_rate]}[stage]
+      assert all(0.0 < rate <= config.optimizer.learning_rate
+                 for rate in rates), (step, rates)
+
+
+def test_param_labels_split_head_and_graph_networks(setup):
+  labels = train.param_labels(setup['state'].params)
+  for name, subtree in labels.items():
+    expected = ('heatmap' if name.startswith(train.HEATMAP_MODULE_PREFIX)
+                else 'graph')
+    assert set(jax.tree.leaves(subtree)) == {expected}, name
+  assert set(jax.tree.leaves(labels)) == set(train.PARAM_GROUPS)
+
+
+def test_stages_train_only_their_groups(setup):
+  state = train.replicate(setup['state'], setup['mesh'])
+  rng = train.replicate(jax.random.key(1), setup['mesh'])
+  batch = train.shard_batch(setup['batch'], setup['mesh'])
+  expected = [{'heatmap': True, 'graph': False},
+              {'heatmap': False, 'graph': True},
+              {'heatmap': True, 'graph': True}]
+  for stage, changes in enumerate(expected):
+    before = jax.device_get(state.params)
+    state, metrics = setup['step'](state, batch, rng)
+    assert float(metrics['finite']) == 1.0
+    assert int(state.step) == stage + 1
+    assert _groups_changed(before, jax.device_get(state.params)) == changes
+    if stage == 0:
+      # Only the keypoint term is trained in the heatmap stage.
+      np.testing.assert_allclose(metrics['loss'], metrics['keypoints'],
+                                 rtol=1e-6)
+
+
+def test_nonfinite_batch_changes_nothing_but_the_counters(setup, seed):
+  rng = np.random.default_rng(seed)
+  batch = {name: value.copy() for name, value in setup['batch'].items()}
+  car, view, point = np.argwhere(batch['visibility'] == 1)[
+      rng.integers(np.sum(batch['visibility'] == 1))]
+  batch['keypoints'][car, view, point] = np.nan
+  state = train.replicate(setup['state'], setup['mesh'])
+  before = jax.device_get(state)
+  new_state, metrics = setup['step'](
+      state, train.shard_batch(batch, setup['mesh']),
+      train.replicate(jax.random.key(1), setup['mesh']))
+  metrics = jax.tree.map(float, metrics)
+  assert metrics['finite'] == 0.0
+  after = jax.device_get(new_state)
+  assert int(after.step) == 1 and int(after.num_skipped) == 1
+  jax.tree.map(np.testing.assert_array_equal,
+               (after.params, after.opt_state),
+               (before.params, before.opt_state))
+  message = train._nonfinite_message(0, metrics)  # pylint: disable=protected-access
+  assert 'keypoints' in message and 'step 0' in message
