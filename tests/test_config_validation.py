@@ -86,9 +86,6 @@ def test_divisibility_holds_for_random_device_counts():
         configs.validate(config, num_devices=int(num_devices))
 
 
-# ml_collections 1.1.0 loads config files with the deprecated load_module().
-@pytest.mark.filterwarnings(
-    r'ignore:the load_module\(\) method is deprecated:DeprecationWarning')
 def test_command_line_overrides_are_locked():
   path = 'occnet_jax/configs/test.py'
 

@@ -4,17 +4,12 @@ import functools
 
 import jax
 import numpy as np
-import pytest
 
 from occnet_jax import input_pipeline
 from occnet_jax import shape_basis as shape_basis_lib
 from occnet_jax import train
 from occnet_jax.configs import test as test_config
 import fake_data
-
-# TFDS 4.9.10 reads FieldDescriptor.label, deprecated in protobuf 6.33.
-pytestmark = pytest.mark.filterwarnings(
-    r'ignore:label\(\) is deprecated:DeprecationWarning')
 
 NUM_DEVICES = 4
 

@@ -21,10 +21,6 @@ from occnet_jax import checkpointing
 from occnet_jax import train
 import fake_data
 
-# TFDS 4.9.10 reads FieldDescriptor.label, deprecated in protobuf 6.33.
-pytestmark = pytest.mark.filterwarnings(
-    r'ignore:label\(\) is deprecated:DeprecationWarning')
-
 REPOSITORY = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 NUM_STEPS = 9
 # Checkpoints every 3 steps; the kill comes at a random logged step.

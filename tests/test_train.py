@@ -12,10 +12,6 @@ from occnet_jax import train
 from occnet_jax.configs import test as test_config
 import fake_data
 
-# TFDS 4.9.10 reads FieldDescriptor.label, deprecated in protobuf 6.33.
-pytestmark = pytest.mark.filterwarnings(
-    r'ignore:label\(\) is deprecated:DeprecationWarning')
-
 
 @pytest.fixture
 def seed():
