@@ -14,7 +14,7 @@ in full-frame pixels; keypoint_id is the 1-based CarFusion slot (1..14, see
 `keypoints.CARFUSION_SLOT_TO_KEYPOINT`; Exhaust and Center are ignored);
 visibility 1 or 3 is visible and 2 occluded. The optional sixth column is ours
 (the synthetic generator knows why a point is hidden): a
-`records.OcclusionKind`, 0 for visible points and 1..5 for occluded ones.
+`labels.OcclusionKind`, 0 for visible points and 1..5 for occluded ones.
 Without it, visible points get kind 0 and occluded ones kind 5 (unknown).
 A point outside the image is unlabelled (kind 4, truncation).
 
@@ -43,9 +43,9 @@ import cv2
 from etils import epath
 import numpy as np
 
-from data_prep import records
 from occnet_jax import geometry
 from occnet_jax import keypoints as keypoints_lib
+from occnet_jax import labels
 
 IMAGE_DIR = 'images_jpg'
 GT_DIR = 'gt'
@@ -129,8 +129,8 @@ class InstanceLabels:
 
   Attributes:
     keypoints: (K, 2) float32 pixel positions, 0 where unlabelled.
-    visibility: (K,) int32 `records.Visibility` codes.
-    occlusion_kind: (K,) int32 `records.OcclusionKind` codes.
+    visibility: (K,) int32 `labels.Visibility` codes.
+    occlusion_kind: (K,) int32 `labels.OcclusionKind` codes.
   """
   keypoints: np.ndarray
   visibility: np.ndarray
@@ -140,9 +140,9 @@ class InstanceLabels:
   def unlabelled(cls) -> 'InstanceLabels':
     return cls(
         keypoints=np.zeros((NUM_KEYPOINTS, 2), np.float32),
-        visibility=np.full(NUM_KEYPOINTS, records.Visibility.UNLABELLED,
+        visibility=np.full(NUM_KEYPOINTS, labels.Visibility.UNLABELLED,
                            np.int32),
-        occlusion_kind=np.full(NUM_KEYPOINTS, records.OcclusionKind.UNKNOWN,
+        occlusion_kind=np.full(NUM_KEYPOINTS, labels.OcclusionKind.UNKNOWN,
                                np.int32))
 
 
@@ -164,9 +164,9 @@ def instance_gt_lines(instance_id: int, points: np.ndarray,
   Args:
     instance_id: the car's id within its frame.
     points: (K, 2) pixel positions.
-    visibility: (K,) `records.Visibility` codes; unlabelled points are not
+    visibility: (K,) `labels.Visibility` codes; unlabelled points are not
       written.
-    occlusion_kind: optional (K,) `records.OcclusionKind` codes, written as
+    occlusion_kind: optional (K,) `labels.OcclusionKind` codes, written as
       the sixth column.
 
   Returns:
@@ -174,9 +174,9 @@ def instance_gt_lines(instance_id: int, points: np.ndarray,
   """
   lines = []
   for k, slot in enumerate(keypoints_lib.CARFUSION_KEYPOINT_TO_SLOT):
-    if visibility[k] == records.Visibility.UNLABELLED:
+    if visibility[k] == labels.Visibility.UNLABELLED:
       continue
-    visible = visibility[k] == records.Visibility.VISIBLE
+    visible = visibility[k] == labels.Visibility.VISIBLE
     raw_visibility = RAW_VISIBLE[0] if visible else RAW_OCCLUDED
     kind = None if occlusion_kind is None else int(occlusion_kind[k])
     lines.append(GtLine(float(points[k, 0]), float(points[k, 1]), slot + 1,
@@ -213,8 +213,8 @@ def _check_line(text: str) -> tuple[GtLine | None, str | None]:
   occlusion_kind = kind[0] if kind else None
   if occlusion_kind is not None:
     visible = visibility in RAW_VISIBLE
-    valid_kinds = ({records.OcclusionKind.VISIBLE} if visible else
-                   set(records.OcclusionKind) - {records.OcclusionKind.VISIBLE})
+    valid_kinds = ({labels.OcclusionKind.VISIBLE} if visible else
+                   set(labels.OcclusionKind) - {labels.OcclusionKind.VISIBLE})
     if occlusion_kind not in valid_kinds:
       return None, 'invalid_occlusion_kind'
   return GtLine(x, y, keypoint_id, instance_id, visibility,
@@ -256,22 +256,22 @@ def parse_gt_lines(lines: Iterable[str], *, image_size: tuple[int, int],
     if reason is not None:
       issues.report(reason, where, text.strip())
       continue
-    labels = instances.setdefault(line.instance_id,
-                                  InstanceLabels.unlabelled())
-    labels.keypoints[keypoint] = line.x, line.y
+    instance = instances.setdefault(line.instance_id,
+                                    InstanceLabels.unlabelled())
+    instance.keypoints[keypoint] = line.x, line.y
     visible = line.visibility in RAW_VISIBLE
-    labels.visibility[keypoint] = (records.Visibility.VISIBLE if visible else
-                                   records.Visibility.OCCLUDED)
+    instance.visibility[keypoint] = (
+        labels.Visibility.VISIBLE if visible else labels.Visibility.OCCLUDED)
     if line.occlusion_kind is not None:
-      labels.occlusion_kind[keypoint] = line.occlusion_kind
+      instance.occlusion_kind[keypoint] = line.occlusion_kind
     else:
-      labels.occlusion_kind[keypoint] = (records.OcclusionKind.VISIBLE
-                                         if visible else
-                                         records.OcclusionKind.UNKNOWN)
+      instance.occlusion_kind[keypoint] = (
+          labels.OcclusionKind.VISIBLE if visible
+          else labels.OcclusionKind.UNKNOWN)
   for instance_id, keypoint in truncated:
-    labels = instances.get(instance_id)
-    if labels is not None and not labels.visibility[keypoint]:
-      labels.occlusion_kind[keypoint] = records.OcclusionKind.TRUNCATION
+    instance = instances.get(instance_id)
+    if instance is not None and not instance.visibility[keypoint]:
+      instance.occlusion_kind[keypoint] = labels.OcclusionKind.TRUNCATION
   return instances
 
 

@@ -18,7 +18,7 @@ from absl import flags
 import numpy as np
 import tensorflow_datasets as tfds
 
-from data_prep import records
+from occnet_jax import labels
 
 _DATA_DIR = flags.DEFINE_string('data_dir', None, 'TFDS data directory.')
 _DATASET = flags.DEFINE_string(
@@ -32,7 +32,7 @@ class SplitSummary:
 
   Attributes:
     num_cars: number of examples (car instances).
-    kind_counts: keypoints per `records.OcclusionKind` code.
+    kind_counts: keypoints per `labels.OcclusionKind` code.
     views_per_car: {number of views: number of cars}.
     hidden_per_view: {hidden keypoints in a view: number of views}; hidden
       means any kind other than visible.
@@ -59,7 +59,7 @@ def summarise(examples: Iterable[Mapping[str, np.ndarray]]) -> SplitSummary:
   Returns:
     The split's `SplitSummary`.
   """
-  kind_counts = np.zeros(len(records.OcclusionKind), np.int64)
+  kind_counts = np.zeros(len(labels.OcclusionKind), np.int64)
   views, hidden = [], []
   for example in examples:
     kinds = np.asarray(example['occlusion_kind'])
@@ -75,7 +75,7 @@ def format_summary(summary: SplitSummary) -> str:
   """Human-readable table of a `SplitSummary`."""
   total = max(int(summary.kind_counts.sum()), 1)
   lines = [f'cars: {summary.num_cars}', 'keypoints by occlusion kind:']
-  for kind, count in zip(records.OcclusionKind, summary.kind_counts):
+  for kind, count in zip(labels.OcclusionKind, summary.kind_counts):
     name = kind.name.lower().replace('_', ' ')
     lines.append(f'  {name:<14} {count:>9d}  {100 * count / total:6.2f}%')
   lines.append('views per car: ' + ', '.join(

@@ -19,7 +19,8 @@ written with `data_prep.carfusion_format` exactly as CarFusion is laid out:
 A car is labelled in a view when at least `--min_visible` of its keypoints
 are visible. Its keypoints inside the image are written with visibility 1
 (visible) or 2 (occluded) and the occlusion kind in the sixth column (self,
-other vehicle, other object: `occnet_jax.rendering.visibility`); keypoints
+other vehicle, other object), from the depth test of
+`occnet_jax.rendering.visibility` against the whole scene; keypoints
 outside the image are not written (truncation), as in CarFusion. The
 calibration holds every camera and every car's pose and 3D keypoints per
 frame. The counts of each occlusion kind over the labelled cars are logged
@@ -41,6 +42,7 @@ import numpy as np
 
 from data_prep import carfusion_format
 from data_prep import scenes
+from occnet_jax import labels
 from occnet_jax.geometry import cameras as cameras_lib
 from occnet_jax.rendering import mesh as mesh_lib
 from occnet_jax.rendering import procedural_cars
@@ -48,7 +50,6 @@ from occnet_jax.rendering import rasterizer
 from occnet_jax.rendering import visibility as visibility_lib
 
 ObjectKind = visibility_lib.ObjectKind
-OcclusionKind = visibility_lib.OcclusionKind
 
 # Scene triangle counts are padded to a multiple of this, so that sequences
 # of similar content share one compilation.
@@ -188,22 +189,12 @@ def world_mesh(scene: Scene, frame: int) -> mesh_lib.Mesh:
       for m, pose in zip(scene.meshes, scene.poses[:, frame])])
 
 
-def _transform_points(poses, points):
+def world_keypoints(scene: Scene, frame: int) -> np.ndarray:
+  """(N, K, 3) keypoints of every car at one frame, in the world frame."""
+  poses = scene.poses[:len(scene.cars), frame]
+  points = np.stack([car.keypoints for car in scene.cars])
   return np.einsum('nij,nkj->nki', poses[:, :3, :3], points) + (
       poses[:, None, :3, 3])
-
-
-def _cars_visibility(scene_mesh, camera, keypoints_world, object_kinds,
-                     image_size):
-  """Visibility codes (N, K) of every car's keypoints in one view.
-
-  Labels come from an exact float64 ray cast towards each keypoint (as the
-  paper labels Car-render), not from the float32 depth buffer.
-  """
-  return np.asarray([
-      visibility_lib.keypoint_visibility_by_ray_cast(
-          scene_mesh, camera, points, car, object_kinds, image_size)
-      for car, points in enumerate(keypoints_world)]).transpose(1, 0, 2)
 
 
 @functools.partial(jax.jit, static_argnames=('size',))
@@ -221,7 +212,7 @@ def generate_sequence(rng: np.random.Generator, sequence_dir: epath.PathLike,
     settings: what the sequence contains.
 
   Returns:
-    Counts of `OcclusionKind` over the keypoints of the labelled cars
+    Counts of `labels.OcclusionKind` over the keypoints of the labelled cars
     (truncated keypoints included, though not written).
   """
   sequence_dir = epath.Path(sequence_dir)
@@ -237,14 +228,17 @@ def generate_sequence(rng: np.random.Generator, sequence_dir: epath.PathLike,
   background_keys = jax.random.split(key, settings.num_cameras + 1)
   backgrounds = [_background(k, size=tuple(settings.image_size))
                  for k in background_keys[1:]]
-  car_keypoints = np.stack([car.keypoints for car in scene.cars])
   counts = collections.Counter()
   for f, frame in enumerate(frame_names):
     start = time.time()
-    scene_mesh = world_mesh(scene, f)
-    triangles = mesh_lib.to_triangles(scene_mesh, budget)
-    keypoints_world = _transform_points(
-        scene.poses[:len(scene.cars), f], car_keypoints)
+    triangles = mesh_lib.to_triangles(world_mesh(scene, f), budget)
+    keypoints_world = world_keypoints(scene, f)
+    # (C, N, K) labels of every car in every camera, from the depth test.
+    visibility, kinds = map(
+        np.asarray, visibility_lib.views_keypoint_visibility(
+            triangles, world_cameras, keypoints_world,
+            np.arange(len(scene.cars)), scene.object_kinds,
+            tuple(settings.image_size)))
     labelled = 0
     for c, camera_name in enumerate(camera_names):
       image, _ = rasterizer.render(
@@ -253,19 +247,16 @@ def generate_sequence(rng: np.random.Generator, sequence_dir: epath.PathLike,
       image = rasterizer.add_noise(
           jax.random.fold_in(background_keys[0], f * settings.num_cameras + c),
           image, settings.noise_stddev)
-      visibility, kinds = _cars_visibility(
-          scene_mesh, world_cameras[c], keypoints_world, scene.object_kinds,
-          settings.image_size)
       pixels = np.asarray(
           cameras_lib.project(world_cameras[c], keypoints_world)[0])
       lines = []
       for car in range(len(scene.cars)):
-        if np.sum(visibility[car] == visibility_lib.Visibility.VISIBLE) < (
+        if np.sum(visibility[c, car] == labels.Visibility.VISIBLE) < (
             settings.min_visible):
           continue
-        counts.update(kinds[car].tolist())
+        counts.update(kinds[c, car].tolist())
         lines += carfusion_format.instance_gt_lines(
-            car + 1, pixels[car], visibility[car], kinds[car])
+            car + 1, pixels[car], visibility[c, car], kinds[c, car])
         labelled += 1
       carfusion_format.write_view(sequence_dir, camera_name, frame,
                                   np.asarray(rasterizer.to_uint8(image)),
@@ -303,7 +294,7 @@ def format_counts(counts: collections.Counter) -> str:
   total = max(sum(counts.values()), 1)
   return ', '.join(
       f'{kind.name.lower()} {counts[kind]} ({100 * counts[kind] / total:.1f}%)'
-      for kind in OcclusionKind if kind != OcclusionKind.UNKNOWN)
+      for kind in labels.OcclusionKind if kind != labels.OcclusionKind.UNKNOWN)
 
 
 def generate(output: epath.PathLike, *, num_sequences: dict[str, int],

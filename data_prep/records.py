@@ -10,13 +10,13 @@ compressed, not JPEG), so the `array_record` files are read back with
 
 from collections.abc import Sequence
 import dataclasses
-import enum
 
 import cv2
 import numpy as np
 import tensorflow_datasets as tfds
 
 from occnet_jax import geometry
+from occnet_jax import labels
 
 DEFAULT_CROP_SIZE = 64
 # Each side of the hull of the labelled points moves out by this fraction of
@@ -25,21 +25,10 @@ DEFAULT_CROP_SIZE = 64
 BOX_PADDING = 0.1
 
 
-class Visibility(enum.IntEnum):
-  """`visibility` codes."""
-  UNLABELLED = 0
-  VISIBLE = 1
-  OCCLUDED = 2
-
-
-class OcclusionKind(enum.IntEnum):
-  """`occlusion_kind` codes: why a keypoint is hidden."""
-  VISIBLE = 0
-  SELF = 1
-  OTHER_VEHICLE = 2
-  OTHER_OBJECT = 3
-  TRUNCATION = 4
-  UNKNOWN = 5
+# The label codes are defined once, in `occnet_jax.labels`; these names keep
+# them next to the record for code that writes or reads records.
+Visibility = labels.Visibility
+OcclusionKind = labels.OcclusionKind
 
 
 def features(num_views: int | None, num_keypoints: int,
@@ -94,8 +83,8 @@ class View:
     crop: (S, S, 3) uint8 RGB crop.
     box: (4,) box in full-frame pixels.
     keypoints: (K, 2) pixel positions, 0 where unlabelled.
-    visibility: (K,) `Visibility` codes.
-    occlusion_kind: (K,) `OcclusionKind` codes.
+    visibility: (K,) `labels.Visibility` codes.
+    occlusion_kind: (K,) `labels.OcclusionKind` codes.
     camera: (3, 4) camera matrix, object frame -> pixels.
     camera_error: PnP reprojection error in pixels, 0 when calibrated.
     image_size: (width, height) of the full frame.

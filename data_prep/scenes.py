@@ -185,7 +185,8 @@ def place_traffic(rng: np.random.Generator, car_lengths: np.ndarray,
     rears = front - np.cumsum(lengths + gaps) + gaps
     along[cars] = rears + lengths / 2
   s = along[:, None] + travelled
-  position = offsets[lane_of][:, None] + headings[lane_of][:, None] * s[..., None]
+  position = (offsets[lane_of][:, None]
+              + headings[lane_of][:, None] * s[..., None])
   yaw = np.broadcast_to(_heading_yaw(headings[lane_of])[:, None], s.shape)
   return yaw_pose(yaw, position)
 

@@ -11,6 +11,7 @@ import pytest
 from data_prep import carfusion_format
 from data_prep import records
 from occnet_jax import keypoints
+from occnet_jax import labels
 
 WIDTH, HEIGHT = 640, 480
 USED_IDS = tuple(slot + 1 for slot in keypoints.CARFUSION_KEYPOINT_TO_SLOT)
@@ -35,7 +36,7 @@ def new_issues():
 
 def consistent_kind(visibility):
   if visibility in carfusion_format.RAW_VISIBLE:
-    return st.just(int(records.OcclusionKind.VISIBLE))
+    return st.just(int(labels.OcclusionKind.VISIBLE))
   return st.integers(1, 5)
 
 
@@ -110,7 +111,7 @@ def good_entries(draw):
                            st.just((None, '  ', None)), max_size=40))
 def test_parser_keeps_every_valid_line_and_counts_every_bad_one(entries):
   issues = new_issues()
-  labels = carfusion_format.parse_gt_lines(
+  instances = carfusion_format.parse_gt_lines(
       [text for _, text, _ in entries], image_size=(WIDTH, HEIGHT),
       source='generated.txt', issues=issues)
 
@@ -133,24 +134,24 @@ def test_parser_keeps_every_valid_line_and_counts_every_bad_one(entries):
   assert issues.counts == expected_counts
 
   num_labelled = sum(int(np.sum(instance.visibility > 0))
-                     for instance in labels.values())
+                     for instance in instances.values())
   assert num_labelled == len(kept)
   for (instance_id, k), line in kept.items():
-    instance = labels[instance_id]
+    instance = instances[instance_id]
     np.testing.assert_array_equal(instance.keypoints[k],
                                   np.float32([line.x, line.y]))
     visible = line.visibility in carfusion_format.RAW_VISIBLE
-    assert instance.visibility[k] == (records.Visibility.VISIBLE if visible
-                                      else records.Visibility.OCCLUDED)
-    default_kind = (records.OcclusionKind.VISIBLE if visible else
-                    records.OcclusionKind.UNKNOWN)
+    assert instance.visibility[k] == (labels.Visibility.VISIBLE if visible
+                                      else labels.Visibility.OCCLUDED)
+    default_kind = (labels.OcclusionKind.VISIBLE if visible else
+                    labels.OcclusionKind.UNKNOWN)
     assert instance.occlusion_kind[k] == (
         default_kind if line.occlusion_kind is None else line.occlusion_kind)
-  for instance_id, instance in labels.items():
+  for instance_id, instance in instances.items():
     for k in np.flatnonzero(instance.visibility == 0):
       assert instance.occlusion_kind[k] == (
-          records.OcclusionKind.TRUNCATION if (instance_id, k) in truncated
-          else records.OcclusionKind.UNKNOWN)
+          labels.OcclusionKind.TRUNCATION if (instance_id, k) in truncated
+          else labels.OcclusionKind.UNKNOWN)
       np.testing.assert_array_equal(instance.keypoints[k], 0.0)
 
 
@@ -158,20 +159,20 @@ def test_written_instance_lines_read_back_exactly(rng, tmp_path):
   num_keypoints = keypoints.CAR.num_keypoints
   points = rng.uniform((0, 0), (WIDTH, HEIGHT), (num_keypoints, 2))
   visibility = rng.integers(0, 3, num_keypoints)
-  kinds = np.where(visibility == records.Visibility.VISIBLE, 0,
+  kinds = np.where(visibility == labels.Visibility.VISIBLE, 0,
                    rng.integers(1, 6, num_keypoints))
   instance_id = int(rng.integers(0, 100))
   path = tmp_path / 'gt' / '01_0000.txt'
   carfusion_format.write_gt_file(path, carfusion_format.instance_gt_lines(
       instance_id, points, visibility, kinds))
   issues = new_issues()
-  labels = carfusion_format.read_gt_file(path, image_size=(WIDTH, HEIGHT),
-                                         issues=issues)
+  instances = carfusion_format.read_gt_file(
+      path, image_size=(WIDTH, HEIGHT), issues=issues)
   assert not issues.counts
   if not np.any(visibility):
-    assert labels == {}
+    assert instances == {}
     return
-  instance = labels[instance_id]
+  instance = instances[instance_id]
   labelled = visibility > 0
   np.testing.assert_array_equal(instance.visibility, visibility)
   np.testing.assert_array_equal(instance.keypoints[labelled],
@@ -382,7 +383,7 @@ def test_byte_order_mark_is_not_data(tmp_path):
   path = tmp_path / '01_0000.txt'
   path.write_text('\ufeff10.5, 20, 1, 0, 1\n', encoding='utf-8')
   issues = new_issues()
-  labels = carfusion_format.read_gt_file(path, image_size=(WIDTH, HEIGHT),
-                                         issues=issues)
+  instances = carfusion_format.read_gt_file(
+      path, image_size=(WIDTH, HEIGHT), issues=issues)
   assert not issues.counts
-  np.testing.assert_array_equal(labels[0].keypoints[0], (10.5, 20.0))
+  np.testing.assert_array_equal(instances[0].keypoints[0], (10.5, 20.0))

@@ -7,12 +7,13 @@ import pytest
 
 from data_prep import carfusion_format
 from data_prep import make_synthetic_carfusion
-from data_prep import records
+from occnet_jax import labels
 from occnet_jax.geometry import cameras as cameras_lib
+from occnet_jax.rendering import visibility as visibility_lib
 
 TINY = make_synthetic_carfusion.SceneSettings(
     num_cameras=3, num_frames=2, num_cars=8, image_size=(320, 180))
-OcclusionKind = records.OcclusionKind
+OcclusionKind = labels.OcclusionKind
 
 
 @pytest.fixture(scope='module')
@@ -45,18 +46,18 @@ def test_reader_parses_every_line_and_the_calibration(tiny_sequence, seed):
     num_lines += len(view.gt_path.read_text().splitlines())
     instances = carfusion_format.read_gt_file(
         view.gt_path, image_size=TINY.image_size, issues=issues)
-    for instance_id, labels in instances.items():
-      labelled = labels.visibility != records.Visibility.UNLABELLED
-      parsed.update(labels.occlusion_kind[labelled].tolist())
-      assert np.sum(labels.visibility == records.Visibility.VISIBLE) >= (
+    for instance_id, instance in instances.items():
+      labelled = instance.visibility != labels.Visibility.UNLABELLED
+      parsed.update(instance.occlusion_kind[labelled].tolist())
+      assert np.sum(instance.visibility == labels.Visibility.VISIBLE) >= (
           TINY.min_visible)
       np.testing.assert_array_equal(
-          labels.visibility[labelled] == records.Visibility.VISIBLE,
-          labels.occlusion_kind[labelled] == OcclusionKind.VISIBLE)
+          instance.visibility[labelled] == labels.Visibility.VISIBLE,
+          instance.occlusion_kind[labelled] == OcclusionKind.VISIBLE)
       camera = calibration.object_camera(view.camera, view.frame, instance_id)
       shape_3d = calibration.poses[view.frame][instance_id].shape_3d
       pixels = np.asarray(cameras_lib.project(camera, shape_3d)[0])
-      np.testing.assert_allclose(labels.keypoints[labelled], pixels[labelled],
+      np.testing.assert_allclose(instance.keypoints[labelled], pixels[labelled],
                                  atol=0.02)
   # Nothing was skipped, and the labelled lines are those the generator
   # counted (truncated points are counted but never written).
@@ -65,6 +66,35 @@ def test_reader_parses_every_line_and_the_calibration(tiny_sequence, seed):
   written = counts.copy()
   del written[OcclusionKind.TRUNCATION]
   assert parsed == written
+
+
+def test_labels_agree_with_a_ray_cast(tiny_sequence, seed):
+  sequence_dir, _ = tiny_sequence
+  # The generator's first draws make the scene: the seed rebuilds it.
+  scene = make_synthetic_carfusion.make_scene(np.random.default_rng(seed),
+                                              TINY)
+  issues = carfusion_format.Issues(carfusion_format.PARSE_ISSUES)
+  agree = []
+  for view in carfusion_format.list_views(sequence_dir, issues):
+    camera, frame = int(view.camera) - 1, int(view.frame)
+    instances = carfusion_format.read_gt_file(
+        view.gt_path, image_size=TINY.image_size, issues=issues)
+    cars = np.array(sorted(instances)) - 1
+    cast_visibility, cast_kinds = (
+        visibility_lib.views_keypoint_visibility_by_ray_cast(
+            make_synthetic_carfusion.world_mesh(scene, frame),
+            scene.world_cameras[camera:camera + 1],
+            make_synthetic_carfusion.world_keypoints(scene, frame)[cars], cars,
+            scene.object_kinds, TINY.image_size))
+    for n, car in enumerate(cars):
+      written = instances[car + 1]
+      labelled = written.visibility != labels.Visibility.UNLABELLED
+      agree.append((cast_visibility[0, n] == written.visibility)
+                   & (~labelled | (cast_kinds[0, n] == written.occlusion_kind)))
+  print(f'ray-cast agreement {np.mean(agree):.4f} of {np.size(agree)} '
+        'keypoints of labelled cars')
+  assert not issues.counts, issues.summary()
+  assert np.mean(agree) > 0.99
 
 
 def test_every_occlusion_kind_occurs(tmp_path, seed):

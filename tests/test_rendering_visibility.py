@@ -1,11 +1,9 @@
 """Tests of rendering.visibility: rasterised labels against a ray cast."""
 
-import functools
-
-import jax
 import numpy as np
 import pytest
 
+from occnet_jax import labels
 from occnet_jax.geometry import cameras
 from occnet_jax.rendering import mesh as mesh_lib
 from occnet_jax.rendering import procedural_cars
@@ -14,7 +12,7 @@ from occnet_jax.rendering import visibility
 from tests import rendering_scenes
 
 IMAGE_SIZE = (320, 240)
-Kind = visibility.OcclusionKind
+Kind = labels.OcclusionKind
 _VEHICLE_ONLY = np.array([visibility.ObjectKind.VEHICLE], np.int32)
 
 
@@ -25,20 +23,13 @@ def rng():
   return np.random.default_rng(seed)
 
 
-@functools.partial(jax.jit, static_argnames=('image_size',))
-def _views_visibility(triangles, views, keypoints_3d, object_id, object_kinds,
-                      *, image_size):
-  return jax.vmap(
-      lambda camera: visibility.keypoint_visibility(
-          triangles, camera, keypoints_3d, object_id, object_kinds,
-          image_size))(views)
+def _views_visibility(*args, image_size):
+  return np.asarray(visibility.views_keypoint_visibility(*args, image_size))
 
 
-def _ray_cast_visibility(mesh, views, keypoints_3d, object_id, object_kinds):
-  return np.asarray([
-      visibility.keypoint_visibility_by_ray_cast(
-          mesh, camera, keypoints_3d, object_id, object_kinds, IMAGE_SIZE)
-      for camera in views]).transpose(1, 0, 2)
+def _ray_cast_visibility(*args):
+  return np.asarray(visibility.views_keypoint_visibility_by_ray_cast(
+      *args, IMAGE_SIZE))
 
 
 def _look_at_camera(eye, target, focal):
@@ -122,8 +113,8 @@ def test_side_and_front_views_see_the_expected_parts(rng):
   np.testing.assert_array_equal(kinds[3, back_lights], Kind.VISIBLE)
   np.testing.assert_array_equal(kinds[3, headlights], Kind.SELF)
   np.testing.assert_array_equal(codes, np.where(
-      kinds == Kind.VISIBLE, visibility.Visibility.VISIBLE,
-      visibility.Visibility.OCCLUDED))
+      kinds == Kind.VISIBLE, labels.Visibility.VISIBLE,
+      labels.Visibility.OCCLUDED))
 
 
 def test_other_vehicles_objects_and_truncation(rng):
@@ -157,6 +148,12 @@ def test_other_vehicles_objects_and_truncation(rng):
                                 kinds_of_objects)
     np.testing.assert_array_equal(rendered, cast)
     results[object_id] = rendered[1]
+  # Both cars at once give the per-car labels.
+  both = _views_visibility(triangles, views,
+                           np.stack([far_car.keypoints, near_keypoints]),
+                           np.array([0, 1]), kinds_of_objects,
+                           image_size=IMAGE_SIZE)
+  np.testing.assert_array_equal(both[1], np.stack([results[0], results[1]], 1))
   far_kinds, near_kinds = results[0], results[1]
   # The far car's left wheels are behind the near car.
   np.testing.assert_array_equal(far_kinds[0, [1, 3]], Kind.OTHER_VEHICLE)
@@ -173,7 +170,7 @@ def test_other_vehicles_objects_and_truncation(rng):
       np.asarray(_views_visibility(triangles, views, near_keypoints, 1,
                                    kinds_of_objects,
                                    image_size=IMAGE_SIZE))[0, 1][truncated],
-      visibility.Visibility.UNLABELLED)
+      labels.Visibility.UNLABELLED)
 
 
 def test_keypoints_behind_the_camera_are_truncated(rng):
@@ -187,4 +184,4 @@ def test_keypoints_behind_the_camera_are_truncated(rng):
   behind = [2, 3, 6, 7, 10, 11]
   np.testing.assert_array_equal(kinds[behind], Kind.TRUNCATION)
   np.testing.assert_array_equal(codes[behind],
-                                visibility.Visibility.UNLABELLED)
+                                labels.Visibility.UNLABELLED)

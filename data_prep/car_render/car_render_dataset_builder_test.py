@@ -5,6 +5,10 @@
 axis by U(0.85, 1.15). The builder renders them through proxy meshes and
 splits them 64/15/21 percent. The procedural path and the values of the
 examples are checked in tests/test_car_render_data.py.
+
+The harness reads examples back with `as_dataset`, which TFDS implements for
+TFRecord files only, so the builder under test writes TFRecord instead of its
+default array_record; the examples are the same.
 """
 
 import numpy as np
@@ -22,10 +26,16 @@ class CarRenderTest(tfds.testing.DatasetBuilderTestCase):
   SPLITS = {'train': 6, 'validation': 2, 'test': 2}
   SKIP_CHECKSUMS = True
 
+  def _make_builder(self, config=None):
+    return self.dataset_class(data_dir=self.tmp_dir, config=config,
+                              version=self.VERSION,
+                              file_format=tfds.core.FileFormat.TFRECORD)
+
   def test_manual_shapes_are_rescaled_to_metres(self):
-    shapes = car_render_dataset_builder.load_manual_shapes(
-        self.dummy_data / car_render_dataset_builder.SHAPES_FILE)
-    raw = np.load(self.dummy_data / car_render_dataset_builder.SHAPES_FILE)
+    path = self.dummy_data / car_render_dataset_builder.SHAPES_FILE
+    shapes = car_render_dataset_builder.load_manual_shapes(path)
+    with path.open('rb') as file:
+      raw = np.load(file)
     self.assertEqual(shapes.shape, (10, 12, 3))
     self.assertAlmostEqual(np.ptp(shapes[..., 0], axis=-1).mean(),
                            keypoints.MEAN_CAR_LENGTH_METRES, places=5)

@@ -27,6 +27,7 @@ from data_prep import carfusion_format
 from data_prep import records
 from occnet_jax import geometry
 from occnet_jax import keypoints
+from occnet_jax import labels
 from occnet_jax import shape_basis
 
 SPLITS = ('train', 'test')
@@ -145,15 +146,15 @@ def _view_camera(view: _LabelledView, instance_id: int,
                     f'{calibrated.image_size}')
     else:
       return camera, 0.0
-  labels = view.labels[instance_id]
-  visible = labels.visibility == records.Visibility.VISIBLE
+  instance = view.labels[instance_id]
+  visible = instance.visibility == labels.Visibility.VISIBLE
   if visible.sum() < MIN_PNP_POINTS:
     issues.report('too_few_points_for_pnp', where,
                   f'{visible.sum()} visible points')
     return None
   intrinsics = pnp_intrinsics(view.image_size, config.focal_in_widths)
   try:
-    pose = geometry.solve_pnp(shape[visible], labels.keypoints[visible],
+    pose = geometry.solve_pnp(shape[visible], instance.keypoints[visible],
                               intrinsics)
   except geometry.PnPError as error:
     issues.report('pnp_failed', where, str(error))
@@ -166,9 +167,9 @@ def _car_view(view: _LabelledView, instance_id: int,
               shape: np.ndarray, config: CarfusionConfig,
               issues: carfusion_format.Issues) -> records.View | None:
   """The record view of one car in one view, or None when it is unusable."""
-  labels = view.labels[instance_id]
-  labelled = labels.visibility != records.Visibility.UNLABELLED
-  box = records.labelled_box(labels.keypoints[labelled], config.box_padding)
+  instance = view.labels[instance_id]
+  labelled = instance.visibility != labels.Visibility.UNLABELLED
+  box = records.labelled_box(instance.keypoints[labelled], config.box_padding)
   if np.any(box[2:] - box[:2] < MIN_BOX_SIZE):
     issues.report('degenerate_box', f'{view.files.gt_path} car {instance_id}',
                   f'box {box}')
@@ -180,9 +181,9 @@ def _car_view(view: _LabelledView, instance_id: int,
   return records.View(
       crop=records.extract_crop(view.image, box, config.crop_size),
       box=box,
-      keypoints=labels.keypoints,
-      visibility=labels.visibility,
-      occlusion_kind=labels.occlusion_kind,
+      keypoints=instance.keypoints,
+      visibility=instance.visibility,
+      occlusion_kind=instance.occlusion_kind,
       camera=camera_matrix,
       camera_error=camera_error,
       image_size=view.image_size)
@@ -196,10 +197,10 @@ def _frame_views(
     image = carfusion_format.read_image(files.image_path, issues)
     if image is None:
       continue
-    labels = carfusion_format.read_gt_file(
+    instances = carfusion_format.read_gt_file(
         files.gt_path, image_size=(image.shape[1], image.shape[0]),
         issues=issues)
-    labelled_views.append(_LabelledView(files, image, labels))
+    labelled_views.append(_LabelledView(files, image, instances))
   return labelled_views
 
 

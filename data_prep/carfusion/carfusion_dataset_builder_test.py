@@ -27,6 +27,7 @@ from data_prep import records
 from data_prep.carfusion import carfusion_dataset_builder as builder_lib
 from occnet_jax import geometry
 from occnet_jax import keypoints
+from occnet_jax import labels
 from occnet_jax import shape_basis
 
 DUMMY_DATA = epath.Path(__file__).parent / 'dummy_data'
@@ -110,7 +111,7 @@ def test_calibrated_cameras_project_the_car_onto_its_labels(generated):
         example['keypoints'][view][labelled], atol=2e-3)
   # Camera 04 is uncalibrated: PnP against the mean shape is exact up to the
   # shape's scale, which PnP absorbs into the distance.
-  visible = example['visibility'][3] == records.Visibility.VISIBLE
+  visible = example['visibility'][3] == labels.Visibility.VISIBLE
   assert 0 < example['camera_error'][3] < 2e-3
   np.testing.assert_allclose(
       project(example['cameras'][3], MEAN_SHAPE)[visible],
@@ -120,12 +121,12 @@ def test_calibrated_cameras_project_the_car_onto_its_labels(generated):
 def test_occlusion_kinds_come_from_the_sixth_column(generated):
   example = generated['train'][0]['craig_sim/0000/1']
   visibility, kinds = example['visibility'], example['occlusion_kind']
-  assert np.all(kinds[visibility == records.Visibility.VISIBLE] ==
-                records.OcclusionKind.VISIBLE)
-  occluded = visibility == records.Visibility.OCCLUDED
-  assert set(kinds[occluded]) == {records.OcclusionKind.SELF,
-                                  records.OcclusionKind.OTHER_VEHICLE}
-  assert kinds[1, 11] == records.OcclusionKind.OTHER_VEHICLE
+  assert np.all(kinds[visibility == labels.Visibility.VISIBLE] ==
+                labels.OcclusionKind.VISIBLE)
+  occluded = visibility == labels.Visibility.OCCLUDED
+  assert set(kinds[occluded]) == {labels.OcclusionKind.SELF,
+                                  labels.OcclusionKind.OTHER_VEHICLE}
+  assert kinds[1, 11] == labels.OcclusionKind.OTHER_VEHICLE
   # The line with an invalid kind (12, 30) did not displace the valid label.
   assert not np.any(np.all(example['keypoints'] == (12.0, 30.0), axis=-1))
 
@@ -136,14 +137,14 @@ def test_uncalibrated_cameras_come_from_pnp(generated):
   np.testing.assert_array_equal(example['shape_3d'], 0.0)
   assert np.all(example['camera_error'] < 2e-3)
   for view in range(3):
-    visible = example['visibility'][view] == records.Visibility.VISIBLE
+    visible = example['visibility'][view] == labels.Visibility.VISIBLE
     np.testing.assert_allclose(
         project(example['cameras'][view], MEAN_SHAPE)[visible],
         example['keypoints'][view][visible], atol=2e-3)
   kinds = example['occlusion_kind']
   assert np.all(kinds == np.where(example['visibility'] == 1,
-                                  records.OcclusionKind.VISIBLE,
-                                  records.OcclusionKind.UNKNOWN))
+                                  labels.OcclusionKind.VISIBLE,
+                                  labels.OcclusionKind.UNKNOWN))
 
 
 def test_a_fitted_shape_basis_replaces_the_mean_shape_for_pnp(tmp_path):

@@ -25,49 +25,38 @@ unlabelled (visibility 0).
 `ray_cast` is an independent Moller-Trumbore intersection in float64
 numpy, used to check the rasterised labels.
 
+Labels use the dataset codes of `occnet_jax.labels` (`Visibility`,
+`OcclusionKind`).
+
 Public API:
-  OcclusionKind: VISIBLE, SELF, OTHER_VEHICLE, OTHER_OBJECT, TRUNCATION,
-    UNKNOWN (the dataset codes)
   ObjectKind: VEHICLE, POLE, SIGN, PEDESTRIAN, SCENERY (scene object tags)
-  Visibility: UNLABELLED, VISIBLE, OCCLUDED (the dataset codes)
   keypoint_visibility(triangles, camera, keypoints_3d, object_id,
       object_kinds, image_size, ...) -> (visibility (K,), occlusion_kind (K,))
+  views_keypoint_visibility(triangles, cameras, keypoints_3d, object_ids,
+      object_kinds, image_size) -> (visibility (V, ..., K), kind (V, ..., K))
   classify_keypoints(in_frame, keypoint_depth, hit_depth, hit_object,
       object_id, object_kinds, ...) -> (visibility, occlusion_kind)
   ray_cast(corners, origins, directions) -> (distance (N,), face (N,))
   keypoint_visibility_by_ray_cast(mesh, camera, keypoints_3d, object_id,
       object_kinds, image_size, ...) -> (visibility, occlusion_kind)
+  views_keypoint_visibility_by_ray_cast(mesh, cameras, keypoints_3d,
+      object_ids, object_kinds, image_size) -> as views_keypoint_visibility
 """
 
 import enum
+import functools
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from occnet_jax import labels
 from occnet_jax.geometry import cameras as cameras_lib
 from occnet_jax.rendering import mesh as mesh_lib
 from occnet_jax.rendering import rasterizer
 
 ABSOLUTE_TOLERANCE = 0.01
 RELATIVE_TOLERANCE = 1e-3
-
-
-class Visibility(enum.IntEnum):
-  """`visibility` codes of the dataset record."""
-  UNLABELLED = 0
-  VISIBLE = 1
-  OCCLUDED = 2
-
-
-class OcclusionKind(enum.IntEnum):
-  """`occlusion_kind` codes of the dataset record."""
-  VISIBLE = 0
-  SELF = 1
-  OTHER_VEHICLE = 2
-  OTHER_OBJECT = 3
-  TRUNCATION = 4
-  UNKNOWN = 5
 
 
 class ObjectKind(enum.IntEnum):
@@ -91,13 +80,13 @@ def classify_keypoints(in_frame, keypoint_depth, hit_depth, hit_object,
     keypoint_depth: (K,) depth of the keypoints.
     hit_depth: (K,) depth of the first surface on each ray (inf for none).
     hit_object: (K,) object id of that surface (any value for none).
-    object_id: id of the keypoints' own object.
+    object_id: id of the keypoints' own object, scalar or (K,).
     object_kinds: (num_objects,) `ObjectKind` of each object id.
     absolute_tolerance, relative_tolerance: see the module docstring.
 
   Returns:
-    (visibility (K,) int32 `Visibility`, occlusion_kind (K,) int32
-    `OcclusionKind`).
+    (visibility (K,) int32 `labels.Visibility`, occlusion_kind (K,) int32
+    `labels.OcclusionKind`).
   """
   tolerance = absolute_tolerance + relative_tolerance * keypoint_depth
   visible = hit_depth >= keypoint_depth - tolerance
@@ -107,12 +96,13 @@ def classify_keypoints(in_frame, keypoint_depth, hit_depth, hit_object,
   occlusion_kind = jnp.select(
       [~in_frame, visible, hit_object == object_id,
        occluder_kind == ObjectKind.VEHICLE],
-      [OcclusionKind.TRUNCATION, OcclusionKind.VISIBLE, OcclusionKind.SELF,
-       OcclusionKind.OTHER_VEHICLE],
-      OcclusionKind.OTHER_OBJECT)
-  visibility = jnp.select([~in_frame, visible],
-                          [Visibility.UNLABELLED, Visibility.VISIBLE],
-                          Visibility.OCCLUDED)
+      [labels.OcclusionKind.TRUNCATION, labels.OcclusionKind.VISIBLE,
+       labels.OcclusionKind.SELF, labels.OcclusionKind.OTHER_VEHICLE],
+      labels.OcclusionKind.OTHER_OBJECT)
+  visibility = jnp.select(
+      [~in_frame, visible],
+      [labels.Visibility.UNLABELLED, labels.Visibility.VISIBLE],
+      labels.Visibility.OCCLUDED)
   return visibility.astype(jnp.int32), occlusion_kind.astype(jnp.int32)
 
 
@@ -135,7 +125,8 @@ def keypoint_visibility(triangles: mesh_lib.Triangles, camera, keypoints_3d,
     triangles: the whole scene as `Triangles` (same frame as the camera).
     camera: (3, 4) full-frame camera.
     keypoints_3d: (K, 3) keypoints in that frame.
-    object_id: the keypoints' object id in `triangles.object_ids`.
+    object_id: the keypoints' object id in `triangles.object_ids`, scalar or
+      (K,) (keypoints of several objects tested at once).
     object_kinds: (num_objects,) `ObjectKind` per object id.
     image_size: (width, height) of the frame.
     near: near-plane depth of the renderer.
@@ -158,6 +149,44 @@ def keypoint_visibility(triangles: mesh_lib.Triangles, camera, keypoints_3d,
       in_frame, depth, hit_depth, jnp.where(hit_triangle >= 0, hit_object, -1),
       object_id, object_kinds, absolute_tolerance=absolute_tolerance,
       relative_tolerance=relative_tolerance)
+
+
+def _flatten_objects(keypoints_3d, object_ids):
+  """(M, 3) points and their (M,) object ids from (..., K, 3) and (...)."""
+  object_shape = keypoints_3d.shape[:-1]
+  ids = jnp.broadcast_to(jnp.asarray(object_ids)[..., None], object_shape)
+  return keypoints_3d.reshape(-1, 3), ids.reshape(-1), object_shape
+
+
+@functools.partial(jax.jit, static_argnames=('image_size',))
+def views_keypoint_visibility(triangles: mesh_lib.Triangles, cameras,
+                              keypoints_3d, object_ids, object_kinds,
+                              image_size):
+  """`keypoint_visibility` of several objects in several views, jitted.
+
+  Views are processed one after the other (`lax.map`): each tests every
+  triangle against every keypoint, so memory stays that of one view.
+
+  Args:
+    triangles: the whole scene as `Triangles`.
+    cameras: (V, 3, 4) full-frame cameras.
+    keypoints_3d: (..., K, 3) keypoints, the leading axes index objects.
+    object_ids: (...) object id of each keypoint set.
+    object_kinds: (num_objects,) `ObjectKind` per object id.
+    image_size: (width, height) of the frames (static).
+
+  Returns:
+    (visibility (V, ..., K) int32, occlusion_kind (V, ..., K) int32).
+  """
+  cameras = jnp.asarray(cameras, jnp.float32)
+  points, ids, object_shape = _flatten_objects(
+      jnp.asarray(keypoints_3d, jnp.float32), object_ids)
+  visibility, occlusion_kind = jax.lax.map(
+      lambda camera: keypoint_visibility(triangles, camera, points, ids,
+                                         object_kinds, image_size),
+      cameras)
+  return (visibility.reshape(cameras.shape[:1] + object_shape),
+          occlusion_kind.reshape(cameras.shape[:1] + object_shape))
 
 
 def ray_cast(corners, origins, directions, t_min=0.0, eps=1e-12):
@@ -236,3 +265,27 @@ def keypoint_visibility_by_ray_cast(mesh: mesh_lib.Mesh, camera, keypoints_3d,
       in_frame, depth, hit_depth, hit_object, object_id, object_kinds,
       absolute_tolerance=absolute_tolerance,
       relative_tolerance=relative_tolerance)
+
+
+def views_keypoint_visibility_by_ray_cast(mesh: mesh_lib.Mesh, cameras,
+                                          keypoints_3d, object_ids,
+                                          object_kinds, image_size):
+  """`views_keypoint_visibility` computed by ray casting (for checks).
+
+  Args:
+    mesh: the whole scene.
+    cameras, keypoints_3d, object_ids, object_kinds, image_size: as for
+      `views_keypoint_visibility`.
+
+  Returns:
+    (visibility (V, ..., K) int32, occlusion_kind (V, ..., K) int32), numpy.
+  """
+  points, ids, object_shape = _flatten_objects(
+      np.asarray(keypoints_3d, np.float64), object_ids)
+  ids = np.asarray(ids)
+  visibility, occlusion_kind = np.asarray([
+      keypoint_visibility_by_ray_cast(mesh, camera, points, ids, object_kinds,
+                                      image_size)
+      for camera in cameras]).transpose(1, 0, 2)
+  return (visibility.reshape(visibility.shape[:1] + object_shape),
+          occlusion_kind.reshape(occlusion_kind.shape[:1] + object_shape))
