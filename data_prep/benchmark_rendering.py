@@ -24,12 +24,8 @@ from occnet_jax.rendering import mesh as mesh_lib
 from occnet_jax.rendering import procedural_cars
 from occnet_jax.rendering import rasterizer
 
-_NUM_VIEWS = flags.DEFINE_integer('num_views', 256, 'ROI views per batch.')
-_CROP_SIZE = flags.DEFINE_integer('crop_size', 64, 'ROI crop side.')
-_REPEATS = flags.DEFINE_integer('repeats', 5, 'Timed repeats (median).')
-_FRAME_CARS = flags.DEFINE_integer('frame_cars', 20, 'Cars in the frame.')
-_FRAME_TILE = flags.DEFINE_integer('frame_tile_size', 32, 'Frame tile side.')
-_SEED = flags.DEFINE_integer('seed', 0, 'Random seed.')
+FLAGS = flags.FLAGS
+
 
 _FRAME_SIZE = (1920, 1080)
 _LIGHT = np.array([0.3, 1.0, 0.2])
@@ -96,30 +92,45 @@ def _street(rng, num_cars):
   return mesh_lib.to_triangles(scene, budget), camera, scene.num_faces
 
 
+def _define_flags():
+  """Defines the command's flags.
+
+  Only when run as a command: the library functions above stay importable
+  next to other commands that use the same flag names.
+  """
+  flags.DEFINE_integer('num_views', 256, 'ROI views per batch.')
+  flags.DEFINE_integer('crop_size', 64, 'ROI crop side.')
+  flags.DEFINE_integer('repeats', 5, 'Timed repeats (median).')
+  flags.DEFINE_integer('frame_cars', 20, 'Cars in the frame.')
+  flags.DEFINE_integer('frame_tile_size', 32, 'Frame tile side.')
+  flags.DEFINE_integer('seed', 0, 'Random seed.')
+
+
 def main(argv):
   del argv
-  rng = np.random.default_rng(_SEED.value)
-  num_views, crop_size = _NUM_VIEWS.value, _CROP_SIZE.value
+  rng = np.random.default_rng(FLAGS.seed)
+  num_views, crop_size = FLAGS.num_views, FLAGS.crop_size
   car = procedural_cars.random_car(rng)
   triangles = mesh_lib.to_triangles(car.mesh, procedural_cars.TRIANGLE_BUDGET)
   views, boxes, backgrounds = _roi_views(rng, car, num_views, crop_size)
   seconds = _median_seconds(
       lambda: rasterizer.render_windows(
           triangles, views, boxes, crop_size, light_direction=_LIGHT,
-          background=backgrounds), _REPEATS.value)
+          background=backgrounds), FLAGS.repeats)
   print(f'ROI views: {num_views / seconds:.0f} views/s '
         f'({crop_size}x{crop_size}, {car.mesh.num_faces} triangles, '
-        f'batches of {num_views}, median of {_REPEATS.value})')
+        f'batches of {num_views}, median of {FLAGS.repeats})')
 
-  frame_triangles, camera, num_faces = _street(rng, _FRAME_CARS.value)
+  frame_triangles, camera, num_faces = _street(rng, FLAGS.frame_cars)
   seconds = _median_seconds(
       lambda: rasterizer.render(
           frame_triangles, camera, _FRAME_SIZE, light_direction=_LIGHT,
-          tile_size=_FRAME_TILE.value), _REPEATS.value)
+          tile_size=FLAGS.frame_tile_size), FLAGS.repeats)
   print(f'Frame: {seconds:.2f} s per {_FRAME_SIZE[0]}x{_FRAME_SIZE[1]} frame '
-        f'({_FRAME_CARS.value} cars, {num_faces} triangles, '
-        f'{_FRAME_TILE.value}-pixel tiles, median of {_REPEATS.value})')
+        f'({FLAGS.frame_cars} cars, {num_faces} triangles, '
+        f'{FLAGS.frame_tile_size}-pixel tiles, median of {FLAGS.repeats})')
 
 
 if __name__ == '__main__':
+  _define_flags()
   app.run(main)

@@ -20,10 +20,7 @@ import tensorflow_datasets as tfds
 
 from occnet_jax import labels
 
-_DATA_DIR = flags.DEFINE_string('data_dir', None, 'TFDS data directory.')
-_DATASET = flags.DEFINE_string(
-    'dataset', 'car_render/small', 'Dataset name with its builder config.')
-_SPLIT = flags.DEFINE_string('split', 'train', 'Split to summarise.')
+FLAGS = flags.FLAGS
 
 
 @dataclasses.dataclass(frozen=True)
@@ -86,14 +83,27 @@ def format_summary(summary: SplitSummary) -> str:
   return '\n'.join(lines)
 
 
+def _define_flags():
+  """Defines the command's flags.
+
+  Only when run as a command: the library functions above stay importable
+  next to other commands that use the same flag names.
+  """
+  flags.DEFINE_string('data_dir', None, 'TFDS data directory.')
+  flags.DEFINE_string(
+      'dataset', 'car_render/small', 'Dataset name with its builder config.')
+  flags.DEFINE_string('split', 'train', 'Split to summarise.')
+
+
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError('Too many command-line arguments.')
-  source = tfds.data_source(_DATASET.value, split=_SPLIT.value,
-                            data_dir=_DATA_DIR.value, download=False)
-  print(f'{_DATASET.value} {_SPLIT.value}')
+  source = tfds.data_source(FLAGS.dataset, split=FLAGS.split,
+                            data_dir=FLAGS.data_dir, download=False)
+  print(f'{FLAGS.dataset} {FLAGS.split}')
   print(format_summary(summarise(source)))
 
 
 if __name__ == '__main__':
+  _define_flags()
   app.run(main)

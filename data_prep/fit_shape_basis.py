@@ -15,16 +15,7 @@ from absl import flags
 from occnet_jax import keypoints
 from occnet_jax import shape_basis
 
-_SHAPES = flags.DEFINE_string('shapes', None,
-                              '.npy file of 3D keypoint shapes.')
-_NUM_COMPONENTS = flags.DEFINE_integer('num_components', 5,
-                                       'Number of principal components.')
-_OUTPUT = flags.DEFINE_string('output', None, 'Output .npz file.')
-_SYMMETRIC = flags.DEFINE_bool('symmetric', False,
-                               'Enforce left/right symmetry.')
-_CATEGORY = flags.DEFINE_string('category', 'car',
-                                'Keypoint category (for the mirror pairs).')
-flags.mark_flags_as_required(['shapes', 'output'])
+FLAGS = flags.FLAGS
 
 
 def fit_and_save(shapes_path, num_components, output_path, symmetric,
@@ -52,19 +43,38 @@ def fit_and_save(shapes_path, num_components, output_path, symmetric,
   return basis
 
 
+def _define_flags():
+  """Defines the command's flags.
+
+  Only when run as a command: the library functions above stay importable
+  next to other commands that use the same flag names.
+  """
+  flags.DEFINE_string('shapes', None,
+                      '.npy file of 3D keypoint shapes.')
+  flags.DEFINE_integer('num_components', 5,
+                       'Number of principal components.')
+  flags.DEFINE_string('output', None, 'Output .npz file.')
+  flags.DEFINE_bool('symmetric', False,
+                    'Enforce left/right symmetry.')
+  flags.DEFINE_string('category', 'car',
+                      'Keypoint category (for the mirror pairs).')
+  flags.mark_flags_as_required(['shapes', 'output'])
+
+
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
-  basis = fit_and_save(_SHAPES.value, _NUM_COMPONENTS.value, _OUTPUT.value,
-                       _SYMMETRIC.value,
-                       keypoints.get_category(_CATEGORY.value))
+  basis = fit_and_save(FLAGS.shapes, FLAGS.num_components, FLAGS.output,
+                       FLAGS.symmetric,
+                       keypoints.get_category(FLAGS.category))
   for k, (ratio, stddev) in enumerate(
       zip(basis.explained_variance_ratio, basis.stddevs)):
     print(f'component {k + 1}: explained variance {100 * ratio:5.1f}% '
           f'(stddev {stddev:.4f})')
   print(f'total: {100 * basis.explained_variance_ratio.sum():.1f}%; '
-        f'wrote {_OUTPUT.value}')
+        f'wrote {FLAGS.output}')
 
 
 if __name__ == '__main__':
+  _define_flags()
   app.run(main)

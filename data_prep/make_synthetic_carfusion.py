@@ -49,6 +49,8 @@ from occnet_jax.rendering import procedural_cars
 from occnet_jax.rendering import rasterizer
 from occnet_jax.rendering import visibility as visibility_lib
 
+FLAGS = flags.FLAGS
+
 ObjectKind = visibility_lib.ObjectKind
 
 # Scene triangle counts are padded to a multiple of this, so that sequences
@@ -322,44 +324,51 @@ def generate(output: epath.PathLike, *, num_sequences: dict[str, int],
   return total
 
 
-_OUTPUT = flags.DEFINE_string('output', None, 'Root directory of the layout.',
-                              required=True)
-_TRAIN_SEQUENCES = flags.DEFINE_integer('train_sequences', 2,
-                                        'Sequences in train/.')
-_TEST_SEQUENCES = flags.DEFINE_integer('test_sequences', 1,
-                                       'Sequences in test/.')
-_CAMERAS = flags.DEFINE_integer('cameras', 8, 'Cameras per sequence.')
-_FRAMES = flags.DEFINE_integer('frames', 10, 'Frames per sequence.')
-_CARS = flags.DEFINE_integer('cars', 12, 'Cars per sequence.')
-_POLES = flags.DEFINE_integer('poles', 6, 'Poles per sequence.')
-_SIGNS = flags.DEFINE_integer('signs', 6, 'Signs per sequence.')
-_CABINETS = flags.DEFINE_integer(
-    'cabinets', 6, 'Street cabinets, bins and newspaper boxes per sequence.')
-_PEDESTRIANS = flags.DEFINE_integer('pedestrians', 12,
-                                    'Pedestrians per sequence.')
-_WIDTH = flags.DEFINE_integer('width', 1920, 'Image width in pixels.')
-_HEIGHT = flags.DEFINE_integer('height', 1080, 'Image height in pixels.')
-_FRAME_INTERVAL = flags.DEFINE_float('frame_interval', 0.5,
-                                     'Seconds between frames.')
-_SEED = flags.DEFINE_integer('seed', 0, 'Random seed.')
+def _define_flags():
+  """Defines the command's flags.
+
+  Only when run as a command: the library functions above stay importable
+  next to other commands that use the same flag names.
+  """
+  flags.DEFINE_string('output', None, 'Root directory of the layout.',
+                      required=True)
+  flags.DEFINE_integer('train_sequences', 2,
+                       'Sequences in train/.')
+  flags.DEFINE_integer('test_sequences', 1,
+                       'Sequences in test/.')
+  flags.DEFINE_integer('cameras', 8, 'Cameras per sequence.')
+  flags.DEFINE_integer('frames', 10, 'Frames per sequence.')
+  flags.DEFINE_integer('cars', 12, 'Cars per sequence.')
+  flags.DEFINE_integer('poles', 6, 'Poles per sequence.')
+  flags.DEFINE_integer('signs', 6, 'Signs per sequence.')
+  flags.DEFINE_integer(
+      'cabinets', 6, 'Street cabinets, bins and newspaper boxes per sequence.')
+  flags.DEFINE_integer('pedestrians', 12,
+                       'Pedestrians per sequence.')
+  flags.DEFINE_integer('width', 1920, 'Image width in pixels.')
+  flags.DEFINE_integer('height', 1080, 'Image height in pixels.')
+  flags.DEFINE_float('frame_interval', 0.5,
+                     'Seconds between frames.')
+  flags.DEFINE_integer('seed', 0, 'Random seed.')
 
 
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError('Too many command-line arguments.')
   settings = SceneSettings(
-      num_cameras=_CAMERAS.value, num_frames=_FRAMES.value,
-      num_cars=_CARS.value, num_poles=_POLES.value, num_signs=_SIGNS.value,
-      num_cabinets=_CABINETS.value,
-      num_pedestrians=_PEDESTRIANS.value,
-      image_size=(_WIDTH.value, _HEIGHT.value),
-      frame_interval=_FRAME_INTERVAL.value)
-  counts = generate(_OUTPUT.value,
-                    num_sequences={'train': _TRAIN_SEQUENCES.value,
-                                   'test': _TEST_SEQUENCES.value},
-                    settings=settings, seed=_SEED.value)
+      num_cameras=FLAGS.cameras, num_frames=FLAGS.frames,
+      num_cars=FLAGS.cars, num_poles=FLAGS.poles, num_signs=FLAGS.signs,
+      num_cabinets=FLAGS.cabinets,
+      num_pedestrians=FLAGS.pedestrians,
+      image_size=(FLAGS.width, FLAGS.height),
+      frame_interval=FLAGS.frame_interval)
+  counts = generate(FLAGS.output,
+                    num_sequences={'train': FLAGS.train_sequences,
+                                   'test': FLAGS.test_sequences},
+                    settings=settings, seed=FLAGS.seed)
   print('occlusion mix over labelled cars:', format_counts(counts))
 
 
 if __name__ == '__main__':
+  _define_flags()
   app.run(main)

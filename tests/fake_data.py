@@ -17,6 +17,7 @@ import tensorflow_datasets as tfds
 from data_prep import records
 from occnet_jax import geometry
 from occnet_jax import keypoints
+from occnet_jax import labels
 
 IMAGE_SIZE = (160, 120)
 FOCAL = 120.0
@@ -49,8 +50,8 @@ def _car_views(rng: np.random.Generator, num_views: int,
     # Outward direction of a keypoint: its lateral side and its end.
     outward = shape * np.array([1.0 / 2.25, 0.0, 1.0 / 0.9])
     facing = np.sum(outward * (eye - shape), -1) > 0
-    visibility = np.where(facing, records.Visibility.VISIBLE,
-                          records.Visibility.OCCLUDED).astype(np.int32)
+    visibility = np.where(facing, labels.Visibility.VISIBLE,
+                          labels.Visibility.OCCLUDED).astype(np.int32)
     image = np.full((height, width, 3), 40, np.uint8)
     for point, colour, seen in zip(pixels, colours, facing):
       if seen:
@@ -60,8 +61,8 @@ def _car_views(rng: np.random.Generator, num_views: int,
     views.append(records.View(
         crop=records.extract_crop(image, box, crop_size), box=box,
         keypoints=pixels, visibility=visibility,
-        occlusion_kind=np.where(facing, records.OcclusionKind.VISIBLE,
-                                records.OcclusionKind.SELF).astype(np.int32),
+        occlusion_kind=np.where(facing, labels.OcclusionKind.VISIBLE,
+                                labels.OcclusionKind.SELF).astype(np.int32),
         camera=camera, camera_error=0.0, image_size=IMAGE_SIZE))
   return views, shape
 
