@@ -25,4 +25,5 @@ def from_box_coordinates(points, boxes):
 
 def box_scale(boxes):
   """The PCK length L = max(box width, box height), shape (...)."""
-  return jnp.maximum(boxes[..., 2] - boxes[..., 0], boxes[..., 3] - boxes[..., 1])
+  return jnp.maximum(boxes[..., 2] - boxes[..., 0],
+                     boxes[..., 3] - boxes[..., 1])

@@ -43,7 +43,8 @@ class Category:
       raise ValueError(f'{self.name}: mirror and types need {k} entries.')
     if sorted(self.mirror) != list(range(k)) or any(
         self.mirror[self.mirror[i]] != i for i in range(k)):
-      raise ValueError(f'{self.name}: mirror must be an involution on 0..{k-1}.')
+      raise ValueError(
+          f'{self.name}: mirror must be an involution on 0..{k - 1}.')
     if np.shape(self.mean_shape) != (k, 3):
       raise ValueError(f'{self.name}: mean_shape must be ({k}, 3).')
     for i, j in self.skeleton:

@@ -10,13 +10,6 @@ from scipy.spatial.transform import Rotation
 from occnet_jax.geometry import cameras
 
 
-@pytest.fixture
-def rng():
-  seed = np.random.SeedSequence().entropy
-  print(f'seed={seed}')  # Shown by pytest when the test fails.
-  return np.random.default_rng(seed)
-
-
 def _random_pose(rng):
   eye = rng.normal(size=3)
   eye *= rng.uniform(5.0, 20.0) / np.linalg.norm(eye)

@@ -30,15 +30,9 @@ OcclusionKind = labels.OcclusionKind
 
 
 @pytest.fixture(scope='module')
-def seed():
-  seed = int(np.random.SeedSequence().entropy % 2**32)
-  print(f'seed = {seed}')
-  return seed
-
-
-@pytest.fixture(scope='module')
-def splits(tmp_path_factory, seed):
-  builder = builder_lib.Builder(config=dataclasses.replace(CONFIG, seed=seed),
+def splits(tmp_path_factory, module_seed):
+  builder = builder_lib.Builder(
+      config=dataclasses.replace(CONFIG, seed=module_seed),
                                 data_dir=tmp_path_factory.mktemp('tfds'))
   builder.download_and_prepare()
   return {split: list(source)
@@ -77,7 +71,8 @@ def test_keypoints_are_projections_of_the_shape(examples):
                                                 cameras.shape[:2] + (2,)))
 
 
-def test_visibility_codes_agree_with_kinds_and_a_ray_cast(examples, seed):
+def test_visibility_codes_agree_with_kinds_and_a_ray_cast(examples,
+                                                          module_seed):
   visibility = _stack(examples, 'visibility')
   kinds = _stack(examples, 'occlusion_kind')
   # A lone car: hidden keypoints are self-occluded or outside the frame.
@@ -94,7 +89,8 @@ def test_visibility_codes_agree_with_kinds_and_a_ray_cast(examples, seed):
   agree = []
   for example in examples:
     index = int(example['car_id'].decode().split('/')[1])
-    car = procedural_cars.random_car(np.random.default_rng((seed, index)))
+    car = procedural_cars.random_car(
+        np.random.default_rng((module_seed, index)))
     np.testing.assert_allclose(example['shape_3d'], car.keypoints)
     cast = visibility_lib.views_keypoint_visibility_by_ray_cast(
         car.mesh, example['cameras'], car.keypoints, 0,

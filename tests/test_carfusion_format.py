@@ -23,13 +23,6 @@ NON_FINITE_WORDS = ('nan', 'NaN', 'inf', '-inf', 'Infinity')
 FIELD_SEPARATORS = (',', ', ', ' , ')
 
 
-@pytest.fixture
-def rng():
-  seed = np.random.SeedSequence().entropy
-  print(f'seed {seed}')  # Shown by pytest when the test fails.
-  return np.random.default_rng(seed)
-
-
 def new_issues():
   return carfusion_format.Issues(carfusion_format.PARSE_ISSUES)
 

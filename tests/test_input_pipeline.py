@@ -33,13 +33,6 @@ def source(config, data_dir):
   return input_pipeline.get_source(config, 'train', data_dir)
 
 
-@pytest.fixture
-def seed():
-  seed = np.random.SeedSequence().entropy % 2**32
-  print(f'seed = {seed}')
-  return seed
-
-
 def test_select_views_keeps_and_pads(source, seed):
   rng = np.random.default_rng(seed)
   record = source[int(rng.integers(len(source)))]

@@ -7,13 +7,6 @@ import pytest
 from occnet_jax import metrics
 
 
-@pytest.fixture
-def rng():
-  seed = np.random.SeedSequence().entropy
-  print(f'seed={seed}')  # Shown by pytest when the test fails.
-  return np.random.default_rng(seed)
-
-
 def test_pck_counts_hand_computed_case():
   # Box 100 x 50: L = 100, so alpha 0.1 -> 10 px and alpha 0.2 -> 20 px.
   box = np.array([[20.0, 30.0, 120.0, 80.0]])

@@ -12,13 +12,6 @@ from occnet_jax.rendering import procedural_cars
 from occnet_jax.rendering import proxy_mesh
 
 
-@pytest.fixture
-def rng():
-  seed = np.random.SeedSequence().entropy
-  print(f'seed={seed}')  # Shown by pytest when the test fails.
-  return np.random.default_rng(seed)
-
-
 def _directed_edge_counts(faces):
   edges = np.concatenate([faces[:, [0, 1]], faces[:, [1, 2]],
                           faces[:, [2, 0]]])

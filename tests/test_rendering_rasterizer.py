@@ -20,13 +20,6 @@ CROP = 64
 BUDGET = 2 * procedural_cars.TRIANGLE_BUDGET + 16
 
 
-@pytest.fixture
-def rng():
-  seed = np.random.SeedSequence().entropy
-  print(f'seed={seed}')  # Shown by pytest when the test fails.
-  return np.random.default_rng(seed)
-
-
 @functools.partial(jax.jit, static_argnames=('size', 'capacity'))
 def _rasterize_views(triangles, cameras_, *, size, capacity):
   return jax.vmap(functools.partial(

@@ -1,7 +1,6 @@
 """Tests of rendering.visibility: rasterised labels against a ray cast."""
 
 import numpy as np
-import pytest
 
 from occnet_jax import labels
 from occnet_jax.geometry import cameras
@@ -14,13 +13,6 @@ from tests import rendering_scenes
 IMAGE_SIZE = (320, 240)
 Kind = labels.OcclusionKind
 _VEHICLE_ONLY = np.array([visibility.ObjectKind.VEHICLE], np.int32)
-
-
-@pytest.fixture
-def rng():
-  seed = np.random.SeedSequence().entropy
-  print(f'seed={seed}')  # Shown by pytest when the test fails.
-  return np.random.default_rng(seed)
 
 
 def _views_visibility(*args, image_size):

@@ -11,13 +11,6 @@ from occnet_jax.geometry import cameras as cameras_lib
 STREET = scenes.Street()
 
 
-@pytest.fixture
-def rng():
-  seed = np.random.SeedSequence().entropy
-  print(f'seed = {seed}')
-  return np.random.default_rng(seed)
-
-
 def test_yaw_pose_is_a_rigid_turn_about_up(rng):
   yaw = rng.uniform(-np.pi, np.pi, 5)
   position = rng.normal(size=(5, 3))

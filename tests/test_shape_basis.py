@@ -18,13 +18,6 @@ K = CAR.num_keypoints
 NUM_SHAPES = 50
 
 
-@pytest.fixture
-def rng():
-  seed = np.random.SeedSequence().entropy
-  print(f'seed={seed}')  # Shown by pytest when the test fails.
-  return np.random.default_rng(seed)
-
-
 def _mirror(shapes):
   return shapes[..., list(CAR.mirror), :] * np.array([1.0, 1.0, -1.0])
 

@@ -13,13 +13,6 @@ from occnet_jax.configs import test as test_config
 import fake_data
 
 
-@pytest.fixture
-def seed():
-  seed = np.random.SeedSequence().entropy % 2**32
-  print(f'seed = {seed}')
-  return seed
-
-
 @pytest.fixture(scope='module')
 def setup(tmp_path_factory):
   data_dir = str(tmp_path_factory.mktemp('tfds'))

@@ -16,13 +16,6 @@ NUM_POINTS = 8
 IMAGE_CENTRE = np.array([960.0, 540.0])
 
 
-@pytest.fixture
-def rng():
-  seed = np.random.SeedSequence().entropy
-  print(f'seed={seed}')  # Shown by pytest when the test fails.
-  return np.random.default_rng(seed)
-
-
 def _random_pose(rng):
   """A rotation and translation that put the origin 8-15 m in front."""
   R = Rotation.random(random_state=rng).as_matrix()

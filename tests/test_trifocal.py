@@ -3,7 +3,6 @@
 import jax
 import jax.numpy as jnp
 import numpy as np
-import pytest
 from scipy.spatial.transform import Rotation
 
 from occnet_jax.geometry import cameras
@@ -15,13 +14,6 @@ NUM_POINTS = 16
 # Jitted once per dtype and shape: far faster than op-by-op dispatch.
 _residual = jax.jit(trifocal.normalized_trifocal_residual)
 _transfer = jax.jit(trifocal.normalized_trifocal_transfer)
-
-
-@pytest.fixture
-def rng():
-  seed = np.random.SeedSequence().entropy
-  print(f'seed={seed}')  # Shown by pytest when the test fails.
-  return np.random.default_rng(seed)
 
 
 def _general_camera(rng):

@@ -8,13 +8,6 @@ from data_prep import viewpoints
 from occnet_jax import keypoints
 
 
-@pytest.fixture
-def rng():
-  seed = np.random.SeedSequence().entropy
-  print(f'seed = {seed}')
-  return np.random.default_rng(seed)
-
-
 @pytest.mark.parametrize('level', [0, 1, 2, 3])
 def test_icosphere_is_a_uniform_unit_sphere_sampling(level):
   vertices = viewpoints.icosphere_vertices(level)
