@@ -16,19 +16,12 @@ import numpy as np
 import tensorflow_datasets as tfds
 
 from occnet_jax import geometry
-from occnet_jax import labels
 
 DEFAULT_CROP_SIZE = 64
 # Each side of the hull of the labelled points moves out by this fraction of
 # the hull's width (x) or height (y), as in the authors' COCO conversion
 # (boxes 10-15% larger than the labelled points).
 BOX_PADDING = 0.1
-
-
-# The label codes are defined once, in `occnet_jax.labels`; these names keep
-# them next to the record for code that writes or reads records.
-Visibility = labels.Visibility
-OcclusionKind = labels.OcclusionKind
 
 
 def features(num_views: int | None, num_keypoints: int,
