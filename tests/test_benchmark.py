@@ -29,13 +29,6 @@ MEASUREMENT_FIELDS = {
     'device_memory'}
 
 
-@pytest.fixture
-def rng():
-  seed = np.random.SeedSequence().entropy
-  print(f'seed = {seed}')  # Shown by pytest when the test fails.
-  return np.random.default_rng(seed)
-
-
 @pytest.fixture(scope='module')
 def results(tmp_path_factory):
   output = tmp_path_factory.mktemp('benchmark') / 'nested' / 'bench.json'
