@@ -181,3 +181,24 @@ def test_normalizing_transform_undoes_the_intrinsics(rng):
   N = cameras.normalizing_transform(
       rng.uniform(0.1, 10.0) * cameras.projection_matrix(K, R, t))
   np.testing.assert_allclose(N @ K, np.eye(3), atol=1e-5)
+
+
+def test_camera_center_matches_lapack_in_float64(rng):
+  P = rng.normal(size=(4, 3, 4))
+  with jax.enable_x64(True):
+    centre = np.asarray(cameras.camera_center(P))
+  expected = -np.linalg.solve(P[..., :3], P[..., 3:])[..., 0]
+  np.testing.assert_allclose(centre, expected, rtol=1e-9,
+                             atol=1e-12 * np.abs(expected).max())
+
+
+def test_camera_center_without_a_finite_centre_is_zero(rng):
+  # The zero camera of a padding view, and an affine camera (last row
+  # (0, 0, 0, 1) times a scale), whose centre is at infinity.
+  affine = rng.normal(size=(3, 4))
+  affine[2] = [0.0, 0.0, 0.0, rng.uniform(0.5, 2.0)]
+  P = jnp.asarray(np.stack([np.zeros((3, 4)), affine]), jnp.float32)
+  centre, vjp = jax.vjp(cameras.camera_center, P)
+  (gradient,) = vjp(jnp.ones_like(centre))
+  np.testing.assert_array_equal(centre, 0.0)
+  np.testing.assert_array_equal(gradient, 0.0)

@@ -91,6 +91,104 @@ def test_triangulate_is_invalid_for_coincident_centres(rng):
   assert np.all(np.isfinite(estimate))
 
 
+def _plane_distance_least_squares(Ps, pixels, weights):
+  """numpy reference: the point minimising the weighted squared distances
+  to the planes of the DLT equations x p3 - p1 and y p3 - p2 (LAPACK)."""
+  rows = pixels[..., None] * Ps[:, None, 2] - Ps[:, :2]  # (V, 2, 4)
+  rows = rows / np.linalg.norm(rows[..., :3], axis=-1, keepdims=True)
+  rows = (weights[:, None, None] * rows).reshape(-1, 4)
+  return np.linalg.lstsq(rows[:, :3], -rows[:, 3], rcond=None)[0]
+
+
+def test_triangulate_is_the_weighted_plane_distance_least_squares(rng):
+  Ps, points, pixels = _views(rng, NUM_VIEWS)
+  Ps *= rng.uniform(0.1, 10.0, size=(NUM_VIEWS, 1, 1))  # scale-free
+  pixels += rng.normal(scale=3.0, size=pixels.shape)
+  weights = rng.uniform(0.5, 2.0, size=NUM_VIEWS)
+  with jax.enable_x64(True):
+    estimate, valid = _triangulate_points(Ps, pixels, weights)
+    estimate = np.asarray(estimate)
+  expected = np.stack([_plane_distance_least_squares(Ps, pixels[:, n], weights)
+                       for n in range(NUM_POINTS)])
+  assert np.all(valid)
+  np.testing.assert_allclose(estimate, expected, rtol=0, atol=1e-9)
+  assert np.abs(estimate - points).max() > 1e-4  # the noise moved them
+
+
+def _two_views_at_angle(rng, angle_degrees):
+  """Cameras 10 m from the origin, looking at it from directions apart by
+  `angle_degrees`, as (2, 3, 4) float64."""
+  direction = rng.normal(size=3)
+  direction /= np.linalg.norm(direction)
+  other = np.cross(direction, rng.normal(size=3))
+  other /= np.linalg.norm(other)
+  angle = np.deg2rad(angle_degrees)
+  Ps = []
+  for eye in (direction, np.cos(angle) * direction + np.sin(angle) * other):
+    R, t = cameras.look_at(10.0 * eye, np.zeros(3))
+    Ps.append(_intrinsics(rng) @ np.c_[np.asarray(R, np.float64),
+                                       np.asarray(t, np.float64)])
+  return np.stack(Ps)
+
+
+def test_triangulate_float32_cut_off_angle(rng):
+  # Rays meeting at 1 degree still triangulate to 1 mm in float32; at 0.2
+  # degrees the normal equations are too ill-conditioned (docstring).
+  points = rng.uniform(-0.5, 0.5, size=(NUM_POINTS, 3))
+  for angle_degrees, expect_valid in ((1.0, True), (0.2, False)):
+    Ps = _two_views_at_angle(rng, angle_degrees)
+    estimate, valid = _triangulate_points(
+        jnp.asarray(Ps, jnp.float32), _project_views(Ps, points), np.ones(2))
+    np.testing.assert_array_equal(valid, expect_valid)
+    if expect_valid:
+      np.testing.assert_allclose(estimate, points, atol=1e-3)
+
+
+def _sum_and_valid(xs, Ps, weights):
+  point, valid = triangulation.triangulate(Ps, xs, weights)
+  return jnp.sum(point), (point, valid)
+
+
+# d sum(X) / d pixels of every point, with X and valid.
+_triangulation_gradient = jax.jit(jax.vmap(
+    jax.grad(_sum_and_valid, has_aux=True), in_axes=(1, None, None)))
+
+
+def test_triangulate_is_invalid_for_a_point_at_infinity(rng):
+  Ps, _, _ = _views(rng, NUM_VIEWS)
+  # Pixels of directions (X, 0): parallel rays, e.g. a star.
+  directions = rng.normal(size=(NUM_POINTS, 3))
+  homogeneous = np.einsum('vij,nj->vni', Ps[..., :3], directions)
+  pixels = homogeneous[..., :2] / homogeneous[..., 2:]
+  gradient, (estimate, valid) = _triangulation_gradient(
+      jnp.asarray(pixels, jnp.float32), Ps, np.ones(NUM_VIEWS))
+  assert not np.any(valid)
+  np.testing.assert_array_equal(estimate, 0.0)
+  np.testing.assert_array_equal(gradient, 0.0)
+
+
+def test_triangulate_gradients_are_finite_and_match_finite_differences(rng):
+  Ps, points, pixels = _views(rng, 2)
+  weights = np.array([1.0, 0.7])
+  with jax.enable_x64(True):
+    gradient, (estimate, valid) = _triangulation_gradient(pixels, Ps, weights)
+    step = 1e-6
+    shifted = pixels.copy()
+    shifted[1, :, 0] += step
+    moved, _ = _triangulate_points(Ps, shifted, weights)
+    difference = (np.sum(np.asarray(moved), -1)
+                  - np.sum(np.asarray(estimate), -1)) / step
+  assert np.all(valid)
+  np.testing.assert_allclose(estimate, points, atol=1e-8)
+  np.testing.assert_allclose(gradient[:, 1, 0], difference, rtol=1e-4,
+                             atol=1e-8)
+  # Degenerate views: one camera, twice.
+  gradient, (_, valid) = _triangulation_gradient(
+      jnp.asarray(pixels[[0, 0]], jnp.float32), Ps[[0, 0]], weights)
+  assert not np.any(valid)
+  np.testing.assert_array_equal(gradient, 0.0)
+
+
 def _rotation_error_deg(R, expected):
   return np.rad2deg(Rotation.from_matrix(R @ expected.T).magnitude())
 

@@ -209,3 +209,21 @@ def test_transfer_is_invalid_and_finite_for_nan_input(rng):
       *(jnp.asarray(a, jnp.float32) for a in (P1, P2, P3, x1, x3)))
   np.testing.assert_array_equal(valid, np.all(np.isfinite(x1), -1))
   assert np.all(np.isfinite(x2))
+
+
+def test_tensor_matches_the_determinant_definition(rng):
+  # H&Z (17.12) with numpy's LAPACK determinants, on batched cameras.
+  P1, P2, P3 = rng.normal(size=(3, 2, 3, 4))
+  rows_without = ((1, 2), (0, 2), (0, 1))
+  expected = np.empty((2, 3, 3, 3))
+  for i, q, r in np.ndindex(3, 3, 3):
+    matrices = np.concatenate(
+        [P1[:, rows_without[i]], P2[:, q:q + 1], P3[:, r:r + 1]], axis=1)
+    expected[:, i, q, r] = (-1)**i * np.linalg.det(matrices)
+  with jax.enable_x64(True):
+    T = np.asarray(trifocal.trifocal_tensor(P1, P2, P3))
+    T_32 = np.asarray(trifocal.trifocal_tensor(
+        *(jnp.asarray(P, jnp.float32) for P in (P1, P2, P3))), np.float64)
+  scale = np.abs(expected).max()
+  np.testing.assert_allclose(T, expected, rtol=0, atol=1e-12 * scale)
+  np.testing.assert_allclose(T_32, expected, rtol=0, atol=1e-5 * scale)

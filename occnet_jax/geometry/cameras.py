@@ -8,6 +8,8 @@ and is differentiable.
 
 import jax.numpy as jnp
 
+from occnet_jax.geometry import small_linalg
+
 
 def intrinsics_matrix(focal, principal_point):
   """Builds K = [[f, 0, cx], [0, f, cy], [0, 0, 1]].
@@ -101,13 +103,30 @@ def project(P, points):
   w = homogeneous[..., 2]
   pixels = homogeneous[..., :2] / w[..., None]
   principal_axis_norm = jnp.linalg.norm(M[..., 2, :], axis=-1)
-  depth = (jnp.sign(jnp.linalg.det(M)) / principal_axis_norm)[..., None] * w
+  depth = (jnp.sign(small_linalg.det3(M)) / principal_axis_norm)[..., None] * w
   return pixels, depth
 
 
 def camera_center(P):
-  """Centre C of finite cameras (P [C; 1] = 0), (..., 3, 4) -> (..., 3)."""
-  return -jnp.linalg.solve(P[..., :3], P[..., 3:])[..., 0]
+  """Centres C of finite cameras, the null vectors P [C; 1] = 0.
+
+  C = -M^-1 p4 = -adj(M) p4 / det(M) with M = P[..., :3] and p4 the last
+  column, in closed form (`small_linalg`). A camera with singular M (a
+  camera at infinity, or the zero camera of a padding view) has no finite
+  centre: it gets C = 0, with zero gradient.
+
+  Args:
+    P: (..., 3, 4) cameras.
+
+  Returns:
+    (..., 3) centres.
+  """
+  M, p4 = P[..., :3], P[..., 3]
+  det = small_linalg.det3(M)
+  finite = det != 0
+  safe_det = jnp.where(finite, det, 1.0)
+  centre = -jnp.einsum('...ij,...j->...i', small_linalg.adjugate3(M), p4)
+  return jnp.where(finite[..., None], centre / safe_det[..., None], 0.0)
 
 
 def normalizing_transform(P):

@@ -35,6 +35,7 @@ import functools
 
 import jax.numpy as jnp
 
+from occnet_jax.geometry import small_linalg
 from occnet_jax.geometry.cameras import apply_affine
 from occnet_jax.geometry.cameras import normalizing_transform
 
@@ -52,6 +53,10 @@ def trifocal_tensor(P1, P2, P3):
   P1 = [I | 0]. Under P -> P H for a 4x4 H the tensor is multiplied by
   det(H); scaling P1, P2, P3 by a, b, c multiplies it by a^2 b c.
 
+  The 27 determinants are Laplace expansions along their first two rows,
+  so the 2x2 minors of the three row pairs of P1 and of the nine pairs
+  (b^q, c^r) are computed once (`small_linalg`).
+
   Args:
     P1: (..., 3, 4) first camera (contracts with index i).
     P2: (..., 3, 4) second camera (index j).
@@ -60,15 +65,13 @@ def trifocal_tensor(P1, P2, P3):
   Returns:
     (..., 3, 3, 3) tensor T[..., i, j, k].
   """
-  batch = jnp.broadcast_shapes(P1.shape[:-2], P2.shape[:-2], P3.shape[:-2])
-  first = P1[..., _ROWS_WITHOUT, :]  # (..., 3, 2, 4)
-  first = jnp.broadcast_to(first[..., :, None, None, :, :],
-                           (*batch, 3, 3, 3, 2, 4))
-  second = jnp.broadcast_to(P2[..., None, :, None, None, :],
-                            (*batch, 3, 3, 3, 1, 4))
-  third = jnp.broadcast_to(P3[..., None, None, :, None, :],
-                           (*batch, 3, 3, 3, 1, 4))
-  minors = jnp.linalg.det(jnp.concatenate([first, second, third], axis=-2))
+  rows_without = P1[..., _ROWS_WITHOUT, :]  # (..., 3, 2, 4)
+  first_minors = small_linalg.pair_minors(rows_without[..., 0, :],
+                                          rows_without[..., 1, :])
+  other_minors = small_linalg.pair_minors(P2[..., :, None, :],
+                                          P3[..., None, :, :])
+  minors = small_linalg.det4_from_minors(
+      first_minors[..., :, None, None, :], other_minors[..., None, :, :, :])
   signs = jnp.asarray(_SIGNS, minors.dtype)[:, None, None]
   return signs * minors
 

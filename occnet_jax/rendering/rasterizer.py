@@ -49,6 +49,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from occnet_jax.geometry import cameras as cameras_lib
+from occnet_jax.geometry import small_linalg
 from occnet_jax.rendering import mesh as mesh_lib
 
 DEFAULT_NEAR = 0.05
@@ -79,7 +80,7 @@ class Fragments:
 def _normalize_camera(camera):
   """Scales P so that its third row gives the depth (cameras.project)."""
   m = camera[:3, :3]
-  scale = jnp.sign(jnp.linalg.det(m)) / jnp.linalg.norm(m[2])
+  scale = jnp.sign(small_linalg.det3(m)) / jnp.linalg.norm(m[2])
   return camera * scale
 
 
