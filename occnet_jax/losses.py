@@ -1,4 +1,12 @@
-"""Occlusion-Net losses (paper Eq. 11): keypoints, edges, trifocal, reprojection.
+"""Occlusion-Net losses (paper Eq. 11): keypoints, edges, decoder, reprojection.
+
+The decoder (2D-KGNN, Eq. 7) is residual: it adds a displacement to the
+heatmap graph. The paper supervises its occluded points with the trifocal
+loss; its visible points must stay where the detector put them, so a
+`visible` term anchors them to their labels (the issue's ablation "without
+the trifocal loss" trains the decoder on visible points only). Without it
+nothing constrains the visible outputs but the reprojection loss, and the
+2D keypoints drift toward the untrained 3D branch's projection.
 
 Every loss is a masked mean: padding views (`view_mask` False) contribute
 exactly nothing to values and gradients, and a batch without any term gives
@@ -8,8 +16,9 @@ derived from them is replaced by a harmless stand-in *before* any division
 gradients of the masked terms at exactly zero instead of NaN.
 
 Units: the keypoint and edge losses are cross-entropies; the reprojection
-loss is in squared box coordinates; the trifocal loss is in squared
-fractions of the box scale L = max(width, height) of the target view.
+loss is in squared box coordinates; the visible and trifocal losses are in
+squared fractions of the box scale L = max(width, height) of the view, so
+equal weights weigh a visible and an occluded keypoint alike.
 """
 
 import itertools
@@ -22,6 +31,7 @@ import optax
 
 from occnet_jax import boxes as boxes_lib
 from occnet_jax import geometry
+from occnet_jax.geometry import small_linalg
 from occnet_jax.models import graphs
 from occnet_jax.models import heatmap_head
 
@@ -78,6 +88,36 @@ def keypoint_loss(heatmaps, keypoints, visibility, boxes, view_mask):
                       (visibility == VISIBLE) & view_mask[:, None])
 
 
+def _squared_relative_distance(predicted, target, boxes):
+  """|predicted - target|^2 / L^2 of pixels (..., K, 2), L the box scale."""
+  box_scale = boxes_lib.box_scale(boxes)[..., None]
+  return jnp.sum((predicted - target)**2, -1) / box_scale**2
+
+
+def visible_loss(keypoints_2d, keypoints, visibility, boxes, view_mask):
+  """The decoder's error on labelled visible keypoints (anchors Eq. 7).
+
+  The decoder adds a learnt displacement to every heatmap keypoint; the
+  trifocal loss supervises only the occluded ones, so this term keeps the
+  visible ones on their labels. It is the fixed-variance Gaussian of Eq. 8
+  on the visible points, in the geometric trifocal loss's units.
+
+  Args:
+    keypoints_2d: (N, K, 2) decoder keypoints, box coordinates.
+    keypoints: (N, K, 2) labelled keypoints, pixels.
+    visibility: (N, K) labels; only 1 (visible) supervises.
+    boxes: (N, 4) boxes in pixels.
+    view_mask: (N,) False for padding views.
+
+  Returns:
+    The mean squared distance in fractions of the box scale.
+  """
+  boxes = safe_boxes(boxes, view_mask)
+  squared = _squared_relative_distance(
+      boxes_lib.from_box_coordinates(keypoints_2d, boxes), keypoints, boxes)
+  return _masked_mean(squared, (visibility == VISIBLE) & view_mask[:, None])
+
+
 def edge_labels(visibility):
   """E_ij = 1 iff keypoints i and j are both visible, (N, K) -> (N, E)."""
   senders, receivers = graphs.fully_connected_edges(visibility.shape[-1])
@@ -109,6 +149,8 @@ def reprojection_loss(reprojected, keypoints_2d, view_mask):
 
   Gradients flow into both arguments: the paper trains end to end, and the
   3D shape prior is what feeds symmetry back into the 2D keypoints.
+  `total_loss` can stop the one into `keypoints_2d`
+  (`loss_config.reproj_trains_2d`).
 
   Args:
     reprojected: (N, K, 2) projected 3D keypoints, box coordinates.
@@ -135,7 +177,7 @@ def _valid_cameras(cameras, view_mask):
   finite = jnp.all(jnp.isfinite(cameras), axis=(-2, -1))
   left = jnp.where(finite[..., None, None], cameras[..., :3], 0.0)
   scale = jnp.sqrt(jnp.sum(left**2, axis=(-2, -1)) / 3.0)
-  conditioned = (jnp.abs(jnp.linalg.det(left))
+  conditioned = (jnp.abs(small_linalg.det3(left))
                  > 1e-6 * jnp.maximum(scale, 1e-30)**3)
   return view_mask & finite & conditioned & (scale > 0)
 
@@ -265,19 +307,19 @@ def trifocal_loss(keypoints_2d, keypoints, visibility, cameras, boxes,
   camera_target = cameras_target[:, :, 0]
   point_a, point_c = choose(keypoints_a), choose(keypoints_c)
   predicted = boxes_lib.from_box_coordinates(keypoints_2d, boxes)
-  box_scale = boxes_lib.box_scale(boxes)[..., None]  # (B, V, 1)
 
   if mode == 'algebraic':
     residual, residual_ok = geometry.normalized_trifocal_residual(
         camera_a, camera_target, camera_c, point_a, predicted, point_c)
     active &= residual_ok
     focal = 1.0 / geometry.normalizing_transform(camera_target)[..., 0, 0]
+    box_scale = boxes_lib.box_scale(boxes)[..., None]  # (B, V, 1)
     squared = jnp.sum(residual**2, axis=(-2, -1)) * (focal / box_scale)**2
   else:
     transferred, transfer_ok = geometry.normalized_trifocal_transfer(
         camera_a, camera_target, camera_c, point_a, point_c)
     active &= transfer_ok
-    squared = jnp.sum((predicted - transferred)**2, -1) / box_scale**2
+    squared = _squared_relative_distance(predicted, transferred, boxes)
 
   num_active = jnp.sum(active)
   had_support = candidates & jnp.any(supported, axis=2)
@@ -290,19 +332,25 @@ def trifocal_loss(keypoints_2d, keypoints, visibility, cameras, boxes,
 
 
 def total_loss(outputs, batch, loss_config: ml_collections.ConfigDict):
-  """L = w_k L_keypoints + w_e L_edge + w_t L_trifocal + w_r L_reproj (Eq. 11).
+  """The weighted sum of Eq. 11's terms and the decoder's visible term.
+
+  L = w_k L_keypoints + w_e L_edge + w_v L_visible + w_t L_trifocal
+  + w_r L_reproj: the decoder is supervised on visible keypoints by their
+  labels (`visible_loss`) and on occluded ones by the trifocal loss.
 
   Args:
     outputs: the model's outputs on the flattened views (N = B * V).
     batch: the batch dict, arrays with leading axes (B, V).
-    loss_config: `config.loss`: weights `keypoints`, `edge`, `trifocal`,
-      `reproj` and `trifocal_mode`. In keypoints-in mode (no `heatmaps`)
-      the keypoint term is 0.
+    loss_config: `config.loss`: weights `keypoints`, `edge`, `visible`,
+      `trifocal`, `reproj`, the `trifocal_mode` and `reproj_trains_2d`
+      (False stops the reprojection loss's gradient into the 2D keypoints,
+      so it trains the 3D branch only). In keypoints-in mode (no
+      `heatmaps`) the keypoint term is 0.
 
   Returns:
     (loss, terms): the weighted sum and a dict of every unweighted term
-    (`keypoints`, `edge`, `trifocal`, `reproj`), the edge accuracy and the
-    trifocal counts of `trifocal_loss`.
+    (`keypoints`, `edge`, `visible`, `trifocal`, `reproj`), the edge
+    accuracy and the trifocal counts of `trifocal_loss`.
   """
   batch_size, num_views = batch['view_mask'].shape
 
@@ -311,20 +359,27 @@ def total_loss(outputs, batch, loss_config: ml_collections.ConfigDict):
 
   view_mask = flat(batch['view_mask'])
   visibility = flat(batch['visibility'])
+  keypoints, boxes = flat(batch['keypoints']), flat(batch['boxes'])
   if 'heatmaps' in outputs:
-    keypoints_term = keypoint_loss(outputs['heatmaps'], flat(batch['keypoints']),
-                                   visibility, flat(batch['boxes']), view_mask)
+    keypoints_term = keypoint_loss(outputs['heatmaps'], keypoints, visibility,
+                                   boxes, view_mask)
   else:
     keypoints_term = jnp.zeros((), jnp.float32)
   edge_term, edge_accuracy = edge_loss(outputs['edge_logits'], visibility,
                                        view_mask)
+  keypoints_2d = outputs['keypoints_2d']
+  visible_term = visible_loss(keypoints_2d, keypoints, visibility, boxes,
+                              view_mask)
   trifocal_term, trifocal_counts = trifocal_loss(
-      outputs['keypoints_2d'].reshape(batch['keypoints'].shape),
-      batch['keypoints'], batch['visibility'], batch['cameras'],
-      batch['boxes'], batch['view_mask'], mode=loss_config.trifocal_mode)
-  reproj_term = reprojection_loss(outputs['reprojected'],
-                                  outputs['keypoints_2d'], view_mask)
-  terms = dict(keypoints=keypoints_term, edge=edge_term,
+      keypoints_2d.reshape(batch['keypoints'].shape), batch['keypoints'],
+      batch['visibility'], batch['cameras'], batch['boxes'],
+      batch['view_mask'], mode=loss_config.trifocal_mode)
+  reproj_term = reprojection_loss(
+      outputs['reprojected'],
+      keypoints_2d if loss_config.reproj_trains_2d
+      else jax.lax.stop_gradient(keypoints_2d),
+      view_mask)
+  terms = dict(keypoints=keypoints_term, edge=edge_term, visible=visible_term,
                trifocal=trifocal_term, reproj=reproj_term)
   loss = sum(loss_config[name] * value for name, value in terms.items())
   terms.update(edge_accuracy=edge_accuracy, **trifocal_counts)

@@ -49,14 +49,14 @@ from occnet_jax import plots
 from occnet_jax import shape_basis as shape_basis_lib
 
 AXIS = 'data'
-LOSS_TERMS = ('keypoints', 'edge', 'trifocal', 'reproj')
+LOSS_TERMS = ('keypoints', 'edge', 'visible', 'trifocal', 'reproj')
 PARAM_GROUPS = ('heatmap', 'graph')
 # Parameters under a top-level module whose name starts with this belong to
 # the heatmap head; all others to the graph networks (docs/design.md).
 HEATMAP_MODULE_PREFIX = 'HeatmapHead'
 # Rows: the stages heatmap, graph, end to end. Columns: LOSS_TERMS.
-_STAGE_LOSS_TERMS = np.array([[1, 0, 0, 0], [0, 1, 1, 1], [1, 1, 1, 1]],
-                             np.float32)
+_STAGE_LOSS_TERMS = np.array(
+    [[1, 0, 0, 0, 0], [0, 1, 1, 1, 1], [1, 1, 1, 1, 1]], np.float32)
 # Rows: the stages. Columns: PARAM_GROUPS that are trained.
 _STAGE_PARAM_GROUPS = np.array([[1, 0], [0, 1], [1, 1]], np.float32)
 CONFIG_FILE = 'config.json'
@@ -166,14 +166,37 @@ def learning_rate_schedule(config: ml_collections.ConfigDict,
 
 def create_optimizer(config: ml_collections.ConfigDict,
                      params: Any) -> optax.GradientTransformation:
-  """Clipping, then Adam(W) or SGD with momentum per parameter group."""
+  """Clipping, then Adam(W) or SGD with momentum per parameter group.
+
+  A group's Adam statistics only advance in the stages that train it.
+  Adam's bias correction divides by 1 - b^t with t the number of updates;
+  counted from step 0, a group frozen for the first stage would start
+  training with t in the thousands but moments built from a handful of
+  gradients, and its first updates would be up to 1 / sqrt(1 - 0.999), ~30
+  times too large.
+
+  Args:
+    config: the experiment config.
+    params: the parameters (their tree gives the groups).
+
+  Returns:
+    The optimizer.
+  """
   def group_optimizer(group):
     schedule = learning_rate_schedule(config, group)
     if config.optimizer.name == 'sgd':
       return optax.chain(
           optax.add_decayed_weights(config.optimizer.weight_decay),
           optax.sgd(schedule, momentum=config.optimizer.momentum))
-    return optax.adamw(schedule, weight_decay=config.optimizer.weight_decay)
+    column = PARAM_GROUPS.index(group)
+    trained = lambda step: jnp.asarray(_STAGE_PARAM_GROUPS)[
+        stage_index(step, config), column] > 0
+    # optax.adamw's chain, with Adam's statistics frozen outside the stages
+    # that train the group; the schedule keeps counting every step.
+    return optax.chain(
+        optax.transforms.conditionally_mask(optax.scale_by_adam(), trained),
+        optax.add_decayed_weights(config.optimizer.weight_decay),
+        optax.scale_by_learning_rate(schedule))
 
   optimizer = optax.multi_transform(
       {group: group_optimizer(group) for group in PARAM_GROUPS},

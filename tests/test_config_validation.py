@@ -1,4 +1,4 @@
-"""Every config validates; bad configs fail early with a message naming the key."""
+"""Every config validates; bad configs fail early naming the key."""
 
 import importlib
 
@@ -49,6 +49,7 @@ def _mutated(key, value):
     ('model.heatmap_size', 24, 1, 'model.heatmap_size'),
     ('model.dropout', 1.0, 1, 'model.dropout'),
     ('loss.edge', -1.0, 1, 'loss.edge'),
+    ('loss.visible', -0.5, 1, 'loss.visible'),
     ('loss.trifocal_mode', 'exact', 1, 'loss.trifocal_mode'),
     ('optimizer.name', 'lamb', 1, 'optimizer.name'),
     ('optimizer.learning_rate', 0.0, 1, 'optimizer.learning_rate'),

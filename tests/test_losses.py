@@ -94,7 +94,8 @@ def test_trifocal_masks_degenerate_triples(rng, mode, case):
   shape = keypoints_lib.CAR.mean_shape
   valid = [np.all(np.isfinite(c)) and np.any(c) for c in cameras]
   keypoints = np.stack([synthetic_cars.project(c, shape) if ok
-                        else np.zeros((12, 2)) for c, ok in zip(cameras, valid)])
+                        else np.zeros((12, 2))
+                        for c, ok in zip(cameras, valid)])
   boxes = np.stack([synthetic_cars.box_around(p) if ok
                     else np.array([0.0, 0.0, 100.0, 100.0])
                     for p, ok in zip(keypoints, valid)])
@@ -149,9 +150,10 @@ def random_outputs(rng, num_views):
       reprojected=rng.uniform(-1.0, 1.0, size=(n, 12, 2)))
 
 
-def loss_config(mode):
+def loss_config(mode, reproj_trains_2d=True):
   return ml_collections.ConfigDict(dict(
-      keypoints=1.0, edge=0.5, trifocal=2.0, reproj=0.25, trifocal_mode=mode))
+      keypoints=1.0, edge=0.5, visible=0.75, trifocal=2.0, reproj=0.25,
+      trifocal_mode=mode, reproj_trains_2d=reproj_trains_2d))
 
 
 @functools.partial(jax.jit, static_argnames='mode')
@@ -161,12 +163,13 @@ def total_loss_and_gradients(outputs, batch, mode):
   return loss, terms, gradients
 
 
-@functools.partial(jax.jit, static_argnames='mode')
-def term_gradients(outputs, batch, mode):
+@functools.partial(jax.jit, static_argnames=('mode', 'reproj_trains_2d'))
+def term_gradients(outputs, batch, mode, reproj_trains_2d=True):
   """The gradient of each unweighted loss term with respect to the outputs."""
-  terms = lambda o: losses.total_loss(o, batch, loss_config(mode))[1]
+  config = loss_config(mode, reproj_trains_2d)
+  terms = lambda o: losses.total_loss(o, batch, config)[1]
   return {term: jax.grad(lambda o, term=term: terms(o)[term])(outputs)
-          for term in ('keypoints', 'edge', 'trifocal', 'reproj')}
+          for term in ('keypoints', 'edge', 'visible', 'trifocal', 'reproj')}
 
 
 @pytest.mark.parametrize('mode', losses.TRIFOCAL_MODES)
@@ -183,6 +186,72 @@ def test_every_loss_has_finite_nonzero_gradients(rng, mode):
   occluded = batch['visibility'].reshape(-1, 12) != 1
   assert np.all(heatmap_gradient[occluded] == 0.0)
   assert np.all(np.any(heatmap_gradient[~occluded] != 0.0, axis=(-2, -1)))
+  # The decoder: its visible keypoints by labels, the others by trifocal.
+  visible_gradient = np.asarray(gradients_of_terms['visible']['keypoints_2d'])
+  assert np.all(visible_gradient[occluded] == 0.0)
+  assert np.all(np.any(visible_gradient[~occluded] != 0.0, axis=-1))
+  trifocal_gradient = np.asarray(
+      gradients_of_terms['trifocal']['keypoints_2d'])
+  assert np.all(trifocal_gradient[~occluded] == 0.0)
+  # The weighted sum is the loss.
+  config = loss_config(mode)
+  loss, terms, _ = total_loss_and_gradients(outputs, batch, mode)
+  np.testing.assert_allclose(
+      loss, sum(config[name] * terms[name] for name in gradients_of_terms),
+      rtol=1e-6)
+
+
+def test_reprojection_can_leave_the_2d_keypoints_alone(rng):
+  batch = synthetic_cars.make_batch(rng, NUM_CARS, NUM_VIEWS)
+  outputs = jax.tree.map(np.float32, random_outputs(rng, NUM_VIEWS))
+  flowing = term_gradients(outputs, batch, 'geometric')['reproj']
+  stopped = term_gradients(outputs, batch, 'geometric',
+                           reproj_trains_2d=False)['reproj']
+  assert np.all(np.asarray(stopped['keypoints_2d']) == 0.0)
+  # Eq. 10 summed over keypoints: d/d pi(W) = 2 (pi(W) - V^g) / num_views.
+  expected = 2.0 * (outputs['reprojected'] - outputs['keypoints_2d']) / (
+      NUM_CARS * NUM_VIEWS)
+  for gradients in (flowing, stopped):
+    np.testing.assert_allclose(gradients['reprojected'], expected, rtol=1e-5)
+  np.testing.assert_allclose(flowing['keypoints_2d'], -expected, rtol=1e-5)
+
+
+visible_and_gradient = jax.jit(jax.value_and_grad(losses.visible_loss))
+
+
+def test_visible_loss_is_zero_at_labels_with_the_right_gradient(rng):
+  batch = jax.tree.map(
+      lambda x: x.reshape((-1,) + x.shape[2:]),
+      synthetic_cars.make_batch(rng, NUM_CARS, NUM_VIEWS))
+  view_mask = rng.uniform(size=NUM_CARS * NUM_VIEWS) < 0.7
+  view_mask[0] = True
+  labels = box_prediction(batch['keypoints'], batch)
+  arguments = (batch['keypoints'], batch['visibility'], batch['boxes'],
+               view_mask)
+  value, gradient = visible_and_gradient(labels, *arguments)
+  assert value < 1e-10
+  assert np.all(np.abs(gradient) < 1e-6)
+  # Away from the labels: the mean of |offset in pixels|^2 / L^2 over the
+  # visible keypoints of real views, and its gradient in box coordinates.
+  offsets = rng.normal(scale=0.1, size=labels.shape)
+  value, gradient = visible_and_gradient(labels + offsets, *arguments)
+  boxes = batch['boxes']
+  half_size = 0.5 * (boxes[:, None, 2:] - boxes[:, None, :2])  # px per unit
+  scale = np.asarray(boxes_lib.box_scale(boxes))[:, None]
+  supervised = (batch['visibility'] == 1) & view_mask[:, None]
+  squared = np.sum((offsets * half_size)**2, -1) / scale**2
+  np.testing.assert_allclose(value, squared[supervised].mean(), rtol=1e-4)
+  expected = np.where(
+      supervised[..., None],
+      2.0 * offsets * half_size**2 / scale[..., None]**2 / supervised.sum(),
+      0.0)
+  np.testing.assert_allclose(gradient, expected, rtol=1e-3, atol=1e-9)
+  # Junk in the padding views changes nothing, and gets no gradient.
+  junk = np.where(view_mask[:, None, None], 0.0, 1e3)
+  padded_value, padded_gradient = visible_and_gradient(
+      labels + offsets + junk, *arguments)
+  np.testing.assert_allclose(padded_value, value, rtol=1e-6)
+  np.testing.assert_allclose(padded_gradient, gradient, rtol=1e-5, atol=1e-9)
 
 
 @pytest.mark.parametrize('mode', losses.TRIFOCAL_MODES)

@@ -79,7 +79,7 @@ def validate(config: ml_collections.ConfigDict, num_devices: int) -> None:
           f'must divide data.crop_size {data.crop_size}')
   require(0.0 <= config.model.dropout < 1.0, 'model.dropout',
           'must be in [0, 1)')
-  for name in ('keypoints', 'edge', 'trifocal', 'reproj'):
+  for name in ('keypoints', 'edge', 'visible', 'trifocal', 'reproj'):
     require(config.loss[name] >= 0.0, f'loss.{name}', 'must be >= 0')
   require(config.loss.trifocal_mode in _TRIFOCAL_MODES, 'loss.trifocal_mode',
           f'must be one of {_TRIFOCAL_MODES}')

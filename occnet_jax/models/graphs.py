@@ -48,7 +48,8 @@ def node_features(keypoints: jax.Array, confidence: jax.Array,
   if use_keypoint_type:
     types = jax.nn.one_hot(np.asarray(category.types), category.num_types,
                            dtype=keypoints.dtype)
-    features.append(jnp.broadcast_to(types, keypoints.shape[:-1] + types.shape[-1:]))
+    features.append(
+        jnp.broadcast_to(types, keypoints.shape[:-1] + types.shape[-1:]))
   return jnp.concatenate(features, axis=-1)
 
 
@@ -81,7 +82,7 @@ def total_nodes(graph: jraph.GraphsTuple) -> int:
 
 
 def sum_incoming(edge_values: jax.Array, graph: jraph.GraphsTuple) -> jax.Array:
-  """Sums edge values at their receivers: (num_edges, ...) -> (num_nodes, ...)."""
+  """Sums edge values at their receivers: (edges, ...) -> (nodes, ...)."""
   return jraph.segment_sum(edge_values, graph.receivers,
                            num_segments=total_nodes(graph))
 

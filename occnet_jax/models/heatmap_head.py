@@ -92,7 +92,8 @@ def decode_heatmaps(heatmaps: jax.Array) -> tuple[jax.Array, jax.Array]:
     xs = jax.lax.dynamic_slice(padded_x, (col,), (_WINDOW,))
     ys = jax.lax.dynamic_slice(padded_y, (row,), (_WINDOW,))
     mass = weights.sum()
-    point = jnp.stack([(weights.sum(0) * xs).sum(), (weights.sum(1) * ys).sum()])
+    point = jnp.stack([(weights.sum(0) * xs).sum(),
+                       (weights.sum(1) * ys).sum()])
     return point / mass, mass
 
   flat_points, flat_mass = jax.vmap(window)(

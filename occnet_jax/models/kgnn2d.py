@@ -57,6 +57,11 @@ class KGNNEncoder(nn.Module):
 class KGNNDecoder(nn.Module):
   """Occluded-point predictor: the mean mu^g of P(V^g | V, E) (Eqs. 6-7).
 
+  mu^g_j = V_j + f_v([V_j, sum_i h_(i,j)]): the node update reads the
+  node's own features beside its incoming messages (as the authors'
+  release does), so how far a keypoint moves can depend directly on its
+  own confidence and type.
+
   The last layer starts at zero, so an untrained decoder returns its input
   positions: training starts from the heatmap graph and learns the
   deformation Delta V = V^g - V.
@@ -91,7 +96,10 @@ class KGNNDecoder(nn.Module):
       messages += edge_probabilities[:, edge_type, None] * message
     displacement = layers.MLP(
         (self.hidden, 2), self.dropout_rate, kernel_init=nn.initializers.zeros,
-        name='node_update')(graphs.sum_incoming(messages, graph), train=train)
+        name='node_update')(
+            jnp.concatenate(
+                [graph.nodes, graphs.sum_incoming(messages, graph)], -1),
+            train=train)
     return graph.nodes[:, :2] + displacement
 
 

@@ -8,6 +8,11 @@ with the 2D-KGNN keypoints by the reprojection loss (self-supervision).
 
 Parametrisation (every output layer starts at zero, so an untrained network
 predicts the mean shape seen side-on, centred, at the initial focal/depth):
+  - beta = B tanh(a / B), |beta| < B = MAX_SHAPE_COEFFICIENT standard
+    deviations: plausible shapes only. Unbounded, beta drifts along the
+    similarity ambiguity (a bigger car farther away projects the same): in
+    the CPU demo beta reached ~1e3 and t_z ~7e3, every keypoint projected
+    onto the box centre, and the 3D branch stopped learning.
   - f = initial_focal * softplus(a) / softplus(0): positive.
   - t = (t_x, t_y, initial_depth * softplus(a_z) / softplus(0)): z > 0, the
     car in front of the camera.
@@ -31,6 +36,8 @@ from occnet_jax.models import layers
 # Half turn about the x axis, (w, x, y, z).
 _INITIAL_QUATERNION = np.array([0.0, 1.0, 0.0, 0.0], np.float32)
 _SOFTPLUS_AT_ZERO = np.log(2.0)
+# Bound on |beta|, in standard deviations of each PCA component.
+MAX_SHAPE_COEFFICIENT = 5.0
 
 
 class KGNN3D(nn.Module):
@@ -86,8 +93,9 @@ class KGNN3D(nn.Module):
     raw = layers.MLP((self.hidden, num_components + 8), self.dropout_rate,
                      kernel_init=nn.initializers.zeros,
                      name='readout')(pooled, train=train)
-    beta, raw_focal, raw_quaternion, raw_translation = jnp.split(
+    raw_beta, raw_focal, raw_quaternion, raw_translation = jnp.split(
         raw, np.cumsum([num_components, 1, 4]), axis=-1)
+    beta = MAX_SHAPE_COEFFICIENT * jnp.tanh(raw_beta / MAX_SHAPE_COEFFICIENT)
     focal = (self.initial_focal / _SOFTPLUS_AT_ZERO
              * jax.nn.softplus(raw_focal[:, 0]))
     quaternion = raw_quaternion + _INITIAL_QUATERNION

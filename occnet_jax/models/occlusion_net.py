@@ -99,10 +99,13 @@ class OcclusionNet(nn.Module):
         edge_probabilities, graph).reshape(num_views, num_keypoints)
     outputs['keypoints_2d'] = keypoints_2d
 
-    # The 3D branch reads V^g = (x^g, y^g, c, t); gradients of the
-    # reprojection loss flow back into the 2D-KGNN (end-to-end training).
-    graph_2d = graphs.batch_graphs(graphs.node_features(
-        keypoints_2d, confidence, self.category, self.use_keypoint_type))
+    # The 3D branch reads V^g = (x^g, y^g, c, t) as data: the reprojection
+    # loss reaches the 2D-KGNN only through its target V^g (Eq. 10, where
+    # the shape prior pulls the 2D keypoints), if the loss lets it
+    # (`config.loss.reproj_trains_2d`), never by asking the 2D-KGNN for
+    # inputs that are easier for the 3D branch to explain.
+    graph_2d = graphs.batch_graphs(jax.lax.stop_gradient(graphs.node_features(
+        keypoints_2d, confidence, self.category, self.use_keypoint_type)))
     outputs.update(kgnn3d.KGNN3D(self.shape_basis, self.hidden,
                                  self.dropout_rate)(
                                      graph_2d, box_aspect(boxes), train=train))
