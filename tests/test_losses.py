@@ -19,13 +19,6 @@ HEATMAP_SIZE = 8
 EDGES = 12 * 11
 
 
-@pytest.fixture
-def rng():
-  seed = np.random.SeedSequence().entropy
-  print(f'seed = {seed}')  # Shown by pytest when the test fails.
-  return np.random.default_rng(seed)
-
-
 def trifocal(keypoints_2d, batch, mode):
   return losses.trifocal_loss(keypoints_2d, batch['keypoints'],
                               batch['visibility'], batch['cameras'],

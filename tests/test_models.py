@@ -25,13 +25,6 @@ NUM_VIEWS = 3
 CROP_SIZE = 16
 
 
-@pytest.fixture
-def rng():
-  seed = np.random.SeedSequence().entropy
-  print(f'seed = {seed}')  # Shown by pytest when the test fails.
-  return np.random.default_rng(seed)
-
-
 def model_config(**overrides):
   config = ml_collections.ConfigDict(dict(
       heatmap_features=8, heatmap_layers=2, heatmap_size=8, hidden=16,

@@ -32,13 +32,6 @@ CATEGORY = keypoints_lib.CAR
 K = CATEGORY.num_keypoints
 
 
-@pytest.fixture
-def rng():
-  seed = np.random.SeedSequence().entropy
-  print(f'seed = {seed}')  # Shown by pytest when the test fails.
-  return np.random.default_rng(seed)
-
-
 def fit(loss_fn, params, num_steps, learning_rate):
   """Minimises loss_fn(params) with Adam and a cosine schedule."""
   optimizer = optax.adam(optax.cosine_decay_schedule(learning_rate, num_steps))
