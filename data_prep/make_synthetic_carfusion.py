@@ -243,12 +243,6 @@ def generate_sequence(rng: np.random.Generator, sequence_dir: epath.PathLike,
             tuple(settings.image_size)))
     labelled = 0
     for c, camera_name in enumerate(camera_names):
-      image, _ = rasterizer.render(
-          triangles, world_cameras[c], settings.image_size,
-          light_direction=sun, background=backgrounds[c], tile_size=32)
-      image = rasterizer.add_noise(
-          jax.random.fold_in(background_keys[0], f * settings.num_cameras + c),
-          image, settings.noise_stddev)
       pixels = np.asarray(
           cameras_lib.project(world_cameras[c], keypoints_world)[0])
       lines = []
@@ -260,6 +254,16 @@ def generate_sequence(rng: np.random.Generator, sequence_dir: epath.PathLike,
         lines += carfusion_format.instance_gt_lines(
             car + 1, pixels[car], visibility[c, car], kinds[c, car])
         labelled += 1
+      if not lines:
+        # As in CarFusion, a view without a labelled car has no files (an
+        # empty gt file would be reported as malformed by the reader).
+        continue
+      image, _ = rasterizer.render(
+          triangles, world_cameras[c], settings.image_size,
+          light_direction=sun, background=backgrounds[c], tile_size=32)
+      image = rasterizer.add_noise(
+          jax.random.fold_in(background_keys[0], f * settings.num_cameras + c),
+          image, settings.noise_stddev)
       carfusion_format.write_view(sequence_dir, camera_name, frame,
                                   np.asarray(rasterizer.to_uint8(image)),
                                   lines)

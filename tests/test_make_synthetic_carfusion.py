@@ -30,7 +30,8 @@ def test_reader_parses_every_line_and_the_calibration(tiny_sequence,
   sequence_dir, counts = tiny_sequence
   issues = carfusion_format.Issues(carfusion_format.PARSE_ISSUES)
   views = carfusion_format.list_views(sequence_dir, issues)
-  assert len(views) == TINY.num_cameras * TINY.num_frames
+  # Views in which no car is labelled are not written.
+  assert 0 < len(views) <= TINY.num_cameras * TINY.num_frames
   calibration = carfusion_format.read_calibration(sequence_dir)
   parsed = collections.Counter()
   num_lines = 0

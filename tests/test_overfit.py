@@ -14,7 +14,6 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 import optax
-import pytest
 from scipy import spatial
 
 from occnet_jax import boxes as boxes_lib
