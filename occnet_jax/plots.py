@@ -30,6 +30,8 @@ METHOD_LABELS = {'heatmap': 'Heatmap (baseline)', 'kgnn2d': '2D-KGNN',
                  'kgnn3d': '3D-KGNN'}
 METHOD_COLOURS = {'heatmap': 'tab:red', 'kgnn2d': 'tab:green',
                   'kgnn3d': 'tab:blue'}
+# The paper's panels of Figs. 5/8; levels without data are replaced by
+# populated ones (procedural cars are often occluded in even numbers).
 ALPHA_PANELS_LEVELS = (3, 5, 7, 9)
 OCCLUDED = 2
 
@@ -48,19 +50,27 @@ def _save(figure: figure_lib.Figure, path: str) -> None:
   figure.savefig(path, dpi=100)
 
 
+def alpha_panel_levels(populated: Sequence[int]) -> list[int]:
+  """Up to four occlusion levels to plot, the paper's first."""
+  preferred = [level for level in ALPHA_PANELS_LEVELS if level in populated]
+  others = [level for level in populated if level not in preferred]
+  return sorted((preferred + others)[:len(ALPHA_PANELS_LEVELS)])
+
+
 def pck_vs_alpha(results: Mapping[str, Any], alphas: Sequence[float],
-                 path: str) -> None:
+                 levels: Sequence[int], num_keypoints: int, path: str) -> None:
   """PCK of occluded keypoints vs alpha per occlusion level (Figs. 5/8)."""
-  figure, axes = _subplots(1, len(ALPHA_PANELS_LEVELS),
-                              figsize=(4 * len(ALPHA_PANELS_LEVELS), 3.4),
-                              sharey=True)
-  for axis, level in zip(axes, ALPHA_PANELS_LEVELS):
+  levels = alpha_panel_levels(levels) or list(ALPHA_PANELS_LEVELS)
+  figure, axes = _subplots(1, len(levels), figsize=(4 * len(levels), 3.4),
+                           sharey=True, squeeze=False)
+  axes = axes[0]
+  for axis, level in zip(axes, levels):
     for method, label in METHOD_LABELS.items():
       values = [results.get(evaluate.pck_key(method, f'occluded_{level}', a))
                 for a in alphas]
       axis.plot(alphas, _percent(values), 'o-', label=label,
                 color=METHOD_COLOURS[method])
-    axis.set_title(f'Number of invisible points = {level}/12')
+    axis.set_title(f'Number of invisible points = {level}/{num_keypoints}')
     axis.set_xlabel('Alpha (α)')
     axis.set_xlim(0, max(alphas))
     axis.set_ylim(0, 100)
@@ -186,8 +196,10 @@ def write_all(directory: str, results: Mapping[str, Any],
     noise_sigmas: robustness noise levels of the results.
   """
   levels = [level for level in evaluate.OCCLUSION_LEVELS
-            if evaluate.pck_key('kgnn2d', f'occluded_{level}', 0.1) in results]
-  pck_vs_alpha(results, alphas, os.path.join(directory, 'pck_vs_alpha.png'))
+            if results.get(evaluate.pck_key('kgnn2d', f'occluded_{level}',
+                                            0.1)) is not None]
+  pck_vs_alpha(results, alphas, levels, category.num_keypoints,
+               os.path.join(directory, 'pck_vs_alpha.png'))
   pck_vs_invisible(results, levels,
                    os.path.join(directory, 'pck_vs_invisible.png'))
   occlusion_roc(predictions, os.path.join(directory, 'occlusion_roc.png'))
