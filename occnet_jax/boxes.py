@@ -7,6 +7,10 @@ pixels. Both functions are pure jax.numpy and batch over leading axes.
 """
 
 import jax.numpy as jnp
+import numpy as np
+
+# The box of padding views: a unit box keeps every division finite.
+UNIT_BOX = np.array([0.0, 0.0, 1.0, 1.0], np.float32)
 
 
 def to_box_coordinates(points, boxes):

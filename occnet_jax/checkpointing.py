@@ -14,6 +14,7 @@ only ever list finalized steps.
 """
 
 from collections.abc import Mapping
+import os
 from typing import Any
 
 from absl import logging
@@ -41,6 +42,9 @@ class Checkpointer:
       max_to_keep: how many finalized checkpoints a writer keeps.
       read_only: open for restoring only (evaluation while training runs).
     """
+    # Orbax writes through TensorStore, which needs absolute paths; workdirs
+    # given on the command line are often relative.
+    directory = os.path.abspath(directory)
     if not read_only:
       for path in incomplete_checkpoints(directory):
         logging.warning('Ignoring incomplete checkpoint %s (the run was '

@@ -39,6 +39,7 @@ import numpy as np
 
 from occnet_jax import boxes as boxes_lib
 from occnet_jax import input_pipeline
+from occnet_jax import labels
 from occnet_jax import metrics as metrics_lib
 
 METHODS = ('heatmap', 'kgnn2d', 'kgnn3d')
@@ -47,7 +48,8 @@ METHOD_OUTPUTS = {'heatmap': 'initial_keypoints', 'kgnn2d': 'keypoints_2d',
 OCCLUSION_METHODS = ('heatmap', 'kgnn2d')
 OCCLUSION_LEVELS = tuple(range(3, 10))
 ROBUSTNESS_ALPHA = 0.1
-VISIBLE, OCCLUDED = 1, 2
+VISIBLE = labels.Visibility.VISIBLE
+OCCLUDED = labels.Visibility.OCCLUDED
 _AXIS = 'data'
 
 

@@ -26,13 +26,15 @@ import ml_collections
 import numpy as np
 import tensorflow_datasets as tfds
 
+from occnet_jax import boxes as boxes_lib
+
 Batch = dict[str, np.ndarray]
 
 # Per-view fields of a record (leading axis V), padded for missing views.
 VIEW_FIELDS = ('crops', 'boxes', 'keypoints', 'visibility', 'occlusion_kind',
                'cameras', 'camera_error', 'image_size')
 # A padding view's box: any non-degenerate box keeps box coordinates finite.
-PADDING_BOX = np.array([0.0, 0.0, 1.0, 1.0], np.float32)
+PADDING_BOX = boxes_lib.UNIT_BOX
 
 
 def resolve_data_dir(config: ml_collections.ConfigDict, workdir: str) -> str:

@@ -31,16 +31,16 @@ import optax
 
 from occnet_jax import boxes as boxes_lib
 from occnet_jax import geometry
+from occnet_jax import labels
 from occnet_jax.geometry import small_linalg
 from occnet_jax.models import graphs
 from occnet_jax.models import heatmap_head
 
-VISIBLE = 1
+VISIBLE = labels.Visibility.VISIBLE
 TRIFOCAL_MODES = ('algebraic', 'geometric')
 # Camera triples whose centres subtend less than this angle (collinear or
 # coincident) have an ill-conditioned point transfer and are masked.
 MIN_TRIFOCAL_ANGLE_DEGREES = 2.0
-_UNIT_BOX = np.array([0.0, 0.0, 1.0, 1.0], np.float32)
 # Stand-in for invalid cameras: finite and well conditioned.
 _STAND_IN_CAMERA = np.concatenate(
     [np.eye(3), [[0.0], [0.0], [10.0]]], axis=1).astype(np.float32)
@@ -57,7 +57,7 @@ def safe_boxes(boxes, view_mask):
   """Boxes with padding or empty boxes replaced by the unit box."""
   valid = (view_mask & (boxes[..., 2] > boxes[..., 0])
            & (boxes[..., 3] > boxes[..., 1]))
-  return jnp.where(valid[..., None], boxes, _UNIT_BOX)
+  return jnp.where(valid[..., None], boxes, boxes_lib.UNIT_BOX)
 
 
 def keypoint_loss(heatmaps, keypoints, visibility, boxes, view_mask):

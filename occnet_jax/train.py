@@ -168,8 +168,8 @@ def create_optimizer(config: ml_collections.ConfigDict,
                      params: Any) -> optax.GradientTransformation:
   """Clipping, then Adam(W) or SGD with momentum per parameter group.
 
-  A group's Adam statistics only advance in the stages that train it.
-  Adam's bias correction divides by 1 - b^t with t the number of updates;
+  A group's optimizer statistics (momentum, Adam moments) only advance in
+  the stages that train it. Adam's bias correction divides by 1 - b^t with t the number of updates;
   counted from step 0, a group frozen for the first stage would start
   training with t in the thousands but moments built from a handful of
   gradients, and its first updates would be up to 1 / sqrt(1 - 0.999), ~30
@@ -184,15 +184,18 @@ def create_optimizer(config: ml_collections.ConfigDict,
   """
   def group_optimizer(group):
     schedule = learning_rate_schedule(config, group)
-    if config.optimizer.name == 'sgd':
-      return optax.chain(
-          optax.add_decayed_weights(config.optimizer.weight_decay),
-          optax.sgd(schedule, momentum=config.optimizer.momentum))
     column = PARAM_GROUPS.index(group)
     trained = lambda step: jnp.asarray(_STAGE_PARAM_GROUPS)[
         stage_index(step, config), column] > 0
-    # optax.adamw's chain, with Adam's statistics frozen outside the stages
-    # that train the group; the schedule keeps counting every step.
+    # The chains of optax.sgd / optax.adamw, with the optimizer's statistics
+    # frozen outside the stages that train the group; the schedule keeps
+    # counting every step.
+    if config.optimizer.name == 'sgd':
+      return optax.chain(
+          optax.add_decayed_weights(config.optimizer.weight_decay),
+          optax.transforms.conditionally_mask(
+              optax.trace(decay=config.optimizer.momentum), trained),
+          optax.scale_by_learning_rate(schedule))
     return optax.chain(
         optax.transforms.conditionally_mask(optax.scale_by_adam(), trained),
         optax.add_decayed_weights(config.optimizer.weight_decay),
@@ -498,11 +501,13 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
         writer.close()
         raise NonFiniteError(_nonfinite_message(
             step, jax.tree.map(float, metrics)))
-      logging.warning('Skipped a batch with a non-finite loss at step %d.',
-                      step)
-    history.append(metrics)
+      logging.warning('Skipped: %s', _nonfinite_message(
+          step, jax.tree.map(float, metrics)))
+    else:
+      history.append(metrics)
     done = step + 1
-    if done % config.train.log_every_steps == 0 or done == num_steps:
+    if history and (done % config.train.log_every_steps == 0
+                    or done == num_steps):
       means = {f'train_{name}': float(np.mean([m[name] for m in history]))
                for name in history[0]}
       steps_per_second = (done - tick_step) / (time.time() - tick)

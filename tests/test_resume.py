@@ -136,3 +136,21 @@ def test_half_written_checkpoint_is_ignored(tmp_path, caplog):
   assert writer.latest_step() == 2
   writer.close()
   assert f'Ignoring incomplete checkpoint {partial}' in caplog.text
+
+
+def test_relative_checkpoint_directory(tmp_path, monkeypatch):
+  # Workdirs on the command line are often relative; TensorStore needs
+  # absolute paths.
+  monkeypatch.chdir(tmp_path)
+  state = {'weights': np.arange(4.0, dtype=np.float32)}
+  writer = checkpointing.Checkpointer(os.path.join('workdir', 'checkpoints'))
+  writer.save(3, state, jax.random.key(3), {'iterator': {'next_index': 3}})
+  writer.close()
+  reader = checkpointing.Checkpointer(
+      os.path.join('workdir', 'checkpoints'), read_only=True)
+  abstract = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype),
+                          state)
+  restored, _, data = reader.restore(3, abstract)
+  reader.close()
+  np.testing.assert_array_equal(restored['weights'], state['weights'])
+  assert data == {'iterator': {'next_index': 3}}

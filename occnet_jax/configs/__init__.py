@@ -108,6 +108,8 @@ def validate(config: ml_collections.ConfigDict, num_devices: int) -> None:
   require(len(evaluation.alphas) >= 1, 'eval.alphas', 'need at least one')
   for alpha in evaluation.alphas:
     require(0.0 < alpha < 1.0, 'eval.alphas', 'each alpha must be in (0, 1)')
+  require(len(evaluation.noise_sigmas) >= 1, 'eval.noise_sigmas',
+          'need at least one (0 measures the noiseless PCK)')
   for sigma in evaluation.noise_sigmas:
     require(sigma >= 0.0, 'eval.noise_sigmas', 'each sigma must be >= 0')
   require(evaluation.num_gallery >= 0, 'eval.num_gallery', 'must be >= 0')
