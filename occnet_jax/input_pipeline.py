@@ -9,8 +9,9 @@ Training batches come from an infinite grain pipeline that is deterministic
 given the seed, sharded by JAX process, and whose position
 (`iterator.get_state()`, a small JSON-able dict) is saved with checkpoints.
 Evaluation walks a whole split once in order, every view of every car, in
-chunks of `num_views` views; every process reads all of it (evaluation runs
-on each host's local devices, so hosts never wait on each other there).
+chunks of `num_views` views; every process reads all of it, and
+`evaluate.collect_predictions` splits the work between processes and
+gathers the predictions.
 """
 
 from collections.abc import Iterator, Mapping, Sequence

@@ -1,8 +1,8 @@
 """Evaluation metrics: PCK, occlusion ROC/AUC and mean pixel error.
 
-`pck_counts` and `mean_pixel_error` are jax.numpy (they run inside jitted
-evaluation steps and accept numpy arrays too); PCK returns counts so that
-results aggregate exactly over batches. `occlusion_roc` is numpy on
+`pck_counts` and `mean_pixel_error` are jax.numpy (jit-able; numpy arrays
+work too); PCK returns counts so that results aggregate exactly over
+batches. `occlusion_roc` is numpy on
 scikit-learn and runs once on the scores gathered over a whole split.
 """
 
