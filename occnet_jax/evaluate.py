@@ -50,7 +50,7 @@ OCCLUSION_LEVELS = tuple(range(3, 10))
 ROBUSTNESS_ALPHA = 0.1
 VISIBLE = labels.Visibility.VISIBLE
 OCCLUDED = labels.Visibility.OCCLUDED
-_AXIS = 'data'
+_AXIS = input_pipeline.DEVICE_AXIS
 
 
 def pck_key(method: str, subset: str, alpha: float) -> str:
@@ -128,8 +128,8 @@ def make_predict_fn(model: nn.Module, noise_sigmas: Sequence[float],
 
   def per_device(variables, crops, boxes, rng):
     rng = jax.random.fold_in(rng, jax.lax.axis_index(_AXIS))
-    crops = crops.reshape((-1,) + crops.shape[2:])
-    boxes = boxes.reshape((-1,) + boxes.shape[2:])
+    crops, boxes = input_pipeline.flatten_views(
+        {'crops': crops, 'boxes': boxes})
     return predict_views(variables, crops, boxes, rng, model=model,
                          noise_sigmas=tuple(noise_sigmas))
 

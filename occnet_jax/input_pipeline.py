@@ -31,6 +31,9 @@ from occnet_jax import boxes as boxes_lib
 
 Batch = dict[str, np.ndarray]
 
+# The mesh axis over which the cars of a batch are split between devices.
+DEVICE_AXIS = 'data'
+
 # Per-view fields of a record (leading axis V), padded for missing views.
 VIEW_FIELDS = ('crops', 'boxes', 'keypoints', 'visibility', 'occlusion_kind',
                'cameras', 'camera_error', 'image_size')
@@ -209,3 +212,10 @@ def eval_batches(source: Sequence[Mapping[str, Any]], num_views: int,
     car_ids += [''] * (batch_size - len(examples))
     examples += [padding] * (batch_size - len(examples))
     yield stack(examples), car_ids
+
+
+def flatten_views(batch: Mapping[str, Any]) -> tuple[Any, Any]:
+  """(B, V, ...) crops and boxes -> (B*V, ...), the model's input."""
+  crops, boxes = batch['crops'], batch['boxes']
+  return (crops.reshape((-1,) + crops.shape[2:]),
+          boxes.reshape((-1,) + boxes.shape[2:]))

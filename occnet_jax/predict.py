@@ -41,6 +41,7 @@ from occnet_jax import boxes as boxes_lib
 from occnet_jax import geometry
 from occnet_jax import keypoints as keypoints_lib
 from occnet_jax import train
+from occnet_jax.models import occlusion_net
 
 COCO_CAR_CATEGORY = 3
 OCCLUDED_THRESHOLD = 0.5
@@ -205,7 +206,7 @@ class Predictor:
     keypoints_2d, reprojected = (
         np.asarray(boxes_lib.from_box_coordinates(outputs[key], boxes))
         for key in ('keypoints_2d', 'reprojected'))
-    aspect = (boxes[:, 2] - boxes[:, 0]) / (boxes[:, 3] - boxes[:, 1])
+    aspect = np.asarray(occlusion_net.box_aspect(boxes))
     cars = []
     for index, box in enumerate(boxes):
       visibility = 1.0 - outputs['occlusion_score'][index]

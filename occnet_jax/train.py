@@ -48,7 +48,7 @@ from occnet_jax import models
 from occnet_jax import plots
 from occnet_jax import shape_basis as shape_basis_lib
 
-AXIS = 'data'
+AXIS = input_pipeline.DEVICE_AXIS
 LOSS_TERMS = ('keypoints', 'edge', 'visible', 'trifocal', 'reproj')
 PARAM_GROUPS = ('heatmap', 'graph')
 # Parameters under a top-level module whose name starts with this belong to
@@ -93,14 +93,6 @@ def create_model(config: ml_collections.ConfigDict,
   return models.create_model(config.model,
                              keypoints.get_category(config.category),
                              shape_basis)
-
-
-def flatten_views(batch: Mapping[str, jax.Array],
-                  ) -> tuple[jax.Array, jax.Array]:
-  """(B, V, ...) crops and boxes -> (B*V, ...), the model's input."""
-  crops, boxes = batch['crops'], batch['boxes']
-  return (crops.reshape((-1,) + crops.shape[2:]),
-          boxes.reshape((-1,) + boxes.shape[2:]))
 
 
 def stage_starts(config: ml_collections.ConfigDict) -> tuple[int, int, int]:
@@ -220,7 +212,7 @@ def example_car(config: ml_collections.ConfigDict) -> dict[str, np.ndarray]:
 def init_variables(model: nn.Module, rng: jax.Array,
                    example: Mapping[str, np.ndarray]) -> dict[str, Any]:
   """The model's variables, initialised on one example car."""
-  crops, boxes = flatten_views(example)
+  crops, boxes = input_pipeline.flatten_views(example)
   return model.init({'params': rng}, crops, boxes, train=False)
 
 
@@ -284,7 +276,7 @@ def train_step(state: TrainState, batch: Mapping[str, jax.Array],
       **config.loss.to_dict(),
       **{term: config.loss[term] * loss_mask[index]
          for index, term in enumerate(LOSS_TERMS)}})
-  crops, boxes = flatten_views(batch)
+  crops, boxes = input_pipeline.flatten_views(batch)
 
   def loss_fn(params):
     outputs, model_state = model.apply(
