@@ -244,8 +244,12 @@ def test_ablations(rng, model_and_variables):
   np.testing.assert_array_equal(
       run(without_encoder, variables)['keypoints_2d'],
       run(without_encoder, {'params': other_encoder})['keypoints_2d'])
+  # With it, the encoder's output changes with its parameters, and the
+  # decoder reads it (its edge probabilities are not the uniform ones).
+  assert np.any(run(model, variables)['edge_logits']
+                != run(model, {'params': other_encoder})['edge_logits'])
   assert np.any(run(model, variables)['keypoints_2d']
-                != run(model, {'params': other_encoder})['keypoints_2d'])
+                != run(without_encoder, variables)['keypoints_2d'])
   # Without keypoint types the node features are (x, y, c).
   without_types = models.create_model(
       model_config(use_keypoint_type=False), CATEGORY, model.shape_basis)
