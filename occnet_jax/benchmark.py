@@ -38,7 +38,6 @@ import functools
 import importlib
 import json
 import os
-import platform
 import resource
 import time
 from typing import Any
@@ -57,6 +56,7 @@ from occnet_jax import configs
 from occnet_jax import geometry
 from occnet_jax import keypoints as keypoints_lib
 from occnet_jax import labels
+from occnet_jax import machine
 from occnet_jax import shape_basis as shape_basis_lib
 from occnet_jax import train
 
@@ -148,34 +148,10 @@ def device_memory(device: jax.Device) -> dict[str, int] | None:
           if key in stats}
 
 
-def _cpu_model() -> str:
-  try:
-    with open('/proc/cpuinfo') as cpuinfo:
-      for line in cpuinfo:
-        if line.startswith('model name'):
-          return line.split(':', 1)[1].strip()
-  except OSError:
-    pass
-  return platform.processor() or platform.machine()
-
-
 def machine_info() -> dict[str, Any]:
   """The machine and software the numbers were measured on."""
-  device = jax.devices()[0]
-  return {
-      'cpu_model': _cpu_model(),
-      'cpu_count': os.cpu_count(),
-      'usable_cpus': len(os.sched_getaffinity(0)),
-      # Other processes on the same cores slow every measurement down.
-      'load_average_1min': os.getloadavg()[0],
-      'platform': platform.platform(),
-      'python': platform.python_version(),
-      'jax': jax.__version__,
-      'jax_backend': jax.default_backend(),
-      'device_kind': device.device_kind,
-      'num_devices': jax.device_count(),
-      'benchmark_devices': 1,
-  }
+  # Every measurement runs on one device (XLA still uses all host cores).
+  return {**machine.machine_info(), 'benchmark_devices': 1}
 
 
 def compile_timed(jitted: Any, *args: Any) -> tuple[Any, float]:

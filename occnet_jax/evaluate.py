@@ -1,4 +1,4 @@
-"""Evaluation: PCK per method and occlusion level, occlusion ROC, robustness.
+"""Evaluation: PCK, occlusion ROC, robustness, multi-view correspondences.
 
 Every view of every car of a split is evaluated on its own (single-view test
 time). Methods (paper section 4): `heatmap` (the heatmap head's keypoints,
@@ -13,6 +13,7 @@ metrics.json keys:
     occluded keypoints of views with exactly n of K keypoints not visible
     (occluded or unlabelled), as the paper's "n/12 invisible points". An
     empty subset is null.
+  - `count.<subset>`: the number of keypoints in each of those subsets.
   - `occlusion_auc.heatmap`, `occlusion_auc.kgnn2d`: ROC AUC of telling
     occluded from visible keypoints by the negated heatmap confidence and by
     the 2D-KGNN encoder's occlusion score (null without both classes).
@@ -20,6 +21,17 @@ metrics.json keys:
     Gaussian noise of standard deviation sigma * L (per coordinate, pixels)
     is added to the heatmap keypoints fed to the graph networks in
     keypoints-in mode (`heatmap` is the noisy input itself).
+  - `multiview.<method>.<n>` (paper Fig. 4 right): mean number of multi-view
+    correspondences per n-view subset of a car's views (n in
+    `multiview.VIEW_COUNTS`, up to `multiview.MAX_SUBSETS` subsets per car):
+    per keypoint, the views within alpha = 0.1 of the reprojection of the
+    best point triangulated from two of the subset's views, if at least 2
+    (`multiview` module docstring). Only labelled keypoints take part.
+    Methods: `METHODS` and `labels` (the ground-truth keypoints, the upper
+    bound: every labelled keypoint seen in 2 or more views of the subset on
+    exact cameras). `multiview_fraction.<method>.<n>`: the same divided by
+    K * n. `multiview_subsets.<n>`: the number of subsets (0, and the means
+    null, when no car has n views).
   - `num_instances` (evaluated views, i.e. car instances in images),
     `num_cars`, `step`.
 """
@@ -41,8 +53,11 @@ from occnet_jax import boxes as boxes_lib
 from occnet_jax import input_pipeline
 from occnet_jax import labels
 from occnet_jax import metrics as metrics_lib
+from occnet_jax import multiview
 
 METHODS = ('heatmap', 'kgnn2d', 'kgnn3d')
+# `labels`: the ground-truth keypoints, the multi-view upper bound.
+MULTIVIEW_METHODS = METHODS + ('labels',)
 METHOD_OUTPUTS = {'heatmap': 'initial_keypoints', 'kgnn2d': 'keypoints_2d',
                   'kgnn3d': 'reprojected'}
 OCCLUSION_METHODS = ('heatmap', 'kgnn2d')
@@ -58,9 +73,20 @@ def pck_key(method: str, subset: str, alpha: float) -> str:
   return f'pck.{method}.{subset}.{float(alpha)}'
 
 
+def count_key(subset: str) -> str:
+  """'count.<subset>': how many keypoints a PCK subset holds."""
+  return f'count.{subset}'
+
+
 def robustness_key(method: str, sigma: float) -> str:
   """'robustness.<method>.<sigma>', sigma written as str(float)."""
   return f'robustness.{method}.{float(sigma)}'
+
+
+def multiview_key(method: str, num_views: int, *,
+                  fraction: bool = False) -> str:
+  """'multiview.<method>.<n>' or 'multiview_fraction.<method>.<n>'."""
+  return f'multiview{"_fraction" if fraction else ""}.{method}.{num_views}'
 
 
 def metrics_path(workdir: str, split: str) -> str:
@@ -167,8 +193,8 @@ def collect_predictions(config: ml_collections.ConfigDict,
 
   Returns:
     Per view (M real views): every `predict_views` output (noisy ones with
-    the sigma axis first), `keypoints`, `visibility`, `boxes`, `car_id`,
-    and `crops` of the first `num_gallery` views.
+    the sigma axis first), `keypoints`, `visibility`, `boxes`, `cameras`,
+    `car_id`, and `crops` of the first `num_gallery` views.
   """
   sharding = jax.NamedSharding(mesh, jax.P(_AXIS))
   local = input_pipeline.local_batch_size(config.eval.batch_size)
@@ -188,7 +214,7 @@ def collect_predictions(config: ml_collections.ConfigDict,
     chunk = {key: (np.asarray(value)[:, valid] if key.startswith('noisy.')
                    else np.asarray(value)[valid])
              for key, value in outputs.items()}
-    for name in ('keypoints', 'visibility', 'boxes', 'crops'):
+    for name in ('keypoints', 'visibility', 'boxes', 'cameras', 'crops'):
       chunk[name] = batch[name].reshape((-1,) + batch[name].shape[2:])[valid]
     chunk['car_id'] = np.repeat(np.array(car_ids), config.data.num_views)[valid]
     if sum(len(c['car_id']) for c in chunks) >= num_gallery:
@@ -237,7 +263,8 @@ def compute_metrics(predictions: Mapping[str, np.ndarray],
     total = int(total)
     return [int(c) / total if total else None for c in np.asarray(correct)]
 
-  results = {}
+  results = {count_key(subset): int(np.sum(mask))
+             for subset, mask in subsets.items()}
   for method in METHODS:
     for subset, mask in subsets.items():
       for alpha, value in zip(alphas, pck(predictions[method], mask, alphas)):
@@ -252,6 +279,14 @@ def compute_metrics(predictions: Mapping[str, np.ndarray],
     for sigma, noisy in zip(noise_sigmas, predictions[f'noisy.{method}']):
       results[robustness_key(method, sigma)] = pck(
           noisy, labelled, [ROBUSTNESS_ALPHA])[0]
+  for method in MULTIVIEW_METHODS:
+    counts = multiview.correspondence_counts(
+        predictions['keypoints' if method == 'labels' else method],
+        predictions['cameras'], view_boxes, predictions['car_id'], labelled)
+    for n, count in counts.items():
+      results[multiview_key(method, n)] = count.mean_count
+      results[multiview_key(method, n, fraction=True)] = count.mean_fraction
+      results[f'multiview_subsets.{n}'] = count.num_subsets
   results['num_instances'] = int(len(visibility))
   results['num_cars'] = int(len(np.unique(predictions['car_id'])))
   return results

@@ -22,6 +22,7 @@ equal weights weigh a visible and an occluded keypoint alike.
 """
 
 import itertools
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -211,61 +212,58 @@ def _in_front_of_cameras(camera_a, camera_c, camera_target, x_a, x_c):
   return in_front
 
 
-def trifocal_loss(keypoints_2d, keypoints, visibility, cameras, boxes,
-                  view_mask, *, mode='algebraic'):
-  """L_trifocal (Eq. 9) over a batch of cars seen in several views.
+class TrifocalSupport(NamedTuple):
+  """The support views of each (car, target view, keypoint) for Eq. 9.
 
-  For each view v of a car and each keypoint j not visible there, two other
-  views a, c of the same car in which j is visible give the trifocal tensor
-  T(P_a, P_v, P_c), with the target view in the second slot as in Eq. 9.
-  - 'algebraic': the incidence residual [x_v]_x (sum_i x_a^i T_i) [x_c]_x of
-    `geometry.normalized_trifocal_residual` with the prediction as x_v,
-    multiplied by f_v / L_v (focal length of view v over its box scale) so
-    that it is measured in box scales like the geometric variant.
-  - 'geometric': the distance between the prediction and the point
-    transferred from (x_a, x_c), divided by the box scale L_v.
-  Each term is squared (the fixed-variance Gaussian of Eq. 8), and the loss
-  is their mean.
+  Leading axes (B, V, K): car, target view, keypoint. Where no pair is
+  usable the fields hold the first pair's (or stand-in) values and `usable`
+  is False.
 
-  Pair rule: among the valid pairs, the one whose camera centres, seen from
-  the car's origin, are closest to perpendicular (largest sine of the angle
-  between them): the best-conditioned triangulation of the point.
-  A triple is masked (degenerate) when a camera is invalid (non-finite or
-  singular; padding views have zero cameras), when the centres are
-  coincident or collinear (angle at the target centre, or between the
-  supports seen from the car, below MIN_TRIFOCAL_ANGLE_DEGREES), when the
-  point triangulated from a and c is behind one of the three cameras, or
-  (geometric) when the transfer is undefined.
+  Attributes:
+    camera_a: (B, V, K, 3, 4) camera of the first support view a.
+    camera_target: (B, V, K, 3, 4) camera of the target view.
+    camera_c: (B, V, K, 3, 4) camera of the second support view c.
+    point_a: (B, V, K, 2) the keypoint's label in view a, pixels.
+    point_c: (B, V, K, 2) the keypoint's label in view c, pixels.
+    usable: (B, V, K) bool, a pair passed every test of `trifocal_supports`.
+    supported: (B, V, K) bool, some pair of other real views with valid
+      cameras sees the keypoint (before the geometry tests).
+  """
+
+  camera_a: jax.Array
+  camera_target: jax.Array
+  camera_c: jax.Array
+  point_a: jax.Array
+  point_c: jax.Array
+  usable: jax.Array
+  supported: jax.Array
+
+
+def trifocal_supports(keypoints, visibility, cameras, view_mask):
+  """Chooses the support pair of every keypoint of every view (needs V >= 3).
+
+  Pair rule: the supports are two other views a, c of the same car in which
+  the keypoint is visible; among the valid pairs, the one whose camera
+  centres, seen from the car's origin, are closest to perpendicular
+  (largest sine of the angle between them): the best-conditioned
+  triangulation of the point. A pair is not valid when a camera of the
+  triple is invalid (non-finite or singular; padding views have zero
+  cameras), when the centres are coincident or collinear (angle at the
+  target centre, or between the supports seen from the car, below
+  MIN_TRIFOCAL_ANGLE_DEGREES), or when the point triangulated from a and c
+  is behind one of the three cameras. The target view's own label is not
+  read, so every keypoint gets a pair, visible or not.
 
   Args:
-    keypoints_2d: (B, V, K, 2) predictions (2D-KGNN output), box coordinates.
     keypoints: (B, V, K, 2) labelled keypoints, pixels.
     visibility: (B, V, K) labels; 1 = visible.
     cameras: (B, V, 3, 4) camera matrices, car object frame -> pixels.
-    boxes: (B, V, 4) boxes in pixels.
     view_mask: (B, V) False for padding views.
-    mode: 'algebraic' or 'geometric'.
 
   Returns:
-    (loss, terms) with terms `trifocal_terms` (number of active terms),
-    `trifocal_masked_fraction` (fraction of the non-visible keypoints of
-    real views without a term, for any reason) and
-    `trifocal_degenerate_fraction` (of those, the fraction that had a pair of
-    supporting views with valid cameras, all rejected by the geometry tests).
+    A `TrifocalSupport`.
   """
-  if mode not in TRIFOCAL_MODES:
-    raise ValueError(f'trifocal mode {mode!r} not in {TRIFOCAL_MODES}.')
   num_views = keypoints.shape[1]
-  candidates = view_mask[..., None] & (visibility != VISIBLE)
-  num_candidates = jnp.maximum(jnp.sum(candidates), 1)
-  if num_views < 3:
-    zero = jnp.zeros((), keypoints_2d.dtype)
-    return zero, dict(trifocal_terms=jnp.zeros((), jnp.int32),
-                      trifocal_masked_fraction=jnp.where(
-                          jnp.any(candidates), 1.0, 0.0),
-                      trifocal_degenerate_fraction=zero)
-
-  boxes = safe_boxes(boxes, view_mask)
   camera_ok = _valid_cameras(cameras, view_mask)
   cameras = jnp.where(camera_ok[..., None, None], cameras, _STAND_IN_CAMERA)
   centres = geometry.camera_center(cameras)  # (B, V, 3)
@@ -302,27 +300,115 @@ def trifocal_loss(keypoints_2d, keypoints, visibility, cameras, boxes,
     index = jnp.expand_dims(best, (2,) + tuple(range(4, values.ndim)))
     return jnp.take_along_axis(values, index, axis=2)[:, :, 0]
 
-  active = candidates & choose(usable)
-  camera_a, camera_c = choose(cameras_a), choose(cameras_c)
-  camera_target = cameras_target[:, :, 0]
-  point_a, point_c = choose(keypoints_a), choose(keypoints_c)
+  return TrifocalSupport(
+      camera_a=choose(cameras_a), camera_target=cameras_target[:, :, 0],
+      camera_c=choose(cameras_c), point_a=choose(keypoints_a),
+      point_c=choose(keypoints_c), usable=choose(usable),
+      supported=jnp.any(supported, axis=2))
+
+
+def _transfer(support):
+  """(pixels (B, V, K, 2), valid (B, V, K)): the supports' point transfer."""
+  transferred, transfer_ok = geometry.normalized_trifocal_transfer(
+      support.camera_a, support.camera_target, support.camera_c,
+      support.point_a, support.point_c)
+  return transferred, support.usable & transfer_ok
+
+
+def trifocal_targets(keypoints, visibility, cameras, view_mask):
+  """Where two other views say each keypoint is: the trifocal ground truth.
+
+  The point transferred into each view from the labels of the support pair
+  of `trifocal_supports` (the trifocal loss's rule), with
+  `geometry.normalized_trifocal_transfer`. The geometric trifocal loss is
+  the squared distance of the prediction to it, for non-visible keypoints.
+
+  Args:
+    keypoints: (B, V, K, 2) labelled keypoints, pixels.
+    visibility: (B, V, K) labels; 1 = visible.
+    cameras: (B, V, 3, 4) camera matrices, car object frame -> pixels.
+    view_mask: (B, V) False for padding views.
+
+  Returns:
+    (targets, valid): (B, V, K, 2) transferred pixels (0 where not valid)
+    and (B, V, K) bool, True where a usable pair exists and the transfer
+    is defined. With fewer than 3 views nothing is valid.
+  """
+  if keypoints.shape[1] < 3:
+    return jnp.zeros_like(keypoints), jnp.zeros(visibility.shape, bool)
+  targets, valid = _transfer(
+      trifocal_supports(keypoints, visibility, cameras, view_mask))
+  return jnp.where(valid[..., None], targets, 0.0), valid
+
+
+def trifocal_loss(keypoints_2d, keypoints, visibility, cameras, boxes,
+                  view_mask, *, mode='algebraic'):
+  """L_trifocal (Eq. 9) over a batch of cars seen in several views.
+
+  For each view v of a car and each keypoint j not visible there, two other
+  views a, c of the same car in which j is visible (`trifocal_supports`)
+  give the trifocal tensor T(P_a, P_v, P_c), with the target view in the
+  second slot as in Eq. 9.
+  - 'algebraic': the incidence residual [x_v]_x (sum_i x_a^i T_i) [x_c]_x of
+    `geometry.normalized_trifocal_residual` with the prediction as x_v,
+    multiplied by f_v / L_v (focal length of view v over its box scale) so
+    that it is measured in box scales like the geometric variant.
+  - 'geometric': the distance between the prediction and the point
+    transferred from (x_a, x_c) (`trifocal_targets`), divided by the box
+    scale L_v.
+  Each term is squared (the fixed-variance Gaussian of Eq. 8), and the loss
+  is their mean. A term is masked (degenerate) when no pair passes the
+  tests of `trifocal_supports`, or (geometric) when the transfer is
+  undefined.
+
+  Args:
+    keypoints_2d: (B, V, K, 2) predictions (2D-KGNN output), box coordinates.
+    keypoints: (B, V, K, 2) labelled keypoints, pixels.
+    visibility: (B, V, K) labels; 1 = visible.
+    cameras: (B, V, 3, 4) camera matrices, car object frame -> pixels.
+    boxes: (B, V, 4) boxes in pixels.
+    view_mask: (B, V) False for padding views.
+    mode: 'algebraic' or 'geometric'.
+
+  Returns:
+    (loss, terms) with terms `trifocal_terms` (number of active terms),
+    `trifocal_masked_fraction` (fraction of the non-visible keypoints of
+    real views without a term, for any reason) and
+    `trifocal_degenerate_fraction` (of those, the fraction that had a pair of
+    supporting views with valid cameras, all rejected by the geometry tests).
+  """
+  if mode not in TRIFOCAL_MODES:
+    raise ValueError(f'trifocal mode {mode!r} not in {TRIFOCAL_MODES}.')
+  candidates = view_mask[..., None] & (visibility != VISIBLE)
+  num_candidates = jnp.maximum(jnp.sum(candidates), 1)
+  if keypoints.shape[1] < 3:
+    zero = jnp.zeros((), keypoints_2d.dtype)
+    return zero, dict(trifocal_terms=jnp.zeros((), jnp.int32),
+                      trifocal_masked_fraction=jnp.where(
+                          jnp.any(candidates), 1.0, 0.0),
+                      trifocal_degenerate_fraction=zero)
+
+  boxes = safe_boxes(boxes, view_mask)
+  support = trifocal_supports(keypoints, visibility, cameras, view_mask)
+  active = candidates & support.usable
   predicted = boxes_lib.from_box_coordinates(keypoints_2d, boxes)
 
   if mode == 'algebraic':
     residual, residual_ok = geometry.normalized_trifocal_residual(
-        camera_a, camera_target, camera_c, point_a, predicted, point_c)
+        support.camera_a, support.camera_target, support.camera_c,
+        support.point_a, predicted, support.point_c)
     active &= residual_ok
-    focal = 1.0 / geometry.normalizing_transform(camera_target)[..., 0, 0]
+    focal = 1.0 / geometry.normalizing_transform(
+        support.camera_target)[..., 0, 0]
     box_scale = boxes_lib.box_scale(boxes)[..., None]  # (B, V, 1)
     squared = jnp.sum(residual**2, axis=(-2, -1)) * (focal / box_scale)**2
   else:
-    transferred, transfer_ok = geometry.normalized_trifocal_transfer(
-        camera_a, camera_target, camera_c, point_a, point_c)
+    transferred, transfer_ok = _transfer(support)
     active &= transfer_ok
     squared = _squared_relative_distance(predicted, transferred, boxes)
 
   num_active = jnp.sum(active)
-  had_support = candidates & jnp.any(supported, axis=2)
+  had_support = candidates & support.supported
   terms = dict(
       trifocal_terms=num_active,
       trifocal_masked_fraction=1.0 - num_active / num_candidates,

@@ -10,9 +10,17 @@ no pyplot global state), so plotting works headless and from any thread.
   - `occlusion_roc.png`: ROC of telling occluded from visible keypoints,
     heatmap confidence vs 2D-KGNN encoder (Fig. 3).
   - `robustness.png`: PCK@0.1 vs input noise (Fig. 10).
+  - `multiview.png`: multi-view correspondences per view subset vs number
+    of views, ground-truth labels as the upper bound (Fig. 4 right).
+  - `trifocal_labels.png` (`label_study.run_study`, not an evaluation
+    figure): labelled occluded points within alpha of the trifocal
+    transfer (Fig. 4 left).
   - `gallery.png`: predictions on ROI crops (Fig. 11): heatmap keypoints in
     blue; 2D-KGNN keypoints with skeleton edges green when both ends are
     predicted visible, red otherwise.
+
+`ablations` compares runs rather than methods: `report.py` draws it from
+the demo's and its ablations' metrics.
 """
 
 from collections.abc import Mapping, Sequence
@@ -25,6 +33,7 @@ import numpy as np
 from occnet_jax import evaluate
 from occnet_jax import keypoints as keypoints_lib
 from occnet_jax import metrics as metrics_lib
+from occnet_jax import multiview
 
 METHOD_LABELS = {'heatmap': 'Heatmap (baseline)', 'kgnn2d': '2D-KGNN',
                  'kgnn3d': '3D-KGNN'}
@@ -36,8 +45,13 @@ ALPHA_PANELS_LEVELS = (3, 5, 7, 9)
 OCCLUDED = 2
 
 
+def _values(values: Sequence[Any]) -> np.ndarray:
+  """Metric values as floats; None (no data) becomes NaN, a gap in a line."""
+  return np.array([np.nan if v is None else v for v in values], float)
+
+
 def _percent(values: Sequence[Any]) -> np.ndarray:
-  return np.array([np.nan if v is None else 100.0 * v for v in values])
+  return 100.0 * _values(values)
 
 
 def _subplots(*args, figsize, **kwargs):
@@ -144,6 +158,96 @@ def robustness(results: Mapping[str, Any], noise_sigmas: Sequence[float],
   _save(figure, path)
 
 
+def ablations(results: Mapping[str, Mapping[str, Any]],
+              levels: Sequence[int], path: str, *, method: str = 'kgnn2d',
+              alpha: float = 0.1) -> None:
+  """One method's occluded PCK vs number of invisible points, per run.
+
+  Args:
+    results: metrics (`evaluate.compute_metrics`) by run, in legend order.
+    levels: the numbers of invisible keypoints on the x axis.
+    path: the PNG.
+    method: the method compared across runs.
+    alpha: the PCK threshold.
+  """
+  figure, axis = _subplots(figsize=(4.5, 3.4))
+  for label, run_results in results.items():
+    values = [run_results.get(evaluate.pck_key(method, f'occluded_{level}',
+                                               alpha)) for level in levels]
+    axis.plot(levels, _percent(values), 'o-', label=label)
+  axis.set_title(f'{METHOD_LABELS[method]}, alpha α = {alpha:g}')
+  axis.set_xticks(list(levels))
+  axis.set_xlabel('Number of invisible points')
+  axis.set_ylabel('PCK of occluded points (in %)')
+  axis.set_ylim(0, 100)
+  axis.grid(alpha=0.3)
+  axis.legend()
+  _save(figure, path)
+
+
+def multiview_correspondences(results: Mapping[str, Any],
+                              view_counts: Sequence[int], path: str) -> None:
+  """Correspondences per view subset vs number of views (Fig. 4 right)."""
+  lines = [(method, label, 'o-', METHOD_COLOURS[method])
+           for method, label in METHOD_LABELS.items()]
+  lines.append(('labels', 'Labels (upper bound)', 's--', 'grey'))
+  figure, axis = _subplots(figsize=(4.5, 3.4))
+  for method, label, style, colour in lines:
+    values = [results.get(evaluate.multiview_key(method, n))
+              for n in view_counts]
+    axis.plot(view_counts, _values(values), style, label=label, color=colour)
+  axis.set_xticks(list(view_counts))
+  axis.set_xlabel('Number of views')
+  axis.set_ylabel('Correspondences per view subset')
+  axis.set_ylim(bottom=0)
+  axis.grid(alpha=0.3)
+  axis.legend()
+  _save(figure, path)
+
+
+def trifocal_labels(result: Mapping[str, Any], path: str, *,
+                    headline_alpha: float, paper_fraction: float) -> None:
+  """Occluded labels within alpha of the trifocal transfer (Fig. 4 left).
+
+  Args:
+    result: `label_study.study`'s dict: `alphas`, `fraction_within` (with
+      the annotator-noise model), `fraction_within_noise_free`,
+      `noise_model` and `fraction_at_<headline_alpha>`.
+    path: the PNG.
+    headline_alpha: the alpha marked on the curve.
+    paper_fraction: the paper's fraction at `headline_alpha`, drawn as a
+      reference point.
+  """
+  alphas, noise = result['alphas'], result['noise_model']
+  figure, axis = _subplots(figsize=(5.5, 3.8))
+  axis.plot(alphas, _percent(result['fraction_within']), '-',
+            color='tab:blue',
+            label=(f'Annotator noise (σ visible {noise["sigma_visible"]:g}, '
+                   f'occluded {noise["sigma_occluded"]:g}, '
+                   f'swaps {noise["mirror_swap_rate"]:g})'))
+  axis.plot(alphas, _percent(result['fraction_within_noise_free']), '--',
+            color='grey', label='Noise-free labels')
+  headline = result[f'fraction_at_{headline_alpha}']
+  if headline is not None:
+    axis.plot([headline_alpha], [100.0 * headline], 'o', color='tab:blue')
+    axis.annotate(f'{100.0 * headline:.1f}%',
+                  (headline_alpha, 100.0 * headline),
+                  textcoords='offset points', xytext=(6, -14))
+  axis.plot([headline_alpha], [100.0 * paper_fraction], '*',
+            color='tab:red', markersize=11,
+            label=(f'Paper, CarFusion (~{100.0 * paper_fraction:g}% at '
+                   f'α = {headline_alpha:g})'))
+  axis.axvline(headline_alpha, color='grey', linewidth=0.8, linestyle=':')
+  axis.set_xlabel('Alpha (α)')
+  axis.set_ylabel('Occluded labels within α (in %)')
+  axis.set_title('Hand-labelled occluded points vs trifocal transfer')
+  axis.set_xlim(0, max(alphas))
+  axis.set_ylim(0, 102)  # The noise-free curve runs along 100%.
+  axis.grid(alpha=0.3)
+  axis.legend(loc='lower right', fontsize=8)
+  _save(figure, path)
+
+
 def gallery(predictions: Mapping[str, np.ndarray],
             category: keypoints_lib.Category, path: str,
             columns: int = 4) -> None:
@@ -204,5 +308,7 @@ def write_all(directory: str, results: Mapping[str, Any],
                    os.path.join(directory, 'pck_vs_invisible.png'))
   occlusion_roc(predictions, os.path.join(directory, 'occlusion_roc.png'))
   robustness(results, noise_sigmas, os.path.join(directory, 'robustness.png'))
+  multiview_correspondences(results, multiview.VIEW_COUNTS,
+                            os.path.join(directory, 'multiview.png'))
   if len(predictions.get('crops', ())):
     gallery(predictions, category, os.path.join(directory, 'gallery.png'))

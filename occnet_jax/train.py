@@ -44,6 +44,7 @@ from occnet_jax import evaluate
 from occnet_jax import input_pipeline
 from occnet_jax import keypoints
 from occnet_jax import losses
+from occnet_jax import machine
 from occnet_jax import models
 from occnet_jax import plots
 from occnet_jax import shape_basis as shape_basis_lib
@@ -62,6 +63,8 @@ _STAGE_PARAM_GROUPS = np.array([[1, 0], [0, 1], [1, 1]], np.float32)
 CONFIG_FILE = 'config.json'
 SHAPE_BASIS_FILE = 'shape_basis.npz'
 METRICS_FILE = 'metrics.jsonl'
+# One entry per invocation of `train_and_evaluate`: its wall time and machine.
+RUN_FILE = 'run.json'
 
 
 @flax.struct.dataclass
@@ -411,6 +414,27 @@ def _nonfinite_message(step: int, metrics: Mapping[str, float]) -> str:
           'such batches instead.')
 
 
+def record_run(workdir: str, steps: tuple[int, int], train_seconds: float,
+               eval_seconds: float) -> None:
+  """Appends this invocation's steps, wall times and machine to run.json.
+
+  A resumed run has one entry per invocation, so its total time survives
+  preemptions (process 0 only).
+  """
+  if jax.process_index() != 0:
+    return
+  path = os.path.join(workdir, RUN_FILE)
+  segments = []
+  if os.path.exists(path):
+    with open(path) as file:
+      segments = json.load(file)['segments']
+  segments.append({'steps': list(steps), 'train_seconds': train_seconds,
+                   'eval_seconds': eval_seconds,
+                   'machine': machine.machine_info()})
+  with open(path, 'w') as file:
+    json.dump({'segments': segments}, file, indent=1)
+
+
 def save_config(config: ml_collections.ConfigDict, workdir: str) -> None:
   """Writes the run's config beside its checkpoints (process 0)."""
   if jax.process_index() == 0:
@@ -483,21 +507,33 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
                                           data_dir)
   predict_fn = evaluate.make_predict_fn(model, config.eval.noise_sigmas, mesh)
   history, tick, tick_step = [], time.time(), start
+  started = tick
   num_steps = config.train.num_steps
+  # Steps dispatched but not yet checked for a non-finite update. Reading a
+  # step's flag waits for that step, so it is read only once the next step
+  # is dispatched (the device never idles while the host reads input), or
+  # at a step whose state is logged, saved or evaluated.
+  unchecked = []
   for step in range(start, num_steps):
     state, metrics = step_fn(state, shard_batch(next(iterator), mesh),
                              train_rng)
-    if not metrics['finite']:
+    unchecked.append((step, metrics))
+    done = step + 1
+    boundary = done == num_steps or any(
+        done % every == 0 for every in (config.train.log_every_steps,
+                                        config.train.checkpoint_every_steps,
+                                        config.train.eval_every_steps))
+    while len(unchecked) > (0 if boundary else 1):
+      checked_step, checked = unchecked.pop(0)
+      if checked['finite']:
+        history.append(checked)
+        continue
+      message = _nonfinite_message(checked_step, jax.tree.map(float, checked))
       if not config.train.skip_nonfinite:
         checkpointer.close()
         writer.close()
-        raise NonFiniteError(_nonfinite_message(
-            step, jax.tree.map(float, metrics)))
-      logging.warning('Skipped: %s', _nonfinite_message(
-          step, jax.tree.map(float, metrics)))
-    else:
-      history.append(metrics)
-    done = step + 1
+        raise NonFiniteError(message)
+      logging.warning('Skipped: %s', message)
     if history and (done % config.train.log_every_steps == 0
                     or done == num_steps):
       means = {f'train_{name}': float(np.mean([m[name] for m in history]))
@@ -522,9 +558,13 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
   checkpointer.wait_until_finished()
   checkpointer.close()
   writer.close()
+  trained = time.time()
   if config.eval.split and (start < num_steps or not os.path.exists(
       evaluate.metrics_path(workdir, config.eval.split))):
     evaluate_workdir(workdir, split=config.eval.split, data_dir=data_dir)
+  if start < num_steps:
+    record_run(workdir, (start, num_steps), trained - started,
+               time.time() - trained)
   return state
 
 

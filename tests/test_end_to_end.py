@@ -4,6 +4,7 @@ import json
 import os
 
 import cv2
+import jax
 import numpy as np
 import pytest
 
@@ -15,7 +16,7 @@ from occnet_jax.configs import test as test_config
 import fake_data
 
 PLOTS = ('pck_vs_alpha.png', 'pck_vs_invisible.png', 'occlusion_roc.png',
-         'robustness.png', 'gallery.png')
+         'robustness.png', 'gallery.png', 'multiview.png')
 
 
 @pytest.fixture(scope='module')
@@ -49,6 +50,10 @@ def test_training_leaves_checkpoint_metrics_and_plots(workdir):
         results[f'pck.{method}.all.0.1'])
   for method in evaluate.OCCLUSION_METHODS:
     assert 0.0 <= results[f'occlusion_auc.{method}'] <= 1.0
+  assert (results['count.visible'] + results['count.occluded']
+          == results['count.all'] > 0)
+  assert sum(results[f'count.occluded_{n}'] for n in range(3, 10)) <= (
+      results['count.occluded'])
   # Every view of the 6 test cars (3 views each) is an instance.
   assert results['num_instances'] == 18 and results['num_cars'] == 6
   assert results['step'] == config.train.num_steps
@@ -57,6 +62,12 @@ def test_training_leaves_checkpoint_metrics_and_plots(workdir):
   with open(os.path.join(workdir, train.METRICS_FILE)) as file:
     last = json.loads(file.read().splitlines()[-1])
   assert last['step'] == config.train.num_steps
+  with open(os.path.join(workdir, train.RUN_FILE)) as file:
+    [segment] = json.load(file)['segments']
+  assert segment['steps'] == [0, config.train.num_steps]
+  assert segment['train_seconds'] > 0 and segment['eval_seconds'] > 0
+  assert segment['machine']['num_devices'] == jax.device_count()
+
 
 
 def test_evaluate_other_split_and_step(workdir):

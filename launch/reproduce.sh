@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# Every run behind RESULTS.md, then the report that turns their workdirs
+# into its tables and figures. About two hours on two CPU cores.
+#
+#   bash launch/reproduce.sh [WORKDIRS]      (default: workdirs)
+#
+# Each step is resumable: rerunning the script skips finished runs
+# (launch.train resumes from the last checkpoint and evaluates once) and
+# datasets already built; the studies and the benchmark are rerun.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PYTHON=${PYTHON:-.venv/bin/python}
+W=${1:-workdirs}
+CONFIGS=occnet_jax/configs
+MANUAL=$W/tensorflow_datasets/downloads/manual/carfusion
+
+train() {  # train <name> <config> [overrides...]
+  local name=$1 config=$2
+  shift 2
+  echo "=== $name ($(date -u +%H:%M:%S))"
+  $PYTHON -m launch.train --config="$CONFIGS/$config" --workdir="$W/$name" "$@"
+}
+
+# The demo (`make demo`) on Car-render `small`, and its ablations.
+train demo default.py
+train no_trifocal default.py --config.loss.trifocal=0
+train no_encoder default.py --config.model.use_encoder=False
+train no_keypoint_type default.py --config.model.use_keypoint_type=False
+
+# Synthetic intersections in the CarFusion layout, read by the carfusion
+# builder on first use.
+if [[ ! -d $MANUAL/test ]]; then
+  $PYTHON -m data_prep.make_synthetic_carfusion --output="$MANUAL" \
+    --train_sequences=8 --test_sequences=2 --cameras=8 --frames=12 \
+    --cars=12 --width=1280 --height=720 --seed=0
+fi
+train carfusion_synthetic carfusion_synthetic.py
+
+# The full Car-render set (472 cars x 24 views).
+train car_render_full_cpu car_render_full_cpu.py
+
+# Fig. 4 left: labelled occluded points vs their trifocal transfer, with
+# the simulated annotators of occnet_jax/label_study.py.
+$PYTHON -m launch.trifocal_labels --dataset=car_render/full --split=test \
+  --data_dir="$W/tensorflow_datasets" \
+  --output="$W/trifocal_labels/car_render_full"
+$PYTHON -m launch.trifocal_labels --dataset=carfusion/default --split=test \
+  --data_dir="$W/tensorflow_datasets" \
+  --output="$W/trifocal_labels/carfusion_synthetic"
+
+# Speed: alone on the machine, or its numbers mean little.
+$PYTHON -m launch.benchmark --sizes=default,paper \
+  --output="$W/benchmark/bench.json"
+
+# RESULTS.md's tables, docs/results/'s figures.
+$PYTHON -m launch.report --workdirs="$W"

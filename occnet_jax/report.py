@@ -1,0 +1,823 @@
+"""RESULTS.md's tables and figures, regenerated from the workdirs.
+
+`launch/reproduce.sh` trains every run of `RUNS` into a workdirs tree and
+measures the label study and the speed; `python -m launch.report` then calls
+`write_report`, which
+
+  - loads what is there (`load_inputs`; a missing file is logged and its
+    rows say "not run");
+  - copies each run's figures and metrics.json, the label-study figures and
+    the benchmark JSON into the repository (`copy_figures`) and draws the
+    ablation comparison (`plots.ablations`);
+  - renders one markdown block per study (`render_blocks`: `runs`,
+    `headline`, `levels_<run>`, `robustness`, `ablations`, `multiview`,
+    `trifocal_labels`, `speed`, `targets`, `figures`) and writes each
+    between the markers `<!-- report:NAME -->` and `<!-- /report:NAME -->`
+    of RESULTS.md (`replace_blocks`), leaving the prose around them alone.
+
+Inputs under the workdirs:
+
+  - `<run>/config.json`, `<run>/run.json` (`train.record_run`) and
+    `<run>/eval/<split>/metrics.json` with its PNGs (`launch.train`);
+  - `trifocal_labels/<dataset>/trifocal_labels.{json,png}`
+    (`launch.trifocal_labels`) for each of `LABEL_DATASETS`;
+  - `benchmark/bench.json` (`launch.benchmark --sizes=default,paper`).
+
+Percentages have one decimal; gains are differences in percentage points.
+"""
+
+from collections.abc import Callable, Mapping, Sequence
+import dataclasses
+import json
+import os
+import re
+import shutil
+from typing import Any
+
+from absl import logging
+import numpy as np
+
+from occnet_jax import benchmark
+from occnet_jax import evaluate
+from occnet_jax import machine
+from occnet_jax import multiview
+from occnet_jax import plots
+from occnet_jax import train
+from occnet_jax.configs import default as default_config
+
+NOT_RUN = 'not run'
+NOT_MEASURED = 'not measured'
+MET, MISSED = 'met', 'missed'
+EMPTY = '-'
+ALPHA = 0.1
+METHOD_NAMES = {'heatmap': 'heatmap', 'kgnn2d': '2D-KGNN',
+                'kgnn3d': '3D-KGNN', 'labels': 'labels (upper bound)'}
+LABELS_FILE = 'trifocal_labels.json'
+LABELS_FIGURE = 'trifocal_labels.png'
+LABEL_ALPHAS = (0.05, 0.1, 0.2)
+BENCH_FILE = os.path.join('benchmark', 'bench.json')
+ABLATIONS_FIGURE = 'ablations.png'
+
+# The targets of issue 6, in fractions (PCK) or AUC.
+TARGET_AUC = 0.95
+TARGET_AUC_MARGIN = 0.05
+TARGET_LEVEL_GAIN = 0.10
+TARGET_VISIBLE_LOSS = 0.01
+
+# The paper's numbers. Occlusion AUC (Fig. 3): Mask R-CNN
+# confidence vs the 2D-KGNN encoder.
+PAPER_AUC = {'heatmap': 0.83, 'kgnn2d': 0.95}
+# Gain of the 2D-KGNN over the baseline on occluded keypoints at alpha 0.1
+# by number of invisible keypoints (Sec. 4, "Accuracy Analysis"; Figs. 5,
+# 6, 8, 9).
+PAPER_LEVEL_GAINS = {
+    'car_render': {3: '+22', 9: '+10'},
+    'carfusion': {**{level: '>= +6' for level in evaluate.OCCLUSION_LEVELS},
+                  4: 'about +25', 5: 'about +12'},
+}
+# Hand-labelled occluded CarFusion points within alpha 0.1 of the trifocal
+# transfer (Fig. 4 left).
+PAPER_LABEL_FRACTION_AT_0_1 = '~90'
+
+
+@dataclasses.dataclass(frozen=True)
+class Run:
+  """A training run of `launch/reproduce.sh`.
+
+  Attributes:
+    name: its workdir under the workdirs.
+    dataset: the dataset it trains and is tested on, for the tables.
+    description: what it is.
+    paper: the paper's dataset its claims are compared with ('car_render'
+      or 'carfusion'), '' for ablations.
+    ablation_of: the run it ablates, '' for the runs of a dataset.
+  """
+
+  name: str
+  dataset: str
+  description: str
+  paper: str = ''
+  ablation_of: str = ''
+
+
+RUNS = (
+    Run('demo', 'Car-render small', 'the `default` config (`make demo`)',
+        paper='car_render'),
+    Run('no_trifocal', 'Car-render small', 'demo without the trifocal loss',
+        ablation_of='demo'),
+    Run('no_encoder', 'Car-render small',
+        'demo without the graph encoder (uniform edge probabilities)',
+        ablation_of='demo'),
+    Run('no_keypoint_type', 'Car-render small',
+        'demo without keypoint types in the node features',
+        ablation_of='demo'),
+    Run('car_render_full_cpu', 'Car-render full',
+        'the demo model on the full set, 96 px crops', paper='car_render'),
+    Run('carfusion_synthetic', 'synthetic CarFusion',
+        'the demo model on synthetic intersections read by the carfusion '
+        'builder', paper='carfusion'),
+)
+RUNS_BY_NAME = {run.name: run for run in RUNS}
+DATASET_RUNS = tuple(run.name for run in RUNS if not run.ablation_of)
+ABLATION_RUNS = ('demo',) + tuple(run.name for run in RUNS
+                                  if run.ablation_of == 'demo')
+# Label study (paper Fig. 4 left): subdirectory of `trifocal_labels/`, name.
+LABEL_DATASETS = (('car_render_full', 'Car-render full'),
+                  ('carfusion_synthetic', 'synthetic CarFusion'))
+
+
+@dataclasses.dataclass(frozen=True)
+class RunResults:
+  """What a training run left in its workdir (None where missing).
+
+  Attributes:
+    run: the run.
+    config: config.json.
+    segments: run.json's segments, one per invocation of training.
+    metrics: the evaluated split's metrics.json.
+    eval_dir: where metrics.json is (or would be).
+    figures: paths of the PNGs beside it.
+  """
+
+  run: Run
+  config: dict[str, Any] | None
+  segments: list[dict[str, Any]] | None
+  metrics: dict[str, Any] | None
+  eval_dir: str
+  figures: tuple[str, ...]
+
+
+@dataclasses.dataclass(frozen=True)
+class Inputs:
+  """Everything the report reads.
+
+  Attributes:
+    runs: `RunResults` by run name, for every run of `RUNS`.
+    labels: trifocal_labels.json by dataset of `LABEL_DATASETS` (None where
+      missing).
+    label_figures: the label study's PNG by dataset, where it exists.
+    bench: bench.json, or None.
+    workdirs: where they were read from.
+  """
+
+  runs: dict[str, RunResults]
+  labels: dict[str, dict[str, Any] | None]
+  label_figures: dict[str, str]
+  bench: dict[str, Any] | None
+  workdirs: str
+
+
+def read_json(path: str) -> Any:
+  """A JSON file's content, or None (logged) when it does not exist."""
+  if not os.path.exists(path):
+    logging.warning('Not found, reported as not run: %s', path)
+    return None
+  with open(path) as file:
+    return json.load(file)
+
+
+def load_run(workdirs: str, run: Run) -> RunResults:
+  """Reads one run's workdir; its metrics are those of the config's split."""
+  workdir = os.path.join(workdirs, run.name)
+  config = read_json(os.path.join(workdir, train.CONFIG_FILE))
+  split = (config or {}).get('eval', {}).get('split') or 'test'
+  path = evaluate.metrics_path(workdir, split)
+  run_file = read_json(os.path.join(workdir, train.RUN_FILE))
+  eval_dir = os.path.dirname(path)
+  figures = ()
+  if os.path.isdir(eval_dir):
+    figures = tuple(os.path.join(eval_dir, name)
+                    for name in sorted(os.listdir(eval_dir))
+                    if name.endswith('.png'))
+  return RunResults(run=run, config=config,
+                    segments=run_file and run_file['segments'],
+                    metrics=read_json(path), eval_dir=eval_dir,
+                    figures=figures)
+
+
+def label_directory(workdirs: str, dataset: str) -> str:
+  """Where `launch.trifocal_labels` writes a dataset's label study."""
+  return os.path.join(workdirs, 'trifocal_labels', dataset)
+
+
+def load_inputs(workdirs: str) -> Inputs:
+  """Reads every input of the report under `workdirs` (module docstring)."""
+  labels, label_figures = {}, {}
+  for dataset, _ in LABEL_DATASETS:
+    directory = label_directory(workdirs, dataset)
+    labels[dataset] = read_json(os.path.join(directory, LABELS_FILE))
+    figure = os.path.join(directory, LABELS_FIGURE)
+    if os.path.exists(figure):
+      label_figures[dataset] = figure
+  return Inputs(runs={run.name: load_run(workdirs, run) for run in RUNS},
+                labels=labels, label_figures=label_figures,
+                bench=read_json(os.path.join(workdirs, BENCH_FILE)),
+                workdirs=workdirs)
+
+
+# Formatting.
+
+
+def percent(value: float | None) -> str:
+  """A fraction as a percentage with one decimal; '-' for None."""
+  return EMPTY if value is None else f'{100 * value:.1f}'
+
+
+def gain(value: float | None, base: float | None) -> str:
+  """value - base in signed percentage points; '-' if either is None."""
+  if value is None or base is None:
+    return EMPTY
+  return f'{100 * (value - base):+.1f}'
+
+
+def auc(value: float | None) -> str:
+  """An AUC with three decimals; '-' for None."""
+  return EMPTY if value is None else f'{value:.3f}'
+
+
+def duration(seconds: float) -> str:
+  """'45 s', '8 min 20 s' or '1 h 05 min'."""
+  seconds = int(round(seconds))
+  if seconds < 60:
+    return f'{seconds} s'
+  if seconds < 3600:
+    return f'{seconds // 60} min {seconds % 60:02d} s'
+  return f'{seconds // 3600} h {seconds % 3600 // 60:02d} min'
+
+
+def table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+  """A markdown table."""
+  lines = ['| ' + ' | '.join(header) + ' |',
+           '|' + '---|' * len(header)]
+  lines += ['| ' + ' | '.join(row) + ' |' for row in rows]
+  return '\n'.join(lines)
+
+
+def _not_run_row(first: Sequence[str], width: int) -> list[str]:
+  """`first` cells, then 'not run', then '-' up to `width` cells."""
+  return list(first) + [NOT_RUN] + [EMPTY] * (width - len(first) - 1)
+
+
+def _flatten(mapping: Mapping[str, Any], prefix: str = '') -> dict[str, Any]:
+  flat = {}
+  for name, value in mapping.items():
+    if isinstance(value, Mapping):
+      flat.update(_flatten(value, f'{prefix}{name}.'))
+    else:
+      flat[f'{prefix}{name}'] = value
+  return flat
+
+
+def config_changes(config: Mapping[str, Any]) -> list[str]:
+  """`key=value` for every config key whose value is not the default's."""
+  # A JSON round trip makes the default's tuples lists, as in config.json.
+  defaults = _flatten(json.loads(json.dumps(
+      default_config.get_config().to_dict())))
+  return [f'{key}={value}' for key, value in sorted(_flatten(config).items())
+          if defaults.get(key, object()) != value]
+
+
+# Metrics.
+
+
+def pck(metrics: Mapping[str, Any], method: str, subset: str,
+        alpha: float = ALPHA) -> float | None:
+  """A PCK value of metrics.json, None where absent or empty."""
+  return metrics.get(evaluate.pck_key(method, subset, alpha))
+
+
+def level_gains(metrics: Mapping[str, Any],
+                alpha: float = ALPHA) -> dict[int, float]:
+  """2D-KGNN minus heatmap occluded PCK by populated occlusion level."""
+  gains = {}
+  for level in evaluate.OCCLUSION_LEVELS:
+    subset = f'occluded_{level}'
+    ours, base = (pck(metrics, method, subset, alpha)
+                  for method in ('kgnn2d', 'heatmap'))
+    if ours is not None and base is not None:
+      gains[level] = ours - base
+  return gains
+
+
+def populated_levels(metrics: Sequence[Mapping[str, Any]]) -> list[int]:
+  """Occlusion levels with a 2D-KGNN PCK in any of the metrics."""
+  return [level for level in evaluate.OCCLUSION_LEVELS
+          if any(pck(m, 'kgnn2d', f'occluded_{level}') is not None
+                 for m in metrics)]
+
+
+def noise_sigmas(metrics: Mapping[str, Any]) -> list[float]:
+  """The robustness noise levels of metrics.json, ascending."""
+  prefix = 'robustness.kgnn2d.'
+  return sorted(float(key[len(prefix):]) for key in metrics
+                if key.startswith(prefix))
+
+
+# Targets (issue 6): each returns (measured, status).
+
+
+def _status(met: bool) -> str:
+  return MET if met else MISSED
+
+
+def auc_target(metrics: Mapping[str, Any] | None) -> tuple[str, str]:
+  """2D-KGNN occlusion AUC >= 0.95 and >= the heatmap's + 0.05."""
+  if metrics is None:
+    return EMPTY, NOT_RUN
+  ours = metrics.get('occlusion_auc.kgnn2d')
+  base = metrics.get('occlusion_auc.heatmap')
+  if ours is None or base is None:
+    return EMPTY, NOT_MEASURED
+  return (f'{auc(ours)} (heatmap {auc(base)})',
+          _status(ours >= TARGET_AUC and ours >= base + TARGET_AUC_MARGIN))
+
+
+def level_target(metrics: Mapping[str, Any] | None) -> tuple[str, str]:
+  """2D-KGNN occluded PCK@0.1 >= heatmap + 10 at every populated level."""
+  if metrics is None:
+    return EMPTY, NOT_RUN
+  gains = level_gains(metrics)
+  if not gains:
+    return EMPTY, NOT_MEASURED
+  measured = ', '.join(f'{100 * value:+.1f} ({level})'
+                       for level, value in gains.items())
+  return measured, _status(all(value >= TARGET_LEVEL_GAIN
+                               for value in gains.values()))
+
+
+def visible_target(metrics: Mapping[str, Any] | None) -> tuple[str, str]:
+  """2D-KGNN visible PCK@0.1 >= heatmap visible - 1 point."""
+  if metrics is None:
+    return EMPTY, NOT_RUN
+  ours, base = (pck(metrics, method, 'visible')
+                for method in ('kgnn2d', 'heatmap'))
+  if ours is None or base is None:
+    return EMPTY, NOT_MEASURED
+  return (f'{percent(ours)} vs {percent(base)} ({gain(ours, base)})',
+          _status(ours >= base - TARGET_VISIBLE_LOSS))
+
+
+def robustness_target(metrics: Mapping[str, Any] | None) -> tuple[str, str]:
+  """Noise costs the 3D-KGNN less PCK@0.1 than the 2D-KGNN (least to most)."""
+  if metrics is None:
+    return EMPTY, NOT_RUN
+  sigmas = noise_sigmas(metrics)
+  if len(sigmas) < 2:
+    return EMPTY, NOT_MEASURED
+  values = {method: [metrics.get(evaluate.robustness_key(method, sigma))
+                     for sigma in (sigmas[0], sigmas[-1])]
+            for method in ('kgnn2d', 'kgnn3d')}
+  if any(None in pair for pair in values.values()):
+    return EMPTY, NOT_MEASURED
+  change = {method: last - first for method, (first, last) in values.items()}
+  measured = (f'3D-KGNN {100 * change["kgnn3d"]:+.1f}, 2D-KGNN '
+              f'{100 * change["kgnn2d"]:+.1f} (σ {sigmas[0]:g} to '
+              f'{sigmas[-1]:g})')
+  return measured, _status(change['kgnn3d'] > change['kgnn2d'])
+
+
+RUN_TARGETS: tuple[tuple[str, Callable[..., tuple[str, str]]], ...] = (
+    (f'occlusion AUC of the 2D-KGNN >= {TARGET_AUC:g} and >= heatmap + '
+     f'{TARGET_AUC_MARGIN:g}', auc_target),
+    (f'2D-KGNN occluded PCK@0.1 >= heatmap + {100 * TARGET_LEVEL_GAIN:g} at '
+     'every populated level', level_target),
+    (f'2D-KGNN visible PCK@0.1 >= heatmap - {100 * TARGET_VISIBLE_LOSS:g}',
+     visible_target),
+    ('noise costs the 3D-KGNN less PCK@0.1 than the 2D-KGNN',
+     robustness_target),
+)
+
+
+def benchmark_goals(bench: Mapping[str, Any]) -> list[dict[str, Any]]:
+  """bench.json's goals, evaluated from its measurements if it has none."""
+  if 'goals' in bench:
+    return bench['goals']
+  return benchmark.evaluate_goals(bench['measurements'],
+                                  bench['ceiling']['flops_per_second'])
+
+
+# Blocks.
+
+
+def render_runs(inputs: Inputs) -> str:
+  """`runs`: what each run is, its steps, wall times and machine."""
+  header = ['run', 'dataset', 'what', 'config vs `default`', 'steps',
+            'train time', 'eval time', 'machine']
+  rows = []
+  for name, results in inputs.runs.items():
+    run = results.run
+    first = [f'`{name}`', run.dataset, run.description]
+    if results.config is None and results.segments is None:
+      rows.append(_not_run_row(first, len(header)))
+      continue
+    changes = (EMPTY if results.config is None else
+               ', '.join(f'`{change}`'
+                         for change in config_changes(results.config))
+               or 'none')
+    segments = results.segments or []
+    if segments:
+      steps = str(max(segment['steps'][1] for segment in segments))
+      if len(segments) > 1:
+        steps += f' ({len(segments)} invocations)'
+      train_time = duration(sum(s['train_seconds'] for s in segments))
+      eval_time = duration(sum(s['eval_seconds'] for s in segments))
+      machines = '; '.join(sorted({machine.describe(s['machine'])
+                                   for s in segments}))
+    else:
+      steps, train_time, eval_time, machines = (
+          'not finished', EMPTY, EMPTY, EMPTY)
+    rows.append(first + [changes, steps, train_time, eval_time, machines])
+  return table(header, rows)
+
+
+def render_headline(inputs: Inputs) -> str:
+  """`headline`: PCK@0.1 all/visible/occluded and occlusion AUC per run."""
+  header = ['run', 'method', 'all', 'visible', 'occluded', 'occlusion AUC']
+  rows = []
+  for name, results in inputs.runs.items():
+    if results.metrics is None:
+      rows.append(_not_run_row([f'`{name}`'], len(header)))
+      continue
+    for method in evaluate.METHODS:
+      rows.append([f'`{name}`', METHOD_NAMES[method]] + [
+          percent(pck(results.metrics, method, subset))
+          for subset in ('all', 'visible', 'occluded')] + [
+              auc(results.metrics.get(f'occlusion_auc.{method}'))])
+  for method, value in PAPER_AUC.items():
+    rows.append(['paper (Fig. 3)', METHOD_NAMES[method], EMPTY, EMPTY,
+                 EMPTY, auc(value)])
+  return table(header, rows)
+
+
+def render_levels(results: RunResults) -> str:
+  """`levels_<run>`: occluded PCK by number of invisible keypoints."""
+  header = ['invisible'] + [
+      f'{METHOD_NAMES[method]} @{alpha:g}' for alpha in (0.1, 0.2)
+      for method in evaluate.METHODS] + ['2D-KGNN gain @0.1',
+                                         'paper gain @0.1', 'keypoints']
+  if results.metrics is None:
+    return table(header, [_not_run_row([], len(header))])
+  paper = PAPER_LEVEL_GAINS[results.run.paper]
+  rows = []
+  for level in evaluate.OCCLUSION_LEVELS:
+    subset = f'occluded_{level}'
+    rows.append([str(level)] + [
+        percent(pck(results.metrics, method, subset, alpha))
+        for alpha in (0.1, 0.2) for method in evaluate.METHODS] + [
+            gain(pck(results.metrics, 'kgnn2d', subset),
+                 pck(results.metrics, 'heatmap', subset)),
+            paper.get(level, EMPTY),
+            str(results.metrics.get(evaluate.count_key(subset), EMPTY))])
+  return table(header, rows)
+
+
+def render_robustness(inputs: Inputs) -> str:
+  """`robustness`: PCK@0.1 vs input noise sigma per dataset run."""
+  metrics = [inputs.runs[name].metrics for name in DATASET_RUNS]
+  sigmas = sorted({sigma for m in metrics if m for sigma in noise_sigmas(m)})
+  header = ['run', 'method'] + [f'σ {sigma:g}' for sigma in sigmas]
+  rows = []
+  for name, run_metrics in zip(DATASET_RUNS, metrics):
+    if run_metrics is None:
+      rows.append(_not_run_row([f'`{name}`'], len(header)))
+      continue
+    for method in evaluate.METHODS:
+      rows.append([f'`{name}`', METHOD_NAMES[method]] + [
+          percent(run_metrics.get(evaluate.robustness_key(method, sigma)))
+          for sigma in sigmas])
+  return table(header, rows)
+
+
+def ablation_metrics(inputs: Inputs) -> dict[str, dict[str, Any]]:
+  """The metrics of the ablation runs (and the demo) that have them."""
+  return {name: inputs.runs[name].metrics for name in ABLATION_RUNS
+          if inputs.runs[name].metrics is not None}
+
+
+def render_ablations(inputs: Inputs, figures_link: str) -> str:
+  """`ablations`: the demo against each ablation, and their figure."""
+  available = ablation_metrics(inputs)
+  levels = populated_levels(list(available.values()))
+  header = ['run', 'what'] + [
+      f'{METHOD_NAMES[method]} {subset}' for method in ('kgnn2d', 'kgnn3d')
+      for subset in ('visible', 'occluded')] + ['2D-KGNN occlusion AUC'] + [
+          f'2D-KGNN occluded, {level} invisible' for level in levels]
+  rows = []
+  for name in ABLATION_RUNS:
+    first = [f'`{name}`', RUNS_BY_NAME[name].description]
+    metrics = available.get(name)
+    if metrics is None:
+      rows.append(_not_run_row(first, len(header)))
+      continue
+    rows.append(first + [
+        percent(pck(metrics, method, subset))
+        for method in ('kgnn2d', 'kgnn3d')
+        for subset in ('visible', 'occluded')] + [
+            auc(metrics.get('occlusion_auc.kgnn2d'))] + [
+                percent(pck(metrics, 'kgnn2d', f'occluded_{level}'))
+                for level in levels])
+  text = ('PCK@0.1 (%) of the 2D- and 3D-KGNN:\n\n' + table(header, rows))
+  if available:
+    text += (f'\n\n![occluded PCK by level, ablations]'
+             f'({figures_link}/{ABLATIONS_FIGURE})')
+  return text
+
+
+def render_multiview(inputs: Inputs) -> str:
+  """`multiview`: mean correspondences per n-view subset (Fig. 4 right)."""
+  header = ['run', 'method'] + [f'{n} views' for n in multiview.VIEW_COUNTS]
+  rows = []
+  for name in DATASET_RUNS:
+    metrics = inputs.runs[name].metrics
+    if metrics is None:
+      rows.append(_not_run_row([f'`{name}`'], len(header)))
+      continue
+    if not any(key.startswith('multiview.') for key in metrics):
+      logging.warning('%s: no multiview.* keys in metrics.json.', name)
+      rows.append([f'`{name}`', NOT_MEASURED]
+                  + [EMPTY] * len(multiview.VIEW_COUNTS))
+      continue
+    for method in evaluate.MULTIVIEW_METHODS:
+      cells = []
+      for n in multiview.VIEW_COUNTS:
+        count = metrics.get(evaluate.multiview_key(method, n))
+        fraction = metrics.get(evaluate.multiview_key(method, n,
+                                                      fraction=True))
+        cells.append(EMPTY if count is None else
+                     f'{count:.1f} ({percent(fraction)}%)')
+      rows.append([f'`{name}`', METHOD_NAMES[method]] + cells)
+    rows.append([f'`{name}`', 'subsets'] + [
+        EMPTY if metrics.get(f'multiview_subsets.{n}') is None
+        else str(metrics[f'multiview_subsets.{n}'])
+        for n in multiview.VIEW_COUNTS])
+  return ('Mean number of keypoint correspondences (inliers at alpha 0.1) '
+          'per n-view subset of a car, and their share of the subset\'s '
+          'K x n keypoints:\n\n' + table(header, rows))
+
+
+def fraction_at(summary: Mapping[str, Any], key: str,
+                alpha: float) -> float | None:
+  """A label-study curve at alpha (linear between the grid's alphas).
+
+  Returns:
+    The fraction, None where the study had no points (a null curve).
+  """
+  if None in summary[key]:
+    return None
+  return float(np.interp(alpha, summary['alphas'], summary[key]))
+
+
+def render_trifocal_labels(inputs: Inputs, figures_link: str) -> str:
+  """`trifocal_labels`: labelled occluded points near the trifocal transfer."""
+  header = ['dataset', 'split', 'occluded labels', 'with a trifocal target'
+            ] + [f'noise-free @{a:g}' for a in LABEL_ALPHAS] + [
+                f'label noise @{a:g}' for a in LABEL_ALPHAS]
+  rows, notes = [], []
+  for dataset, label in LABEL_DATASETS:
+    summary = inputs.labels[dataset]
+    if summary is None:
+      rows.append(_not_run_row([label], len(header)))
+      continue
+    rows.append([f'{label} (`{summary["dataset"]}`)', summary['split'],
+                 str(summary['num_occluded']),
+                 str(summary['num_points'])] + [
+                     percent(fraction_at(summary, key, alpha))
+                     for key in ('fraction_within_noise_free',
+                                 'fraction_within')
+                     for alpha in LABEL_ALPHAS])
+    model = ', '.join(f'{key}={value}' for key, value
+                      in sorted(summary['noise_model'].items()))
+    notes.append(f'Label noise on {label}: {model}.')
+    if dataset in inputs.label_figures:
+      notes.append(f'![trifocal labels, {label}]'
+                   f'({figures_link}/trifocal_labels_{dataset}.png)')
+  # Human labels: the paper's counterpart of our simulated annotator.
+  rows.append(['CarFusion (paper, human labels)'] + [EMPTY] * (
+      3 + len(LABEL_ALPHAS)) + [PAPER_LABEL_FRACTION_AT_0_1 if alpha == 0.1
+                                else EMPTY for alpha in LABEL_ALPHAS])
+  return ('Labelled occluded points within alpha * L of the trifocal '
+          'transfer from two views where they are visible (%):\n\n'
+          + '\n\n'.join([table(header, rows)] + notes))
+
+
+def _mib(value: float) -> str:
+  return f'{value / 2**20:.0f}'
+
+
+def render_speed(inputs: Inputs) -> str:
+  """`speed`: the benchmark's measurements, its ceiling and machine."""
+  header = ['size', 'pipeline', 'mode', 'batch (cars x views)',
+            'cars/s median (min-max)', '% of ceiling', 'compile s',
+            'buffers MiB', 'peak memory MiB']
+  bench = inputs.bench
+  if bench is None:
+    return table(header, [_not_run_row([], len(header))])
+  rows = []
+  for record in bench['measurements']:
+    if record['timed']:
+      rate = record['cars_per_second']
+      speed = (f'{rate["median"]:.1f} ({rate["min"]:.1f}-'
+               f'{rate["max"]:.1f})')
+      ceiling = percent(record['fraction_of_ceiling'])
+    else:
+      speed = f'<= {record["cars_per_second_at_ceiling"]:.1f} (not run)'
+      ceiling = EMPTY
+    buffers = record['compiled_memory_bytes']
+    device = record.get('device_memory') or {}
+    peak = device.get('peak_bytes_in_use', record['peak_rss_bytes'])
+    rows.append([record['size'], record['pipeline'], record['mode'],
+                 f'{record["batch_cars"]} x {record["views_per_car"]}',
+                 speed, ceiling, f'{record["compile_seconds"]:.1f}',
+                 _mib(buffers['argument'] + buffers['output']
+                      + buffers['temp']), _mib(peak)])
+  info, ceiling = bench['machine'], bench['ceiling']
+  return '\n\n'.join([
+      table(header, rows),
+      f'Machine: {machine.describe(info)}, jax {info["jax"]} on '
+      f'{info["jax_backend"]}; load average '
+      f'{info["load_average_1min"]:.1f} at start, '
+      f'{bench["load_average_1min_end"]:.1f} at end; '
+      f'{bench["wall_seconds"]:.0f} s in all. Matmul ceiling '
+      f'({ceiling["size"]}^2 float32): '
+      f'{ceiling["flops_per_second"] / 1e9:.1f} GFLOP/s. Buffers: the '
+      'compiled call\'s arguments, outputs and temporaries; peak memory: '
+      'the device allocator\'s peak where the backend has one, else the '
+      'process\'s peak RSS so far (it only grows down the table).'])
+
+
+def render_targets(inputs: Inputs) -> str:
+  """`targets`: each target of issue 6, measured, met or missed."""
+  header = ['target', 'run', 'measured', 'status']
+  rows = []
+  for target, check in RUN_TARGETS:
+    for name in DATASET_RUNS:
+      rows.append([target, f'`{name}`',
+                   *check(inputs.runs[name].metrics)])
+  if inputs.bench is None:
+    rows.append(['speed goals (benchmark)', EMPTY, EMPTY, NOT_RUN])
+  else:
+    for goal in benchmark_goals(inputs.bench):
+      measured = EMPTY if goal['value'] is None else f'{goal["value"]:.1f}'
+      if 'fraction_of_ceiling' in goal:
+        measured += f' ({percent(goal["fraction_of_ceiling"])}% of ceiling)'
+      if goal.get('required_fraction_of_ceiling', 0) > 1:
+        measured += (f' (needs '
+                     f'{percent(goal["required_fraction_of_ceiling"])}% of '
+                     'the ceiling)')
+      rows.append([goal['name'], 'benchmark', measured, goal['status']])
+  return table(header, rows)
+
+
+def render_figures(inputs: Inputs, figures_link: str) -> str:
+  """`figures`: links to every run's copied evaluation figures."""
+  lines = []
+  for name, results in inputs.runs.items():
+    if not results.figures:
+      lines.append(f'- `{name}`: {NOT_RUN}')
+      continue
+    links = ', '.join(
+        f'[{os.path.splitext(os.path.basename(path))[0]}]'
+        f'({figures_link}/{name}/{os.path.basename(path)})'
+        for path in results.figures)
+    lines.append(f'- `{name}` ([metrics.json]({figures_link}/{name}/'
+                 f'metrics.json)): {links}')
+  return '\n'.join(lines)
+
+
+def render_blocks(inputs: Inputs, figures_link: str) -> dict[str, str]:
+  """Every generated block of RESULTS.md by marker name.
+
+  Args:
+    inputs: `load_inputs`.
+    figures_link: the figures directory relative to RESULTS.md.
+
+  Returns:
+    Markdown by block name: `runs`, `headline`, `levels_<run>` for each of
+    `DATASET_RUNS`, `robustness`, `ablations`, `multiview`,
+    `trifocal_labels`, `speed`, `targets`, `figures`.
+  """
+  blocks = {'runs': render_runs(inputs), 'headline': render_headline(inputs)}
+  for name in DATASET_RUNS:
+    blocks[f'levels_{name}'] = render_levels(inputs.runs[name])
+  blocks.update(
+      robustness=render_robustness(inputs),
+      ablations=render_ablations(inputs, figures_link),
+      multiview=render_multiview(inputs),
+      trifocal_labels=render_trifocal_labels(inputs, figures_link),
+      speed=render_speed(inputs),
+      targets=render_targets(inputs),
+      figures=render_figures(inputs, figures_link))
+  return blocks
+
+
+_OPEN = re.compile(r'<!-- report:(\S+) -->')
+_CLOSE = re.compile(r'<!-- /report:(\S+) -->')
+
+
+def replace_blocks(text: str, blocks: Mapping[str, str],
+                   ) -> tuple[str, list[str]]:
+  """Writes each block between its markers; nothing else changes.
+
+  A block is `<!-- report:NAME -->`, a newline, its content, a newline and
+  `<!-- /report:NAME -->`; replacing is idempotent.
+
+  Args:
+    text: the document (RESULTS.md).
+    blocks: content by block name.
+
+  Returns:
+    (the new text, the names of the blocks whose content changed).
+
+  Raises:
+    ValueError: naming a marker without a block, a block without markers,
+      or a marker opened twice or not closed.
+  """
+  opened = _OPEN.findall(text)
+  closed = _CLOSE.findall(text)
+  for name in opened:
+    if opened.count(name) > 1:
+      raise ValueError(f'Marker report:{name} appears more than once.')
+  if sorted(opened) != sorted(closed):
+    raise ValueError('Unpaired markers: '
+                     f'{sorted(set(opened) ^ set(closed))}.')
+  unknown = [name for name in opened if name not in blocks]
+  if unknown:
+    raise ValueError(f'Unknown report markers (no such block): {unknown}.')
+  missing = [name for name in blocks if name not in opened]
+  if missing:
+    raise ValueError(f'No markers for report blocks: {missing}; add '
+                     '<!-- report:NAME --> and <!-- /report:NAME -->.')
+  updated = []
+
+  def substitute(match: re.Match[str]) -> str:
+    name, old = match.group(1), match.group(2)
+    new = f'\n{blocks[name].strip()}\n'
+    if old != new:
+      updated.append(name)
+    return f'<!-- report:{name} -->{new}<!-- /report:{name} -->'
+
+  text, count = re.subn(r'<!-- report:(\S+) -->(.*?)<!-- /report:\1 -->',
+                        substitute, text, flags=re.DOTALL)
+  if count != len(opened):
+    raise ValueError('Markers are nested or out of order.')
+  return text, updated
+
+
+def _copy(source: str, destination: str) -> None:
+  os.makedirs(os.path.dirname(destination), exist_ok=True)
+  shutil.copyfile(source, destination)
+
+
+def copy_figures(inputs: Inputs, figures: str) -> None:
+  """Copies the figures and the numbers behind them into `figures`.
+
+  Each run's PNGs and metrics.json go to `<figures>/<run>/`, the label
+  study's to `<figures>/trifocal_labels_<dataset>.{png,json}`, bench.json
+  to `<figures>/bench.json`; the ablation comparison is drawn to
+  `<figures>/ablations.png`.
+  """
+  for name, results in inputs.runs.items():
+    for path in results.figures:
+      _copy(path, os.path.join(figures, name, os.path.basename(path)))
+    if results.metrics is not None:
+      _copy(os.path.join(results.eval_dir, 'metrics.json'),
+            os.path.join(figures, name, 'metrics.json'))
+  for dataset, path in inputs.label_figures.items():
+    _copy(path, os.path.join(figures, f'trifocal_labels_{dataset}.png'))
+  for dataset, summary in inputs.labels.items():
+    if summary is not None:
+      _copy(os.path.join(label_directory(inputs.workdirs, dataset),
+                         LABELS_FILE),
+            os.path.join(figures, f'trifocal_labels_{dataset}.json'))
+  if inputs.bench is not None:
+    _copy(os.path.join(inputs.workdirs, BENCH_FILE),
+          os.path.join(figures, 'bench.json'))
+  available = ablation_metrics(inputs)
+  if available:
+    os.makedirs(figures, exist_ok=True)
+    plots.ablations(available, populated_levels(list(available.values())),
+                    os.path.join(figures, ABLATIONS_FIGURE))
+
+
+def write_report(workdirs: str, results: str, figures: str) -> list[str]:
+  """Regenerates RESULTS.md's blocks and figures from the workdirs.
+
+  Args:
+    workdirs: the runs' workdirs (`launch/reproduce.sh`).
+    results: RESULTS.md, with a marker pair per block of `render_blocks`.
+    figures: the directory the figures are copied to.
+
+  Returns:
+    The names of the blocks whose content changed.
+  """
+  inputs = load_inputs(workdirs)
+  link = os.path.relpath(figures, os.path.dirname(os.path.abspath(results)))
+  with open(results) as file:
+    text = file.read()
+  # Markers are checked before anything is written.
+  text, updated = replace_blocks(text, render_blocks(inputs, link))
+  copy_figures(inputs, figures)
+  if updated:
+    with open(results, 'w') as file:
+      file.write(text)
+  return updated

@@ -1,0 +1,582 @@
+"""Tests of occnet_jax.report: RESULTS.md's tables from a fake workdirs tree.
+
+One tree is written per module with random metrics, label curves and
+benchmark records (fresh seed); one training run and one label study are
+left out. The tests parse the rendered markdown and compare its cells with
+the inputs, check the gains, met/missed on both sides of every target's
+threshold, and the marker replacement. No jax compilation is involved.
+"""
+
+import json
+import os
+import re
+
+import numpy as np
+import pytest
+
+from occnet_jax import benchmark
+from occnet_jax import evaluate
+from occnet_jax import machine
+from occnet_jax import multiview
+from occnet_jax import report
+from occnet_jax import train
+from occnet_jax.configs import default as default_config
+
+MISSING_RUN = 'no_keypoint_type'
+MISSING_LABELS = 'carfusion_synthetic'
+# This run evaluates another split, so its metrics are found through its
+# config.
+VALIDATION_RUN = 'car_render_full_cpu'
+ALPHAS = (0.05, 0.1, 0.15, 0.2)
+SIGMAS = (0.0, 0.05, 0.1, 0.3)
+FIGURES = ('pck_vs_alpha.png', 'robustness.png')
+# Within 0.05 of the percentage: one decimal, rounded.
+ROUNDING = 0.05 + 1e-9
+MACHINE = {'cpu_model': 'Test CPU', 'cpu_count': 4, 'usable_cpus': 2,
+           'load_average_1min': 1.5, 'platform': 'linux', 'python': '3.11',
+           'jax': '0.0', 'jax_backend': 'cpu', 'device_kind': 'cpu',
+           'num_devices': 1, 'num_processes': 1}
+
+
+def random_metrics(rng: np.random.Generator) -> dict:
+  """metrics.json with random values; some occlusion levels empty."""
+  empty = [level for level in evaluate.OCCLUSION_LEVELS
+           if rng.random() < 0.3]
+  if len(empty) == len(evaluate.OCCLUSION_LEVELS):
+    empty = empty[1:]
+  metrics = {'num_instances': int(rng.integers(10, 100)), 'num_cars': 5}
+  for method in evaluate.METHODS:
+    for subset in ['all', 'visible', 'occluded'] + [
+        f'occluded_{level}' for level in evaluate.OCCLUSION_LEVELS]:
+      for alpha in ALPHAS:
+        populated = not subset.startswith('occluded_') or int(
+            subset.split('_')[1]) not in empty
+        metrics[evaluate.pck_key(method, subset, alpha)] = (
+            float(rng.random()) if populated else None)
+    for sigma in SIGMAS:
+      metrics[evaluate.robustness_key(method, sigma)] = float(rng.random())
+  for level in evaluate.OCCLUSION_LEVELS:
+    metrics[evaluate.count_key(f'occluded_{level}')] = (
+        0 if level in empty else int(rng.integers(1, 1000)))
+  for method in evaluate.OCCLUSION_METHODS:
+    metrics[f'occlusion_auc.{method}'] = float(rng.uniform(0.5, 1.0))
+  for n in multiview.VIEW_COUNTS:
+    metrics[f'multiview_subsets.{n}'] = int(rng.integers(1, 100))
+    for method in evaluate.MULTIVIEW_METHODS:
+      fraction = float(rng.random())
+      metrics[evaluate.multiview_key(method, n)] = 12 * n * fraction
+      metrics[evaluate.multiview_key(method, n, fraction=True)] = fraction
+  return metrics
+
+
+def random_record(rng: np.random.Generator, size: str, pipeline: str,
+                  mode: str, batch: int, timed: bool) -> dict:
+  """A bench.json measurement."""
+  record = {'size': size, 'pipeline': pipeline, 'mode': mode,
+            'batch_cars': batch, 'views_per_car': 1 if mode == 'inference'
+            else 4, 'compile_seconds': float(rng.uniform(0.5, 40)),
+            'flops_per_call': float(rng.uniform(1e6, 1e10)),
+            'compiled_memory_bytes': {
+                name: int(rng.integers(0, 2**30)) for name in (
+                    'argument', 'output', 'temp', 'alias')},
+            'timed': timed, 'peak_rss_bytes': int(rng.integers(2**20, 2**33)),
+            'device_memory': None}
+  if timed:
+    low, median, high = np.sort(rng.uniform(1, 1000, 3))
+    record.update(cars_per_second={'median': median, 'min': low,
+                                   'max': high},
+                  fraction_of_ceiling=float(rng.random()))
+  else:
+    record['cars_per_second_at_ceiling'] = float(rng.uniform(0, 10))
+  return record
+
+
+def write_json(path, value) -> None:
+  os.makedirs(os.path.dirname(path), exist_ok=True)
+  with open(path, 'w') as file:
+    json.dump(value, file)
+
+
+@pytest.fixture(scope='module')
+def tree(tmp_path_factory, module_seed):
+  """Writes the fake workdirs; returns (workdirs, inputs written)."""
+  rng = np.random.default_rng(module_seed)
+  workdirs = str(tmp_path_factory.mktemp('workdirs'))
+  written = {'metrics': {}, 'configs': {}, 'segments': {}, 'labels': {}}
+  defaults = json.loads(json.dumps(default_config.get_config().to_dict()))
+  for run in report.RUNS:
+    if run.name == MISSING_RUN:
+      continue
+    workdir = os.path.join(workdirs, run.name)
+    config = json.loads(json.dumps(defaults))
+    if run.name == 'no_trifocal':
+      config['loss']['trifocal'] = 0.0
+    if run.name == VALIDATION_RUN:
+      config['eval']['split'] = 'validation'
+    segments = [{'steps': [start, end],
+                 'train_seconds': float(rng.uniform(0, 3000)),
+                 'eval_seconds': float(rng.uniform(0, 100)),
+                 'machine': dict(MACHINE, usable_cpus=int(cpus))}
+                for start, end, cpus in ((0, int(rng.integers(1, 500)), 2),
+                                         (500, 4000, rng.integers(2, 4)))]
+    metrics = random_metrics(rng)
+    write_json(os.path.join(workdir, train.CONFIG_FILE), config)
+    write_json(os.path.join(workdir, train.RUN_FILE), {'segments': segments})
+    path = evaluate.metrics_path(workdir, config['eval']['split'])
+    write_json(path, metrics)
+    for name in FIGURES:
+      with open(os.path.join(os.path.dirname(path), name), 'wb') as file:
+        file.write(rng.bytes(16))
+    written['metrics'][run.name] = metrics
+    written['configs'][run.name] = config
+    written['segments'][run.name] = segments
+  for dataset, _ in report.LABEL_DATASETS:
+    if dataset == MISSING_LABELS:
+      continue
+    # A grid without 0.05: the table interpolates there.
+    alphas = [float(a) for a in np.round(np.arange(0, 0.31, 0.02), 6)]
+    summary = {
+        'dataset': dataset, 'split': 'test', 'num_cars': 7,
+        'num_points': int(rng.integers(1, 500)),
+        'num_occluded': int(rng.integers(500, 900)), 'alphas': alphas,
+        'fraction_within': sorted(rng.random(len(alphas)).tolist()),
+        'fraction_within_noise_free': sorted(
+            rng.random(len(alphas)).tolist()),
+        'noise_model': {'sigma_visible': 0.01, 'sigma_occluded': 0.03}}
+    directory = report.label_directory(workdirs, dataset)
+    write_json(os.path.join(directory, report.LABELS_FILE), summary)
+    with open(os.path.join(directory, report.LABELS_FIGURE), 'wb') as file:
+      file.write(rng.bytes(16))
+    written['labels'][dataset] = summary
+  records = [random_record(rng, size, pipeline, mode, batch, timed)
+             for size, pipeline, mode, batch, timed in (
+                 ('default', 'graph', 'inference', 64, True),
+                 ('default', 'full', 'train', 64, True),
+                 ('paper', 'full', 'inference', 1, False))]
+  ceiling = float(rng.uniform(1e10, 2e11))
+  bench = {'machine': dict(MACHINE, benchmark_devices=1),
+           'ceiling': {'size': 2048, 'flops_per_second': ceiling},
+           'measurements': records,
+           'goals': benchmark.evaluate_goals(records, ceiling),
+           'wall_seconds': 123.0, 'load_average_1min_end': 2.0}
+  write_json(os.path.join(workdirs, report.BENCH_FILE), bench)
+  written['bench'] = bench
+  return workdirs, written
+
+
+@pytest.fixture(scope='module')
+def blocks(tree):
+  workdirs, _ = tree
+  return report.render_blocks(report.load_inputs(workdirs), 'figs')
+
+
+def parse_table(markdown: str) -> tuple[list[str], list[list[str]]]:
+  """(header, rows) of the markdown table in a block."""
+  lines = [line for line in markdown.splitlines() if line.startswith('|')]
+  cells = [[cell.strip() for cell in line.strip('|').split('|')]
+           for line in lines if not line.startswith('|---')]
+  assert all(len(row) == len(cells[0]) for row in cells), markdown
+  return cells[0], cells[1:]
+
+
+def assert_percent(cell: str, value) -> None:
+  if value is None:
+    assert cell == '-'
+  else:
+    assert abs(float(cell) - 100 * value) <= ROUNDING, (cell, value)
+
+
+def test_headline_cells_equal_inputs(tree, blocks):
+  _, written = tree
+  header, rows = parse_table(blocks['headline'])
+  assert header == ['run', 'method', 'all', 'visible', 'occluded',
+                    'occlusion AUC']
+  seen = set()
+  for row in rows:
+    name = row[0].strip('`')
+    if name == MISSING_RUN:
+      assert row[1] == report.NOT_RUN
+      seen.add(name)
+      continue
+    if name.startswith('paper'):
+      method = {'heatmap': 'heatmap', '2D-KGNN': 'kgnn2d'}[row[1]]
+      assert float(row[5]) == report.PAPER_AUC[method]
+      continue
+    method = {v: k for k, v in report.METHOD_NAMES.items()}[row[1]]
+    metrics = written['metrics'][name]
+    for cell, subset in zip(row[2:5], ('all', 'visible', 'occluded')):
+      assert_percent(cell, metrics[evaluate.pck_key(method, subset, 0.1)])
+    auc = metrics.get(f'occlusion_auc.{method}')
+    assert row[5] == ('-' if auc is None else f'{auc:.3f}')
+    seen.add(name)
+  assert seen == {run.name for run in report.RUNS}
+
+
+def test_level_tables_and_gains(tree, blocks):
+  _, written = tree
+  for name in report.DATASET_RUNS:
+    metrics = written['metrics'][name]
+    header, rows = parse_table(blocks[f'levels_{name}'])
+    assert [int(row[0]) for row in rows] == list(evaluate.OCCLUSION_LEVELS)
+    gains = report.level_gains(metrics)
+    for row in rows:
+      level, subset = int(row[0]), f'occluded_{row[0]}'
+      for cell, column in zip(row[1:7], header[1:7]):
+        method = {v: k for k, v in report.METHOD_NAMES.items()}[
+            column.split(' @')[0]]
+        alpha = float(column.split('@')[1])
+        assert_percent(cell, metrics[evaluate.pck_key(method, subset,
+                                                      alpha)])
+      ours = metrics[evaluate.pck_key('kgnn2d', subset, 0.1)]
+      base = metrics[evaluate.pck_key('heatmap', subset, 0.1)]
+      if ours is None:
+        assert row[7] == '-' and level not in gains
+      else:
+        assert gains[level] == ours - base
+        assert abs(float(row[7]) - 100 * (ours - base)) <= ROUNDING
+      paper = report.RUNS_BY_NAME[name].paper
+      expected = {('car_render', 3): '+22', ('car_render', 9): '+10',
+                  ('carfusion', 4): 'about +25',
+                  ('carfusion', 5): 'about +12'}.get(
+                      (paper, level), '>= +6' if paper == 'carfusion' else '-')
+      assert row[8] == expected
+      assert int(row[9]) == metrics[evaluate.count_key(subset)]
+
+
+def test_missing_run_gives_not_run_rows(tree):
+  workdirs, _ = tree
+  results = report.load_run(workdirs, report.RUNS_BY_NAME[MISSING_RUN])
+  assert results.metrics is None and results.config is None
+  _, rows = parse_table(report.render_levels(results))
+  assert rows == [['not run'] + ['-'] * 9]
+
+
+def test_robustness_cells(tree, blocks):
+  _, written = tree
+  header, rows = parse_table(blocks['robustness'])
+  assert header[2:] == [f'σ {sigma:g}' for sigma in SIGMAS]
+  assert len(rows) == 3 * len(report.DATASET_RUNS)
+  for row in rows:
+    metrics = written['metrics'][row[0].strip('`')]
+    method = {v: k for k, v in report.METHOD_NAMES.items()}[row[1]]
+    for cell, sigma in zip(row[2:], SIGMAS):
+      assert_percent(cell, metrics[evaluate.robustness_key(method, sigma)])
+
+
+def test_ablation_cells(tree, blocks):
+  _, written = tree
+  header, rows = parse_table(blocks['ablations'])
+  available = [written['metrics'][name] for name in report.ABLATION_RUNS
+               if name != MISSING_RUN]
+  levels = [level for level in evaluate.OCCLUSION_LEVELS
+            if any(m[evaluate.pck_key('kgnn2d', f'occluded_{level}', 0.1)]
+                   is not None for m in available)]
+  assert header[7:] == [f'2D-KGNN occluded, {level} invisible'
+                        for level in levels]
+  assert [row[0].strip('`') for row in rows] == list(report.ABLATION_RUNS)
+  for row in rows:
+    name = row[0].strip('`')
+    if name == MISSING_RUN:
+      assert row[2] == report.NOT_RUN
+      continue
+    metrics = written['metrics'][name]
+    expected = [metrics[evaluate.pck_key(method, subset, 0.1)]
+                for method in ('kgnn2d', 'kgnn3d')
+                for subset in ('visible', 'occluded')]
+    expected += [None] + [
+        metrics[evaluate.pck_key('kgnn2d', f'occluded_{level}', 0.1)]
+        for level in levels]
+    for index, (cell, value) in enumerate(zip(row[2:], expected)):
+      if index == 4:
+        assert cell == f'{metrics["occlusion_auc.kgnn2d"]:.3f}'
+      else:
+        assert_percent(cell, value)
+  assert 'figs/ablations.png' in blocks['ablations']
+
+
+def test_multiview_cells(tree, blocks):
+  _, written = tree
+  header, rows = parse_table(blocks['multiview'])
+  assert header[2:] == [f'{n} views' for n in multiview.VIEW_COUNTS]
+  for row in rows:
+    metrics = written['metrics'][row[0].strip('`')]
+    if row[1] == 'subsets':
+      assert row[2:] == [str(metrics[f'multiview_subsets.{n}'])
+                         for n in multiview.VIEW_COUNTS]
+      continue
+    method = {v: k for k, v in report.METHOD_NAMES.items()}[row[1]]
+    for cell, n in zip(row[2:], multiview.VIEW_COUNTS):
+      count, fraction = cell.rstrip('%)').split(' (')
+      assert abs(float(count) - metrics[evaluate.multiview_key(method, n)]
+                 ) <= 0.05 + 1e-9
+      assert_percent(fraction, metrics[evaluate.multiview_key(
+          method, n, fraction=True)])
+
+
+def test_fraction_at_interpolates_the_curve(rng):
+  alphas = np.sort(rng.uniform(0, 0.3, 8)).tolist() + [0.3]
+  slope, offset = rng.uniform(0.5, 3), rng.uniform(0, 0.1)
+  summary = {'alphas': [0.0] + alphas,
+             'curve': [offset + slope * a for a in [0.0] + alphas]}
+  for alpha in rng.uniform(0, 0.3, 5).tolist() + alphas:
+    assert report.fraction_at(summary, 'curve', alpha) == pytest.approx(
+        offset + slope * alpha)
+  # A study without points has null curves.
+  summary['curve'] = [None] * len(summary['alphas'])
+  assert report.fraction_at(summary, 'curve', 0.1) is None
+
+
+def test_trifocal_label_cells(tree, blocks):
+  _, written = tree
+  header, rows = parse_table(blocks['trifocal_labels'])
+  assert len(header) == 4 + 2 * len(report.LABEL_ALPHAS)
+  names = dict(report.LABEL_DATASETS)
+  summary = written['labels']['car_render_full']
+  by_dataset = {row[0]: row for row in rows}
+  row = by_dataset[f'{names["car_render_full"]} (`car_render_full`)']
+  assert row[1:4] == ['test', str(summary['num_occluded']),
+                      str(summary['num_points'])]
+  for index, key in enumerate(('fraction_within_noise_free',
+                               'fraction_within')):
+    cells = row[4 + index * 3:7 + index * 3]
+    for cell, alpha in zip(cells, report.LABEL_ALPHAS):
+      grid = np.array(summary['alphas'])
+      assert_percent(cell, np.interp(alpha, grid, summary[key]))
+  assert by_dataset[names[MISSING_LABELS]][1] == report.NOT_RUN
+  assert by_dataset['CarFusion (paper, human labels)'][8] == '~90'
+  assert 'figs/trifocal_labels_car_render_full.png' in blocks[
+      'trifocal_labels']
+
+
+def test_speed_cells(tree, blocks):
+  _, written = tree
+  bench = written['bench']
+  _, rows = parse_table(blocks['speed'])
+  assert len(rows) == len(bench['measurements'])
+  for row, record in zip(rows, bench['measurements']):
+    assert row[:3] == [record['size'], record['pipeline'], record['mode']]
+    assert row[3] == f'{record["batch_cars"]} x {record["views_per_car"]}'
+    if record['timed']:
+      rate = record['cars_per_second']
+      median, low, high = (float(x) for x in row[4].replace(
+          ' (', '-').rstrip(')').split('-'))
+      for cell, value in ((median, rate['median']), (low, rate['min']),
+                          (high, rate['max'])):
+        assert abs(cell - value) <= ROUNDING
+      assert_percent(row[5], record['fraction_of_ceiling'])
+    else:
+      assert row[4].startswith('<=') and 'not run' in row[4]
+    assert abs(float(row[6]) - record['compile_seconds']) <= ROUNDING
+    assert abs(float(row[8]) - record['peak_rss_bytes'] / 2**20) <= 0.5
+  assert machine.describe(bench['machine']) in blocks['speed']
+  gflops = bench['ceiling']['flops_per_second'] / 1e9
+  assert f'{gflops:.1f} GFLOP/s' in blocks['speed']
+
+
+def test_runs_table(tree, blocks):
+  _, written = tree
+  _, rows = parse_table(blocks['runs'])
+  assert [row[0].strip('`') for row in rows] == [r.name for r in report.RUNS]
+  for row in rows:
+    name = row[0].strip('`')
+    if name == MISSING_RUN:
+      assert row[3] == report.NOT_RUN
+      continue
+    segments = written['segments'][name]
+    assert row[4] == f'{segments[-1]["steps"][1]} (2 invocations)'
+    assert row[5] == report.duration(sum(s['train_seconds']
+                                         for s in segments))
+    assert row[6] == report.duration(sum(s['eval_seconds']
+                                         for s in segments))
+    assert row[7] == '; '.join(sorted({machine.describe(s['machine'])
+                                       for s in segments}))
+    expected = {'no_trifocal': '`loss.trifocal=0.0`',
+                VALIDATION_RUN: '`eval.split=validation`'}.get(name, 'none')
+    assert row[3] == expected
+
+
+@pytest.mark.parametrize('seconds, text', [
+    (0, '0 s'), (59.4, '59 s'), (500, '8 min 20 s'), (3900, '1 h 05 min')])
+def test_duration(seconds, text):
+  assert report.duration(seconds) == text
+
+
+def test_targets_table(tree, blocks):
+  _, written = tree
+  _, rows = parse_table(blocks['targets'])
+  expected = [[target, f'`{name}`', *check(written['metrics'][name])]
+              for target, check in report.RUN_TARGETS
+              for name in report.DATASET_RUNS]
+  expected += [[goal['name'], 'benchmark', goal['status']]
+               for goal in written['bench']['goals']]
+  assert [row for row in rows if row[1] != 'benchmark'] == expected[
+      :len(report.RUN_TARGETS) * len(report.DATASET_RUNS)]
+  assert [[row[0], row[1], row[3]] for row in rows
+          if row[1] == 'benchmark'] == expected[len(report.RUN_TARGETS)
+                                                * len(report.DATASET_RUNS):]
+
+
+def metrics_with(**values) -> dict:
+  """metrics.json holding only the given PCK@0.1/AUC/robustness values."""
+  metrics = {}
+  for name, value in values.items():
+    if name.startswith('auc_'):
+      metrics[f'occlusion_auc.{name[4:]}'] = value
+    elif name.startswith('noise_'):
+      method, sigma = name[6:].split('_')
+      metrics[evaluate.robustness_key(method, float(sigma))] = value
+    else:
+      method, subset = name.split('_', 1)
+      metrics[evaluate.pck_key(method, subset.replace('level', 'occluded_'),
+                               0.1)] = value
+  return metrics
+
+
+def test_auc_target_both_sides(rng):
+  eps = float(rng.uniform(1e-4, 0.02))
+  base = float(rng.uniform(0.5, 0.85))
+  check = lambda ours, base: report.auc_target(
+      metrics_with(auc_kgnn2d=ours, auc_heatmap=base))[1]
+  assert check(0.95 + eps, base) == 'met'
+  assert check(0.95 - eps, base) == 'missed'
+  high = float(rng.uniform(0.91, 0.94))
+  assert check(high + 0.05 + eps, high) == 'met'
+  assert check(high + 0.05 - eps, high) == 'missed'
+  assert check(None, base) == report.NOT_MEASURED
+  assert report.auc_target(None) == ('-', report.NOT_RUN)
+
+
+def test_level_target_both_sides(rng):
+  levels = sorted(rng.choice(evaluate.OCCLUSION_LEVELS, 3, replace=False))
+  base = rng.uniform(0, 0.5, len(levels))
+  gains = rng.uniform(0.1 + 1e-4, 0.4, len(levels))
+
+  def check(gains):
+    values = {}
+    for level, b, g in zip(levels, base, gains):
+      values[f'heatmap_level{level}'] = float(b)
+      values[f'kgnn2d_level{level}'] = float(b + g)
+    return report.level_target(metrics_with(**values))
+
+  assert check(gains)[1] == 'met'
+  short = gains.copy()
+  short[rng.integers(len(levels))] = 0.1 - float(rng.uniform(1e-4, 0.05))
+  assert check(short)[1] == 'missed'
+  assert check([])[1] == report.NOT_MEASURED
+  measured = check(gains)[0]
+  assert measured == ', '.join(f'{100 * g:+.1f} ({level})'
+                               for level, g in zip(levels, gains))
+
+
+def test_visible_target_both_sides(rng):
+  eps = float(rng.uniform(1e-4, 0.005))
+  base = float(rng.uniform(0.2, 0.9))
+  check = lambda ours: report.visible_target(
+      metrics_with(kgnn2d_visible=ours, heatmap_visible=base))[1]
+  assert check(base - 0.01 + eps) == 'met'
+  assert check(base - 0.01 - eps) == 'missed'
+  assert check(base + eps) == 'met'
+
+
+def test_robustness_target_both_sides(rng):
+  start2, start3 = rng.uniform(0.5, 0.9, 2)
+  small, large = np.sort(rng.uniform(0.05, 0.4, 2))
+
+  def check(loss3, loss2):
+    return report.robustness_target(metrics_with(**{
+        'noise_kgnn2d_0.0': start2, 'noise_kgnn2d_0.3': start2 - loss2,
+        'noise_kgnn2d_0.1': 0.0, 'noise_kgnn3d_0.1': 0.0,
+        'noise_kgnn3d_0.0': start3, 'noise_kgnn3d_0.3': start3 - loss3}))
+
+  assert check(small, large)[1] == 'met'
+  assert check(large, small)[1] == 'missed'
+  assert 'σ 0 to 0.3' in check(small, large)[0]
+
+
+def test_benchmark_goals_without_goal_fields(rng):
+  eps = float(rng.uniform(0.1, 5))
+  ceiling = float(rng.uniform(1e10, 1e11))
+
+  def goals(rate, compile_seconds):
+    record = random_record(rng, 'paper', 'graph', 'inference', 64, True)
+    record['cars_per_second']['median'] = rate
+    record['compile_seconds'] = compile_seconds
+    train_record = random_record(rng, 'default', 'full', 'train', 64, True)
+    train_record['compile_seconds'] = compile_seconds
+    statuses = {goal['name']: goal['status'] for goal in report.benchmark_goals(
+        {'measurements': [record, train_record],
+         'ceiling': {'flops_per_second': ceiling}})}
+    return (statuses[benchmark.GOALS[0].name],
+            statuses[benchmark.GOALS[-1].name])
+
+  assert goals(200 + eps, 30 - eps) == ('met', 'met')
+  assert goals(200 - eps, 30 + eps) == ('missed', 'missed')
+  # Goals already in bench.json are used as they are.
+  given = [{'name': 'x', 'status': 'met', 'value': 1.0, 'target': 2.0}]
+  assert report.benchmark_goals({'goals': given, 'measurements': []}) == given
+
+
+def document(names, rng) -> str:
+  parts = ['# Title\n\nProse with numbers 1.0 and a | pipe.\n']
+  for name in names:
+    parts.append(f'## {name}\n\n<!-- report:{name} -->\nold {rng.random()}\n'
+                 f'<!-- /report:{name} -->\n\nMore prose {rng.random()}.\n')
+  return '\n'.join(parts)
+
+
+def test_replace_blocks_only_touches_blocks(rng):
+  names = [f'block{i}' for i in range(4)]
+  text = document(names, rng)
+  blocks = {name: f'| a |\n|---|\n| {rng.random()} |' for name in names}
+  new, updated = report.replace_blocks(text, blocks)
+  assert updated == names
+  again, updated_again = report.replace_blocks(new, blocks)
+  assert again == new and updated_again == []
+  outside = lambda t: re.sub(r'<!-- report:(\S+) -->.*?<!-- /report:\1 -->',
+                             r'<\1>', t, flags=re.DOTALL)
+  assert outside(new) == outside(text)
+  assert outside(text).count('<block') == len(names)
+  for name, content in blocks.items():
+    assert (f'<!-- report:{name} -->\n{content}\n<!-- /report:{name} -->'
+            in new)
+  changed = dict(blocks, block2='new content')
+  _, updated = report.replace_blocks(new, changed)
+  assert updated == ['block2']
+
+
+def test_replace_blocks_errors_name_the_marker(rng):
+  text = document(['known', 'stray'], rng)
+  with pytest.raises(ValueError, match='stray'):
+    report.replace_blocks(text, {'known': 'x'})
+  with pytest.raises(ValueError, match='absent'):
+    report.replace_blocks(text, {'known': 'x', 'stray': 'y', 'absent': 'z'})
+  unclosed = text.replace('<!-- /report:stray -->', '')
+  with pytest.raises(ValueError, match='stray'):
+    report.replace_blocks(unclosed, {'known': 'x', 'stray': 'y'})
+
+
+def test_write_report(tree, tmp_path, rng):
+  workdirs, written = tree
+  names = list(report.render_blocks(report.load_inputs(workdirs), 'x'))
+  results = tmp_path / 'RESULTS.md'
+  results.write_text(document(names, rng))
+  figures = tmp_path / 'docs' / 'results'
+  updated = report.write_report(workdirs, str(results), str(figures))
+  assert updated == names
+  text = results.read_text()
+  assert report.write_report(workdirs, str(results), str(figures)) == []
+  assert results.read_text() == text
+  for name, metrics in written['metrics'].items():
+    with open(figures / name / 'metrics.json') as file:
+      assert json.load(file) == metrics
+    for figure in FIGURES:
+      assert (figures / name / figure).exists()
+  assert not (figures / MISSING_RUN).exists()
+  assert (figures / 'trifocal_labels_car_render_full.png').exists()
+  assert (figures / 'trifocal_labels_car_render_full.json').exists()
+  assert not (figures / f'trifocal_labels_{MISSING_LABELS}.png').exists()
+  assert (figures / report.ABLATIONS_FIGURE).stat().st_size > 1000
+  with open(figures / 'bench.json') as file:
+    assert json.load(file) == written['bench']
+  # Links are relative to RESULTS.md.
+  assert '(docs/results/demo/pck_vs_alpha.png)' in text
