@@ -26,6 +26,9 @@ train demo default.py
 train no_trifocal default.py --config.loss.trifocal=0
 train no_encoder default.py --config.model.use_encoder=False
 train no_keypoint_type default.py --config.model.use_keypoint_type=False
+# The visible-vs-occluded trade-off of the decoder's visible term.
+train visible_weight_2 default.py --config.loss.visible=2
+train visible_weight_4 default.py --config.loss.visible=4
 
 # Synthetic intersections in the CarFusion layout, read by the carfusion
 # builder on first use.

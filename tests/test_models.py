@@ -173,7 +173,9 @@ def test_dropout_only_in_training(rng, model_and_variables):
     np.testing.assert_array_equal(first[name], second[name], err_msg=name)
   first = apply(jax.random.key(1), True)
   second = apply(jax.random.key(2), True)
-  for name in ('edge_logits', 'keypoints_2d', 'shape_coefficients'):
+  # One output per network; the 3D branch's quaternion rather than its
+  # tanh-bounded shape coefficients, which perturbed weights can saturate.
+  for name in ('edge_logits', 'keypoints_2d', 'quaternion'):
     assert np.any(first[name] != second[name]), name
 
 
