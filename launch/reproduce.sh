@@ -2,7 +2,7 @@
 # Every run behind RESULTS.md, then the report that turns their workdirs
 # into its tables and figures. About two hours on two CPU cores.
 #
-#   bash launch/reproduce.sh [WORKDIRS]      (default: workdirs)
+#   make install && bash launch/reproduce.sh [WORKDIRS]   (default: workdirs)
 #
 # Each step is resumable: rerunning the script skips finished runs
 # (launch.train resumes from the last checkpoint and evaluates once) and

@@ -54,6 +54,15 @@ def _percent(values: Sequence[Any]) -> np.ndarray:
   return 100.0 * _values(values)
 
 
+def _finish(figure: figure_lib.Figure, axis: Any, path: str, *,
+            ylim: tuple[float, float | None] = (0, 100)) -> None:
+  """The y range, grid and legend of a one-panel line plot; saves it."""
+  axis.set_ylim(*ylim)
+  axis.grid(alpha=0.3)
+  axis.legend()
+  _save(figure, path)
+
+
 def _subplots(*args, figsize, **kwargs):
   figure = figure_lib.Figure(figsize=figsize)
   return figure, figure.subplots(*args, **kwargs)
@@ -152,10 +161,7 @@ def robustness(results: Mapping[str, Any], noise_sigmas: Sequence[float],
               color=METHOD_COLOURS[method])
   axis.set_xlabel('Noise standard deviation σ (fraction of box scale)')
   axis.set_ylabel('PCK@0.1 (in %)')
-  axis.set_ylim(0, 100)
-  axis.grid(alpha=0.3)
-  axis.legend()
-  _save(figure, path)
+  _finish(figure, axis, path)
 
 
 def ablations(results: Mapping[str, Mapping[str, Any]],
@@ -179,10 +185,7 @@ def ablations(results: Mapping[str, Mapping[str, Any]],
   axis.set_xticks(list(levels))
   axis.set_xlabel('Number of invisible points')
   axis.set_ylabel('PCK of occluded points (in %)')
-  axis.set_ylim(0, 100)
-  axis.grid(alpha=0.3)
-  axis.legend()
-  _save(figure, path)
+  _finish(figure, axis, path)
 
 
 def multiview_correspondences(results: Mapping[str, Any],
@@ -199,10 +202,7 @@ def multiview_correspondences(results: Mapping[str, Any],
   axis.set_xticks(list(view_counts))
   axis.set_xlabel('Number of views')
   axis.set_ylabel('Correspondences per view subset')
-  axis.set_ylim(bottom=0)
-  axis.grid(alpha=0.3)
-  axis.legend()
-  _save(figure, path)
+  _finish(figure, axis, path, ylim=(0, None))
 
 
 def trifocal_labels(result: Mapping[str, Any], path: str, *,

@@ -45,7 +45,6 @@ def test_sampled_cameras_frame_the_object_within_the_ranges(rng):
   assert cameras.shape == (num_views, 3, 4)
   homogeneous = np.einsum('vij,kj->vki', cameras[..., :3], shape) + (
       cameras[:, None, :, 3])
-  pixels = homogeneous[..., :2] / homogeneous[..., 2:]
   width, height = sampling.image_size
   assert np.all(homogeneous[..., 2] > 0)
   centre = (shape.min(0) + shape.max(0)) / 2
