@@ -23,6 +23,8 @@ train() {  # train <name> <config> [overrides...]
 
 # The demo (`make demo`) on Car-render `small`, and its ablations.
 train demo default.py
+# The same with another seed: how much of a difference is noise.
+train demo_seed_1 default.py --config.seed=1
 train no_trifocal default.py --config.loss.trifocal=0
 train no_encoder default.py --config.model.use_encoder=False
 train no_keypoint_type default.py --config.model.use_keypoint_type=False

@@ -103,6 +103,9 @@ class Run:
 RUNS = (
     Run('demo', 'Car-render small', 'the `default` config (`make demo`)',
         paper='car_render'),
+    Run('demo_seed_1', 'Car-render small',
+        'demo with another seed (initialisation, data order, dropout)',
+        ablation_of='demo'),
     Run('no_trifocal', 'Car-render small', 'demo without the trifocal loss',
         ablation_of='demo'),
     Run('no_encoder', 'Car-render small',

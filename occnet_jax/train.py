@@ -164,11 +164,11 @@ def create_optimizer(config: ml_collections.ConfigDict,
   """Clipping, then Adam(W) or SGD with momentum per parameter group.
 
   A group's optimizer statistics (momentum, Adam moments) only advance in
-  the stages that train it. Adam's bias correction divides by 1 - b^t with t the number of updates;
-  counted from step 0, a group frozen for the first stage would start
-  training with t in the thousands but moments built from a handful of
-  gradients, and its first updates would be up to 1 / sqrt(1 - 0.999), ~30
-  times too large.
+  the stages that train it. Adam's bias correction divides by 1 - b^t
+  with t the number of updates; counted from step 0, a group frozen for
+  the first stage would start training with t in the thousands but moments
+  built from a handful of gradients, and its first updates would be up to
+  1 / sqrt(1 - 0.999), ~30 times too large.
 
   Args:
     config: the experiment config.

@@ -54,7 +54,8 @@ def _report_nonfinite_at(monkeypatch, bad_step):
     def faulty_step(state, batch, rng):
       state, metrics = step_fn(state, batch, rng)
       if len(calls) == bad_step:
-        metrics = dict(metrics, finite=jnp.zeros(()), loss=jnp.full((), jnp.nan))
+        metrics = dict(metrics, finite=jnp.zeros(()),
+                       loss=jnp.full((), jnp.nan))
       calls.append(None)
       return state, metrics
 

@@ -1,4 +1,4 @@
-"""Tests of data_prep.viewpoints: icosphere viewpoints and Car-render cameras."""
+"""Tests of data_prep.viewpoints: icosphere viewpoints, Car-render cameras."""
 
 import cv2
 import numpy as np
