@@ -1,4 +1,4 @@
-"""A run killed at a random step and restarted ends exactly like an unkilled one.
+"""A SIGKILLed run, restarted, ends exactly like an uninterrupted one.
 
 Both runs are `python -m launch.train` subprocesses on the `test` config; the
 interrupted one gets SIGKILL as soon as its metrics file shows a randomly
@@ -29,13 +29,6 @@ OVERRIDES = (f'--config.train.num_steps={NUM_STEPS}',
              '--config.train.checkpoint_every_steps=3',
              '--config.train.log_every_steps=1',
              '--config.train.eval_every_steps=1000', "--config.eval.split=")
-
-
-@pytest.fixture(scope='module')
-def data_dir(tmp_path_factory):
-  directory = str(tmp_path_factory.mktemp('tfds'))
-  fake_data.make_dataset(directory, num_views=3)
-  return directory
 
 
 def _command(workdir, data_dir):
@@ -77,17 +70,17 @@ def _final_params(workdir):
   return jax.device_get(state.params)
 
 
-def test_killed_run_resumes_to_identical_parameters(tmp_path, data_dir):
+def test_killed_run_resumes_to_identical_parameters(tmp_path, fake_data_dir):
   seed = np.random.SeedSequence().entropy % 2**32
   kill_step = int(np.random.default_rng(seed).integers(1, NUM_STEPS - 1))
   print(f'seed = {seed}, kill after step {kill_step}')
   reference_dir = str(tmp_path / 'reference')
   resumed_dir = str(tmp_path / 'resumed')
   cache_dir = str(tmp_path / 'compilation_cache')
-  _run(reference_dir, data_dir, cache_dir, tmp_path / 'reference.log')
+  _run(reference_dir, fake_data_dir, cache_dir, tmp_path / 'reference.log')
 
   with open(tmp_path / 'killed.log', 'w') as log:
-    interrupted = _start(resumed_dir, data_dir, cache_dir, log)
+    interrupted = _start(resumed_dir, fake_data_dir, cache_dir, log)
     deadline = time.time() + 240
     while not any(step >= kill_step for step in _logged_steps(resumed_dir)):
       if interrupted.poll() is not None or time.time() > deadline:
@@ -98,7 +91,7 @@ def test_killed_run_resumes_to_identical_parameters(tmp_path, data_dir):
     os.kill(interrupted.pid, signal.SIGKILL)
     interrupted.wait()
   assert max(_logged_steps(resumed_dir)) < NUM_STEPS
-  _run(resumed_dir, data_dir, cache_dir, tmp_path / 'restarted.log')
+  _run(resumed_dir, fake_data_dir, cache_dir, tmp_path / 'restarted.log')
 
   assert not checkpointing.incomplete_checkpoints(
       os.path.join(resumed_dir, 'checkpoints'))

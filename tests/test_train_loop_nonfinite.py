@@ -23,13 +23,6 @@ import fake_data
 NUM_STEPS = 8
 
 
-@pytest.fixture(scope='module')
-def data_dir(tmp_path_factory):
-  directory = str(tmp_path_factory.mktemp('tfds'))
-  fake_data.make_dataset(directory, num_views=3)
-  return directory
-
-
 def _config(data_dir, skip):
   config = test_config.get_config()
   config.data.name, config.data.builder_config = fake_data.NAME, ''
@@ -65,12 +58,12 @@ def _report_nonfinite_at(monkeypatch, bad_step):
 
 
 def test_stops_naming_the_step_before_saving_past_it(
-    data_dir, tmp_path, monkeypatch, seed):
+    fake_data_dir, tmp_path, monkeypatch, seed):
   bad_step = int(np.random.default_rng(seed).integers(0, NUM_STEPS))
   _report_nonfinite_at(monkeypatch, bad_step)
   with pytest.raises(train.NonFiniteError,
                      match=f'loss term.* loss at step {bad_step}:'):
-    train.train_and_evaluate(_config(data_dir, skip=False), str(tmp_path))
+    train.train_and_evaluate(_config(fake_data_dir, skip=False), str(tmp_path))
   checkpointer = checkpointing.Checkpointer(str(tmp_path / 'checkpoints'),
                                             read_only=True)
   steps = checkpointer.all_steps()
@@ -80,11 +73,11 @@ def test_stops_naming_the_step_before_saving_past_it(
   assert not os.path.exists(tmp_path / train.RUN_FILE)
 
 
-def test_skip_mode_finishes_without_the_step(data_dir, tmp_path, monkeypatch,
-                                             seed):
+def test_skip_mode_finishes_without_the_step(fake_data_dir, tmp_path,
+                                             monkeypatch, seed):
   bad_step = int(np.random.default_rng(seed).integers(0, NUM_STEPS))
   _report_nonfinite_at(monkeypatch, bad_step)
-  train.train_and_evaluate(_config(data_dir, skip=True), str(tmp_path))
+  train.train_and_evaluate(_config(fake_data_dir, skip=True), str(tmp_path))
   with open(tmp_path / train.METRICS_FILE) as file:
     [logged] = [json.loads(line) for line in file]
   assert logged['step'] == NUM_STEPS
