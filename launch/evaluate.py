@@ -13,7 +13,7 @@ import jax
 
 import launch
 from occnet_jax import evaluate
-from occnet_jax import train
+from occnet_jax import workdir
 
 _WORKDIR = flags.DEFINE_string('workdir', None, 'A training workdir.')
 _SPLIT = flags.DEFINE_string('split', None,
@@ -30,9 +30,9 @@ def main(argv):
     raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
   launch.quiet_library_logs()
   try:
-    results = train.evaluate_workdir(_WORKDIR.value, split=_SPLIT.value,
-                                     data_dir=_DATA_DIR.value,
-                                     step=_STEP.value)
+    results = workdir.evaluate_workdir(_WORKDIR.value, split=_SPLIT.value,
+                                       data_dir=_DATA_DIR.value,
+                                       step=_STEP.value)
   except FileNotFoundError as error:
     raise app.UsageError(str(error)) from None
   if jax.process_index() == 0:
