@@ -208,11 +208,12 @@ def bucket():
         'TENSORSTORE_GCS_HTTP_URL': endpoint,
         'GOOGLE_AUTH_TOKEN_FOR_TESTING': 'emulator'}.items():
       patch.setenv(name, value)
-    # epath caches whether it uses TensorFlow at its first path; read the
-    # environment again (and once more after the bucket's tests).
-    epath.gpath._is_tf_installed.cache_clear()  # pylint: disable=protected-access
+    # epath caches whether it uses TensorFlow at its first path (a private
+    # cache): read the environment again, and once more afterwards.
+    tf_cache = epath.gpath._is_tf_installed  # pylint: disable=protected-access
+    tf_cache.cache_clear()
     yield epath.Path('gs://occnet')
-  epath.gpath._is_tf_installed.cache_clear()  # pylint: disable=protected-access
+  tf_cache.cache_clear()
   server.kill()
   server.wait()
 
