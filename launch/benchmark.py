@@ -12,6 +12,7 @@ from absl import app
 from absl import flags
 from ml_collections import config_flags
 
+from occnet_jax import cli
 from occnet_jax import benchmark
 
 _CONFIG = config_flags.DEFINE_config_file(
@@ -37,4 +38,4 @@ def main(argv):
 
 
 if __name__ == '__main__':
-  app.run(main)
+  cli.run(main)

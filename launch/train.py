@@ -14,7 +14,7 @@ from absl import flags
 import jax
 from ml_collections import config_flags
 
-import launch
+from occnet_jax import cli
 from occnet_jax import evaluate
 from occnet_jax import train
 
@@ -23,12 +23,12 @@ _CONFIG = config_flags.DEFINE_config_file(
 _WORKDIR = flags.DEFINE_string('workdir', None,
                                'Checkpoints, logs and evaluation results.')
 flags.mark_flags_as_required(['config', 'workdir'])
+cli.directory_path(_WORKDIR)
 
 
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
-  launch.quiet_library_logs()
   config = _CONFIG.value
   train.train_and_evaluate(config, _WORKDIR.value)
   if jax.process_index() == 0 and config.eval.split:
@@ -37,4 +37,4 @@ def main(argv):
 
 
 if __name__ == '__main__':
-  app.run(main)
+  cli.run(main)

@@ -28,6 +28,8 @@ import numpy as np
 import tensorflow_datasets as tfds
 
 from occnet_jax import boxes as boxes_lib
+from occnet_jax import configs
+from occnet_jax import errors
 
 Batch = dict[str, np.ndarray]
 
@@ -39,6 +41,10 @@ VIEW_FIELDS = ('crops', 'boxes', 'keypoints', 'visibility', 'occlusion_kind',
                'cameras', 'camera_error', 'image_size')
 # A padding view's box: any non-degenerate box keeps box coordinates finite.
 PADDING_BOX = boxes_lib.UNIT_BOX
+
+
+class DataError(errors.UserError):
+  """A dataset or split that is not where the command looks for it."""
 
 
 def resolve_data_dir(config: ml_collections.ConfigDict, workdir: str) -> str:
@@ -56,23 +62,84 @@ def dataset_name(config: ml_collections.ConfigDict) -> str:
   return config.data.name
 
 
+def _not_built(name: str, data_dir: str) -> DataError:
+  package, _, builder_config = name.partition('/')
+  config_flag = f' --config={builder_config}' if builder_config else ''
+  return DataError(
+      f'{name} is not built in {os.path.abspath(data_dir)}: check the data '
+      f'dir and the dataset name, or build it with `tfds build '
+      f'data_prep/{package}{config_flag} --data_dir={data_dir}`.')
+
+
+def _builder(name: str, data_dir: str) -> tfds.core.DatasetBuilder:
+  """`tfds.builder`, or `DataError` naming the dataset and the data dir."""
+  try:
+    return tfds.builder(name, data_dir=data_dir)
+  except tfds.core.registered.DatasetNotFoundError:
+    # TFDS's own message lists every dataset it knows, hundreds of lines.
+    raise _not_built(name, data_dir) from None
+  except ValueError as error:  # An unknown builder config, for one.
+    raise DataError(f'{name}: {str(error).splitlines()[0]}') from None
+
+
+def open_split(name: str, split: str,
+               data_dir: str) -> Sequence[Mapping[str, Any]]:
+  """A random-access source of a prepared split (decoded numpy dicts).
+
+  Args:
+    name: the TFDS name with its builder config ('car_render/small').
+    split: the split (TFDS slicing allowed).
+    data_dir: the TFDS data dir.
+
+  Raises:
+    DataError: when the dataset is not prepared in `data_dir` or has no
+      such split.
+  """
+  builder = _builder(name, data_dir)
+  if not builder.is_prepared():
+    raise _not_built(name, data_dir)
+  try:
+    return builder.as_data_source(split=split)
+  except ValueError as error:  # 'Unknown split ...', with the known ones.
+    raise DataError(f'{name} in {os.path.abspath(data_dir)}: '
+                    f'{error}') from None
+
+
+def _check_crop_size(config: ml_collections.ConfigDict,
+                     builder: tfds.core.DatasetBuilder) -> None:
+  crop_size = builder.info.features['crops'].shape[-2]
+  if crop_size != config.data.crop_size:
+    raise configs.ConfigError(
+        f'config.data.crop_size = {config.data.crop_size}: the dataset '
+        f'{dataset_name(config)} has {crop_size} px crops.')
+
+
 def prepare_dataset(config: ml_collections.ConfigDict, data_dir: str) -> None:
   """Builds the configured TFDS dataset in `data_dir` unless it is there.
 
   The project's builders live in `data_prep.<name>`; importing that package
   registers them with TFDS. A dataset already prepared in `data_dir` is read
   from its files even when no builder code is registered under its name.
+  The crop size is checked against the builder's metadata first, so a
+  mismatch fails in seconds, before any build.
 
   Args:
-    config: the experiment config (`config.data.name`, `builder_config`).
+    config: the experiment config (`config.data.name`, `builder_config`,
+      `crop_size`).
     data_dir: the TFDS data dir.
+
+  Raises:
+    DataError: for a dataset that is neither built nor buildable.
+    configs.ConfigError: when the dataset's crops are not
+      `config.data.crop_size` pixels.
   """
   try:
     importlib.import_module(f'data_prep.{config.data.name}')
   except ModuleNotFoundError:
     logging.info('No builder code data_prep.%s; reading prepared files.',
                  config.data.name)
-  builder = tfds.builder(dataset_name(config), data_dir=data_dir)
+  builder = _builder(dataset_name(config), data_dir)
+  _check_crop_size(config, builder)
   if not builder.is_prepared():
     logging.info('Preparing %s in %s (first use).', dataset_name(config),
                  data_dir)
@@ -82,8 +149,8 @@ def prepare_dataset(config: ml_collections.ConfigDict, data_dir: str) -> None:
 
 def get_source(config: ml_collections.ConfigDict, split: str,
                data_dir: str) -> Sequence[Mapping[str, Any]]:
-  """A random-access source of one split's records (decoded numpy dicts)."""
-  return tfds.data_source(dataset_name(config), split=split, data_dir=data_dir)
+  """A random-access source of one split's records (`open_split`)."""
+  return open_split(dataset_name(config), split, data_dir)
 
 
 def select_views(record: Mapping[str, Any], views: np.ndarray,
