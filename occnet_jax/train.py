@@ -647,7 +647,7 @@ def evaluate_workdir(workdir: str, *, split: str | None = None,
     directory = os.path.dirname(evaluate.metrics_path(workdir, split))
     evaluate.write_metrics(directory, results)
     plots.write_all(directory, results, predictions,
-                    keypoints.get_category(config.category),
+                    keypoints.get_category(config.category), split=split,
                     alphas=config.eval.alphas,
                     noise_sigmas=config.eval.noise_sigmas)
   return results
