@@ -23,8 +23,8 @@ no pyplot global state), so plotting works headless and from any thread.
 Every evaluation figure's title names the split and the checkpoint step
 (its `caption`), and `COLOURS` gives each colour one meaning in every
 figure (and in `predict`'s overlay): one colour per method, grey for
-ground-truth labels, black for the paper, and green and red only for
-visible and occluded. Count axes have integer ticks.
+ground-truth labels, black for the paper (and chance), gold for a
+detector's boxes, and green and red only for visible and occluded. Count axes have integer ticks.
 
 `ablations` compares runs rather than methods: `report.py` draws it from
 the demo's and its ablations' metrics.
@@ -49,7 +49,8 @@ METHOD_LABELS = {'heatmap': 'Heatmap (baseline)', 'kgnn2d': '2D-KGNN',
 # The one meaning of each colour, in every figure.
 COLOURS = {'heatmap': 'tab:orange', 'kgnn2d': 'tab:blue',
            'kgnn3d': 'tab:purple', 'labels': 'tab:gray', 'paper': 'black',
-           'visible': 'tab:green', 'occluded': 'tab:red'}
+           'visible': 'tab:green', 'occluded': 'tab:red',
+           'detector_box': 'gold'}
 # The paper's panels of Figs. 5/8; levels without data are replaced by
 # populated ones (procedural cars are often occluded in even numbers).
 ALPHA_PANELS_LEVELS = (3, 5, 7, 9)
@@ -325,10 +326,12 @@ def gallery(predictions: Mapping[str, np.ndarray],
             columns: int = 4) -> figure_lib.Figure:
   """Ground truth and predictions on the first ROI crops (Fig. 11)."""
   crops = predictions['crops']
+  columns = max(1, min(columns, len(crops)))
   rows = max(1, -(-len(crops) // columns))
-  figure, axes = _subplots(rows, columns, figsize=(2.5 * columns,
-                                                      2.5 * rows + 1.2),
-                              squeeze=False)
+  # The constrained layout leaves room for the titles and the legend below.
+  figure = figure_lib.Figure(figsize=(2.5 * columns, 2.6 * rows + 0.8),
+                             layout='constrained')
+  axes = figure.subplots(rows, columns, squeeze=False)
   for index, axis in enumerate(axes.flat):
     axis.axis('off')
     if index >= len(crops):
@@ -362,10 +365,9 @@ def gallery(predictions: Mapping[str, np.ndarray],
     axis.set_xlim(0, size)
     axis.set_ylim(size, 0)
     axis.set_title(str(predictions['car_id'][index])[-24:], fontsize=7)
-  figure.legend(handles=_gallery_legend(), loc='lower center', ncol=3,
-                fontsize=7, frameon=False)
+  figure.legend(handles=_gallery_legend(), loc='outside lower center',
+                ncol=3 if columns > 2 else 1, fontsize=7, frameon=False)
   figure.suptitle(f'Predictions, {title}', fontsize=10)
-  figure.tight_layout(rect=(0, 0.9 / figure.get_figheight(), 1, 1))
   figure.savefig(path, dpi=100)
   return figure
 

@@ -16,8 +16,9 @@ mode, on an external detector's keypoints), and the result is written as
     keypoints), with an integer `image_id`;
   - `<output>.coco_images.json`: the COCO `images` entry of that id (`id`,
     `file_name`, `width`, `height`), mapping it back to the image file;
-  - `<output>.png`: the image with the skeletons (visible edges green,
-    occluded red).
+  - `<output>.png`: the image with the detector's boxes and the skeletons
+    (`plots.COLOURS`: edges between two predicted-visible keypoints in the
+    visible colour, green, others in the occluded colour, red).
 
 A car whose confidence is below the score threshold is left out of all
 three.
@@ -39,6 +40,7 @@ import zlib
 from absl import logging
 import cv2
 import jax
+from matplotlib import colors as matplotlib_colors
 import numpy as np
 from PIL import Image
 from PIL import ImageOps
@@ -48,6 +50,7 @@ from occnet_jax import boxes as boxes_lib
 from occnet_jax import errors
 from occnet_jax import geometry
 from occnet_jax import keypoints as keypoints_lib
+from occnet_jax import plots
 from occnet_jax import train
 from occnet_jax.models import occlusion_net
 
@@ -303,17 +306,22 @@ def to_coco_results(cars: Sequence[dict[str, Any]], image_id: int,
   return results
 
 
+def _rgb255(colour: str) -> tuple[int, int, int]:
+  return tuple(round(255 * c) for c in matplotlib_colors.to_rgb(colour))
+
+
 def draw_overlay(image: np.ndarray, cars: Sequence[dict[str, Any]],
                  category: keypoints_lib.Category) -> np.ndarray:
-  """The image with each car's skeleton: visible green, occluded red."""
+  """The image with each car's box and skeleton (module docstring)."""
   overlay = image.copy()
   thickness = max(1, round(max(image.shape[:2]) / 500))
-  green, red = (0, 220, 0), (230, 0, 0)
+  green, red, box_colour = (_rgb255(plots.COLOURS[name]) for name in (
+      'visible', 'occluded', 'detector_box'))
   for car in cars:
     points = np.asarray(car['keypoints_2d'])
     occluded = points[:, 2] < OCCLUDED_THRESHOLD
     x0, y0, x1, y1 = np.round(car['box']).astype(int)
-    cv2.rectangle(overlay, (x0, y0), (x1, y1), (255, 255, 0), thickness)
+    cv2.rectangle(overlay, (x0, y0), (x1, y1), box_colour, thickness)
     pixel = np.round(points[:, :2]).astype(int)
     for i, j in category.skeleton:
       colour = red if occluded[i] or occluded[j] else green

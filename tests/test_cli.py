@@ -8,6 +8,7 @@ and they all start at once (a module fixture).
 """
 
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -19,16 +20,13 @@ from ml_collections import config_flags
 import ml_collections
 import numpy as np
 import pytest
-import tensorflow_datasets as tfds
 
-import data_prep.car_render  # pylint: disable=unused-import (registers it)
 from occnet_jax import cli
 from occnet_jax import configs
 from occnet_jax import errors
 from occnet_jax import input_pipeline
 from occnet_jax import predict
 from occnet_jax import shape_basis
-from occnet_jax.configs import test as test_config
 import fake_data
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -112,22 +110,29 @@ def test_bugs_keep_their_traceback():
     cli._run_main(_raising(ZeroDivisionError('bug')), ['command'])
 
 
-def test_crop_size_checked_before_any_build(tmp_path):
-  config = test_config.get_config()
-  config.data.builder_config = 'small'
-  with pytest.raises(configs.ConfigError, match=(
-      r'config.data.crop_size = 16: the dataset car_render/small has 64 px '
-      'crops')):
-    input_pipeline.prepare_dataset(config, str(tmp_path))
-  assert not [name for _, _, names in os.walk(tmp_path) for name in names]
+def _record(pathname, level, message):
+  return logging.LogRecord('name', level, pathname, 1, message, (), None)
 
 
-def test_test_config_matches_its_builder_config(tmp_path):
-  # The builder's metadata, without a build.
-  config = test_config.get_config()
-  builder = tfds.builder(input_pipeline.dataset_name(config),
-                         data_dir=str(tmp_path))
-  assert builder.info.features['crops'].shape[-2] == config.data.crop_size
+@pytest.mark.parametrize('pathname, level, message, kept', [
+    ('/venv/jax/_src/xla_bridge.py', logging.INFO,
+     "Unable to initialize backend 'tpu'", False),
+    ('/venv/orbax/checkpoint/checkpoint_manager.py', logging.WARNING,
+     'CheckpointManagerOptions.read_only=True, setting max_to_keep=None.',
+     False),
+    ('/venv/orbax/checkpoint/checkpoint_manager.py', logging.WARNING,
+     'Waiting for previous save to complete took 1.7 seconds.', False),
+    ('/venv/tensorflow_datasets/core/builder.py', logging.WARNING,
+     'Variant folder /x has no dataset_info.json', False),
+    ('/venv/grain/_src/reader.py', logging.INFO, 'Reading.', False),
+    ('/venv/orbax/checkpoint/checkpoint_manager.py', logging.WARNING,
+     'Unable to find the step 2 for deletion.', True),
+    ('/venv/jax/_src/compiler.py', logging.ERROR, 'Failed.', True),
+    ('/repo/occnet_jax/train.py', logging.INFO, 'step 2/8', True),
+])
+def test_library_noise_is_dropped(pathname, level, message, kept):
+  assert cli._LibraryNoiseFilter().filter(
+      _record(pathname, level, message)) == kept
 
 
 def test_missing_dataset_and_unknown_split(tmp_path, fake_data_dir):

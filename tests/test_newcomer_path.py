@@ -1,0 +1,45 @@
+"""The README's first commands: data dir, test config, early crop check."""
+
+import os
+import re
+
+import pytest
+import tensorflow_datasets as tfds
+
+import data_prep.car_render  # pylint: disable=unused-import (registers it)
+from occnet_jax import configs
+from occnet_jax import input_pipeline
+from occnet_jax.configs import default
+from occnet_jax.configs import test as test_config
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def test_readme_builds_where_training_reads():
+  with open(os.path.join(ROOT, 'README.md')) as file:
+    readme = file.read()
+  builds = re.findall(r'tfds build data_prep/\S+ .*--data_dir=(\S+)', readme)
+  assert builds
+  expected = input_pipeline.resolve_data_dir(default.get_config(),
+                                             'workdirs/demo')
+  for data_dir in builds:
+    assert os.path.abspath(data_dir) == expected
+
+
+def test_test_config_matches_its_builder_config(tmp_path):
+  # The builder's metadata, without a build.
+  config = test_config.get_config()
+  builder = tfds.builder(input_pipeline.dataset_name(config),
+                         data_dir=str(tmp_path))
+  assert builder.info.features['crops'].shape[-2] == config.data.crop_size
+  assert builder.builder_config.num_views >= config.data.num_views
+
+
+def test_crop_size_checked_before_any_build(tmp_path):
+  config = test_config.get_config()
+  config.data.builder_config = 'small'
+  with pytest.raises(configs.ConfigError, match=(
+      r'config.data.crop_size = 16: the dataset car_render/small has 64 px '
+      'crops')):
+    input_pipeline.prepare_dataset(config, str(tmp_path))
+  assert not [name for _, _, names in os.walk(tmp_path) for name in names]
