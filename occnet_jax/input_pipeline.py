@@ -105,9 +105,39 @@ def open_split(name: str, split: str,
                     f'{error}') from None
 
 
-def _check_crop_size(config: ml_collections.ConfigDict,
-                     builder: tfds.core.DatasetBuilder) -> None:
-  crop_size = builder.info.features['crops'].shape[-2]
+def dataset_builder(config: ml_collections.ConfigDict,
+                    data_dir: str) -> tfds.core.DatasetBuilder:
+  """The configured dataset's TFDS builder (metadata only, nothing built).
+
+  The project's builders live in `data_prep.<name>`; importing that package
+  registers them with TFDS. A dataset already prepared in `data_dir` is read
+  from its files even when no builder code is registered under its name.
+
+  Args:
+    config: the experiment config (`config.data.name`, `builder_config`).
+    data_dir: the TFDS data dir.
+
+  Raises:
+    DataError: for a dataset that is neither built nor buildable.
+  """
+  try:
+    importlib.import_module(f'data_prep.{config.data.name}')
+  except ModuleNotFoundError:
+    logging.info('No builder code data_prep.%s; reading prepared files.',
+                 config.data.name)
+  return _builder(dataset_name(config), data_dir)
+
+
+def check_crop_size(config: ml_collections.ConfigDict, data_dir: str) -> None:
+  """Compares `config.data.crop_size` with the builder's metadata.
+
+  Runs in seconds, before any build.
+
+  Raises:
+    configs.ConfigError: when the dataset's crops have another size.
+    DataError: for a dataset that is neither built nor buildable.
+  """
+  crop_size = dataset_builder(config, data_dir).info.features['crops'].shape[-2]
   if crop_size != config.data.crop_size:
     raise configs.ConfigError(
         f'config.data.crop_size = {config.data.crop_size}: the dataset '
@@ -117,29 +147,14 @@ def _check_crop_size(config: ml_collections.ConfigDict,
 def prepare_dataset(config: ml_collections.ConfigDict, data_dir: str) -> None:
   """Builds the configured TFDS dataset in `data_dir` unless it is there.
 
-  The project's builders live in `data_prep.<name>`; importing that package
-  registers them with TFDS. A dataset already prepared in `data_dir` is read
-  from its files even when no builder code is registered under its name.
-  The crop size is checked against the builder's metadata first, so a
-  mismatch fails in seconds, before any build.
-
   Args:
-    config: the experiment config (`config.data.name`, `builder_config`,
-      `crop_size`).
+    config: the experiment config (`config.data.name`, `builder_config`).
     data_dir: the TFDS data dir.
 
   Raises:
     DataError: for a dataset that is neither built nor buildable.
-    configs.ConfigError: when the dataset's crops are not
-      `config.data.crop_size` pixels.
   """
-  try:
-    importlib.import_module(f'data_prep.{config.data.name}')
-  except ModuleNotFoundError:
-    logging.info('No builder code data_prep.%s; reading prepared files.',
-                 config.data.name)
-  builder = _builder(dataset_name(config), data_dir)
-  _check_crop_size(config, builder)
+  builder = dataset_builder(config, data_dir)
   if not builder.is_prepared():
     logging.info('Preparing %s in %s (first use).', dataset_name(config),
                  data_dir)

@@ -471,6 +471,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
   os.makedirs(workdir, exist_ok=True)
   mesh = jax.make_mesh((jax.device_count(),), (AXIS,))
   data_dir = input_pipeline.resolve_data_dir(config, workdir)
+  input_pipeline.check_crop_size(config, data_dir)
   input_pipeline.prepare_dataset(config, data_dir)
   train_source = input_pipeline.get_source(config, config.data.train_split,
                                            data_dir)

@@ -4,11 +4,10 @@ import os
 import re
 
 import pytest
-import tensorflow_datasets as tfds
 
-import data_prep.car_render  # pylint: disable=unused-import (registers it)
 from occnet_jax import configs
 from occnet_jax import input_pipeline
+from occnet_jax import train
 from occnet_jax.configs import default
 from occnet_jax.configs import test as test_config
 
@@ -29,8 +28,7 @@ def test_readme_builds_where_training_reads():
 def test_test_config_matches_its_builder_config(tmp_path):
   # The builder's metadata, without a build.
   config = test_config.get_config()
-  builder = tfds.builder(input_pipeline.dataset_name(config),
-                         data_dir=str(tmp_path))
+  builder = input_pipeline.dataset_builder(config, str(tmp_path))
   assert builder.info.features['crops'].shape[-2] == config.data.crop_size
   assert builder.builder_config.num_views >= config.data.num_views
 
@@ -38,8 +36,10 @@ def test_test_config_matches_its_builder_config(tmp_path):
 def test_crop_size_checked_before_any_build(tmp_path):
   config = test_config.get_config()
   config.data.builder_config = 'small'
+  config.data.data_dir = str(tmp_path / 'tfds')
   with pytest.raises(configs.ConfigError, match=(
       r'config.data.crop_size = 16: the dataset car_render/small has 64 px '
       'crops')):
-    input_pipeline.prepare_dataset(config, str(tmp_path))
-  assert not [name for _, _, names in os.walk(tmp_path) for name in names]
+    train.train_and_evaluate(config, str(tmp_path / 'workdir'))
+  assert not [name for _, _, names in os.walk(config.data.data_dir)
+              for name in names]
