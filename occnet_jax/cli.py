@@ -18,6 +18,7 @@ from collections.abc import Callable, Sequence
 import functools
 import logging
 import os
+import re
 import sys
 from typing import NoReturn
 
@@ -27,8 +28,11 @@ from absl import flags
 from occnet_jax import errors
 
 USAGE_STATUS = 2
-# Libraries whose INFO records would bury the progress lines.
-_QUIET_LIBRARIES = ('orbax', 'tensorflow_datasets', 'grain', 'jax')
+# Installed libraries whose INFO records would bury the progress lines (by
+# the path of the logging code: Orbax and TFDS log through absl).
+_QUIET_LIBRARIES = re.compile(
+    r'[/\\](site|dist)-packages[/\\](orbax|tensorflow_datasets|grain|jax)'
+    r'[/\\]')
 # Warnings that are expected and say nothing to act on: Orbax reading a
 # workdir read-only (evaluation, prediction) or waiting a second for the
 # previous asynchronous save; TFDS looking into a data dir before the
@@ -45,8 +49,7 @@ class _LibraryNoiseFilter(logging.Filter):
   """Drops the quiet libraries' INFO records and the known noise."""
 
   def filter(self, record: logging.LogRecord) -> bool:
-    library = any(f'/{name}/' in record.pathname for name in _QUIET_LIBRARIES)
-    if not library:
+    if not _QUIET_LIBRARIES.search(record.pathname):
       return True
     return record.levelno >= logging.WARNING and not str(
         record.msg).startswith(_NOISE_PREFIXES)

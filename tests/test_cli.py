@@ -115,20 +115,23 @@ def _record(pathname, level, message):
 
 
 @pytest.mark.parametrize('pathname, level, message, kept', [
-    ('/venv/jax/_src/xla_bridge.py', logging.INFO,
+    ('/venv/site-packages/jax/_src/xla_bridge.py', logging.INFO,
      "Unable to initialize backend 'tpu'", False),
-    ('/venv/orbax/checkpoint/checkpoint_manager.py', logging.WARNING,
-     'CheckpointManagerOptions.read_only=True, setting max_to_keep=None.',
+    ('/venv/site-packages/orbax/checkpoint/checkpoint_manager.py',
+     logging.WARNING, 'CheckpointManagerOptions.read_only=True, setting max_to_keep=None.',
      False),
-    ('/venv/orbax/checkpoint/checkpoint_manager.py', logging.WARNING,
-     'Waiting for previous save to complete took 1.7 seconds.', False),
-    ('/venv/tensorflow_datasets/core/builder.py', logging.WARNING,
+    ('/venv/site-packages/orbax/checkpoint/checkpoint_manager.py',
+     logging.WARNING, 'Waiting for previous save to complete took 1.7 seconds.', False),
+    ('/venv/dist-packages/tensorflow_datasets/core/builder.py',
+     logging.WARNING,
      'Variant folder /x has no dataset_info.json', False),
-    ('/venv/grain/_src/reader.py', logging.INFO, 'Reading.', False),
-    ('/venv/orbax/checkpoint/checkpoint_manager.py', logging.WARNING,
-     'Unable to find the step 2 for deletion.', True),
-    ('/venv/jax/_src/compiler.py', logging.ERROR, 'Failed.', True),
-    ('/repo/occnet_jax/train.py', logging.INFO, 'step 2/8', True),
+    ('/venv/site-packages/grain/_src/reader.py', logging.INFO, 'Reading.',
+     False),
+    ('/venv/site-packages/orbax/checkpoint/checkpoint_manager.py',
+     logging.WARNING, 'Unable to find the step 2 for deletion.', True),
+    ('/venv/site-packages/jax/_src/compiler.py', logging.ERROR, 'Failed.',
+     True),
+    ('/home/me/jax/occnet_jax/train.py', logging.INFO, 'step 2/8', True),
 ])
 def test_library_noise_is_dropped(pathname, level, message, kept):
   assert cli._LibraryNoiseFilter().filter(
