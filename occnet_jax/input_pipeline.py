@@ -1,7 +1,9 @@
 """TFDS `data_source` + grain -> batches of cars with a fixed number of views.
 
-Records are read with `tfds.data_source` (array_record, no TensorFlow in the
-loop) and batched as docs/design.md describes: leading axes (B, V), every car
+Records are read with TFDS's `as_data_source` (array_record, no TensorFlow
+in the loop; a missing dataset or split is a one-line `DataError`, and the
+crop size is checked against the builder's metadata before any build) and
+batched as docs/design.md describes: leading axes (B, V), every car
 with exactly `config.data.num_views` views, sampled without replacement when
 a car has more and padded (`view_mask` False) when it has fewer.
 
@@ -91,9 +93,13 @@ def open_split(name: str, split: str,
     split: the split (TFDS slicing allowed).
     data_dir: the TFDS data dir.
 
+  Returns:
+    The source; nothing is built (reading never starts a build).
+
   Raises:
     DataError: when the dataset is not prepared in `data_dir` or has no
-      such split.
+      such split: one line naming the data dir, not TFDS's listing of
+      every dataset it knows.
   """
   builder = _builder(name, data_dir)
   if not builder.is_prepared():
