@@ -156,3 +156,22 @@ def test_gallery_shows_ground_truth_and_predictions_with_a_legend(
   edge = [_rgb(plots.COLOURS['occluded' if o else 'visible'])
           for o in occluded]
   np.testing.assert_allclose(rings.get_edgecolors()[:, :3], edge)
+
+
+def test_study_and_ablation_titles_name_split_and_steps(results, tmp_path):
+  alphas = [0.05, 0.1, 0.2]
+  study = plots.trifocal_labels(
+      {'dataset': 'car_render/small', 'split': 'test', 'alphas': alphas,
+       'fraction_within': [0.2, 0.5, 0.9],
+       'fraction_within_noise_free': [1.0, 1.0, 1.0],
+       'noise_model': {'sigma_visible': 0.01, 'sigma_occluded': 0.05,
+                       'mirror_swap_rate': 0.05}, 'fraction_at_0.1': 0.5},
+      str(tmp_path / 'study.png'), headline_alpha=0.1, paper_fraction=0.9)
+  assert 'car_render/small test split' in _titles(study)
+  runs = {'demo': results, 'no_encoder': {**results, 'step': 99}}
+  figure = plots.ablations(runs, LEVELS, str(tmp_path / 'ablations.png'),
+                           split='test')
+  assert 'test split' in _titles(figure)
+  [axis] = figure.axes
+  assert [text.get_text() for text in axis.get_legend().get_texts()] == [
+      'demo (step 1234)', 'no_encoder (step 99)']
