@@ -56,7 +56,7 @@ from occnet_jax.models import occlusion_net
 
 COCO_CAR_CATEGORY = 3
 OCCLUDED_THRESHOLD = 0.5
-# What the command's --help and the README quote.
+# The input formats, for the command's --help (the README says the same).
 BOXES_FORMATS = (
     'a JSON list of car boxes in pixels, each [x0, y0, x1, y1] (corners), '
     '{"box": [x0, y0, x1, y1]} or a COCO detection {"bbox": [x, y, width, '
