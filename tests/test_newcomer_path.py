@@ -14,14 +14,17 @@ from occnet_jax.configs import test as test_config
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def test_readme_builds_where_training_reads():
-  with open(os.path.join(ROOT, 'README.md')) as file:
-    readme = file.read()
-  builds = re.findall(r'tfds build data_prep/\S+ .*--data_dir=(\S+)', readme)
-  assert builds
+@pytest.mark.parametrize('readme', ['README.md',
+                                    'data_prep/car_render/README.md'])
+def test_readme_builds_where_training_reads(readme):
+  with open(os.path.join(ROOT, readme)) as file:
+    text = file.read()
+  data_dirs = re.findall(
+      r'(?:tfds build data_prep/\S+ |dataset_report).*--data_dir=(\S+)', text)
+  assert data_dirs
   expected = input_pipeline.resolve_data_dir(default.get_config(),
                                              'workdirs/demo')
-  for data_dir in builds:
+  for data_dir in data_dirs:
     assert os.path.abspath(data_dir) == expected
 
 
