@@ -3,6 +3,7 @@
 import dataclasses
 import functools
 
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import ml_collections
@@ -264,6 +265,50 @@ def test_dropout_only_in_training(rng, model_and_variables):
   # tanh-bounded shape coefficients, which perturbed weights can saturate.
   for name in ('edge_logits', 'keypoints_2d', 'quaternion'):
     assert np.any(first[name] != second[name]), name
+
+
+class TwoDropouts(nn.Module):
+  rate: float
+
+  @nn.compact
+  def __call__(self, x):
+    return (layers.Dropout(self.rate)(x, train=True),
+            layers.Dropout(self.rate)(x, train=True))
+
+
+@pytest.mark.parametrize('impl', ['threefry2x32', 'rbg', 'unsafe_rbg'])
+def test_dropout_rate_and_independence(rng, impl):
+  """Bernoulli(1 - rate) masks, independent within and across layers."""
+  rate = float(rng.choice([0.1, 0.5, rng.uniform(0.05, 0.95)]))
+  shape = (int(rng.integers(200, 300)), 2 * int(rng.integers(200, 300)) + 1)
+  key = jax.random.key(int(rng.integers(2**31)), impl=impl)
+  layer = TwoDropouts(rate)
+  first, second = layer.apply({}, jnp.ones(shape), rngs={'dropout': key})
+  keep = round((1 - rate) * 2**16) / 2**16
+  assert abs(keep - (1 - rate)) <= 2**-17
+  for output in (first, second):
+    kept = np.asarray(output) != 0
+    # Kept values are scaled by the inverse of the rounded keep rate.
+    np.testing.assert_allclose(np.asarray(output)[kept], 1 / keep, rtol=1e-6)
+
+  def check(observed, probability):
+    # Within 5 standard errors of a Bernoulli mean.
+    sigma = np.sqrt(probability * (1 - probability) / observed.size)
+    assert abs(observed.mean() - probability) < 5 * sigma, (
+        observed.mean(), probability)
+
+  kept, other = np.asarray(first) != 0, np.asarray(second) != 0
+  check(kept, keep)
+  flat = kept.reshape(-1)[:kept.size // 2 * 2]
+  # Two draws of one random word, neighbouring elements of a row and of a
+  # column, and the same element in two layers: independent.
+  check(flat[0::2] & flat[1::2], keep**2)
+  check(kept[:, :-1] & kept[:, 1:], keep**2)
+  check(kept[:-1] & kept[1:], keep**2)
+  check(kept & other, keep**2)
+  # The same key draws the same masks.
+  again = layer.apply({}, jnp.ones(shape), rngs={'dropout': key})
+  np.testing.assert_array_equal(again[0], first)
 
 
 def permuted_category(permutation):
