@@ -10,11 +10,13 @@ number to the JSON file. See occnet_jax/benchmark.py for what is measured.
 """
 
 import dataclasses
+import importlib.util
 
 from absl import app
 from absl import flags
 from ml_collections import config_flags
 
+from occnet_jax import cli
 from occnet_jax import benchmark
 
 _CONFIG = config_flags.DEFINE_config_file(
@@ -40,6 +42,10 @@ _BUDGET = flags.DEFINE_float(
     'Seconds of timed calls per measurement (default: 20, 4 with --quick); '
     'a call whose FLOPs at the ceiling need more is not run.')
 flags.mark_flag_as_required('output')
+flags.register_validator(
+    'sizes', lambda sizes: all(importlib.util.find_spec(
+        f'occnet_jax.configs.{size}') for size in sizes),
+    message='every size must be a config module under occnet_jax/configs/')
 
 
 def main(argv):
@@ -55,4 +61,4 @@ def main(argv):
 
 
 if __name__ == '__main__':
-  app.run(main)
+  cli.run(main)

@@ -8,6 +8,7 @@ from collections.abc import Mapping
 
 import ml_collections
 
+from occnet_jax import errors
 from occnet_jax import keypoints
 from occnet_jax.configs import default
 
@@ -16,8 +17,10 @@ _TRIFOCAL_MODES = ('algebraic', 'geometric')
 _PRNG_IMPLS = ('threefry2x32', 'rbg', 'unsafe_rbg')
 
 
-class ConfigError(ValueError):
+class ConfigError(errors.UserError):
   """A config that cannot run; the message names the offending key."""
+
+  exit_status = 2
 
 
 def _flat_keys(config: ml_collections.ConfigDict | Mapping,
