@@ -1,13 +1,15 @@
 r"""Measures training and inference speed, compile time, memory and FLOPs.
 
     python -m launch.benchmark [--config=occnet_jax/configs/default.py] \
-        [--sizes=default,paper] [--quick] --output=bench.json
+        [--sizes=default,paper] [--pipelines=graph,full] [--quick] \
+        [--budget_seconds=20] --output=bench.json
 
 Prints a table (throughput in cars/s, fraction of this machine's matmul
 ceiling, compile times) and the goals met or missed, and writes every
 number to the JSON file. See occnet_jax/benchmark.py for what is measured.
 """
 
+import dataclasses
 import importlib.util
 
 from absl import app
@@ -25,9 +27,20 @@ _SIZES = flags.DEFINE_list(
     'sizes', ['default', 'paper'],
     'Config modules under occnet_jax/configs/ whose model sizes are '
     'measured.')
+_PIPELINES = flags.DEFINE_list(
+    'pipelines', list(benchmark.PIPELINES),
+    'Pipelines measured: `graph` (the graph stages alone) and/or `full` '
+    '(from ROI crops).')
+flags.register_validator(
+    'pipelines', lambda names: set(names) <= set(benchmark.PIPELINES),
+    f'--pipelines must name some of {benchmark.PIPELINES}.')
 _OUTPUT = flags.DEFINE_string('output', None, 'Path of the JSON results.')
 _QUICK = flags.DEFINE_bool('quick', False,
                            'Fewer repeats and a shorter time per measurement.')
+_BUDGET = flags.DEFINE_float(
+    'budget_seconds', None,
+    'Seconds of timed calls per measurement (default: 20, 4 with --quick); '
+    'a call whose FLOPs at the ceiling need more is not run.')
 flags.mark_flag_as_required('output')
 flags.register_validator(
     'sizes', lambda sizes: all(importlib.util.find_spec(
@@ -38,9 +51,13 @@ flags.register_validator(
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
-  benchmark.run_and_report(
-      _CONFIG.value, _SIZES.value, _OUTPUT.value,
-      benchmark.QUICK if _QUICK.value else benchmark.Settings())
+  settings = dataclasses.replace(
+      benchmark.QUICK if _QUICK.value else benchmark.Settings(),
+      pipelines=tuple(_PIPELINES.value))
+  if _BUDGET.value is not None:
+    settings = dataclasses.replace(settings, budget_seconds=_BUDGET.value)
+  benchmark.run_and_report(_CONFIG.value, _SIZES.value, _OUTPUT.value,
+                           settings)
 
 
 if __name__ == '__main__':

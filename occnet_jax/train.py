@@ -237,6 +237,30 @@ def _all_finite(tree: Any) -> jax.Array:
                             for leaf in jax.tree.leaves(tree)]))
 
 
+def dropout_key(step_key: jax.Array, impl: str) -> jax.Array:
+  """The step's dropout key, of the PRNG implementation `impl`.
+
+  Only the dropout stream changes implementation: the run's base key (the
+  one checkpointed) stays a default-implementation key, and a different
+  `impl` is seeded with random bits of the step's key, so a run is as
+  deterministic and as exactly resumable with any `impl`.
+
+  Args:
+    step_key: this step's (and device's) key.
+    impl: a `jax.random` PRNG implementation name
+      (`config.train.dropout_prng`).
+
+  Returns:
+    `step_key` itself if it has that implementation, else a key of it.
+  """
+  if str(jax.random.key_impl(step_key)) == impl:
+    return step_key
+  key_shape = jax.eval_shape(
+      lambda: jax.random.key_data(jax.random.key(0, impl=impl))).shape
+  return jax.random.wrap_key_data(
+      jax.random.bits(step_key, key_shape, jnp.uint32), impl=impl)
+
+
 def train_step(state: TrainState, batch: Mapping[str, jax.Array],
                rng: jax.Array, *, model: nn.Module,
                optimizer: optax.GradientTransformation,
@@ -269,11 +293,12 @@ def train_step(state: TrainState, batch: Mapping[str, jax.Array],
       **{term: config.loss[term] * loss_mask[index]
          for index, term in enumerate(LOSS_TERMS)}})
   crops, boxes = input_pipeline.flatten_views(batch)
+  dropout_rng = dropout_key(step_rng, config.train.dropout_prng)
 
   def loss_fn(params):
     outputs, model_state = model.apply(
         {'params': params, **state.model_state}, crops, boxes, train=True,
-        rngs={'dropout': step_rng}, mutable=list(state.model_state))
+        rngs={'dropout': dropout_rng}, mutable=list(state.model_state))
     loss, terms = losses.total_loss(outputs, batch, loss_config)
     return loss, (terms, model_state)
 

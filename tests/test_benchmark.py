@@ -25,8 +25,8 @@ MEASUREMENT_FIELDS = {
     'heatmap_layers', 'crop_size', 'batch_cars', 'views_per_car',
     'compile_seconds', 'flops_per_call', 'compiled_memory_bytes', 'timed',
     'repeats', 'seconds', 'cars_per_second', 'views_per_second',
-    'flops_per_second', 'fraction_of_ceiling', 'peak_rss_bytes',
-    'device_memory'}
+    'flops_per_second', 'fraction_of_ceiling', 'ceiling_beside',
+    'fraction_of_ceiling_beside', 'peak_rss_bytes', 'device_memory'}
 
 
 @pytest.fixture(scope='module')
@@ -86,6 +86,9 @@ def test_values_are_sane(results):
     assert record['flops_per_call'] > 0 and record['compile_seconds'] > 0
     assert record['fraction_of_ceiling'] == pytest.approx(
         record['flops_per_second'] / ceiling['flops_per_second'])
+    assert record['ceiling_beside'] > 0
+    assert record['fraction_of_ceiling_beside'] == pytest.approx(
+        record['flops_per_second'] / record['ceiling_beside'])
     assert record['hidden'] == config.model.hidden
     assert record['compiled_memory_bytes']['argument'] > 0
     # A high-water mark never goes down.
@@ -130,9 +133,13 @@ def test_time_calls_threads_the_carry(rng):
     return carry + 1
 
   times = benchmark.time_calls(step, jnp.asarray(0), warmup=warmup,
-                               repeats=repeats, budget_seconds=float('inf'))
+                               repeats=repeats, budget_seconds=float('inf'),
+                               before=lambda: arguments.append(None))
   assert len(times) == repeats and all(t >= 0 for t in times)
-  assert arguments == list(range(warmup + repeats))
+  # `before` runs before each timed call, not before the warm-up.
+  assert arguments == list(range(warmup)) + [
+      value for call in range(warmup, warmup + repeats)
+      for value in (None, call)]
   # An exhausted budget still times one call.
   assert len(benchmark.time_calls(step, jnp.asarray(0), warmup=0,
                                   repeats=repeats, budget_seconds=0.0)) == 1

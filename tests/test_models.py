@@ -3,6 +3,7 @@
 import dataclasses
 import functools
 
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import ml_collections
@@ -81,13 +82,100 @@ def test_fully_connected_edges_and_batching(rng):
   assert graph.n_edge.tolist() == [K * (K - 1)] * NUM_VIEWS
 
 
+def sparse_form(graph):
+  """The same graph with traced-style (jax) indices: jraph's sparse ops."""
+  return graph._replace(senders=jnp.asarray(graph.senders),
+                        receivers=jnp.asarray(graph.receivers))
+
+
+def test_complete_graphs_are_recognised():
+  graph = graphs.batch_graphs(jnp.zeros((NUM_VIEWS, K, 1)))
+  assert graphs.complete_graph_size(graph) == K
+  assert graphs.complete_graph_size(sparse_form(graph)) is None
+  # One edge less (a sparse graph) is not complete.
+  assert graphs.complete_graph_size(graph._replace(
+      senders=graph.senders[1:], receivers=graph.receivers[1:])) is None
+  # Nor is a batch of graphs of different sizes.
+  assert graphs.complete_graph_size(graph._replace(
+      n_node=np.array([K + 1, K - 1] + [K] * (NUM_VIEWS - 2)))) is None
+
+
+def test_dense_message_passing_equals_jraph_segment_ops(rng):
+  """Values and gradients of the dense complete-graph form and jraph's."""
+  nodes = jnp.asarray(rng.normal(size=(NUM_VIEWS, K, 5)), jnp.float32)
+  graph = graphs.batch_graphs(nodes)
+  senders = rng.normal(size=(NUM_VIEWS * K, 3)).astype(np.float32)
+  receivers = rng.normal(size=(NUM_VIEWS * K, 3)).astype(np.float32)
+  weights = rng.normal(size=(graph.senders.size, 3)).astype(np.float32)
+
+  def messages(senders, receivers, graph):
+    edges = graphs.pair_sum(senders, receivers, graph)
+    # A non-linearity between the two, so the gradients test both.
+    return edges, graphs.sum_incoming(jnp.tanh(edges) * weights, graph)
+
+  dense = messages(senders, receivers, graph)
+  sparse = messages(senders, receivers, sparse_form(graph))
+  np.testing.assert_allclose(dense[0], senders[graph.senders]
+                             + receivers[graph.receivers], rtol=1e-6)
+  for value, expected in zip(dense, sparse):
+    np.testing.assert_allclose(value, expected, rtol=1e-5, atol=1e-6)
+
+  def loss(senders, receivers, graph):
+    return jnp.sum(messages(senders, receivers, graph)[1]**2)
+
+  dense_grads = jax.grad(loss, (0, 1))(senders, receivers, graph)
+  sparse_grads = jax.grad(loss, (0, 1))(senders, receivers,
+                                        sparse_form(graph))
+  for value, expected in zip(dense_grads, sparse_grads):
+    np.testing.assert_allclose(value, expected, rtol=1e-5, atol=1e-5)
+
+
+def test_graph_networks_dense_equal_sparse(rng, model_and_variables):
+  """The 2D and 3D networks' outputs and gradients on either graph form."""
+  model, variables = model_and_variables
+  # Small weights keep the 3D camera in front of the car (well-conditioned
+  # projections, so float32 rounding stays small).
+  params = perturbed(rng, variables['params'], scale=0.05)
+  _, _, keypoints, confidence = random_inputs(rng)
+  graph = graphs.batch_graphs(
+      graphs.node_features(keypoints, confidence, CATEGORY, True))
+  aspect = jnp.asarray(rng.uniform(0.5, 2.0, NUM_VIEWS), jnp.float32)
+  encoder = kgnn2d.KGNNEncoder(model.hidden)
+  decoder = kgnn2d.KGNNDecoder(model.hidden)
+  kgnn_3d = kgnn3d.KGNN3D(model.shape_basis, model.hidden)
+
+  def run(params, graph):
+    logits = encoder.apply({'params': params['KGNNEncoder_0']}, graph,
+                           train=False)
+    moved = decoder.apply({'params': params['KGNNDecoder_0']}, graph,
+                          jax.nn.softmax(logits), train=False)
+    lifted = kgnn_3d.apply({'params': params['KGNN3D_0']}, graph, aspect,
+                           train=False)
+    return logits, moved, lifted['reprojected']
+
+  outputs = run(params, graph)
+  weights = [rng.normal(size=output.shape) for output in outputs]
+
+  def loss(params, graph):
+    return sum(jnp.sum(weight * output)
+               for weight, output in zip(weights, run(params, graph)))
+
+  for dense, sparse in zip(outputs, run(params, sparse_form(graph))):
+    np.testing.assert_allclose(dense, sparse, rtol=1e-4, atol=1e-5)
+  dense = jax.grad(loss)(params, graph)
+  sparse = jax.grad(loss)(params, sparse_form(graph))
+  for (path, value), expected in zip(jax.tree.leaves_with_path(dense),
+                                     jax.tree.leaves(sparse)):
+    np.testing.assert_allclose(value, expected, rtol=1e-4, atol=1e-5,
+                               err_msg=jax.tree_util.keystr(path))
+
+
 def test_pair_dense_equals_naive_concatenation(rng):
   nodes = rng.normal(size=(2 * K, 5)).astype(np.float32)
   graph = graphs.batch_graphs(jnp.asarray(nodes.reshape(2, K, 5)))
   layer = layers.PairDense(7)
-  params = perturbed(rng, layer.init(jax.random.key(1), nodes, graph.senders,
-                                     graph.receivers))
-  factorised = layer.apply(params, nodes, graph.senders, graph.receivers)
+  params = perturbed(rng, layer.init(jax.random.key(1), nodes, graph))
+  factorised = layer.apply(params, nodes, graph)
   weights = params['params']
   kernel = np.concatenate([weights['sender']['kernel'],
                            weights['receiver']['kernel']], axis=0)
@@ -179,6 +267,50 @@ def test_dropout_only_in_training(rng, model_and_variables):
     assert np.any(first[name] != second[name]), name
 
 
+class TwoDropouts(nn.Module):
+  rate: float
+
+  @nn.compact
+  def __call__(self, x):
+    return (layers.Dropout(self.rate)(x, train=True),
+            layers.Dropout(self.rate)(x, train=True))
+
+
+@pytest.mark.parametrize('impl', ['threefry2x32', 'rbg', 'unsafe_rbg'])
+def test_dropout_rate_and_independence(rng, impl):
+  """Bernoulli(1 - rate) masks, independent within and across layers."""
+  rate = float(rng.choice([0.1, 0.5, rng.uniform(0.05, 0.95)]))
+  shape = (int(rng.integers(200, 300)), 2 * int(rng.integers(200, 300)) + 1)
+  key = jax.random.key(int(rng.integers(2**31)), impl=impl)
+  layer = TwoDropouts(rate)
+  first, second = layer.apply({}, jnp.ones(shape), rngs={'dropout': key})
+  keep = round((1 - rate) * 2**16) / 2**16
+  assert abs(keep - (1 - rate)) <= 2**-17
+  for output in (first, second):
+    kept = np.asarray(output) != 0
+    # Kept values are scaled by the inverse of the rounded keep rate.
+    np.testing.assert_allclose(np.asarray(output)[kept], 1 / keep, rtol=1e-6)
+
+  def check(observed, probability):
+    # Within 5 standard errors of a Bernoulli mean.
+    sigma = np.sqrt(probability * (1 - probability) / observed.size)
+    assert abs(observed.mean() - probability) < 5 * sigma, (
+        observed.mean(), probability)
+
+  kept, other = np.asarray(first) != 0, np.asarray(second) != 0
+  check(kept, keep)
+  flat = kept.reshape(-1)[:kept.size // 2 * 2]
+  # Two draws of one random word, neighbouring elements of a row and of a
+  # column, and the same element in two layers: independent.
+  check(flat[0::2] & flat[1::2], keep**2)
+  check(kept[:, :-1] & kept[:, 1:], keep**2)
+  check(kept[:-1] & kept[1:], keep**2)
+  check(kept & other, keep**2)
+  # The same key draws the same masks.
+  again = layer.apply({}, jnp.ones(shape), rngs={'dropout': key})
+  np.testing.assert_array_equal(again[0], first)
+
+
 def permuted_category(permutation):
   inverse = np.argsort(permutation)
   return dataclasses.replace(
@@ -258,7 +390,8 @@ def test_ablations(rng, model_and_variables):
   shapes = jax.eval_shape(
       lambda: without_types.init(jax.random.key(0), None, boxes, train=False,
                                  keypoints=keypoints, confidence=confidence))
-  first_kernel = shapes['params']['KGNNEncoder_0']['node_embedding']['Dense_0']
+  first_kernel = shapes['params']['KGNNEncoder_0']['message_passing'][
+      'node_embedding']['Dense_0']
   assert first_kernel['kernel'].shape == (3, 16)
 
 

@@ -86,6 +86,8 @@ def random_record(rng: np.random.Generator, size: str, pipeline: str,
     record.update(cars_per_second={'median': median, 'min': low,
                                    'max': high},
                   fraction_of_ceiling=float(rng.random()))
+    if rng.random() < 0.5:
+      record['fraction_of_ceiling_beside'] = float(rng.random())
   else:
     record['cars_per_second_at_ceiling'] = float(rng.uniform(0, 10))
   return record
@@ -365,10 +367,14 @@ def test_speed_cells(tree, blocks):
                           (high, rate['max'])):
         assert abs(cell - value) <= ROUNDING
       assert_percent(row[5], record['fraction_of_ceiling'])
+      if 'fraction_of_ceiling_beside' in record:
+        assert_percent(row[6], record['fraction_of_ceiling_beside'])
+      else:
+        assert row[6] == report.EMPTY
     else:
       assert row[4].startswith('<=') and 'not run' in row[4]
-    assert abs(float(row[6]) - record['compile_seconds']) <= ROUNDING
-    assert abs(float(row[8]) - record['peak_rss_bytes'] / 2**20) <= 0.5
+    assert abs(float(row[7]) - record['compile_seconds']) <= ROUNDING
+    assert abs(float(row[9]) - record['peak_rss_bytes'] / 2**20) <= 0.5
   assert machine.describe(bench['machine']) in blocks['speed']
   gflops = bench['ceiling']['flops_per_second'] / 1e9
   assert f'{gflops:.1f} GFLOP/s' in blocks['speed']

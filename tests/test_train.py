@@ -103,6 +103,38 @@ def test_stages_train_only_their_groups(setup):
                                  rtol=1e-6)
 
 
+@pytest.mark.parametrize('impl', ['threefry2x32', 'rbg', 'unsafe_rbg'])
+def test_dropout_key_has_the_configured_implementation(seed, impl):
+  step_key = jax.random.key(seed)
+  key = train.dropout_key(step_key, impl)
+  assert str(jax.random.key_impl(key)) == impl
+  # A function of the step's key: the same key again, another for another.
+  np.testing.assert_array_equal(
+      jax.random.key_data(train.dropout_key(step_key, impl)),
+      jax.random.key_data(key))
+  other = train.dropout_key(jax.random.fold_in(step_key, 1), impl)
+  assert np.any(jax.random.key_data(other) != jax.random.key_data(key))
+  if impl == str(jax.random.key_impl(step_key)):
+    assert key is step_key
+
+
+def test_train_step_is_deterministic_for_a_seed(setup):
+  assert setup['config'].train.dropout_prng != 'threefry2x32'
+  batch = train.shard_batch(setup['batch'], setup['mesh'])
+
+  def step(seed):
+    # Past the heatmap stage: the graph networks and their dropout train.
+    state = train.replicate(setup['state'].replace(step=np.int32(1)),
+                            setup['mesh'])
+    return jax.device_get(setup['step'](
+        state, batch, train.replicate(jax.random.key(seed), setup['mesh'])))
+
+  first, again, other = (step(seed) for seed in (3, 3, 4))
+  jax.tree.map(np.testing.assert_array_equal, first, again)
+  # Another seed draws other dropout masks: another loss.
+  assert first[1]['loss'] != other[1]['loss']
+
+
 def test_nonfinite_batch_changes_nothing_but_the_counters(setup, seed):
   rng = np.random.default_rng(seed)
   batch = {name: value.copy() for name, value in setup['batch'].items()}

@@ -14,6 +14,7 @@ from occnet_jax.configs import default
 
 _OPTIMIZERS = ('adam', 'sgd')
 _TRIFOCAL_MODES = ('algebraic', 'geometric')
+_PRNG_IMPLS = ('threefry2x32', 'rbg', 'unsafe_rbg')
 
 
 class ConfigError(errors.UserError):
@@ -104,6 +105,8 @@ def validate(config: ml_collections.ConfigDict, num_devices: int) -> None:
           and train.heatmap_steps + train.graph_steps <= train.num_steps,
           'train.heatmap_steps', 'the heatmap and graph stages must be >= 0 '
           'and fit in train.num_steps')
+  require(train.dropout_prng in _PRNG_IMPLS, 'train.dropout_prng',
+          f'must be one of {_PRNG_IMPLS}')
   for name in ('log_every_steps', 'checkpoint_every_steps', 'eval_every_steps',
                'max_checkpoints_to_keep'):
     require(train[name] >= 1, f'train.{name}', 'must be positive')

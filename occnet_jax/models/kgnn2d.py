@@ -38,20 +38,11 @@ class KGNNEncoder(nn.Module):
   @nn.compact
   def __call__(self, graph: jraph.GraphsTuple, *, train: bool) -> jax.Array:
     """Returns (num_edges, NUM_EDGE_TYPES) edge-type logits."""
-    width = (self.hidden, self.hidden)
-    nodes = layers.MLP(width, self.dropout_rate, activate_final=True,
-                       name='node_embedding')(graph.nodes, train=train)
-    edges = layers.EdgeMLP(width, self.dropout_rate, activate_final=True,
-                           name='vertex_to_edge_1')(
-                               nodes, graph.senders, graph.receivers,
-                               train=train)
-    nodes = layers.MLP(width, self.dropout_rate, activate_final=True,
-                       name='edge_to_vertex')(
-                           graphs.sum_incoming(edges, graph), train=train)
-    return layers.EdgeMLP(width + (NUM_EDGE_TYPES,), self.dropout_rate,
-                          name='vertex_to_edge_2')(
-                              nodes, graph.senders, graph.receivers,
-                              train=train)
+    nodes = layers.MessagePassing(self.hidden, self.dropout_rate,
+                                  name='message_passing')(graph, train=train)
+    return layers.EdgeMLP((self.hidden, self.hidden, NUM_EDGE_TYPES),
+                          self.dropout_rate, name='vertex_to_edge_2')(
+                              nodes, graph, train=train)
 
 
 class KGNNDecoder(nn.Module):
@@ -91,8 +82,7 @@ class KGNNDecoder(nn.Module):
     for edge_type in range(NUM_EDGE_TYPES):
       message = layers.EdgeMLP(
           (self.hidden, self.hidden), self.dropout_rate, activate_final=True,
-          name=f'message_type_{edge_type}')(
-              graph.nodes, graph.senders, graph.receivers, train=train)
+          name=f'message_type_{edge_type}')(graph.nodes, graph, train=train)
       messages += edge_probabilities[:, edge_type, None] * message
     displacement = layers.MLP(
         (self.hidden, 2), self.dropout_rate, kernel_init=nn.initializers.zeros,

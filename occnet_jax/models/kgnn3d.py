@@ -30,7 +30,6 @@ import numpy as np
 
 from occnet_jax import geometry
 from occnet_jax import shape_basis as shape_basis_lib
-from occnet_jax.models import graphs
 from occnet_jax.models import layers
 
 # Half turn about the x axis, (w, x, y, z).
@@ -73,18 +72,9 @@ class KGNN3D(nn.Module):
       (N, 4), `translation` (N, 3), `keypoints_3d` (N, K, 3) and
       `reprojected` (N, K, 2) in box coordinates.
     """
-    width = (self.hidden, self.hidden)
-    nodes = layers.MLP(width, self.dropout_rate, activate_final=True,
-                       name='node_embedding')(graph.nodes, train=train)
-    edges = layers.EdgeMLP(width, self.dropout_rate, activate_final=True,
-                           name='vertex_to_edge')(
-                               nodes, graph.senders, graph.receivers,
-                               train=train)
-    nodes = layers.MLP(width, self.dropout_rate, activate_final=True,
-                       name='edge_to_vertex')(
-                           jnp.concatenate(
-                               [nodes, graphs.sum_incoming(edges, graph)], -1),
-                           train=train)
+    nodes = layers.MessagePassing(self.hidden, self.dropout_rate,
+                                  keep_nodes=True, name='message_passing')(
+                                      graph, train=train)
     # Every graph has the same number of nodes: a reshape is the readout's
     # segment mean.
     num_graphs = graph.n_node.shape[0]
