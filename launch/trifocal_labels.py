@@ -20,9 +20,10 @@ from absl import app
 from absl import flags
 
 import launch
+from occnet_jax import annotator
 from occnet_jax import label_study
 
-_DEFAULT_NOISE = label_study.AnnotatorNoise()
+_DEFAULT_NOISE = annotator.AnnotatorNoise()
 
 _DATASET = flags.DEFINE_string(
     'dataset', 'car_render/small',
@@ -55,7 +56,7 @@ def main(argv):
     raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
   launch.quiet_library_logs()
   try:
-    noise = label_study.AnnotatorNoise(
+    noise = annotator.AnnotatorNoise(
         sigma_visible=_SIGMA_VISIBLE.value,
         sigma_occluded=_SIGMA_OCCLUDED.value,
         mirror_swap_rate=_MIRROR_SWAP_RATE.value)
