@@ -164,6 +164,20 @@ def robustness(results: Mapping[str, Any], noise_sigmas: Sequence[float],
   _finish(figure, axis, path)
 
 
+def box_jitter(results: Mapping[str, Any], path: str) -> None:
+  """PCK@0.1 vs random box error (`config.eval.box_jitter`)."""
+  sigmas = evaluate.box_jitter_sigmas(results)
+  figure, axis = _subplots(figsize=(4.5, 3.4))
+  for method, label in METHOD_LABELS.items():
+    values = [results.get(evaluate.box_jitter_key(method, sigma))
+              for sigma in sigmas]
+    axis.plot(sigmas, _percent(values), 'o-', label=label,
+              color=METHOD_COLOURS[method])
+  axis.set_xlabel('Box jitter σ (fraction of box size)')
+  axis.set_ylabel('PCK@0.1 (in %)')
+  _finish(figure, axis, path)
+
+
 def ablations(results: Mapping[str, Mapping[str, Any]],
               levels: Sequence[int], path: str, *, method: str = 'kgnn2d',
               alpha: float = 0.1) -> None:
@@ -308,6 +322,8 @@ def write_all(directory: str, results: Mapping[str, Any],
                    os.path.join(directory, 'pck_vs_invisible.png'))
   occlusion_roc(predictions, os.path.join(directory, 'occlusion_roc.png'))
   robustness(results, noise_sigmas, os.path.join(directory, 'robustness.png'))
+  if evaluate.box_jitter_sigmas(results):
+    box_jitter(results, os.path.join(directory, 'box_jitter.png'))
   multiview_correspondences(results, multiview.VIEW_COUNTS,
                             os.path.join(directory, 'multiview.png'))
   if len(predictions.get('crops', ())):

@@ -505,7 +505,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
   writer = MetricWriter(workdir)
   eval_source = input_pipeline.get_source(config, config.data.eval_split,
                                           data_dir)
-  predict_fn = evaluate.make_predict_fn(model, config.eval.noise_sigmas, mesh)
+  predict_fn = evaluate.make_predict_fn(model, config.eval.noise_sigmas, mesh,
+                                        config.eval.box_jitter)
   history, tick, tick_step = [], time.time(), start
   started = tick
   num_steps = config.train.num_steps
@@ -639,7 +640,8 @@ def evaluate_workdir(workdir: str, *, split: str | None = None,
   data_dir = data_dir or input_pipeline.resolve_data_dir(config, workdir)
   source = input_pipeline.get_source(config, split, data_dir)
   results, predictions = evaluate.evaluate_state(
-      config, evaluate.make_predict_fn(model, config.eval.noise_sigmas, mesh),
+      config, evaluate.make_predict_fn(model, config.eval.noise_sigmas, mesh,
+                                       config.eval.box_jitter),
       state, source, mesh,
       max_instances=config.eval.max_instances,
       num_gallery=config.eval.num_gallery)
