@@ -108,6 +108,7 @@ def test_noise_free_labels_lie_on_their_targets(batch, rng):
   assert label_study.ALPHAS[1] == 0.005
   assert np.all(fractions[1:] == 1.0)
   assert result['fraction_at_0.1'] == 1.0
+  assert np.all(np.diff(fractions) >= 0.0)
   # Exact labels: the targets are the true positions of the points they
   # supervise, to float32 precision (% of L).
   assert result['target_error']['num_points'] == result['num_points']
@@ -123,7 +124,6 @@ def test_target_error_measures_the_labels_distance_to_the_truth(batch, rng):
       'target_error']
   # Noise on the support labels moves the targets by about sigma * L.
   assert 0.5 < error['median'] < 10.0 and error['p90'] > error['median']
-  assert np.all(np.diff(fractions) >= 0.0)
 
 
 @pytest.mark.parametrize('noise', [

@@ -12,6 +12,7 @@ import pytest
 from data_prep import fit_shape_basis as fit_tool
 from occnet_jax import keypoints
 from occnet_jax import shape_basis
+import fake_data
 
 CAR = keypoints.CAR
 K = CAR.num_keypoints
@@ -188,3 +189,13 @@ def test_command_line_tool_writes_a_symmetric_basis(rng, tmp_path):
   basis = shape_basis.load(output)
   assert basis.num_components == 3
   np.testing.assert_allclose(_mirror(basis.mean), basis.mean, atol=1e-6)
+
+
+def test_shapes_of_a_built_split(tmp_path):
+  fake_data.make_dataset(str(tmp_path), num_views=3,
+                         split_sizes={'train': 6, 'test': 2})
+  shapes = fit_tool.split_shapes(fake_data.NAME, 'train', str(tmp_path))
+  assert shapes.shape == (6, K, 3)
+  basis = fit_tool.fit_and_save(shapes, 2, tmp_path / 'b.npz',
+                                symmetric=False, category=CAR)
+  np.testing.assert_allclose(basis.mean, shapes.mean(axis=0), atol=1e-5)
