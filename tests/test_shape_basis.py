@@ -107,6 +107,20 @@ def test_save_load_round_trip(rng, tmp_path):
     np.testing.assert_array_equal(getattr(loaded, field), getattr(basis, field))
 
 
+def test_a_mean_shape_without_components_loads(tmp_path):
+  # What training saves for a split without 3D shapes (CarFusion).
+  none = np.zeros((0,), np.float32)
+  basis = shape_basis.ShapeBasis(
+      mean=np.asarray(CAR.mean_shape, np.float32),
+      components=np.zeros((0, K, 3), np.float32), stddevs=none,
+      explained_variance_ratio=none)
+  path = str(tmp_path / 'mean.npz')
+  shape_basis.save(path, basis)
+  loaded = shape_basis.load(path)
+  assert loaded.components.shape == (0, K, 3)
+  np.testing.assert_array_equal(loaded.mean, basis.mean)
+
+
 def _write_npz(path, **arrays):
   with open(path, 'wb') as f:
     np.savez(f, **arrays)
