@@ -1,4 +1,4 @@
-r"""How much a box rule tells about hidden keypoints: a nearest-neighbour oracle.
+r"""What a box rule tells about hidden keypoints: a nearest-neighbour oracle.
 
     python -m data_prep.box_oracle --data_dir=workdirs/tensorflow_datasets \
         --dataset=carfusion/default --database_split=train --query_split=test
@@ -49,9 +49,14 @@ VISIBLE = labels.Visibility.VISIBLE
 OCCLUDED = labels.Visibility.OCCLUDED
 
 
-def views(examples: Iterable[Mapping[str, np.ndarray]]) -> dict[str, np.ndarray]:
-  """Every view of the examples: (N, K, 2) `true_keypoints`, (N, K)
-  `visibility` and `occlusion_kind`, (N, 4) `boxes`."""
+def views(examples: Iterable[Mapping[str, np.ndarray]]
+          ) -> dict[str, np.ndarray]:
+  """Every view of the examples, stacked.
+
+  Returns:
+    (N, K, 2) `true_keypoints`, (N, K) `visibility` and `occlusion_kind`,
+    (N, 4) `boxes`.
+  """
   fields = ('true_keypoints', 'visibility', 'occlusion_kind', 'boxes')
   chunks = {name: [] for name in fields}
   for example in examples:

@@ -10,15 +10,15 @@ sequence with a calibration file gives it exactly; otherwise the paper's
 virtual pose (section 4.1) is solved by PnP between the view's visible
 keypoints and a 3D car shape, with a default focal length and the principal
 point at the image centre. Cars with fewer than 3 usable views are skipped
-(the trifocal loss needs 3).
+(the trifocal loss needs 3). Every skipped or substituted piece of data is
+counted by reason and the counts are logged at the end of each split.
 
 Each view's box is what a detector could give (docs/design.md, "Boxes"):
 the car's box from the sequence's `bb/` files when it has them (our
 generator writes the box of the car's visible pixels), else the hull of the
 car's visible keypoints, the fallback for real CarFusion; either is padded
 by `box_padding`. No occluded label ever moves a box. Exact positions from
-`gt_true/`, when present, become `true_keypoints` for evaluation. Every skipped or substituted piece of data is
-counted by reason and the counts are logged at the end of each split.
+`gt_true/`, when present, become `true_keypoints` for evaluation.
 """
 
 from collections.abc import Iterator
