@@ -38,6 +38,7 @@ import tensorflow_datasets as tfds
 
 from data_prep import records
 from occnet_jax import boxes as boxes_lib
+from occnet_jax import cli
 from occnet_jax import labels
 
 FLAGS = flags.FLAGS
@@ -209,4 +210,4 @@ def main(argv):
 
 if __name__ == '__main__':
   _define_flags()
-  app.run(main)
+  cli.run(main)

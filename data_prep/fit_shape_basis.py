@@ -20,6 +20,8 @@ from absl import flags
 import numpy as np
 import tensorflow_datasets as tfds
 
+from occnet_jax import cli
+from occnet_jax import errors
 from occnet_jax import keypoints
 from occnet_jax import shape_basis
 
@@ -34,7 +36,7 @@ def split_shapes(dataset: str, split: str, data_dir: str | None) -> np.ndarray:
                      for i in range(len(source))])
   known = shapes[np.any(shapes != 0, axis=(1, 2))]
   if not len(known):
-    raise ValueError(f'{dataset} {split}: no example has a 3D shape.')
+    raise errors.UserError(f'{dataset} {split}: no example has a 3D shape.')
   return known
 
 
@@ -57,7 +59,7 @@ def fit_and_save(shapes, num_components, output_path, symmetric, category,
   if not isinstance(shapes, np.ndarray):
     shapes, source = shape_basis.load_shapes(shapes), str(shapes)
   if shapes.shape[1] != category.num_keypoints:
-    raise ValueError(
+    raise errors.UserError(
         f'{source}: {shapes.shape[1]} keypoints per shape, but category '
         f'{category.name!r} has {category.num_keypoints}.')
   basis = shape_basis.fit_shape_basis(
@@ -112,4 +114,4 @@ def main(argv):
 
 if __name__ == '__main__':
   _define_flags()
-  app.run(main)
+  cli.run(main)

@@ -61,6 +61,7 @@ from data_prep import carfusion_format
 from data_prep import records
 from data_prep import scenes
 from occnet_jax import annotator
+from occnet_jax import cli
 from occnet_jax import labels
 from occnet_jax.geometry import cameras as cameras_lib
 from occnet_jax.rendering import mesh as mesh_lib
@@ -457,6 +458,16 @@ def _define_flags():
                      'partner (typical 0.05).')
 
 
+def _label_noise() -> annotator.AnnotatorNoise:
+  try:
+    return annotator.AnnotatorNoise(
+        sigma_visible=FLAGS.label_sigma_visible,
+        sigma_occluded=FLAGS.label_sigma_occluded,
+        mirror_swap_rate=FLAGS.label_mirror_swap_rate)
+  except ValueError as error:
+    raise app.UsageError(str(error)) from None
+
+
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError('Too many command-line arguments.')
@@ -467,10 +478,7 @@ def main(argv):
       num_pedestrians=FLAGS.pedestrians,
       image_size=(FLAGS.width, FLAGS.height),
       frame_interval=FLAGS.frame_interval,
-      label_noise=annotator.AnnotatorNoise(
-          sigma_visible=FLAGS.label_sigma_visible,
-          sigma_occluded=FLAGS.label_sigma_occluded,
-          mirror_swap_rate=FLAGS.label_mirror_swap_rate))
+      label_noise=_label_noise())
   counts = generate(FLAGS.output,
                     num_sequences={'train': FLAGS.train_sequences,
                                    'test': FLAGS.test_sequences},
@@ -481,4 +489,4 @@ def main(argv):
 
 if __name__ == '__main__':
   _define_flags()
-  app.run(main)
+  cli.run(main)

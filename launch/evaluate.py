@@ -11,7 +11,7 @@ from absl import app
 from absl import flags
 import jax
 
-import launch
+from occnet_jax import cli
 from occnet_jax import evaluate
 from occnet_jax import train
 
@@ -28,16 +28,11 @@ flags.mark_flag_as_required('workdir')
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
-  launch.quiet_library_logs()
-  try:
-    results = train.evaluate_workdir(_WORKDIR.value, split=_SPLIT.value,
-                                     data_dir=_DATA_DIR.value,
-                                     step=_STEP.value)
-  except FileNotFoundError as error:
-    raise app.UsageError(str(error)) from None
+  results = train.evaluate_workdir(_WORKDIR.value, split=_SPLIT.value,
+                                   data_dir=_DATA_DIR.value, step=_STEP.value)
   if jax.process_index() == 0:
     print(evaluate.format_summary(results))
 
 
 if __name__ == '__main__':
-  app.run(main)
+  cli.run(main)

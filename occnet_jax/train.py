@@ -460,7 +460,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
     The final train state.
 
   Raises:
-    configs.ConfigError: for a config that cannot run.
+    configs.ConfigError: for a config that cannot run, or a dataset whose
+      crops are not `config.data.crop_size` pixels (checked before a build).
     NonFiniteError: for a non-finite loss or gradient, unless
       `config.train.skip_nonfinite`.
   """
@@ -470,14 +471,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
   os.makedirs(workdir, exist_ok=True)
   mesh = jax.make_mesh((jax.device_count(),), (AXIS,))
   data_dir = input_pipeline.resolve_data_dir(config, workdir)
+  input_pipeline.check_crop_size(config, data_dir)
   input_pipeline.prepare_dataset(config, data_dir)
   train_source = input_pipeline.get_source(config, config.data.train_split,
                                            data_dir)
-  crop_size = np.shape(train_source[0]['crops'])[1]
-  if crop_size != config.data.crop_size:
-    raise configs.ConfigError(
-        f'config.data.crop_size = {config.data.crop_size}: the dataset '
-        f'{input_pipeline.dataset_name(config)} has {crop_size} px crops.')
   basis = prepare_shape_basis(config, workdir, train_source)
   save_config(config, workdir)
   model = create_model(config, basis)
@@ -515,6 +512,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
   # is dispatched (the device never idles while the host reads input), or
   # at a step whose state is logged, saved or evaluated.
   unchecked = []
+  if start < num_steps:
+    logging.info('Compiling the train step (the first log line follows '
+                 'the first %d steps).', config.train.log_every_steps)
   for step in range(start, num_steps):
     state, metrics = step_fn(state, shard_batch(next(iterator), mesh),
                              train_rng)
@@ -650,7 +650,7 @@ def evaluate_workdir(workdir: str, *, split: str | None = None,
     directory = os.path.dirname(evaluate.metrics_path(workdir, split))
     evaluate.write_metrics(directory, results)
     plots.write_all(directory, results, predictions,
-                    keypoints.get_category(config.category),
+                    keypoints.get_category(config.category), split=split,
                     alphas=config.eval.alphas,
                     noise_sigmas=config.eval.noise_sigmas)
   return results
