@@ -4,7 +4,9 @@ Real CarFusion and our synthetic intersections share one layout per split:
 
   <split>/<sequence>/images_jpg/<camera>_<frame>.jpg
   <split>/<sequence>/gt/<camera>_<frame>.txt
-  <split>/<sequence>/calibration.json      (ours, optional; see below)
+  <split>/<sequence>/bb/<camera>_<frame>.txt       (optional; see below)
+  <split>/<sequence>/gt_true/<camera>_<frame>.txt  (ours, optional)
+  <split>/<sequence>/calibration.json              (ours, optional)
 
 A gt line labels one keypoint of one car:
 
@@ -16,7 +18,18 @@ visibility 1 or 3 is visible and 2 occluded. The optional sixth column is ours
 (the synthetic generator knows why a point is hidden): a
 `labels.OcclusionKind`, 0 for visible points and 1..5 for occluded ones.
 Without it, visible points get kind 0 and occluded ones kind 5 (unknown).
-A point outside the image is unlabelled (kind 4, truncation).
+A point outside the image is unlabelled (kind 4, truncation); a line with
+kind 4 says so on purpose (our generator writes one per keypoint outside the
+frame) and must lie outside the image.
+
+A bb line is one car's box, as a detector would give it:
+
+  instance_id, x0, y0, x1, y1
+
+the tight box (x0 < x1, y0 < y1, full-frame pixels) of what is visible of the
+car; the builder pads it. gt_true files (ours) hold the exact positions of
+the labels in gt/, in the gt format, when those labels carry simulated
+annotator noise.
 
 The calibration file (JSON) holds, per camera, the intrinsics `K`, the
 world->camera rotation `R` and translation `t` (x_cam = R X + t) and the image
@@ -49,6 +62,8 @@ from occnet_jax import labels
 
 IMAGE_DIR = 'images_jpg'
 GT_DIR = 'gt'
+BOX_DIR = 'bb'
+TRUE_GT_DIR = 'gt_true'
 IMAGE_SUFFIX = '.jpg'
 GT_SUFFIX = '.txt'
 CALIBRATION_FILE = 'calibration.json'
@@ -65,7 +80,8 @@ PARSE_ISSUES = {
     'keypoint_id_out_of_range': 'keypoint id outside 1..14',
     'visibility_out_of_range': 'visibility code outside {1, 2, 3}',
     'invalid_occlusion_kind':
-        'occlusion kind outside 0..5 or contradicting the visibility',
+        'occlusion kind outside 0..5, contradicting the visibility, or '
+        'truncation (4) inside the image',
     'unused_keypoint_slot': 'Exhaust or Center label, ignored by design',
     'outside_image': 'point outside the image: unlabelled (truncation)',
     'duplicate_keypoint':
@@ -76,6 +92,11 @@ PARSE_ISSUES = {
     'bad_file_name': 'file not named <camera>_<frame>',
     'gt_without_image': 'gt file without its image',
     'image_without_gt': 'image without its gt file',
+    'malformed_box_line':
+        'bb line not "instance_id, x0, y0, x1, y1" with finite numbers, an '
+        'integer id, x0 < x1 and y0 < y1',
+    'duplicate_box': 'repeated instance in a bb file; the first is kept',
+    'unreadable_box_file': 'bb file that cannot be read as text',
 }
 
 
@@ -165,16 +186,20 @@ def instance_gt_lines(instance_id: int, points: np.ndarray,
     instance_id: the car's id within its frame.
     points: (K, 2) pixel positions.
     visibility: (K,) `labels.Visibility` codes; unlabelled points are not
-      written.
+      written, except truncated ones.
     occlusion_kind: optional (K,) `labels.OcclusionKind` codes, written as
-      the sixth column.
+      the sixth column. Unlabelled points of kind 4 (truncation) are written
+      as occluded lines of kind 4; their positions must lie outside the
+      image.
 
   Returns:
-    One `GtLine` per labelled keypoint, in model keypoint order.
+    One `GtLine` per labelled or truncated keypoint, in model keypoint order.
   """
   lines = []
   for k, slot in enumerate(keypoints_lib.CARFUSION_KEYPOINT_TO_SLOT):
-    if visibility[k] == labels.Visibility.UNLABELLED:
+    truncated = (occlusion_kind is not None and
+                 occlusion_kind[k] == labels.OcclusionKind.TRUNCATION)
+    if visibility[k] == labels.Visibility.UNLABELLED and not truncated:
       continue
     visible = visibility[k] == labels.Visibility.VISIBLE
     raw_visibility = RAW_VISIBLE[0] if visible else RAW_OCCLUDED
@@ -248,8 +273,12 @@ def parse_gt_lines(lines: Iterable[str], *, image_size: tuple[int, int],
       if keypoint < 0:
         reason = 'unused_keypoint_slot'
       elif not (0 <= line.x < width and 0 <= line.y < height):
-        reason = 'outside_image'
         truncated.add((line.instance_id, keypoint))
+        if line.occlusion_kind == labels.OcclusionKind.TRUNCATION:
+          continue  # A truncation label, as meant.
+        reason = 'outside_image'
+      elif line.occlusion_kind == labels.OcclusionKind.TRUNCATION:
+        reason = 'invalid_occlusion_kind'
       elif (line.instance_id in instances and
             instances[line.instance_id].visibility[keypoint]):
         reason = 'duplicate_keypoint'
@@ -327,6 +356,67 @@ def read_image(path: epath.PathLike, issues: Issues) -> np.ndarray | None:
   return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
 
 
+def format_box_line(instance_id: int, box: np.ndarray) -> str:
+  """The text of one bb line (no newline); floats keep full precision."""
+  return ', '.join([str(int(instance_id))] +
+                   [repr(float(value)) for value in box])
+
+
+def _check_box_line(text: str) -> tuple[int, np.ndarray] | None:
+  """(instance id, (4,) box) of a bb line, or None when malformed."""
+  fields = _split_fields(text)
+  if len(fields) != 5:
+    return None
+  try:
+    values = [float(field) for field in fields]
+  except ValueError:
+    return None
+  box = np.array(values[1:], np.float32)
+  if not (all(math.isfinite(value) for value in values) and
+          values[0].is_integer() and box[0] < box[2] and box[1] < box[3]):
+    return None
+  return int(values[0]), box
+
+
+def parse_box_lines(lines: Iterable[str], *, source: str,
+                    issues: Issues) -> dict[int, np.ndarray]:
+  """Parses the lines of one bb file: (4,) tight boxes by instance id.
+
+  Args:
+    lines: the file's lines; blank lines are ignored.
+    source: the file name, for the log.
+    issues: tally that receives every skipped line.
+
+  Returns:
+    The boxes (x0, y0, x1, y1), float32, by instance id.
+  """
+  boxes = {}
+  for line_number, text in enumerate(lines, start=1):
+    if not text.strip():
+      continue
+    parsed = _check_box_line(text)
+    where = f'{source}:{line_number}'
+    if parsed is None:
+      issues.report('malformed_box_line', where, text.strip())
+    elif parsed[0] in boxes:
+      issues.report('duplicate_box', where, text.strip())
+    else:
+      boxes[parsed[0]] = parsed[1]
+  return boxes
+
+
+def read_box_file(path: epath.PathLike,
+                  issues: Issues) -> dict[int, np.ndarray]:
+  """Reads one bb file; see `parse_box_lines`. Unreadable: {}."""
+  path = epath.Path(path)
+  try:
+    text = path.read_bytes().decode('utf-8-sig')
+  except (OSError, UnicodeDecodeError) as error:
+    issues.report('unreadable_box_file', str(path), str(error))
+    return {}
+  return parse_box_lines(text.splitlines(), source=str(path), issues=issues)
+
+
 def view_paths(sequence_dir: epath.PathLike, camera: str,
                frame: str) -> tuple[epath.Path, epath.Path]:
   """(gt path, image path) of one view in the layout."""
@@ -336,9 +426,19 @@ def view_paths(sequence_dir: epath.PathLike, camera: str,
           sequence_dir / IMAGE_DIR / (name + IMAGE_SUFFIX))
 
 
+def side_paths(sequence_dir: epath.PathLike, camera: str,
+               frame: str) -> tuple[epath.Path, epath.Path]:
+  """(bb path, gt_true path) of one view in the layout; both optional."""
+  sequence_dir = epath.Path(sequence_dir)
+  name = f'{camera}_{frame}{GT_SUFFIX}'
+  return sequence_dir / BOX_DIR / name, sequence_dir / TRUE_GT_DIR / name
+
+
 def write_view(sequence_dir: epath.PathLike, camera: str, frame: str,
-               image: np.ndarray, lines: Iterable[GtLine]) -> None:
-  """Writes one view's RGB image (JPEG) and gt file into the layout.
+               image: np.ndarray, lines: Iterable[GtLine], *,
+               boxes: Mapping[int, np.ndarray] | None = None,
+               true_lines: Iterable[GtLine] | None = None) -> None:
+  """Writes one view's RGB image (JPEG), gt and optional side files.
 
   Args:
     sequence_dir: the sequence's directory, created if needed.
@@ -346,11 +446,23 @@ def write_view(sequence_dir: epath.PathLike, camera: str, frame: str,
     frame: frame name.
     image: (H, W, 3) uint8 RGB image.
     lines: the view's keypoint labels.
+    boxes: optional tight (4,) boxes by instance id, for the bb file.
+    true_lines: optional exact positions of `lines`, for the gt_true file.
   """
   if '_' in camera:
     raise ValueError(f'Camera names cannot contain "_": {camera!r}.')
   gt_path, image_path = view_paths(sequence_dir, camera, frame)
+  box_path, true_gt_path = side_paths(sequence_dir, camera, frame)
   write_gt_file(gt_path, lines)
+  if true_lines is not None:
+    write_gt_file(true_gt_path, true_lines)
+  if boxes is not None:
+    texts = [format_box_line(instance, box) for instance, box in
+             sorted(boxes.items())]
+    if any(_check_box_line(text) is None for text in texts):
+      raise ValueError(f'{box_path}: a box needs x0 < x1, y0 < y1: {boxes}')
+    box_path.parent.mkdir(parents=True, exist_ok=True)
+    box_path.write_text(''.join(text + '\n' for text in texts))
   image_path.parent.mkdir(parents=True, exist_ok=True)
   ok, encoded = cv2.imencode(IMAGE_SUFFIX,
                              cv2.cvtColor(image, cv2.COLOR_RGB2BGR))

@@ -14,17 +14,34 @@ written with `data_prep.carfusion_format` exactly as CarFusion is laid out:
 
   <output>/<split>/<sequence>/images_jpg/<camera>_<frame>.jpg
   <output>/<split>/<sequence>/gt/<camera>_<frame>.txt
-  <output>/<split>/<sequence>/calibration.json
+  <output>/<split>/<sequence>/bb/<camera>_<frame>.txt
+  <output>/<split>/<sequence>/gt_true/<camera>_<frame>.txt  (noisy labels)
+  <output>/<split>/<sequence>/calibration.json   (unless --nocalibration)
 
 A car is labelled in a view when at least `--min_visible` of its keypoints
 are visible. Its keypoints inside the image are written with visibility 1
 (visible) or 2 (occluded) and the occlusion kind in the sixth column (self,
 other vehicle, other object), from the depth test of
 `occnet_jax.rendering.visibility` against the whole scene; keypoints
-outside the image are not written (truncation), as in CarFusion. The
-calibration holds every camera and every car's pose and 3D keypoints per
-frame. The counts of each occlusion kind over the labelled cars are logged
-per sequence and printed at the end.
+outside the frame are written outside the image with kind 4 (truncation),
+which the reader keeps as truncated, unlabelled keypoints.
+
+Each labelled car's box in bb/ is what a detector could give
+(`visible_box`): the bounding box of its visible pixels in the rendered
+frame (cut by occluders, clipped by the frame) and its visible keypoints;
+the builder pads it. No occluded keypoint moves it.
+
+With `--label_sigma_visible`, `--label_sigma_occluded` or
+`--label_mirror_swap_rate`, gt/ holds simulated hand labels
+(`occnet_jax.annotator`, sigmas in units of the padded box's scale L;
+labels are kept inside the image) and gt_true/ the exact positions.
+
+The calibration holds every camera and every car's pose and 3D keypoints per
+frame; `--nocalibration` leaves it out, so that the builder poses every view
+by PnP as it must for real CarFusion. The counts of each occlusion kind over
+the labelled cars, as written, are logged per sequence and printed at the
+end; the built set's `data_prep.dataset_report` shows the same mix, less the
+views and cars the builder drops (its summary counts them).
 """
 
 import collections
@@ -41,7 +58,9 @@ import jax
 import numpy as np
 
 from data_prep import carfusion_format
+from data_prep import records
 from data_prep import scenes
+from occnet_jax import annotator
 from occnet_jax import cli
 from occnet_jax import labels
 from occnet_jax.geometry import cameras as cameras_lib
@@ -78,6 +97,9 @@ class SceneSettings:
     min_visible: a car is labelled in a view with at least this many visible
       keypoints.
     noise_stddev: Gaussian pixel noise (images in [0, 1]).
+    label_noise: the simulated annotator of the gt labels
+      (`occnet_jax.annotator`); with noise, gt_true/ keeps the exact
+      positions.
   """
 
   num_cameras: int = 8
@@ -91,6 +113,7 @@ class SceneSettings:
   frame_interval: float = 0.5
   min_visible: int = 3
   noise_stddev: float = 0.02
+  label_noise: annotator.AnnotatorNoise = annotator.NOISE_FREE
 
 
 @dataclasses.dataclass(frozen=True)
@@ -205,18 +228,61 @@ def _background(key, *, size):
   return rasterizer.random_background(key, size, num_blobs_side=3)
 
 
+def visible_box(object_ids: np.ndarray, object_id: int,
+                visible_points: np.ndarray) -> np.ndarray:
+  """The tight box of what is visible of an object in a rendered view.
+
+  What a detector could give: the object's own pixels (cut by whatever is in
+  front of it and clipped by the frame) and its visible keypoints; never an
+  occluded keypoint.
+
+  Args:
+    object_ids: (H, W) object id per pixel (`rasterizer.Fragments`).
+    object_id: the object's id.
+    visible_points: (M, 2) its visible keypoints, pixels.
+
+  Returns:
+    (4,) float32 box (x0, y0, x1, y1); pixel (col, row) spans
+    [col, col + 1] x [row, row + 1].
+  """
+  rows, cols = np.nonzero(object_ids == object_id)
+  corners = np.concatenate([np.stack([cols, rows], -1),
+                            np.stack([cols + 1, rows + 1], -1),
+                            np.asarray(visible_points).reshape(-1, 2)])
+  return np.concatenate([corners.min(axis=0),
+                         corners.max(axis=0)]).astype(np.float32)
+
+
+def _written_positions(pixels: np.ndarray, visibility: np.ndarray,
+                       image_size: tuple[int, int]) -> np.ndarray:
+  """Pixel positions as gt lines hold them: truncated points off the image.
+
+  A truncated point (visibility 0) is written at its projection when that
+  lies outside the image, else (behind the camera, or inside the frame by a
+  float32 hair) at (-1, -1): either way outside, a truncation label.
+  """
+  width, height = image_size
+  inside = ((pixels[..., 0] >= 0) & (pixels[..., 0] < width) &
+            (pixels[..., 1] >= 0) & (pixels[..., 1] < height))
+  off_image = (visibility == labels.Visibility.UNLABELLED) & inside
+  return np.where(off_image[..., None], -1.0, pixels)
+
+
 def generate_sequence(rng: np.random.Generator, sequence_dir: epath.PathLike,
-                      settings: SceneSettings) -> collections.Counter:
+                      settings: SceneSettings, *,
+                      calibration: bool = True) -> collections.Counter:
   """Renders one sequence and writes it in the CarFusion layout.
 
   Args:
     rng: random generator of the sequence.
     sequence_dir: `<output>/<split>/<sequence>`, created.
     settings: what the sequence contains.
+    calibration: write `calibration.json`; without it the builder poses
+      every view by PnP, as for real CarFusion.
 
   Returns:
-    Counts of `labels.OcclusionKind` over the keypoints of the labelled cars
-    (truncated keypoints included, though not written).
+    Counts of `labels.OcclusionKind` over the keypoints of the labelled cars,
+    as written (truncated keypoints included).
   """
   sequence_dir = epath.Path(sequence_dir)
   scene = make_scene(rng, settings)
@@ -228,9 +294,12 @@ def generate_sequence(rng: np.random.Generator, sequence_dir: epath.PathLike,
   sun = np.array([rng.uniform(-1, 1), rng.uniform(0.5, 1.5),
                   rng.uniform(-1, 1)])
   key = jax.random.key(rng.integers(2**31))
+  noise_rng = np.random.default_rng(rng.integers(2**63))
+  noisy_labels = settings.label_noise != annotator.NOISE_FREE
   background_keys = jax.random.split(key, settings.num_cameras + 1)
   backgrounds = [_background(k, size=tuple(settings.image_size))
                  for k in background_keys[1:]]
+  frame_limit = np.asarray(settings.image_size, np.float64) - 1e-3
   counts = collections.Counter()
   for f, frame in enumerate(frame_names):
     start = time.time()
@@ -242,37 +311,53 @@ def generate_sequence(rng: np.random.Generator, sequence_dir: epath.PathLike,
             triangles, world_cameras, keypoints_world,
             np.arange(len(scene.cars)), scene.object_kinds,
             tuple(settings.image_size)))
-    labelled = 0
+    num_labelled = 0
     for c, camera_name in enumerate(camera_names):
-      pixels = np.asarray(
-          cameras_lib.project(world_cameras[c], keypoints_world)[0])
-      lines = []
-      for car in range(len(scene.cars)):
-        if np.sum(visibility[c, car] == labels.Visibility.VISIBLE) < (
-            settings.min_visible):
-          continue
-        counts.update(kinds[c, car].tolist())
-        lines += carfusion_format.instance_gt_lines(
-            car + 1, pixels[car], visibility[c, car], kinds[c, car])
-        labelled += 1
-      if not lines:
+      visible = visibility[c] == labels.Visibility.VISIBLE
+      cars = np.flatnonzero(visible.sum(axis=-1) >= settings.min_visible)
+      if not len(cars):
         # As in CarFusion, a view without a labelled car has no files (an
         # empty gt file would be reported as malformed by the reader).
         continue
-      image, _ = rasterizer.render(
+      image, fragments = rasterizer.render(
           triangles, world_cameras[c], settings.image_size,
           light_direction=sun, background=backgrounds[c], tile_size=32)
       image = rasterizer.add_noise(
           jax.random.fold_in(background_keys[0], f * settings.num_cameras + c),
           image, settings.noise_stddev)
-      carfusion_format.write_view(sequence_dir, camera_name, frame,
-                                  np.asarray(rasterizer.to_uint8(image)),
-                                  lines)
+      object_ids = np.asarray(fragments.object_id)
+      pixels = _written_positions(
+          np.asarray(cameras_lib.project(world_cameras[c], keypoints_world)[0],
+                     np.float64), visibility[c], settings.image_size)
+      lines, true_lines, boxes = [], [], {}
+      for car in cars:
+        box = visible_box(object_ids, car, pixels[car][visible[car]])
+        labels_of_car = annotator.annotate(
+            pixels[car], visibility[c, car],
+            records.padded_box(box.reshape(2, 2)), settings.label_noise,
+            noise_rng)
+        labelled = visibility[c, car] != labels.Visibility.UNLABELLED
+        # An annotator clicks inside the image.
+        labels_of_car[labelled] = np.clip(labels_of_car[labelled], 0.0,
+                                          frame_limit)
+        lines += carfusion_format.instance_gt_lines(
+            car + 1, labels_of_car, visibility[c, car], kinds[c, car])
+        true_lines += carfusion_format.instance_gt_lines(
+            car + 1, pixels[car], visibility[c, car], kinds[c, car])
+        if np.all(box[2:] > box[:2]):
+          boxes[car + 1] = box
+        counts.update(kinds[c, car].tolist())
+      num_labelled += len(cars)
+      carfusion_format.write_view(
+          sequence_dir, camera_name, frame,
+          np.asarray(rasterizer.to_uint8(image)), lines, boxes=boxes,
+          true_lines=true_lines if noisy_labels else None)
     logging.info('%s frame %s: %d labelled car views in %d cameras, %.1f s',
-                 sequence_dir.name, frame, labelled, settings.num_cameras,
+                 sequence_dir.name, frame, num_labelled, settings.num_cameras,
                  time.time() - start)
-  carfusion_format.write_calibration(sequence_dir, _calibration(
-      scene, camera_names, frame_names, settings.image_size))
+  if calibration:
+    carfusion_format.write_calibration(sequence_dir, _calibration(
+        scene, camera_names, frame_names, settings.image_size))
   return counts
 
 
@@ -305,7 +390,8 @@ def format_counts(counts: collections.Counter) -> str:
 
 
 def generate(output: epath.PathLike, *, num_sequences: dict[str, int],
-             settings: SceneSettings, seed: int) -> collections.Counter:
+             settings: SceneSettings, seed: int,
+             calibration: bool = True) -> collections.Counter:
   """Writes every split's sequences under `output`.
 
   Args:
@@ -313,6 +399,7 @@ def generate(output: epath.PathLike, *, num_sequences: dict[str, int],
     num_sequences: number of sequences per split name.
     settings: what each sequence contains.
     seed: seeds everything; sequence i of split s uses (seed, s, i).
+    calibration: write each sequence's `calibration.json`.
 
   Returns:
     Occlusion-kind counts over all sequences.
@@ -323,7 +410,8 @@ def generate(output: epath.PathLike, *, num_sequences: dict[str, int],
       name = f'synth{split_index}{index:03d}'
       counts = generate_sequence(
           np.random.default_rng((seed, split_index, index)),
-          epath.Path(output) / split / name, settings)
+          epath.Path(output) / split / name, settings,
+          calibration=calibration)
       logging.info('%s/%s: %s', split, name, format_counts(counts))
       total += counts
   return total
@@ -355,6 +443,29 @@ def _define_flags():
   flags.DEFINE_float('frame_interval', 0.5,
                      'Seconds between frames.')
   flags.DEFINE_integer('seed', 0, 'Random seed.')
+  flags.DEFINE_bool(
+      'calibration', True,
+      'Write calibration.json; --nocalibration leaves it out, so that the '
+      'carfusion builder poses every view by PnP as for real CarFusion.')
+  flags.DEFINE_float('label_sigma_visible', 0.0,
+                     'Annotator noise of visible labels, per axis, in box '
+                     'scales L (occnet_jax/annotator.py; 0.015 is typical).')
+  flags.DEFINE_float('label_sigma_occluded', 0.0,
+                     'Annotator noise of occluded labels, in L (typical '
+                     '0.05).')
+  flags.DEFINE_float('label_mirror_swap_rate', 0.0,
+                     'Probability that an occluded label lands on its mirror '
+                     'partner (typical 0.05).')
+
+
+def _label_noise() -> annotator.AnnotatorNoise:
+  try:
+    return annotator.AnnotatorNoise(
+        sigma_visible=FLAGS.label_sigma_visible,
+        sigma_occluded=FLAGS.label_sigma_occluded,
+        mirror_swap_rate=FLAGS.label_mirror_swap_rate)
+  except ValueError as error:
+    raise app.UsageError(str(error)) from None
 
 
 def main(argv):
@@ -366,11 +477,13 @@ def main(argv):
       num_cabinets=FLAGS.cabinets,
       num_pedestrians=FLAGS.pedestrians,
       image_size=(FLAGS.width, FLAGS.height),
-      frame_interval=FLAGS.frame_interval)
+      frame_interval=FLAGS.frame_interval,
+      label_noise=_label_noise())
   counts = generate(FLAGS.output,
                     num_sequences={'train': FLAGS.train_sequences,
                                    'test': FLAGS.test_sequences},
-                    settings=settings, seed=FLAGS.seed)
+                    settings=settings, seed=FLAGS.seed,
+                    calibration=FLAGS.calibration)
   print('occlusion mix over labelled cars:', format_counts(counts))
 
 

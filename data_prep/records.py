@@ -2,8 +2,13 @@
 
 One example holds one car seen in V views (docs/design.md, "Dataset
 record"): a square ROI crop per view, resized from a box around the car, the
-box, the keypoint labels, the camera from the car's object frame to the full
-frame and the frame's size. All features are plain tensors (crops zlib
+box, the keypoint labels and their exact positions, the camera from the car's
+object frame to the full frame and the frame's size.
+
+The box rule (docs/design.md, "Boxes"): a box is what a detector could give,
+the padded bounding box of what is visible of the car (its rendered pixels,
+or its visible keypoints); it never depends on where an occluded keypoint
+is. `padded_box` pads it. All features are plain tensors (crops zlib
 compressed, not JPEG), so the `array_record` files are read back with
 `tfds.data_source` and numpy, without TensorFlow.
 """
@@ -18,9 +23,9 @@ import tensorflow_datasets as tfds
 from occnet_jax import geometry
 
 DEFAULT_CROP_SIZE = 64
-# Each side of the hull of the labelled points moves out by this fraction of
-# the hull's width (x) or height (y), as in the authors' COCO conversion
-# (boxes 10-15% larger than the labelled points).
+# Each side of a car's tight box moves out by this fraction of the box's
+# width (x) or height (y), as in the authors' COCO conversion (boxes 10-15%
+# larger than the labelled points).
 BOX_PADDING = 0.1
 
 
@@ -50,7 +55,11 @@ def features(num_views: int | None, num_keypoints: int,
       'boxes': tensor((v, 4), np.float32,
                       'box (x0, y0, x1, y1) in full-frame pixels'),
       'keypoints': tensor((v, k, 2), np.float32,
-                          'pixel positions, 0 where unlabelled'),
+                          'pixel labels, 0 where unlabelled'),
+      'true_keypoints': tensor(
+          (v, k, 2), np.float32,
+          'exact pixel positions where known (synthetic), else the labels; '
+          'for evaluation only'),
       'visibility': tensor((v, k), np.int32,
                            '0 unlabelled, 1 visible, 2 occluded'),
       'occlusion_kind': tensor(
@@ -75,12 +84,14 @@ class View:
   Attributes:
     crop: (S, S, 3) uint8 RGB crop.
     box: (4,) box in full-frame pixels.
-    keypoints: (K, 2) pixel positions, 0 where unlabelled.
+    keypoints: (K, 2) pixel labels, 0 where unlabelled.
     visibility: (K,) `labels.Visibility` codes.
     occlusion_kind: (K,) `labels.OcclusionKind` codes.
     camera: (3, 4) camera matrix, object frame -> pixels.
     camera_error: PnP reprojection error in pixels, 0 when calibrated.
     image_size: (width, height) of the full frame.
+    true_keypoints: (K, 2) exact positions of the labelled keypoints, or
+      None when the labels are exact.
   """
   crop: np.ndarray
   box: np.ndarray
@@ -90,16 +101,18 @@ class View:
   camera: np.ndarray
   camera_error: float
   image_size: tuple[int, int]
+  true_keypoints: np.ndarray | None = None
 
 
-def labelled_box(points: np.ndarray,
-                 padding: float = BOX_PADDING) -> np.ndarray:
-  """The padded box around labelled points.
+def padded_box(points: np.ndarray,
+               padding: float = BOX_PADDING) -> np.ndarray:
+  """The padded bounding box of points.
 
   Args:
-    points: (M, 2) pixel positions of the labelled keypoints, M >= 1.
-    padding: each side moves out by this fraction of the hull's extent along
-      its axis.
+    points: (M, 2) pixel positions, M >= 1: what is visible of a car (the
+      corners of its visible pixels, or its visible keypoints).
+    padding: each side moves out by this fraction of the points' extent
+      along its axis.
 
   Returns:
     (4,) float32 box (x0, y0, x1, y1); not clipped to the image (the crop is
@@ -175,6 +188,10 @@ def make_example(car_id: str, views: Sequence[View],
       'crops': stack('crop', np.uint8),
       'boxes': stack('box', np.float32),
       'keypoints': stack('keypoints', np.float32),
+      'true_keypoints': np.stack([
+          np.asarray(view.keypoints if view.true_keypoints is None
+                     else view.true_keypoints) for view in views
+      ]).astype(np.float32),
       'visibility': stack('visibility', np.int32),
       'occlusion_kind': stack('occlusion_kind', np.int32),
       'cameras': stack('camera', np.float32),

@@ -19,10 +19,11 @@ one-line summary.
 from absl import app
 from absl import flags
 
+from occnet_jax import annotator
 from occnet_jax import cli
 from occnet_jax import label_study
 
-_DEFAULT_NOISE = label_study.AnnotatorNoise()
+_DEFAULT_NOISE = annotator.AnnotatorNoise()
 
 _DATASET = flags.DEFINE_string(
     'dataset', 'car_render/small',
@@ -56,7 +57,7 @@ def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
   try:
-    noise = label_study.AnnotatorNoise(
+    noise = annotator.AnnotatorNoise(
         sigma_visible=_SIGMA_VISIBLE.value,
         sigma_occluded=_SIGMA_OCCLUDED.value,
         mirror_swap_rate=_MIRROR_SWAP_RATE.value)

@@ -302,7 +302,7 @@ def synthetic_batch(rng: np.random.Generator,
                       for shape in shapes]).astype(np.float32)
   pixels, _ = geometry.project(cameras, shapes[:, None])
   pixels = np.asarray(pixels, np.float32)
-  boxes = np.stack([records.labelled_box(view)
+  boxes = np.stack([records.padded_box(view)
                     for view in pixels.reshape((-1,) + pixels.shape[2:])])
   boxes = boxes.reshape(num_cars, num_views, 4)
   visibility = np.where(

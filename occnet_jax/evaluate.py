@@ -4,7 +4,10 @@ Every view of every car of a split is evaluated on its own (single-view test
 time). Methods (paper section 4): `heatmap` (the heatmap head's keypoints,
 the MaskRCNN-style baseline), `kgnn2d` (2D-KGNN decoder) and `kgnn3d` (the
 3D-KGNN keypoints projected into the view). Ground truth is the dataset's
-`keypoints`: true positions for synthetic data, human labels for CarFusion.
+`true_keypoints`: exact positions for synthetic data, the human labels for
+real CarFusion. Where the labels differ from them (synthetic CarFusion
+written with annotator noise), PCK is also reported against the labels, as a
+real benchmark would measure it.
 
 metrics.json keys:
   - `pck.<method>.<subset>.<alpha>`: fraction of keypoints within alpha * L
@@ -13,6 +16,8 @@ metrics.json keys:
     occluded keypoints of views with exactly n of K keypoints not visible
     (occluded or unlabelled), as the paper's "n/12 invisible points". An
     empty subset is null.
+  - `pck_labels.<method>.<subset>.<alpha>`: the same against the labels
+    (`keypoints`), only when some label differs from its true position.
   - `count.<subset>`: the number of keypoints in each of those subsets.
   - `occlusion_auc.heatmap`, `occlusion_auc.kgnn2d`: ROC AUC of telling
     occluded from visible keypoints by the negated heatmap confidence and by
@@ -21,13 +26,18 @@ metrics.json keys:
     Gaussian noise of standard deviation sigma * L (per coordinate, pixels)
     is added to the heatmap keypoints fed to the graph networks in
     keypoints-in mode (`heatmap` is the noisy input itself).
+  - `pck_box_jitter.<method>.<sigma>` (`config.eval.box_jitter`): PCK@0.1
+    over all labelled keypoints when every box is moved at random as a
+    detector would err (`box_jitter`: centre shifts and log-scale changes of
+    standard deviation sigma, in box sizes) and the crop is taken from the
+    moved box; L stays that of the record's box.
   - `multiview.<method>.<n>` (paper Fig. 4 right): mean number of multi-view
     correspondences per n-view subset of a car's views (n in
     `multiview.VIEW_COUNTS`, up to `multiview.MAX_SUBSETS` subsets per car):
     per keypoint, the views within alpha = 0.1 of the reprojection of the
     best point triangulated from two of the subset's views, if at least 2
     (`multiview` module docstring). Only labelled keypoints take part.
-    Methods: `METHODS` and `labels` (the ground-truth keypoints, the upper
+    Methods: `METHODS` and `labels` (the true keypoints, the upper
     bound: every labelled keypoint seen in 2 or more views of the subset on
     exact cameras). `multiview_fraction.<method>.<n>`: the same divided by
     K * n. `multiview_subsets.<n>`: the number of subsets (0, and the means
@@ -50,6 +60,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
+from occnet_jax import box_jitter as box_jitter_lib
 from occnet_jax import boxes as boxes_lib
 from occnet_jax import input_pipeline
 from occnet_jax import labels
@@ -72,6 +83,23 @@ _AXIS = input_pipeline.DEVICE_AXIS
 def pck_key(method: str, subset: str, alpha: float) -> str:
   """'pck.<method>.<subset>.<alpha>', alpha written as str(float)."""
   return f'pck.{method}.{subset}.{float(alpha)}'
+
+
+def label_pck_key(method: str, subset: str, alpha: float) -> str:
+  """'pck_labels.<method>.<subset>.<alpha>': PCK against the labels."""
+  return f'pck_labels.{method}.{subset}.{float(alpha)}'
+
+
+def box_jitter_key(method: str, sigma: float) -> str:
+  """'pck_box_jitter.<method>.<sigma>', sigma written as str(float)."""
+  return f'pck_box_jitter.{method}.{float(sigma)}'
+
+
+def box_jitter_sigmas(results: Mapping[str, Any]) -> list[float]:
+  """The box-jitter sigmas of a metrics dict, sorted."""
+  prefix = f'pck_box_jitter.{METHODS[0]}.'
+  return sorted(float(key[len(prefix):]) for key in results
+                if key.startswith(prefix))
 
 
 def count_key(subset: str) -> str:
@@ -97,23 +125,28 @@ def metrics_path(workdir: str, split: str) -> str:
 
 def predict_views(variables: Any, crops: jax.Array, boxes: jax.Array,
                   rng: jax.Array, *, model: nn.Module,
-                  noise_sigmas: Sequence[float]) -> dict[str, jax.Array]:
+                  noise_sigmas: Sequence[float],
+                  box_jitter: Sequence[float] = ()) -> dict[str, jax.Array]:
   """Every method's keypoints (pixels) and occlusion scores for N views.
 
   Args:
     variables: the model's variables.
     crops: (N, S, S, 3) uint8 crops.
     boxes: (N, 4) boxes in pixels.
-    rng: key of the robustness noise.
+    rng: key of the robustness noise and the box jitter.
     model: the model.
     noise_sigmas: robustness noise levels, fractions of the box scale.
+    box_jitter: box-jitter levels (`box_jitter.jitter_boxes`).
 
   Returns:
     `heatmap`, `kgnn2d`, `kgnn3d`: (N, K, 2) pixels; `occlusion.heatmap`,
     `occlusion.kgnn2d`: (N, K) scores, higher = more likely occluded;
     `keypoints_3d`, `occlusion_score` and the 3D camera for prediction;
-    `noisy.<method>`: (len(noise_sigmas), N, K, 2) under input noise.
+    `noisy.<method>`: (len(noise_sigmas), N, K, 2) under input noise;
+    `jitter.<method>`: (len(box_jitter), N, K, 2) from moved boxes (absent
+    without levels).
   """
+  noise_rng, jitter_rng = jax.random.split(rng)
   outputs = model.apply(variables, crops, boxes, train=False)
   result = {method: boxes_lib.from_box_coordinates(outputs[key], boxes)
             for method, key in METHOD_OUTPUTS.items()}
@@ -128,7 +161,7 @@ def predict_views(variables: Any, crops: jax.Array, boxes: jax.Array,
   noisy = {method: [] for method in METHODS}
   for index, sigma in enumerate(noise_sigmas):
     noise = sigma * scale * jax.random.normal(
-        jax.random.fold_in(rng, index), result['heatmap'].shape)
+        jax.random.fold_in(noise_rng, index), result['heatmap'].shape)
     # Pixels -> box coordinates: the box spans 2 units per axis.
     inputs = outputs['initial_keypoints'] + 2.0 * noise / box_size
     noisy_outputs = model.apply(variables, None, boxes, train=False,
@@ -140,17 +173,37 @@ def predict_views(variables: Any, crops: jax.Array, boxes: jax.Array,
           noisy_outputs[METHOD_OUTPUTS[method]], boxes))
   for method, values in noisy.items():
     result[f'noisy.{method}'] = jnp.stack(values)
+
+  jittered = {method: [] for method in METHODS}
+  for index, sigma in enumerate(box_jitter):
+    moved = box_jitter_lib.jitter_boxes(
+        boxes, jax.random.fold_in(jitter_rng, index), sigma)
+    moved_outputs = model.apply(
+        variables, box_jitter_lib.recrop(crops, boxes, moved), moved,
+        train=False)
+    for method, values in jittered.items():
+      values.append(boxes_lib.from_box_coordinates(
+          moved_outputs[METHOD_OUTPUTS[method]], moved))
+  for method, values in jittered.items():
+    if values:
+      result[f'jitter.{method}'] = jnp.stack(values)
   return result
 
 
+def _per_level(key: str) -> bool:
+  """Whether a prediction has a leading axis of noise or jitter levels."""
+  return key.startswith(('noisy.', 'jitter.'))
+
+
 def make_predict_fn(model: nn.Module, noise_sigmas: Sequence[float],
-                    mesh: jax.sharding.Mesh):
+                    mesh: jax.sharding.Mesh,
+                    box_jitter: Sequence[float] = ()):
   """`predict_views` on (B, V) batches, data parallel over `mesh`, jitted.
 
   Returns:
     fn(variables, crops, boxes, rng) with crops (B, V, S, S, 3) and boxes
     (B, V, 4) global arrays sharded over the mesh; outputs have leading
-    axes (B * V) (noisy ones (sigmas, B * V)).
+    axes (B * V) (noisy and jittered ones (levels, B * V)).
   """
 
   def per_device(variables, crops, boxes, rng):
@@ -158,21 +211,23 @@ def make_predict_fn(model: nn.Module, noise_sigmas: Sequence[float],
     crops, boxes = input_pipeline.flatten_views(
         {'crops': crops, 'boxes': boxes})
     return predict_views(variables, crops, boxes, rng, model=model,
-                         noise_sigmas=tuple(noise_sigmas))
+                         noise_sigmas=tuple(noise_sigmas),
+                         box_jitter=tuple(box_jitter))
 
   sharded, replicated = jax.P(_AXIS), jax.P()
-  out_specs = {key: (jax.P(None, _AXIS) if key.startswith('noisy.')
-                     else sharded) for key in _prediction_keys()}
+  out_specs = {key: (jax.P(None, _AXIS) if _per_level(key) else sharded)
+               for key in _prediction_keys(bool(box_jitter))}
   return jax.jit(jax.shard_map(
       per_device, mesh=mesh,
       in_specs=(replicated, sharded, sharded, replicated),
       out_specs=out_specs))
 
 
-def _prediction_keys() -> tuple[str, ...]:
+def _prediction_keys(box_jitter: bool) -> tuple[str, ...]:
   return METHODS + tuple(f'occlusion.{m}' for m in OCCLUSION_METHODS) + (
       'keypoints_3d', 'occlusion_score', 'focal', 'quaternion', 'translation',
-      'confidence') + tuple(f'noisy.{m}' for m in METHODS)
+      'confidence') + tuple(f'noisy.{m}' for m in METHODS) + (
+          tuple(f'jitter.{m}' for m in METHODS) if box_jitter else ())
 
 
 def collect_predictions(config: ml_collections.ConfigDict,
@@ -184,8 +239,8 @@ def collect_predictions(config: ml_collections.ConfigDict,
 
   Args:
     config: the experiment config (`data.num_views`, `eval.*`, `seed`).
-    predict_fn: `make_predict_fn(model, config.eval.noise_sigmas, mesh)`,
-      made once per run so that it compiles once.
+    predict_fn: `make_predict_fn(model, config.eval.noise_sigmas, mesh,
+      config.eval.box_jitter)`, made once per run so that it compiles once.
     variables: the model's variables (replicated on `mesh`).
     source: random-access records of the split.
     mesh: the devices to run on (axis 'data').
@@ -193,9 +248,10 @@ def collect_predictions(config: ml_collections.ConfigDict,
     num_gallery: keep the crops of this many first views.
 
   Returns:
-    Per view (M real views): every `predict_views` output (noisy ones with
-    the sigma axis first), `keypoints`, `visibility`, `boxes`, `cameras`,
-    `car_id`, and `crops` of the first `num_gallery` views.
+    Per view (M real views): every `predict_views` output (noisy and
+    jittered ones with the level axis first), `keypoints`, `true_keypoints`,
+    `visibility`, `boxes`, `cameras`, `car_id`, and `crops` of the first
+    `num_gallery` views.
   """
   sharding = jax.NamedSharding(mesh, jax.P(_AXIS))
   local = input_pipeline.local_batch_size(config.eval.batch_size)
@@ -212,10 +268,11 @@ def collect_predictions(config: ml_collections.ConfigDict,
                          jax.random.fold_in(rng, index))
     outputs = multihost_utils.process_allgather(outputs, tiled=True)
     valid = batch['view_mask'].reshape(-1)
-    chunk = {key: (np.asarray(value)[:, valid] if key.startswith('noisy.')
+    chunk = {key: (np.asarray(value)[:, valid] if _per_level(key)
                    else np.asarray(value)[valid])
              for key, value in outputs.items()}
-    for name in ('keypoints', 'visibility', 'boxes', 'cameras', 'crops'):
+    for name in ('keypoints', 'true_keypoints', 'visibility', 'boxes',
+                 'cameras', 'crops'):
       chunk[name] = batch[name].reshape((-1,) + batch[name].shape[2:])[valid]
     chunk['car_id'] = np.repeat(np.array(car_ids), config.data.num_views)[valid]
     if sum(len(c['car_id']) for c in chunks) >= num_gallery:
@@ -229,26 +286,29 @@ def collect_predictions(config: ml_collections.ConfigDict,
       crops = [c['crops'] for c in chunks if 'crops' in c]
       predictions[key] = np.concatenate(crops)[:num_gallery]
     else:
-      axis = 1 if key.startswith('noisy.') else 0
+      axis = 1 if _per_level(key) else 0
       predictions[key] = np.concatenate([c[key] for c in chunks], axis=axis)
   return predictions
 
 
 def compute_metrics(predictions: Mapping[str, np.ndarray],
                     alphas: Sequence[float],
-                    noise_sigmas: Sequence[float]) -> dict[str, Any]:
+                    noise_sigmas: Sequence[float],
+                    box_jitter: Sequence[float] = ()) -> dict[str, Any]:
   """metrics.json's values (module docstring) from `collect_predictions`.
 
   Args:
     predictions: per-view host arrays.
     alphas: PCK thresholds.
     noise_sigmas: the robustness noise levels of the predictions.
+    box_jitter: the box-jitter levels of the predictions.
 
   Returns:
     A flat dict of floats (None for empty subsets).
   """
   visibility = predictions['visibility']
-  target, view_boxes = predictions['keypoints'], predictions['boxes']
+  target, view_boxes = predictions['true_keypoints'], predictions['boxes']
+  noisy_labels = not np.array_equal(predictions['keypoints'], target)
   num_keypoints = visibility.shape[-1]
   invisible = np.sum(visibility != VISIBLE, axis=-1)[:, None]
   subsets = {'all': visibility > 0, 'visible': visibility == VISIBLE,
@@ -258,8 +318,8 @@ def compute_metrics(predictions: Mapping[str, np.ndarray],
       subsets[f'occluded_{level}'] = (visibility == OCCLUDED) & (
           invisible == level)
 
-  def pck(predicted, mask, alphas):
-    correct, total = metrics_lib.pck_counts(predicted, target, view_boxes,
+  def pck(predicted, mask, alphas, truth=target):
+    correct, total = metrics_lib.pck_counts(predicted, truth, view_boxes,
                                             mask, alphas)
     total = int(total)
     return [int(c) / total if total else None for c in np.asarray(correct)]
@@ -270,6 +330,10 @@ def compute_metrics(predictions: Mapping[str, np.ndarray],
     for subset, mask in subsets.items():
       for alpha, value in zip(alphas, pck(predictions[method], mask, alphas)):
         results[pck_key(method, subset, alpha)] = value
+      if noisy_labels:
+        for alpha, value in zip(alphas, pck(predictions[method], mask, alphas,
+                                            predictions['keypoints'])):
+          results[label_pck_key(method, subset, alpha)] = value
   labelled = visibility > 0
   for method in OCCLUSION_METHODS:
     roc = metrics_lib.occlusion_roc(
@@ -280,9 +344,13 @@ def compute_metrics(predictions: Mapping[str, np.ndarray],
     for sigma, noisy in zip(noise_sigmas, predictions[f'noisy.{method}']):
       results[robustness_key(method, sigma)] = pck(
           noisy, labelled, [ROBUSTNESS_ALPHA])[0]
+    for sigma, moved in zip(box_jitter,
+                            predictions.get(f'jitter.{method}', ())):
+      results[box_jitter_key(method, sigma)] = pck(
+          moved, labelled, [ROBUSTNESS_ALPHA])[0]
   for method in MULTIVIEW_METHODS:
     counts = multiview.correspondence_counts(
-        predictions['keypoints' if method == 'labels' else method],
+        predictions['true_keypoints' if method == 'labels' else method],
         predictions['cameras'], view_boxes, predictions['car_id'], labelled)
     for n, count in counts.items():
       results[multiview_key(method, n)] = count.mean_count
@@ -318,7 +386,8 @@ def evaluate_variables(config: ml_collections.ConfigDict,
       config, predict_fn, variables, source, mesh, max_instances=max_instances,
       num_gallery=num_gallery)
   return compute_metrics(predictions, config.eval.alphas,
-                         config.eval.noise_sigmas), predictions
+                         config.eval.noise_sigmas,
+                         config.eval.box_jitter), predictions
 
 
 def summary_scalars(results: Mapping[str, Any]) -> dict[str, float]:

@@ -40,8 +40,10 @@ Batch = dict[str, np.ndarray]
 DEVICE_AXIS = 'data'
 
 # Per-view fields of a record (leading axis V), padded for missing views.
-VIEW_FIELDS = ('crops', 'boxes', 'keypoints', 'visibility', 'occlusion_kind',
-               'cameras', 'camera_error', 'image_size')
+VIEW_FIELDS = ('crops', 'boxes', 'keypoints', 'true_keypoints', 'visibility',
+               'occlusion_kind', 'cameras', 'camera_error', 'image_size')
+# Fields that only evaluation reads: training batches never hold them.
+EVALUATION_ONLY_FIELDS = ('true_keypoints',)
 # A padding view's box: any non-degenerate box keeps box coordinates finite.
 PADDING_BOX = boxes_lib.UNIT_BOX
 
@@ -211,6 +213,15 @@ def sample_views(record: Mapping[str, Any], rng: np.random.Generator,
   return select_views(record, views, num_views)
 
 
+def _training_views(record: Mapping[str, Any], rng: np.random.Generator,
+                    num_views: int) -> Batch:
+  """`sample_views` without the fields that only evaluation may read."""
+  example = sample_views(record, rng, num_views)
+  for name in EVALUATION_ONLY_FIELDS:
+    del example[name]
+  return example
+
+
 def stack(examples: Sequence[Batch]) -> Batch:
   """Stacks examples of equal structure into a batch."""
   return {name: np.stack([example[name] for example in examples])
@@ -255,7 +266,7 @@ def create_train_iterator(source: Sequence[Mapping[str, Any]],
                      f'{jax.process_index()}.')
   dataset = dataset.shuffle(seed=seed).repeat()
   dataset = dataset.random_map(
-      functools.partial(sample_views, num_views=config.data.num_views),
+      functools.partial(_training_views, num_views=config.data.num_views),
       seed=seed)
   dataset = dataset.batch(local_batch_size(config.data.batch_size),
                           drop_remainder=True, batch_fn=stack)

@@ -10,43 +10,21 @@ applied to the labels instead of the predictions. L is the PCK length of the
 view, max(box width, box height) (`boxes.box_scale`).
 
 Synthetic data carries true positions, not hand labels, so we simulate the
-annotator.
-
-Annotator-noise model (`AnnotatorNoise`, `annotate`)
------------------------------------------------------
-
-Every labelled keypoint of a view (visibility 1 or 2) moves by isotropic
-Gaussian noise, per axis, of standard deviation sigma * L of its view:
-
-  - visible labels: `sigma_visible` = 0.015. COCO's keypoint evaluation
-    (cocodataset.org/#keypoints-eval, the OKS constants) gives each keypoint
-    the standard deviation of redundant human labels relative to the object
-    scale s = sqrt(area); the best-defined points (eyes, nose, ears) have
-    0.025 to 0.035 s. A car's s is about 0.6 to 0.9 of L, and per axis the
-    deviation is 1/sqrt(2) of the radial one: 0.01 to 0.02 L. Wheel
-    centres, lights and roof corners are about as well defined as eyes.
-  - occluded labels: `sigma_occluded` = 0.05. An annotator guesses where a
-    hidden point is; COCO's least precise points, whose position annotators
-    infer under clothing (hips 0.107, knees 0.087, ankles 0.089 s), give
-    0.04 to 0.07 L per axis by the same conversion.
-  - gross mistakes: an occluded label is put on its left/right mirror
-    partner (`Category.mirror`; the partner's true position plus the
-    occluded noise) with probability `mirror_swap_rate` = 0.05, when the
-    partner is labelled in that view. Left/right confusion is the typical
-    gross keypoint error; its rate for hidden car points is an assumption
-    (no published measurement we know of), hence a flag.
-
-Unlabelled keypoints (visibility 0) and padding views are left untouched.
-The random draws do not depend on the parameters (a standard normal per
-coordinate and a uniform per keypoint, always), so results are
-deterministic given the generator's seed and vary smoothly with the sigmas.
+annotator (`occnet_jax.annotator`, whose model is also the one
+`make_synthetic_carfusion` can write into the labels).
 
 On real CarFusion the keypoints already are hand labels: there the
-noise-free curve (`NOISE_FREE`) is the paper's measurement, and the noisy one
-adds simulated noise on top. Cameras are the record's (calibrated, or PnP
-fitted to the visible labels: then the transfer also carries the PnP error).
-On exact synthetic cameras the noise-free fraction is 1 at any alpha above
-the float32 transfer error.
+noise-free curve (`annotator.NOISE_FREE`) is the paper's measurement, and
+the noisy one adds simulated noise on top. Cameras are the record's
+(calibrated, or PnP fitted to the visible labels: then the transfer also
+carries the PnP error). On exact synthetic cameras the noise-free fraction
+is 1 at any alpha above the float32 transfer error.
+
+Where the record's labels are not exact (`true_keypoints` differs, e.g.
+synthetic CarFusion written with annotator noise), `study` also measures how
+far the trifocal loss's targets, transferred from the labels, lie from the
+true positions of the occluded points they supervise (median and 90th
+percentile in % of L).
 
 `annotate`, `label_counts` and `study` are pure; `run_study` reads a TFDS
 split and writes RESULT_FILE and PLOT_FILE (`launch.trifocal_labels`).
@@ -64,16 +42,15 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
+from occnet_jax import annotator
 from occnet_jax import boxes as boxes_lib
 from occnet_jax import input_pipeline
-from occnet_jax import keypoints as keypoints_lib
 from occnet_jax import labels
 from occnet_jax import losses
 from occnet_jax import metrics
 from occnet_jax import plots
 
 OCCLUDED = labels.Visibility.OCCLUDED
-UNLABELLED = labels.Visibility.UNLABELLED
 # The alpha grid of the curves (0 to 0.3 in steps of 0.005); `round` makes
 # 0.1 exactly the float 0.1.
 ALPHAS = tuple(round(0.005 * i, 3) for i in range(61))
@@ -85,68 +62,6 @@ RESULT_FILE = 'trifocal_labels.json'
 PLOT_FILE = 'trifocal_labels.png'
 # Batches between progress lines of `run_study`.
 LOG_EVERY_BATCHES = 10
-
-
-@dataclasses.dataclass(frozen=True)
-class AnnotatorNoise:
-  """The simulated annotator (module docstring).
-
-  Attributes:
-    sigma_visible: per-axis standard deviation of visible labels, in units
-      of the view's box scale L.
-    sigma_occluded: the same for occluded labels.
-    mirror_swap_rate: probability that an occluded label is put on its
-      mirror partner.
-  """
-
-  sigma_visible: float = 0.015
-  sigma_occluded: float = 0.05
-  mirror_swap_rate: float = 0.05
-
-  def __post_init__(self):
-    if self.sigma_visible < 0 or self.sigma_occluded < 0:
-      raise ValueError(f'Noise sigmas must be >= 0: {self}.')
-    if not 0.0 <= self.mirror_swap_rate <= 1.0:
-      raise ValueError(f'mirror_swap_rate must be in [0, 1]: {self}.')
-
-
-NOISE_FREE = AnnotatorNoise(0.0, 0.0, 0.0)
-
-
-def annotate(keypoints: np.ndarray, visibility: np.ndarray,
-             boxes: np.ndarray, noise: AnnotatorNoise,
-             rng: np.random.Generator,
-             category: keypoints_lib.Category = keypoints_lib.CAR,
-             ) -> np.ndarray:
-  """Simulated hand labels of true keypoints (module docstring).
-
-  Args:
-    keypoints: (..., K, 2) true keypoints, pixels.
-    visibility: (..., K) labels; 1 visible, 2 occluded, 0 unlabelled.
-    boxes: (..., 4) boxes of the views, pixels (L = `boxes.box_scale`).
-    noise: the annotator model.
-    rng: draws a standard normal per coordinate and a uniform per keypoint.
-    category: its `mirror` pairs give the swapped partner.
-
-  Returns:
-    (..., K, 2) labels, dtype of `keypoints`; unlabelled keypoints
-    unchanged.
-  """
-  keypoints = np.asarray(keypoints)
-  visibility = np.asarray(visibility)
-  normal = rng.standard_normal(keypoints.shape)
-  swap_draw = rng.uniform(size=visibility.shape)
-  mirror = np.asarray(category.mirror)
-  occluded = visibility == OCCLUDED
-  swapped = (occluded & (visibility[..., mirror] != UNLABELLED)
-             & (swap_draw < noise.mirror_swap_rate))
-  source = np.where(swapped[..., None], keypoints[..., mirror, :], keypoints)
-  scale = np.asarray(boxes_lib.box_scale(np.asarray(boxes, np.float64)))
-  sigma = np.where(occluded, noise.sigma_occluded,
-                   noise.sigma_visible) * scale[..., None]
-  noisy = source + sigma[..., None] * normal
-  return np.where((visibility != UNLABELLED)[..., None], noisy,
-                  keypoints).astype(keypoints.dtype)
 
 
 @jax.jit
@@ -177,18 +92,50 @@ def label_counts(keypoints, visibility, cameras, boxes, view_mask):
   return within, num_points, jnp.sum(occluded, dtype=jnp.int32)
 
 
+@jax.jit
+def target_errors(keypoints, true_keypoints, visibility, cameras, boxes,
+                  view_mask):
+  """How far the trifocal loss's targets lie from the true positions.
+
+  Args:
+    keypoints: (B, V, K, 2) labels, pixels: the targets come from them.
+    true_keypoints: (B, V, K, 2) exact positions.
+    visibility, cameras, boxes, view_mask: as in `label_counts`.
+
+  Returns:
+    (error (B, V, K), supervised (B, V, K)): the distance of each target
+    from the true position in units of L, and the occluded points of real
+    views that have a target (the points the trifocal loss supervises).
+  """
+  targets, valid = losses.trifocal_targets(keypoints, visibility, cameras,
+                                           view_mask)
+  error = jnp.linalg.norm(targets - true_keypoints, axis=-1) / (
+      boxes_lib.box_scale(boxes)[..., None])
+  return error, valid & (visibility == OCCLUDED) & view_mask[..., None]
+
+
+def _error_summary(errors: list[np.ndarray]) -> dict[str, Any]:
+  errors = np.concatenate(errors) if errors else np.zeros(0)
+  if not errors.size:
+    return {'num_points': 0, 'median': None, 'p90': None}
+  return {'num_points': int(errors.size),
+          'median': float(100.0 * np.median(errors)),
+          'p90': float(100.0 * np.percentile(errors, 90))}
+
+
 def _fractions(within: np.ndarray, total: int) -> list[float | None]:
   return [float(c) / total if total else None for c in within]
 
 
-def study(batches: Iterable[Mapping[str, np.ndarray]], noise: AnnotatorNoise,
+def study(batches: Iterable[Mapping[str, np.ndarray]],
+          noise: annotator.AnnotatorNoise,
           rng: np.random.Generator, log_every: int = 0) -> dict[str, Any]:
   """Fig. 4 left over batches of cars, with and without annotator noise.
 
   Args:
-    batches: batch dicts (docs/design.md) with `keypoints` (true positions,
-      or hand labels for real data), `visibility`, `cameras`, `boxes` and
-      `view_mask`.
+    batches: batch dicts (docs/design.md) with `keypoints` (the labels:
+      true positions, simulated or real hand labels), `true_keypoints`,
+      `visibility`, `cameras`, `boxes` and `view_mask`.
     noise: the annotator model of the noisy curve.
     rng: draws the annotator noise (`annotate`), batch after batch.
     log_every: log progress every this many batches (0 = never).
@@ -199,17 +146,24 @@ def study(batches: Iterable[Mapping[str, np.ndarray]], noise: AnnotatorNoise,
     `num_points_noise_free`, `num_occluded` (all occluded labels),
     `alphas`, `fraction_within` and `fraction_within_noise_free` (per alpha;
     null without points), `noise_model` (the parameters),
-    `fraction_at_0.1` and `fraction_at_0.1_noise_free`.
+    `fraction_at_0.1` and `fraction_at_0.1_noise_free`, and
+    `target_error`: `median` and `p90` (90th percentile) in % of L of the
+    distance between the trifocal targets transferred from the record's
+    labels and the true positions (`target_errors`), over `num_points`.
   """
   within = {'noisy': np.zeros(len(ALPHAS), np.int64),
             'noise_free': np.zeros(len(ALPHAS), np.int64)}
   points = {'noisy': 0, 'noise_free': 0}
   num_cars = num_occluded = 0
+  errors = []
   for index, batch in enumerate(batches):
     fields = (batch['visibility'], batch['cameras'], batch['boxes'],
               batch['view_mask'])
-    noisy = annotate(batch['keypoints'], batch['visibility'], batch['boxes'],
-                     noise, rng)
+    noisy = annotator.annotate(batch['keypoints'], batch['visibility'],
+                               batch['boxes'], noise, rng)
+    error, supervised = jax.device_get(target_errors(
+        batch['keypoints'], batch['true_keypoints'], *fields))
+    errors.append(error[supervised])
     for name, keypoints in (('noisy', noisy),
                             ('noise_free', batch['keypoints'])):
       counts = jax.device_get(label_counts(keypoints, *fields))
@@ -234,6 +188,7 @@ def study(batches: Iterable[Mapping[str, np.ndarray]], noise: AnnotatorNoise,
       'noise_model': dataclasses.asdict(noise),
       f'fraction_at_{HEADLINE_ALPHA}': fraction[headline],
       f'fraction_at_{HEADLINE_ALPHA}_noise_free': noise_free[headline],
+      'target_error': _error_summary(errors),
   }
 
 
@@ -265,7 +220,7 @@ def car_batches(source: Sequence[Mapping[str, Any]], num_views: int,
 
 
 def run_study(*, dataset: str, split: str, data_dir: str, output: str,
-              noise: AnnotatorNoise, seed: int, max_cars: int = 0,
+              noise: annotator.AnnotatorNoise, seed: int, max_cars: int = 0,
               num_views: int = 4, batch_size: int = 32) -> dict[str, Any]:
   """Runs `study` on a TFDS split; writes RESULT_FILE and PLOT_FILE.
 
@@ -327,4 +282,13 @@ def format_summary(result: Mapping[str, Any]) -> str:
           'noise, '
           f'{percent(result[f"fraction_at_{HEADLINE_ALPHA}_noise_free"])} '
           'noise-free (paper, CarFusion: ~'
-          f'{100.0 * PAPER_FRACTION_AT_HEADLINE:g}%).')
+          f'{100.0 * PAPER_FRACTION_AT_HEADLINE:g}%). ' + _format_error(
+              result['target_error']))
+
+
+def _format_error(error: Mapping[str, Any]) -> str:
+  if not error['num_points']:
+    return 'No supervised occluded point.'
+  return (f'Trifocal targets from the labels vs true positions, over '
+          f'{error["num_points"]} supervised occluded points: median '
+          f'{error["median"]:.1f}% of L, 90th percentile {error["p90"]:.1f}%.')

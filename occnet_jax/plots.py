@@ -199,6 +199,21 @@ def robustness(results: Mapping[str, Any], noise_sigmas: Sequence[float],
   return _finish(figure, axis, path, f'Robustness, {title}')
 
 
+def box_jitter(results: Mapping[str, Any], path: str, *,
+               title: str) -> figure_lib.Figure:
+  """PCK@0.1 vs random box error (`config.eval.box_jitter`)."""
+  sigmas = evaluate.box_jitter_sigmas(results)
+  figure, axis = _subplots(figsize=(4.5, 3.4))
+  for method, label in METHOD_LABELS.items():
+    values = [results.get(evaluate.box_jitter_key(method, sigma))
+              for sigma in sigmas]
+    axis.plot(sigmas, _percent(values), 'o-', label=label,
+              color=COLOURS[method])
+  axis.set_xlabel('Box jitter σ (fraction of box size)')
+  axis.set_ylabel('PCK@0.1 (in %)')
+  return _finish(figure, axis, path, f'Box jitter, {title}')
+
+
 def ablations(results: Mapping[str, Mapping[str, Any]],
               levels: Sequence[int], path: str, *, split: str,
               method: str = 'kgnn2d', alpha: float = 0.1,
@@ -404,6 +419,9 @@ def write_all(directory: str, results: Mapping[str, Any],
                 title=title)
   robustness(results, noise_sigmas, os.path.join(directory, 'robustness.png'),
              title=title)
+  if evaluate.box_jitter_sigmas(results):
+    box_jitter(results, os.path.join(directory, 'box_jitter.png'),
+               title=title)
   multiview_correspondences(results, multiview.VIEW_COUNTS,
                             os.path.join(directory, 'multiview.png'),
                             title=title)

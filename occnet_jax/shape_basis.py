@@ -202,7 +202,11 @@ def load(path):
     raise errors.UserError(f'Shape basis {path}: {problem}')
   if not all(np.all(np.isfinite(a)) for a in arrays.values()):
     raise errors.UserError(f'Shape basis {path} has non-finite values.')
-  flat = arrays['components'].reshape(len(arrays['components']), -1)
+  components = arrays['components']
+  # Explicit sizes: a basis without components (the mean shape alone, e.g.
+  # for a split without 3D shapes) has none to infer -1 from.
+  flat = components.reshape(len(components),
+                            int(np.prod(components.shape[1:])))
   if not np.allclose(flat @ flat.T, np.eye(len(flat)), atol=1e-4):
     raise errors.UserError(f'Shape basis {path}: components are not orthonormal.')
   return ShapeBasis(**arrays)

@@ -57,7 +57,7 @@ def _car_views(rng: np.random.Generator, num_views: int,
       if seen:
         cv2.circle(image, tuple(np.round(point).astype(int)), 3,
                    tuple(int(c) for c in colour), -1)
-    box = records.labelled_box(pixels)
+    box = records.padded_box(pixels)
     views.append(records.View(
         crop=records.extract_crop(image, box, crop_size), box=box,
         keypoints=pixels, visibility=visibility,

@@ -84,4 +84,5 @@ def make_batch(rng, num_cars, num_views, occluded_probability=0.3):
       batch['boxes'][car, view] = box_around(pixels)
       batch['visibility'][car, view] = np.where(
           rng.uniform(size=k) < occluded_probability, 2, 1)
+  batch['true_keypoints'] = batch['keypoints'].copy()
   return batch

@@ -30,7 +30,8 @@ def new_issues():
 def consistent_kind(visibility):
   if visibility in carfusion_format.RAW_VISIBLE:
     return st.just(int(labels.OcclusionKind.VISIBLE))
-  return st.integers(1, 5)
+  # Truncation (4) is for points outside the image only.
+  return st.sampled_from((1, 2, 3, 5))
 
 
 @st.composite
@@ -78,7 +79,7 @@ def malformed_lines(draw):
   elif reason == 'invalid_occlusion_kind':
     visible = line.visibility in carfusion_format.RAW_VISIBLE
     wrong = draw(st.sampled_from((-1, 6, 9, *((1, 2, 3, 4, 5) if visible
-                                                else (0,)))))
+                                                else (0, 4)))))
     fields = fields[:5] + [str(wrong)]
   elif reason == 'outside_image':
     axis = draw(st.integers(0, 1))
@@ -93,6 +94,17 @@ def malformed_lines(draw):
 
 
 @st.composite
+def truncation_labels(draw):
+  """(None, text, None, key): an occluded kind-4 line outside the image."""
+  line = draw(valid_lines())
+  x = draw(st.floats(-1e4, 0, exclude_max=True) | st.floats(WIDTH, 1e4))
+  line = line._replace(x=x, visibility=carfusion_format.RAW_OCCLUDED,
+                       occlusion_kind=int(labels.OcclusionKind.TRUNCATION))
+  text = draw(st.sampled_from(FIELD_SEPARATORS)).join(fields_of(line))
+  return 'truncation_label', text, line
+
+
+@st.composite
 def good_entries(draw):
   line = draw(valid_lines())
   separator = draw(st.sampled_from(FIELD_SEPARATORS + (' ', '\t')))
@@ -101,6 +113,7 @@ def good_entries(draw):
 
 @hypothesis.settings(max_examples=150, deadline=None)
 @hypothesis.given(st.lists(good_entries() | malformed_lines() |
+                           truncation_labels() |
                            st.just((None, '  ', None)), max_size=40))
 def test_parser_keeps_every_valid_line_and_counts_every_bad_one(entries):
   issues = new_issues()
@@ -115,8 +128,10 @@ def test_parser_keeps_every_valid_line_and_counts_every_bad_one(entries):
     if line is not None:
       key = (line.instance_id,
              keypoints.CARFUSION_SLOT_TO_KEYPOINT[line.keypoint_id - 1])
-    if reason == 'outside_image':
+    if reason in ('outside_image', 'truncation_label'):
       truncated.add(key)
+    if reason == 'truncation_label':
+      continue  # A label, not an issue.
     if reason is None and line is not None:
       if key in kept:
         reason = 'duplicate_keypoint'
@@ -153,7 +168,11 @@ def test_written_instance_lines_read_back_exactly(rng, tmp_path):
   points = rng.uniform((0, 0), (WIDTH, HEIGHT), (num_keypoints, 2))
   visibility = rng.integers(0, 3, num_keypoints)
   kinds = np.where(visibility == labels.Visibility.VISIBLE, 0,
-                   rng.integers(1, 6, num_keypoints))
+                   rng.choice([1, 2, 3, 5], num_keypoints))
+  # Some unlabelled points are truncated: written outside the image.
+  truncated = (visibility == 0) & (rng.uniform(size=num_keypoints) < 0.5)
+  kinds[truncated] = labels.OcclusionKind.TRUNCATION
+  points[truncated, 0] += WIDTH
   instance_id = int(rng.integers(0, 100))
   path = tmp_path / 'gt' / '01_0000.txt'
   carfusion_format.write_gt_file(path, carfusion_format.instance_gt_lines(
@@ -172,6 +191,10 @@ def test_written_instance_lines_read_back_exactly(rng, tmp_path):
                                 points[labelled].astype(np.float32))
   np.testing.assert_array_equal(instance.occlusion_kind[labelled],
                                 kinds[labelled])
+  np.testing.assert_array_equal(
+      instance.occlusion_kind[~labelled],
+      np.where(truncated, labels.OcclusionKind.TRUNCATION,
+               labels.OcclusionKind.UNKNOWN)[~labelled])
   raw_ids = [int(text.split(',')[2]) for text in path.read_text().split('\n')
              if text]
   assert not set(raw_ids) & set(UNUSED_IDS)
@@ -309,14 +332,14 @@ def test_calibration_file_missing_or_not_json(tmp_path):
     carfusion_format.read_calibration(tmp_path)
 
 
-def test_labelled_box_pads_the_hull(rng):
+def test_padded_box_pads_the_points(rng):
   points = rng.uniform(-50, 500, (int(rng.integers(2, 12)), 2))
-  box = records.labelled_box(points, padding=0.1)
+  box = records.padded_box(points, padding=0.1)
   extent = points.max(0) - points.min(0)
   np.testing.assert_allclose(box[:2], points.min(0) - 0.1 * extent, rtol=1e-5)
   np.testing.assert_allclose(box[2:], points.max(0) + 0.1 * extent, rtol=1e-5)
   with pytest.raises(ValueError):
-    records.labelled_box(np.zeros((0, 2)))
+    records.padded_box(np.zeros((0, 2)))
 
 
 @pytest.mark.parametrize('box_size', [20.0, 150.0, 400.0])

@@ -34,7 +34,7 @@ from occnet_jax.configs import test as test_config
 import fake_data
 
 PLOTS = ('pck_vs_alpha.png', 'pck_vs_invisible.png', 'occlusion_roc.png',
-         'robustness.png', 'gallery.png', 'multiview.png')
+         'robustness.png', 'gallery.png', 'multiview.png', 'box_jitter.png')
 
 
 class _Records(logging.Handler):
@@ -108,6 +108,10 @@ def test_training_leaves_checkpoint_metrics_and_plots(workdir):
     # Noise 0 feeds the heatmap keypoints unchanged: the plain PCK@0.1.
     assert results[f'robustness.{method}.0.0'] == pytest.approx(
         results[f'pck.{method}.all.0.1'])
+    for sigma in config.eval.box_jitter:
+      assert 0.0 <= results[evaluate.box_jitter_key(method, sigma)] <= 1.0
+  # Labels are exact here: no PCK against labels is reported twice.
+  assert not any(key.startswith('pck_labels.') for key in results)
   for method in evaluate.OCCLUSION_METHODS:
     assert 0.0 <= results[f'occlusion_auc.{method}'] <= 1.0
   assert (results['count.visible'] + results['count.occluded']

@@ -64,6 +64,9 @@ def test_sample_views_is_a_subset_without_repeats(source, seed):
 def test_train_iterator_is_deterministic_and_resumable(source, config, seed):
   first = input_pipeline.create_train_iterator(source, config, seed)
   batches = [next(first) for _ in range(2)]
+  # Training reads labels, never the exact positions kept for evaluation.
+  assert 'keypoints' in batches[0]
+  assert not set(input_pipeline.EVALUATION_ONLY_FIELDS) & set(batches[0])
   state = json.loads(json.dumps(first.get_state()))
   expected = [next(first) for _ in range(4)]
 

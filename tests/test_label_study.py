@@ -14,6 +14,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from occnet_jax import annotator
 from occnet_jax import boxes as boxes_lib
 from occnet_jax import geometry
 from occnet_jax import keypoints as keypoints_lib
@@ -95,7 +96,7 @@ def expected_probabilities(batch, noise, alphas, rng):
 
 
 def test_noise_free_labels_lie_on_their_targets(batch, rng):
-  result = label_study.study([batch], label_study.NOISE_FREE, rng)
+  result = label_study.study([batch], annotator.NOISE_FREE, rng)
   _, valid, _ = supports_and_jacobians(*study_fields(batch))
   occluded = batch['visibility'] == OCCLUDED
   assert result['num_occluded'] == occluded.sum()
@@ -108,12 +109,27 @@ def test_noise_free_labels_lie_on_their_targets(batch, rng):
   assert np.all(fractions[1:] == 1.0)
   assert result['fraction_at_0.1'] == 1.0
   assert np.all(np.diff(fractions) >= 0.0)
+  # Exact labels: the targets are the true positions of the points they
+  # supervise, to float32 precision (% of L).
+  assert result['target_error']['num_points'] == result['num_points']
+  assert result['target_error']['p90'] < 0.01
+
+
+def test_target_error_measures_the_labels_distance_to_the_truth(batch, rng):
+  noise = annotator.AnnotatorNoise(sigma_visible=0.02, sigma_occluded=0.0,
+                                   mirror_swap_rate=0.0)
+  noisy = dict(batch, keypoints=annotator.annotate(
+      batch['keypoints'], batch['visibility'], batch['boxes'], noise, rng))
+  error = label_study.study([noisy], annotator.NOISE_FREE, rng)[
+      'target_error']
+  # Noise on the support labels moves the targets by about sigma * L.
+  assert 0.5 < error['median'] < 10.0 and error['p90'] > error['median']
 
 
 @pytest.mark.parametrize('noise', [
-    label_study.AnnotatorNoise(),
-    label_study.AnnotatorNoise(0.0, 0.08, 0.3),
-    label_study.AnnotatorNoise(0.03, 0.03, 0.1),
+    annotator.AnnotatorNoise(),
+    annotator.AnnotatorNoise(0.0, 0.08, 0.3),
+    annotator.AnnotatorNoise(0.03, 0.03, 0.1),
 ], ids=str)
 def test_fraction_follows_the_noise_model(batch, rng, noise):
   result = label_study.study([batch], noise, rng)
@@ -146,10 +162,10 @@ def random_labels(rng, shape=(40, 3, 12)):
 
 def test_annotate_is_deterministic_and_leaves_unlabelled_points(seed):
   keypoints, visibility, boxes = random_labels(np.random.default_rng(seed))
-  noise = label_study.AnnotatorNoise()
+  noise = annotator.AnnotatorNoise()
 
   def annotate(annotation_seed):
-    return label_study.annotate(keypoints, visibility, boxes, noise,
+    return annotator.annotate(keypoints, visibility, boxes, noise,
                                 np.random.default_rng(annotation_seed))
 
   first, again, other = annotate(seed), annotate(seed), annotate(seed + 1)
@@ -160,18 +176,18 @@ def test_annotate_is_deterministic_and_leaves_unlabelled_points(seed):
   # Every labelled point moves (a coordinate may round back in float32).
   assert np.all(np.any(first != keypoints, -1)[~unlabelled])
   assert np.all(np.any(first != other, -1)[~unlabelled])
-  noise_free = label_study.annotate(keypoints, visibility, boxes,
-                                    label_study.NOISE_FREE,
+  noise_free = annotator.annotate(keypoints, visibility, boxes,
+                                    annotator.NOISE_FREE,
                                     np.random.default_rng(seed))
   np.testing.assert_array_equal(noise_free, keypoints)
 
 
 def test_annotate_noise_has_the_model_spread(rng):
   keypoints, visibility, boxes = random_labels(rng, (400, 3, 12))
-  noise = label_study.AnnotatorNoise(sigma_visible=rng.uniform(0.005, 0.02),
+  noise = annotator.AnnotatorNoise(sigma_visible=rng.uniform(0.005, 0.02),
                                      sigma_occluded=rng.uniform(0.03, 0.1),
                                      mirror_swap_rate=0.0)
-  labels = label_study.annotate(keypoints, visibility, boxes, noise, rng)
+  labels = annotator.annotate(keypoints, visibility, boxes, noise, rng)
   scale = np.asarray(boxes_lib.box_scale(boxes))[..., None, None]
   offsets = (labels.astype(np.float64) - keypoints) / scale
   for code, sigma in ((1, noise.sigma_visible), (OCCLUDED,
@@ -187,9 +203,9 @@ def test_annotate_noise_has_the_model_spread(rng):
 def test_annotate_swaps_occluded_labels_with_their_mirror(rng):
   keypoints, visibility, boxes = random_labels(rng, (400, 3, 12))
   rate = rng.uniform(0.1, 0.5)
-  labels = label_study.annotate(
+  labels = annotator.annotate(
       keypoints, visibility, boxes,
-      label_study.AnnotatorNoise(0.0, 0.0, rate), rng)
+      annotator.AnnotatorNoise(0.0, 0.0, rate), rng)
   mirrored = keypoints[..., MIRROR, :]
   swapped = np.all(labels == mirrored, -1) & np.any(labels != keypoints, -1)
   kept = np.all(labels == keypoints, -1)
@@ -206,7 +222,7 @@ def test_noise_model_rejects_bad_parameters():
   for bad in (dict(sigma_visible=-0.1), dict(sigma_occluded=-1.0),
               dict(mirror_swap_rate=1.5)):
     with pytest.raises(ValueError):
-      label_study.AnnotatorNoise(**bad)
+      annotator.AnnotatorNoise(**bad)
 
 
 trifocal_geometric = jax.jit(jax.value_and_grad(
@@ -248,7 +264,7 @@ def test_cli_writes_json_and_plot(tmp_path, seed):
   output = str(tmp_path / 'out')
   result = label_study.run_study(
       dataset=name, split='test', data_dir=data_dir, output=output,
-      noise=label_study.AnnotatorNoise(), seed=seed, max_cars=0,
+      noise=annotator.AnnotatorNoise(), seed=seed, max_cars=0,
       num_views=4, batch_size=2)
   with open(os.path.join(output, label_study.RESULT_FILE)) as file:
     written = json.load(file)

@@ -162,7 +162,8 @@ def test_compute_metrics_reports_multiview_keys_and_plot(cars, rng,
   noisy = cars['keypoints'] + 10.0 * _scales(cars)[:, None, None] * (
       rng.normal(size=cars['keypoints'].shape))
   predictions = dict(cars, heatmap=noisy, kgnn2d=cars['keypoints'],
-                     kgnn3d=cars['keypoints'])
+                     kgnn3d=cars['keypoints'],
+                     true_keypoints=cars['keypoints'])
   for method in evaluate.METHODS:
     predictions[f'noisy.{method}'] = predictions[method][None]
   for method in evaluate.OCCLUSION_METHODS:
@@ -187,3 +188,25 @@ def test_compute_metrics_reports_multiview_keys_and_plot(cars, rng,
   plots.multiview_correspondences(results, multiview.VIEW_COUNTS, str(path),
                                   title='test split, checkpoint step 0')
   assert path.stat().st_size > 1000
+
+
+def test_metrics_score_true_positions_and_noisy_labels_apart(cars, rng):
+  scale = _scales(cars)[:, None, None]
+  labels = cars['keypoints'] + 0.3 * scale * rng.choice([-1, 1], size=(
+      cars['keypoints'].shape))
+  predictions = dict(cars, keypoints=labels, true_keypoints=cars['keypoints'])
+  for method in evaluate.METHODS:
+    predictions[method] = cars['keypoints']
+    predictions[f'noisy.{method}'] = predictions[method][None]
+    # The first jitter level predicts the labels, the second the truth.
+    predictions[f'jitter.{method}'] = np.stack([labels, cars['keypoints']])
+  for method in evaluate.OCCLUSION_METHODS:
+    predictions[f'occlusion.{method}'] = rng.uniform(
+        size=cars['visibility'].shape)
+  results = evaluate.compute_metrics(predictions, [0.1], [0.0], [0.05, 0.2])
+  for method in evaluate.METHODS:
+    assert results[evaluate.pck_key(method, 'all', 0.1)] == 1.0
+    assert results[evaluate.label_pck_key(method, 'all', 0.1)] == 0.0
+    assert results[evaluate.box_jitter_key(method, 0.05)] == 0.0
+    assert results[evaluate.box_jitter_key(method, 0.2)] == 1.0
+  assert evaluate.box_jitter_sigmas(results) == [0.05, 0.2]

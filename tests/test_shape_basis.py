@@ -12,6 +12,7 @@ import pytest
 from data_prep import fit_shape_basis as fit_tool
 from occnet_jax import keypoints
 from occnet_jax import shape_basis
+import fake_data
 
 CAR = keypoints.CAR
 K = CAR.num_keypoints
@@ -106,6 +107,20 @@ def test_save_load_round_trip(rng, tmp_path):
     np.testing.assert_array_equal(getattr(loaded, field), getattr(basis, field))
 
 
+def test_a_mean_shape_without_components_loads(tmp_path):
+  # What training saves for a split without 3D shapes (CarFusion).
+  none = np.zeros((0,), np.float32)
+  basis = shape_basis.ShapeBasis(
+      mean=np.asarray(CAR.mean_shape, np.float32),
+      components=np.zeros((0, K, 3), np.float32), stddevs=none,
+      explained_variance_ratio=none)
+  path = str(tmp_path / 'mean.npz')
+  shape_basis.save(path, basis)
+  loaded = shape_basis.load(path)
+  assert loaded.components.shape == (0, K, 3)
+  np.testing.assert_array_equal(loaded.mean, basis.mean)
+
+
 def _write_npz(path, **arrays):
   with open(path, 'wb') as f:
     np.savez(f, **arrays)
@@ -188,3 +203,13 @@ def test_command_line_tool_writes_a_symmetric_basis(rng, tmp_path):
   basis = shape_basis.load(output)
   assert basis.num_components == 3
   np.testing.assert_allclose(_mirror(basis.mean), basis.mean, atol=1e-6)
+
+
+def test_shapes_of_a_built_split(tmp_path):
+  fake_data.make_dataset(str(tmp_path), num_views=3,
+                         split_sizes={'train': 6, 'test': 2})
+  shapes = fit_tool.split_shapes(fake_data.NAME, 'train', str(tmp_path))
+  assert shapes.shape == (6, K, 3)
+  basis = fit_tool.fit_and_save(shapes, 2, tmp_path / 'b.npz',
+                                symmetric=False, category=CAR)
+  np.testing.assert_allclose(basis.mean, shapes.mean(axis=0), atol=1e-5)

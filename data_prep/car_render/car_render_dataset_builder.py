@@ -4,13 +4,18 @@ Each example is one car model seen in `num_views` views (docs/design.md,
 "Dataset record"). Views come from distinct directions on a level-5
 subdivided icosahedron (upper hemisphere and near-horizontal), at random
 focal lengths and distances (`data_prep.viewpoints`); each view's ROI crop is
-rendered directly at the crop size inside the padded box of the projected
-keypoints, with a random textured background, light and pixel noise. A
+rendered directly at the crop size inside the view's box, with a random textured background, light and pixel noise. A
 keypoint is visible when the depth buffer at its exact projection matches its
 depth within the tolerance of `occnet_jax.rendering.visibility` (paper 4.1:
 "we trace a ray toward the object from a pixel and check if the first
 intersection is close to the ground truth location"); the data tests check
 these labels against an independent float64 ray cast.
+
+The box is what a detector could give (docs/design.md, "Boxes"): the padded
+bounding box of the car's silhouette. The car is alone and in front of the
+camera, so its silhouette is the union of its projected triangles, whose
+bounding box is that of its projected mesh vertices; no keypoint, visible or
+occluded, moves it.
 
 Car models: the 3D keypoint annotations in the manual dir
 (`car_keypoints_3d.npy`, see MANUAL_DOWNLOAD_INSTRUCTIONS) rendered through
@@ -174,7 +179,8 @@ def render_views(rng: np.random.Generator, car_mesh: mesh_lib.Mesh,
   cameras = viewpoints.sample_view_cameras(
       rng, directions, num_views, car_mesh.vertices, sampling)
   pixels = np.asarray(cameras_lib.project(cameras, shape_3d)[0], np.float64)
-  boxes = np.stack([records.labelled_box(points) for points in pixels])
+  boxes = np.stack([records.padded_box(silhouette) for silhouette in (
+      np.asarray(cameras_lib.project(cameras, car_mesh.vertices)[0]))])
   triangles = mesh_lib.to_triangles(car_mesh, triangle_budget)
   key = jax.random.key(rng.integers(2**31))
   background_key, noise_key = jax.random.split(key)
@@ -204,8 +210,12 @@ def render_views(rng: np.random.Generator, car_mesh: mesh_lib.Mesh,
 class Builder(tfds.core.GeneratorBasedBuilder):
   """Car-render: single cars rendered from many viewpoints."""
 
-  VERSION = tfds.core.Version('1.0.0')
-  RELEASE_NOTES = {'1.0.0': 'Initial release.'}
+  VERSION = tfds.core.Version('2.0.0')
+  RELEASE_NOTES = {
+      '1.0.0': 'Initial release.',
+      '2.0.0': 'Boxes from the silhouette, not from every keypoint; '
+               '`true_keypoints`.',
+  }
   BUILDER_CONFIGS = [
       CarRenderConfig(
           name='small',

@@ -12,6 +12,13 @@ keypoints and a 3D car shape, with a default focal length and the principal
 point at the image centre. Cars with fewer than 3 usable views are skipped
 (the trifocal loss needs 3). Every skipped or substituted piece of data is
 counted by reason and the counts are logged at the end of each split.
+
+Each view's box is what a detector could give (docs/design.md, "Boxes"):
+the car's box from the sequence's `bb/` files when it has them (our
+generator writes the box of the car's visible pixels), else the hull of the
+car's visible keypoints, the fallback for real CarFusion; either is padded
+by `box_padding`. No occluded label ever moves a box. Exact positions from
+`gt_true/`, when present, become `true_keypoints` for evaluation.
 """
 
 from collections.abc import Iterator
@@ -48,9 +55,17 @@ BUILD_ISSUES = {
         f'uncalibrated view with fewer than {MIN_PNP_POINTS} visible points: '
         'view dropped',
     'pnp_failed': 'PnP found no pose: view dropped',
+    'sequence_without_boxes':
+        'sequence without bb/: boxes from the visible keypoints',
+    'car_without_box':
+        'car without a valid line in its bb file: box from its visible '
+        'keypoints',
+    'true_positions_mismatch':
+        'gt_true file missing or labelling other keypoints than gt: the '
+        'labels stand for the true positions',
     'degenerate_box':
-        f'box of the labelled points narrower or lower than {MIN_BOX_SIZE} '
-        'px: view dropped',
+        f'box narrower or lower than {MIN_BOX_SIZE} px (e.g. fewer than 2 '
+        'visible points and no bb/ box): view dropped',
     'too_few_views':
         f'car with fewer than {MIN_VIEWS} usable views: car dropped',
 }
@@ -64,7 +79,7 @@ class CarfusionConfig(tfds.core.BuilderConfig):
 
   Attributes:
     crop_size: S, side of the square crops.
-    box_padding: see `records.labelled_box`.
+    box_padding: see `records.padded_box`.
     focal_in_widths: focal length of uncalibrated views for PnP, in units of
       the image width (1.0: a 53 degree horizontal field of view).
     shape_basis_path: a fitted shape basis (`occnet_jax.shape_basis.save`)
@@ -104,10 +119,20 @@ def pnp_shape(config: CarfusionConfig) -> np.ndarray:
 
 @dataclasses.dataclass(frozen=True)
 class _LabelledView:
-  """A view's files, decoded image and the labels of the cars in it."""
+  """A view's files, decoded image, and the labels and boxes of its cars.
+
+  Attributes:
+    files: the view's files.
+    image: (H, W, 3) uint8 RGB.
+    labels: labels by instance id.
+    boxes: tight detector boxes by instance id, or None without bb/.
+    true_labels: exact positions by instance id (gt_true/), or None.
+  """
   files: carfusion_format.ViewFiles
   image: np.ndarray
   labels: dict[int, carfusion_format.InstanceLabels]
+  boxes: dict[int, np.ndarray] | None
+  true_labels: dict[int, carfusion_format.InstanceLabels] | None
 
   @property
   def image_size(self) -> tuple[int, int]:
@@ -162,17 +187,52 @@ def _view_camera(view: _LabelledView, instance_id: int,
   return pose.projection, pose.reprojection_error
 
 
+def car_box(view: _LabelledView, instance_id: int, config: CarfusionConfig,
+            issues: carfusion_format.Issues) -> np.ndarray | None:
+  """The padded box of one car in one view, or None when there is none.
+
+  The view's bb/ box of the car, else the hull of its visible keypoints: what
+  a detector could give. Occluded labels never take part.
+  """
+  where = f'{view.files.gt_path} car {instance_id}'
+  instance = view.labels[instance_id]
+  if view.boxes is not None and instance_id in view.boxes:
+    tight = view.boxes[instance_id].reshape(2, 2)
+  else:
+    if view.boxes is not None:
+      issues.report('car_without_box', where)
+    tight = instance.keypoints[
+        instance.visibility == labels.Visibility.VISIBLE]
+  box = (records.padded_box(tight, config.box_padding) if len(tight) else
+         np.zeros(4, np.float32))
+  if np.any(box[2:] - box[:2] < MIN_BOX_SIZE):
+    issues.report('degenerate_box', where, f'box {box}')
+    return None
+  return box
+
+
+def _true_keypoints(view: _LabelledView, instance_id: int,
+                    issues: carfusion_format.Issues) -> np.ndarray | None:
+  """Exact positions of a car's labels from gt_true/, or None."""
+  if view.true_labels is None:
+    return None
+  instance = view.labels[instance_id]
+  true = view.true_labels.get(instance_id)
+  if true is None or np.any(true.visibility != instance.visibility):
+    issues.report('true_positions_mismatch',
+                  f'{view.files.gt_path} car {instance_id}')
+    return None
+  return true.keypoints
+
+
 def _car_view(view: _LabelledView, instance_id: int,
               calibration: carfusion_format.SequenceCalibration | None,
               shape: np.ndarray, config: CarfusionConfig,
               issues: carfusion_format.Issues) -> records.View | None:
   """The record view of one car in one view, or None when it is unusable."""
   instance = view.labels[instance_id]
-  labelled = instance.visibility != labels.Visibility.UNLABELLED
-  box = records.labelled_box(instance.keypoints[labelled], config.box_padding)
-  if np.any(box[2:] - box[:2] < MIN_BOX_SIZE):
-    issues.report('degenerate_box', f'{view.files.gt_path} car {instance_id}',
-                  f'box {box}')
+  box = car_box(view, instance_id, config, issues)
+  if box is None:
     return None
   camera = _view_camera(view, instance_id, calibration, shape, config, issues)
   if camera is None:
@@ -186,21 +246,36 @@ def _car_view(view: _LabelledView, instance_id: int,
       occlusion_kind=instance.occlusion_kind,
       camera=camera_matrix,
       camera_error=camera_error,
-      image_size=view.image_size)
+      image_size=view.image_size,
+      true_keypoints=_true_keypoints(view, instance_id, issues))
 
 
 def _frame_views(
-    views: Iterator[carfusion_format.ViewFiles],
+    views: Iterator[carfusion_format.ViewFiles], sequence_dir: epath.Path,
     issues: carfusion_format.Issues) -> list[_LabelledView]:
+  has_boxes = (sequence_dir / carfusion_format.BOX_DIR).is_dir()
+  has_true = (sequence_dir / carfusion_format.TRUE_GT_DIR).is_dir()
   labelled_views = []
   for files in views:
     image = carfusion_format.read_image(files.image_path, issues)
     if image is None:
       continue
+    image_size = (image.shape[1], image.shape[0])
     instances = carfusion_format.read_gt_file(
-        files.gt_path, image_size=(image.shape[1], image.shape[0]),
-        issues=issues)
-    labelled_views.append(_LabelledView(files, image, instances))
+        files.gt_path, image_size=image_size, issues=issues)
+    box_path, true_path = carfusion_format.side_paths(
+        sequence_dir, files.camera, files.frame)
+    boxes = true_labels = None
+    if has_boxes:
+      # A view without a bb file has no box for any of its cars.
+      boxes = (carfusion_format.read_box_file(box_path, issues)
+               if box_path.exists() else {})
+    if has_true:
+      true_labels = (carfusion_format.read_gt_file(
+          true_path, image_size=image_size, issues=issues)
+                     if true_path.exists() else {})
+    labelled_views.append(
+        _LabelledView(files, image, instances, boxes, true_labels))
   return labelled_views
 
 
@@ -220,9 +295,11 @@ def sequence_examples(sequence_dir: epath.PathLike, config: CarfusionConfig,
   """
   sequence_dir = epath.Path(sequence_dir)
   calibration = _read_calibration(sequence_dir, issues)
+  if not (sequence_dir / carfusion_format.BOX_DIR).is_dir():
+    issues.report('sequence_without_boxes', str(sequence_dir))
   views = carfusion_format.list_views(sequence_dir, issues)
   for frame, frame_files in itertools.groupby(views, lambda v: v.frame):
-    frame_views = _frame_views(frame_files, issues)
+    frame_views = _frame_views(frame_files, sequence_dir, issues)
     instance_ids = sorted(set().union(*(v.labels for v in frame_views)))
     for instance_id in instance_ids:
       car_id = f'{sequence_dir.name}/{frame}/{instance_id}'
@@ -265,8 +342,12 @@ def split_examples(split_dir: epath.PathLike, config: CarfusionConfig,
 class Builder(tfds.core.GeneratorBasedBuilder):
   """DatasetBuilder for the CarFusion multi-view keypoint data."""
 
-  VERSION = tfds.core.Version('1.0.0')
-  RELEASE_NOTES = {'1.0.0': 'Initial release.'}
+  VERSION = tfds.core.Version('2.0.0')
+  RELEASE_NOTES = {
+      '1.0.0': 'Initial release.',
+      '2.0.0': 'Boxes from bb/ or the visible keypoints, never occluded '
+               'ones; truncation labels; `true_keypoints` from gt_true/.',
+  }
   BUILDER_CONFIGS = [
       CarfusionConfig(
           name='default',
@@ -279,7 +360,8 @@ class Builder(tfds.core.GeneratorBasedBuilder):
   directory (default `~/tensorflow_datasets/downloads/manual/`) as
   `carfusion/{train,test}/<sequence>/images_jpg/<camera>_<frame>.jpg` and
   `.../gt/<camera>_<frame>.txt` (the `carfusion/` level may be omitted).
-  Optional `<sequence>/calibration.json` files give exact cameras; see
+  Optional `.../bb/<camera>_<frame>.txt` give the boxes, `gt_true/` exact
+  positions and `<sequence>/calibration.json` exact cameras; see
   data_prep/carfusion/README.md.
   """
 

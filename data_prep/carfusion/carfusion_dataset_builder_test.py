@@ -6,6 +6,8 @@ at the centre, so PnP is exact) has:
 * train/craig_sim: calibrated cameras 01-03 and a car whose 3D keypoints are
   1.05 x the mean shape; camera 04 is not in the calibration (PnP). Labels
   carry the sixth column (occlusion kind); one line has an invalid kind.
+  bb/ boxes for cameras 01-03 (02's file also has a malformed line and a
+  duplicate); camera 04 has no bb file.
 * train/fifth_sim: no calibration. Frame 0000: car 0 in 3 views; car 5 in 2;
   car 7 with one labelled point; car 8 with four collinear points; a line with
   each parser defect. Frame 0001: an empty gt file and a view with 3 visible
@@ -13,9 +15,13 @@ at the centre, so PnP is exact) has:
   image without gt file and an undecodable image.
 * test/penn_sim (no calibration), test/penn_badcalib (malformed calibration):
   one car in 3 views each.
+
+Only craig_sim has bb/; the other sequences get boxes from the visible
+keypoints.
 """
 
 import logging
+import shutil
 
 from etils import epath
 import numpy as np
@@ -53,10 +59,15 @@ EXPECTED_ISSUES = {
         'gt_without_image': 1,
         'image_without_gt': 1,
         'unreadable_image': 1,
+        'sequence_without_boxes': 1,
+        'malformed_box_line': 1,
+        'duplicate_box': 1,
+        'car_without_box': 1,
     },
     'test': {
         'sequence_without_calibration': 1,
         'unreadable_calibration': 1,
+        'sequence_without_boxes': 2,
     },
 }
 EXPECTED_CARS = {
@@ -171,22 +182,79 @@ def test_first_of_duplicate_labels_is_kept(generated):
   np.testing.assert_array_equal(example['keypoints'][0, 0], np.float32([x, y]))
 
 
+def expected_box(car_id, view, example):
+  """The bb/ box of the view, padded, else the padded visible hull."""
+  gt_path, _ = view_files(car_id)[view]
+  box_path, _ = carfusion_format.side_paths(
+      gt_path.parent.parent, *gt_path.stem.split('_'))
+  if box_path.exists():
+    first = box_path.read_text().splitlines()[0]
+    tight = np.array([float(v) for v in first.split(',')[1:]])
+    return records.padded_box(tight.reshape(2, 2))
+  visible = example['visibility'][view] == labels.Visibility.VISIBLE
+  return records.padded_box(example['keypoints'][view][visible])
+
+
 @pytest.mark.parametrize('split', ['train', 'test'])
-def test_boxes_and_crops_come_from_the_labelled_points(generated, split):
+def test_boxes_come_from_bb_files_else_the_visible_points(generated, split):
   issues = carfusion_format.Issues(builder_lib.BUILD_ISSUES)
+  num_from_files = 0
   for car_id, example in generated[split][0].items():
     files = view_files(car_id)
     assert len(files) == len(example['crops'])
     for view, (_, image_path) in enumerate(files):
-      labelled = example['visibility'][view] > 0
-      box = records.labelled_box(example['keypoints'][view][labelled])
-      np.testing.assert_array_equal(example['boxes'][view], box)
+      box = expected_box(car_id, view, example)
+      num_from_files += car_id.startswith('craig_sim') and view < 3
+      np.testing.assert_allclose(example['boxes'][view], box, rtol=1e-6)
+      visible = example['visibility'][view] == labels.Visibility.VISIBLE
+      points = example['keypoints'][view][visible]
+      assert np.all((points >= box[:2]) & (points <= box[2:]))
       image = carfusion_format.read_image(image_path, issues)
       np.testing.assert_array_equal(example['image_size'][view], (160, 120))
       np.testing.assert_array_equal(
           example['crops'][view],
-          records.extract_crop(image, box, CONFIG.crop_size))
+          records.extract_crop(image, example['boxes'][view],
+                               CONFIG.crop_size))
+  assert num_from_files == (3 if split == 'train' else 0)
   assert not issues.counts
+
+
+def _move_occluded_labels(sequence_dir: epath.Path, shift: float) -> int:
+  """Moves every occluded label of a sequence's gt files; returns how many."""
+  moved = 0
+  for gt_path in (sequence_dir / carfusion_format.GT_DIR).iterdir():
+    lines = []
+    for text in gt_path.read_text().splitlines():
+      fields = [f.strip() for f in text.split(',')]
+      if len(fields) >= 5 and fields[4] == str(carfusion_format.RAW_OCCLUDED):
+        try:
+          fields[0] = repr(float(fields[0]) + shift)
+          moved += 1
+        except ValueError:
+          pass
+      lines.append(', '.join(fields))
+    gt_path.write_text('\n'.join(lines) + '\n')
+  return moved
+
+
+@pytest.mark.parametrize('sequence', ['craig_sim', 'fifth_sim'])
+def test_occluded_labels_move_neither_boxes_nor_crops(generated, sequence,
+                                                      tmp_path):
+  copy = tmp_path / sequence
+  shutil.copytree(DUMMY_DATA / 'train' / sequence, copy)
+  assert _move_occluded_labels(copy, shift=7.0) > 0
+  issues = carfusion_format.Issues(builder_lib.BUILD_ISSUES)
+  moved = dict(builder_lib.sequence_examples(
+      copy, CONFIG, builder_lib.pnp_shape(CONFIG), issues))
+  original = {car_id: example for car_id, example in
+              generated['train'][0].items() if car_id.startswith(sequence)}
+  assert sorted(moved) == sorted(original)
+  for car_id, example in original.items():
+    occluded = example['visibility'] == labels.Visibility.OCCLUDED
+    assert not np.array_equal(moved[car_id]['keypoints'][occluded],
+                              example['keypoints'][occluded])
+    np.testing.assert_array_equal(moved[car_id]['boxes'], example['boxes'])
+    np.testing.assert_array_equal(moved[car_id]['crops'], example['crops'])
 
 
 def test_tfds_build_reads_back_every_example(generated, tmp_path, caplog):

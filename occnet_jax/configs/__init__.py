@@ -118,4 +118,7 @@ def validate(config: ml_collections.ConfigDict, num_devices: int) -> None:
           'need at least one (0 measures the noiseless PCK)')
   for sigma in evaluation.noise_sigmas:
     require(sigma >= 0.0, 'eval.noise_sigmas', 'each sigma must be >= 0')
+  for sigma in evaluation.box_jitter:
+    require(0.0 <= sigma <= 1.0, 'eval.box_jitter',
+            'each sigma must be in [0, 1] (fractions of the box size)')
   require(evaluation.num_gallery >= 0, 'eval.num_gallery', 'must be >= 0')

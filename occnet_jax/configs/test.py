@@ -42,5 +42,6 @@ def get_config() -> ml_collections.ConfigDict:
   config.eval.batch_size = 4
   config.eval.max_instances = 8
   config.eval.noise_sigmas = (0.0, 0.1)
+  config.eval.box_jitter = (0.1,)
   config.eval.num_gallery = 2
   return config
