@@ -4,7 +4,11 @@ r"""Trains Occlusion-Net and evaluates it; resumes a workdir's run.
         --workdir=workdirs/demo [--config.train.num_steps=2000]
 
 Running the same command again after an interruption continues from the
-last complete checkpoint. At the end, prints the evaluation summary.
+last complete checkpoint; SIGTERM saves one at the next step and exits (0).
+At the end, prints the evaluation summary. Several processes (one per host,
+or local ones) each run the command with --coordinator_address,
+--num_processes and --process_id, or with config.distributed = True where
+JAX detects them (Cloud TPU, Slurm, Open MPI).
 """
 
 import json
@@ -15,6 +19,7 @@ import jax
 from ml_collections import config_flags
 
 import launch
+from launch import multihost_flags
 from occnet_jax import evaluate
 from occnet_jax import train
 
@@ -30,8 +35,10 @@ def main(argv):
     raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
   launch.quiet_library_logs()
   config = _CONFIG.value
-  train.train_and_evaluate(config, _WORKDIR.value)
-  if jax.process_index() == 0 and config.eval.split:
+  multihost_flags.initialize(config.distributed)
+  state = train.train_and_evaluate(config, _WORKDIR.value)
+  finished = int(state.step) == config.train.num_steps
+  if jax.process_index() == 0 and config.eval.split and finished:
     with open(evaluate.metrics_path(_WORKDIR.value, config.eval.split)) as f:
       print(evaluate.format_summary(json.load(f)))
 

@@ -67,6 +67,10 @@ class Checkpointer:
     """Every finalized step, oldest first."""
     return sorted(self._manager.all_steps())
 
+  def reload(self) -> None:
+    """Lists the steps again (a reader beside a running writer)."""
+    self._manager.reload()
+
   def save(self, step: int, state: Any, rng: jax.Array,
            data: Mapping[str, Any]) -> None:
     """Starts an asynchronous save of a step (returns before it is written).

@@ -17,7 +17,9 @@ the term) or, with `config.train.skip_nonfinite`, counts it and goes on.
 `train_and_evaluate` is the whole run: dataset and shape basis on first use,
 restore from the latest complete checkpoint (exactly resuming the data order
 and randomness), train, evaluate periodically, and finally evaluate the
-configured split into `<workdir>/eval/<split>/`.
+configured split into `<workdir>/eval/<split>/`. A SIGTERM (preemption
+notice) saves a checkpoint at the next step all processes reach and ends the
+run early; the same command resumes it.
 """
 
 from collections.abc import Callable, Mapping
@@ -46,6 +48,7 @@ from occnet_jax import keypoints
 from occnet_jax import losses
 from occnet_jax import machine
 from occnet_jax import models
+from occnet_jax import multihost
 from occnet_jax import plots
 from occnet_jax import shape_basis as shape_basis_lib
 
@@ -332,8 +335,21 @@ def shard_batch(batch: Mapping[str, np.ndarray],
 
 
 def replicate(tree: Any, mesh: jax.sharding.Mesh) -> Any:
-  """Places a pytree on every device of the mesh."""
-  return jax.device_put(tree, jax.NamedSharding(mesh, jax.P()))
+  """Places a pytree, the same on every process, on every device of the mesh.
+
+  `jax.device_put` reaches only this process's devices; a global array is
+  assembled from every process's copy instead (typed PRNG keys through their
+  raw key data).
+  """
+  sharding = jax.NamedSharding(mesh, jax.P())
+
+  def place(leaf):
+    if jax.dtypes.issubdtype(leaf.dtype, jax.dtypes.prng_key):
+      return jax.random.wrap_key_data(place(jax.random.key_data(leaf)),
+                                      impl=jax.random.key_impl(leaf))
+    return jax.make_array_from_process_local_data(sharding, np.asarray(leaf))
+
+  return jax.tree.map(place, tree)
 
 
 def prepare_shape_basis(config: ml_collections.ConfigDict, workdir: str,
@@ -457,15 +473,15 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
     workdir: checkpoints, logs, config, shape basis and evaluation results.
 
   Returns:
-    The final train state.
+    The final train state: of an earlier step than `config.train.num_steps`
+    when a SIGTERM stopped the run.
 
   Raises:
     configs.ConfigError: for a config that cannot run.
     NonFiniteError: for a non-finite loss or gradient, unless
       `config.train.skip_nonfinite`.
   """
-  if config.distributed:
-    jax.distributed.initialize()
+  multihost.initialize(auto_detect=config.distributed)
   configs.validate(config, jax.device_count())
   os.makedirs(workdir, exist_ok=True)
   mesh = jax.make_mesh((jax.device_count(),), (AXIS,))
@@ -509,61 +525,73 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
   history, tick, tick_step = [], time.time(), start
   started = tick
   num_steps = config.train.num_steps
+  done, preempted = start, False
   # Steps dispatched but not yet checked for a non-finite update. Reading a
   # step's flag waits for that step, so it is read only once the next step
   # is dispatched (the device never idles while the host reads input), or
   # at a step whose state is logged, saved or evaluated.
   unchecked = []
-  for step in range(start, num_steps):
-    state, metrics = step_fn(state, shard_batch(next(iterator), mesh),
-                             train_rng)
-    unchecked.append((step, metrics))
-    done = step + 1
-    boundary = done == num_steps or any(
-        done % every == 0 for every in (config.train.log_every_steps,
-                                        config.train.checkpoint_every_steps,
-                                        config.train.eval_every_steps))
-    while len(unchecked) > (0 if boundary else 1):
-      checked_step, checked = unchecked.pop(0)
-      if checked['finite']:
-        history.append(checked)
-        continue
-      message = _nonfinite_message(checked_step, jax.tree.map(float, checked))
-      if not config.train.skip_nonfinite:
-        checkpointer.close()
-        writer.close()
-        raise NonFiniteError(message)
-      logging.warning('Skipped: %s', message)
-    if history and (done % config.train.log_every_steps == 0
-                    or done == num_steps):
-      means = {f'train_{name}': float(np.mean([m[name] for m in history]))
-               for name in history[0]}
-      steps_per_second = (done - tick_step) / (time.time() - tick)
-      means['train_steps_per_second'] = steps_per_second
-      writer.write(done, means)
-      logging.info('step %d/%d  loss %.4f  %.2f steps/s  ETA %.0f s', done,
-                   num_steps, means['train_loss'], steps_per_second,
-                   (num_steps - done) / steps_per_second)
-      history, tick, tick_step = [], time.time(), done
-    if done % config.train.checkpoint_every_steps == 0 or done == num_steps:
-      checkpointer.save(done, state, train_rng,
-                        {'iterator': iterator.get_state(), 'step': done})
-    if done % config.train.eval_every_steps == 0 and done < num_steps:
-      results, _ = evaluate.evaluate_state(
-          config, predict_fn, state, eval_source, mesh,
-          max_instances=config.eval.max_instances)
-      writer.write(done, {f'eval_{name}': value
-                          for name, value in evaluate.summary_scalars(
-                              results).items()})
+  with multihost.PreemptionNotice() as preemption:
+    for step in range(start, num_steps):
+      state, metrics = step_fn(state, shard_batch(next(iterator), mesh),
+                               train_rng)
+      unchecked.append((step, metrics))
+      done = step + 1
+      preempted = preemption.reached(done)
+      log = done % config.train.log_every_steps == 0 or done == num_steps
+      save = (done % config.train.checkpoint_every_steps == 0
+              or done == num_steps or preempted)
+      evaluate_now = (done % config.train.eval_every_steps == 0
+                      and done < num_steps)
+      while len(unchecked) > (0 if log or save or evaluate_now else 1):
+        checked_step, checked = unchecked.pop(0)
+        if checked['finite']:
+          history.append(checked)
+          continue
+        message = _nonfinite_message(checked_step,
+                                     jax.tree.map(float, checked))
+        if not config.train.skip_nonfinite:
+          checkpointer.close()
+          writer.close()
+          raise NonFiniteError(message)
+        logging.warning('Skipped: %s', message)
+      if history and (log or preempted):
+        means = {f'train_{name}': float(np.mean([m[name] for m in history]))
+                 for name in history[0]}
+        steps_per_second = (done - tick_step) / (time.time() - tick)
+        means['train_steps_per_second'] = steps_per_second
+        writer.write(done, means)
+        logging.info('step %d/%d  loss %.4f  %.2f steps/s  ETA %.0f s', done,
+                     num_steps, means['train_loss'], steps_per_second,
+                     (num_steps - done) / steps_per_second)
+        history, tick, tick_step = [], time.time(), done
+      if save:
+        # Every process is at the same iterator position (one local batch
+        # per step), so the position saved by process 0 restores them all.
+        checkpointer.save(done, state, train_rng,
+                          {'iterator': iterator.get_state(), 'step': done})
+      if preempted:
+        logging.warning('Preempted (SIGTERM): saved the checkpoint of step '
+                        '%d of %d; the same command resumes the run.', done,
+                        num_steps)
+        break
+      if evaluate_now:
+        results, _ = evaluate.evaluate_state(
+            config, predict_fn, state, eval_source, mesh,
+            max_instances=config.eval.max_instances)
+        writer.write(done, {f'eval_{name}': value
+                            for name, value in evaluate.summary_scalars(
+                                results).items()})
   checkpointer.wait_until_finished()
   checkpointer.close()
   writer.close()
   trained = time.time()
-  if config.eval.split and (start < num_steps or not os.path.exists(
-      evaluate.metrics_path(workdir, config.eval.split))):
+  if config.eval.split and not preempted and done == num_steps and (
+      start < num_steps or not os.path.exists(
+          evaluate.metrics_path(workdir, config.eval.split))):
     evaluate_workdir(workdir, split=config.eval.split, data_dir=data_dir)
-  if start < num_steps:
-    record_run(workdir, (start, num_steps), trained - started,
+  if start < done:
+    record_run(workdir, (start, done), trained - started,
                time.time() - trained)
   return state
 
@@ -599,6 +627,7 @@ def restore_workdir(workdir: str, step: int | None = None):
     raise FileNotFoundError(f'{workdir} is not a training workdir (no '
                             f'{CONFIG_FILE}).')
   config = load_config(workdir)
+  multihost.initialize(auto_detect=config.distributed)
   mesh = jax.make_mesh((jax.device_count(),), (AXIS,))
   model = create_model(config, shape_basis_lib.load(
       os.path.join(workdir, SHAPE_BASIS_FILE)))

@@ -1,0 +1,149 @@
+"""The evaluator job: every new checkpoint of a training run, evaluated once.
+
+`watch` runs beside training (the separate evaluator of TPU-pod setups). It
+polls the workdir's finalized checkpoints (Orbax lists only those renamed
+into place, never one being written), evaluates the newest it has not
+evaluated yet into `eval/<split>/step_<N>/metrics.json` (the keys of
+`evaluate`) and TensorBoard scalars under `eval/<split>/` (also appended to
+its `metrics.jsonl`), and stops once it has evaluated the run's last step.
+
+Taking the newest step keeps the evaluator as far as possible from the
+checkpoints training deletes (`train.max_checkpoints_to_keep`); steps that
+come and go while it evaluates another are not evaluated, and one deleted
+before it could be read is skipped. A restarted evaluator continues after the
+last step it wrote. With several processes, process 0 reads the checkpoint
+list and the others follow it.
+"""
+
+from collections.abc import Callable
+import os
+import time
+from typing import Any
+
+from absl import logging
+import jax
+from jax.experimental import multihost_utils
+import numpy as np
+
+from occnet_jax import checkpointing
+from occnet_jax import evaluate
+from occnet_jax import input_pipeline
+from occnet_jax import multihost
+from occnet_jax import shape_basis as shape_basis_lib
+from occnet_jax import train
+
+_NO_STEP = -1
+
+
+def step_directory(workdir: str, split: str, step: int) -> str:
+  """Where `watch` writes one checkpoint's metrics.json."""
+  return os.path.join(workdir, 'eval', split, f'step_{step}')
+
+
+def evaluated_steps(workdir: str, split: str) -> list[int]:
+  """The steps of a split that already have a metrics.json, oldest first."""
+  directory = os.path.join(workdir, 'eval', split)
+  if not os.path.isdir(directory):
+    return []
+  return sorted(
+      int(name[len('step_'):]) for name in os.listdir(directory)
+      if name.startswith('step_') and name[len('step_'):].isdigit()
+      and os.path.exists(os.path.join(directory, name, 'metrics.json')))
+
+
+def _wait_until(ready: Callable[[], bool], what: str,
+                poll_seconds: float) -> None:
+  logged = False
+  while not ready():
+    if not logged:
+      logging.info('Waiting for %s.', what)
+      logged = True
+    time.sleep(poll_seconds)
+
+
+def _newest_step(checkpointer: checkpointing.Checkpointer) -> int:
+  """The newest finalized step as process 0 reads it, on every process."""
+  checkpointer.reload()
+  steps = checkpointer.all_steps()
+  step = steps[-1] if steps else _NO_STEP
+  return int(multihost_utils.broadcast_one_to_all(np.int32(step)))
+
+
+def watch(workdir: str, *, split: str | None = None,
+          data_dir: str | None = None,
+          poll_seconds: float = 10.0) -> list[int]:
+  """Evaluates new checkpoints of `workdir` until its last step's.
+
+  Args:
+    workdir: a training workdir (it may not exist yet).
+    split: the split (None = the config's `eval.split`).
+    data_dir: the TFDS data dir (None = the config's).
+    poll_seconds: pause between looks at the workdir.
+
+  Returns:
+    The steps evaluated by this call.
+  """
+  config_path = os.path.join(workdir, train.CONFIG_FILE)
+  _wait_until(lambda: os.path.exists(config_path), config_path, poll_seconds)
+  config = train.load_config(workdir)
+  multihost.initialize(auto_detect=config.distributed)
+  split = split or config.eval.split
+  data_dir = data_dir or input_pipeline.resolve_data_dir(config, workdir)
+  num_steps = config.train.num_steps
+  done = evaluated_steps(workdir, split)
+  if num_steps in done:
+    logging.info('%s: step %d, the last, is already evaluated.', workdir,
+                 num_steps)
+    return []
+
+  mesh = jax.make_mesh((jax.device_count(),), (train.AXIS,))
+  model = train.create_model(config, shape_basis_lib.load(
+      os.path.join(workdir, train.SHAPE_BASIS_FILE)))
+  abstract_state = train.abstract_train_state(config, model, mesh)
+  predict_fn = evaluate.make_predict_fn(model, config.eval.noise_sigmas, mesh)
+  source = input_pipeline.get_source(config, split, data_dir)
+  directory = os.path.join(workdir, 'checkpoints')
+  _wait_until(lambda: os.path.isdir(directory), directory, poll_seconds)
+  checkpointer = checkpointing.Checkpointer(directory, read_only=True)
+  os.makedirs(os.path.join(workdir, 'eval', split), exist_ok=True)
+  writer = train.MetricWriter(os.path.join(workdir, 'eval', split))
+  last = done[-1] if done else _NO_STEP
+  evaluated = []
+  try:
+    while last < num_steps:
+      step = _newest_step(checkpointer)
+      if step <= last:
+        time.sleep(poll_seconds)
+        continue
+      state = _restore(checkpointer, step, abstract_state)
+      if state is None:
+        continue
+      results, _ = evaluate.evaluate_state(
+          config, predict_fn, state, source, mesh,
+          max_instances=config.eval.max_instances)
+      results['step'] = step
+      if jax.process_index() == 0:
+        evaluate.write_metrics(step_directory(workdir, split, step), results)
+      writer.write(step, evaluate.summary_scalars(results))
+      logging.info('Evaluated step %d of %d on %s.', step, num_steps, split)
+      evaluated.append(step)
+      last = step
+  finally:
+    writer.close()
+    checkpointer.close()
+  return evaluated
+
+
+def _restore(checkpointer: checkpointing.Checkpointer, step: int,
+             abstract_state: Any) -> Any:
+  """The train state of `step`, or None when training deleted it first."""
+  try:
+    return checkpointer.restore_state(step, abstract_state)
+  except Exception:  # Orbax raises what the file system does.
+    checkpointer.reload()
+    if step in checkpointer.all_steps():
+      raise
+    logging.warning('Checkpoint %d was deleted (max_to_keep) before it was '
+                    'read; skipped.', step)
+    return None
+
