@@ -20,7 +20,7 @@ import launch
 from launch import multihost_flags
 from occnet_jax import evaluate
 from occnet_jax import evaluator
-from occnet_jax import train
+from occnet_jax import workdir
 
 _WORKDIR = flags.DEFINE_string('workdir', None, 'A training workdir.')
 _SPLIT = flags.DEFINE_string('split', None,
@@ -48,9 +48,9 @@ def main(argv):
                     data_dir=_DATA_DIR.value, poll_seconds=_POLL_SECONDS.value)
     return
   try:
-    results = train.evaluate_workdir(_WORKDIR.value, split=_SPLIT.value,
-                                     data_dir=_DATA_DIR.value,
-                                     step=_STEP.value)
+    results = workdir.evaluate_workdir(_WORKDIR.value, split=_SPLIT.value,
+                                       data_dir=_DATA_DIR.value,
+                                       step=_STEP.value)
   except FileNotFoundError as error:
     raise app.UsageError(str(error)) from None
   if jax.process_index() == 0:

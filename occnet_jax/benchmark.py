@@ -57,6 +57,7 @@ from occnet_jax import geometry
 from occnet_jax import keypoints as keypoints_lib
 from occnet_jax import labels
 from occnet_jax import machine
+from occnet_jax import models
 from occnet_jax import shape_basis as shape_basis_lib
 from occnet_jax import train
 
@@ -424,7 +425,7 @@ def benchmark_size(base: ml_collections.ConfigDict, size: str, *,
                               settings=settings)
   measurements = []
   for pipeline in PIPELINES:
-    model = train.create_model(config, basis)
+    model = models.from_config(config, basis)
     # The graph stages read the `nodes` field through `KeypointsInNet`.
     inputs = 'crops' if pipeline == 'full' else 'nodes'
     if pipeline == 'graph':

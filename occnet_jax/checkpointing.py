@@ -31,7 +31,11 @@ def incomplete_checkpoints(directory: str) -> list[str]:
 
 
 class Checkpointer:
-  """Saves and restores training checkpoints in `<workdir>/checkpoints`."""
+  """Saves and restores training checkpoints in `<workdir>/checkpoints`.
+
+  A context manager: leaving the `with` block, by any path, finishes
+  pending saves and releases the manager.
+  """
 
   def __init__(self, directory: str, *, max_to_keep: int = 2,
                read_only: bool = False):
@@ -57,7 +61,15 @@ class Checkpointer:
             create=not read_only,
             read_only=read_only,
             cleanup_tmp_directories=not read_only),
-        item_names=(_STATE, _RNG, _DATA))
+        item_handlers={_STATE: ocp.StandardCheckpointHandler(),
+                       _RNG: ocp.StandardCheckpointHandler(),
+                       _DATA: ocp.JsonCheckpointHandler()})
+
+  def __enter__(self) -> 'Checkpointer':
+    return self
+
+  def __exit__(self, *exc_info) -> None:
+    self.close()
 
   def latest_step(self) -> int | None:
     """The newest finalized step, or None."""
@@ -107,10 +119,25 @@ class Checkpointer:
     rng = jax.random.wrap_key_data(restored[_RNG]['key_data'])
     return restored[_STATE], rng, restored[_DATA]
 
-  def restore_state(self, step: int, abstract_state: Any) -> Any:
-    """Restores only the train state of a finalized step (evaluation)."""
+  def restore_state(self, step: int, sharding: jax.sharding.Sharding) -> Any:
+    """Restores only the train state of a finalized step (evaluation).
+
+    The state's structure comes from the checkpoint's own metadata, so a
+    reader needs no optimizer to restore it.
+
+    Args:
+      step: a finalized step.
+      sharding: where every array goes (e.g. replicated on a mesh).
+
+    Returns:
+      The state as a tree of dicts (the train state's fields as keys).
+    """
+    metadata = self._manager.item_metadata(step)[_STATE].tree
+    abstract = jax.tree.map(
+        lambda leaf: jax.ShapeDtypeStruct(leaf.shape, leaf.dtype,
+                                          sharding=sharding), metadata)
     restored = self._manager.restore(step, args=ocp.args.Composite(**{
-        _STATE: ocp.args.StandardRestore(abstract_state)}))
+        _STATE: ocp.args.StandardRestore(abstract)}))
     return restored[_STATE]
 
   def wait_until_finished(self) -> None:

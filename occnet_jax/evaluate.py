@@ -292,18 +292,19 @@ def compute_metrics(predictions: Mapping[str, np.ndarray],
   return results
 
 
-def evaluate_state(config: ml_collections.ConfigDict,
-                   predict_fn: Callable[..., dict[str, jax.Array]],
-                   state: Any, source: Sequence[Mapping[str, Any]],
-                   mesh: jax.sharding.Mesh, *, max_instances: int,
-                   num_gallery: int = 0,
-                   ) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
-  """Metrics (and predictions) of a train state on a split.
+def evaluate_variables(config: ml_collections.ConfigDict,
+                       predict_fn: Callable[..., dict[str, jax.Array]],
+                       variables: Any, source: Sequence[Mapping[str, Any]],
+                       mesh: jax.sharding.Mesh, *, max_instances: int,
+                       num_gallery: int = 0,
+                       ) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+  """Metrics (and predictions) of a model's variables on a split.
 
   Args:
     config: the experiment config.
     predict_fn: see `collect_predictions`.
-    state: a `train.TrainState` (replicated on `mesh`).
+    variables: the model's variables ('params' and any other collection),
+      replicated on `mesh`.
     source: random-access records of the split.
     mesh: the devices to run on.
     max_instances: evaluate at most this many cars (0 = all).
@@ -312,7 +313,6 @@ def evaluate_state(config: ml_collections.ConfigDict,
   Returns:
     (metrics, predictions).
   """
-  variables = {'params': state.params, **state.model_state}
   predictions = collect_predictions(
       config, predict_fn, variables, source, mesh, max_instances=max_instances,
       num_gallery=num_gallery)

@@ -28,9 +28,10 @@ import numpy as np
 from occnet_jax import checkpointing
 from occnet_jax import evaluate
 from occnet_jax import input_pipeline
+from occnet_jax import models
 from occnet_jax import multihost
 from occnet_jax import shape_basis as shape_basis_lib
-from occnet_jax import train
+from occnet_jax import workdir as workdir_lib
 
 _NO_STEP = -1
 
@@ -83,9 +84,9 @@ def watch(workdir: str, *, split: str | None = None,
   Returns:
     The steps evaluated by this call.
   """
-  config_path = os.path.join(workdir, train.CONFIG_FILE)
+  config_path = os.path.join(workdir, workdir_lib.CONFIG_FILE)
   _wait_until(lambda: os.path.exists(config_path), config_path, poll_seconds)
-  config = train.load_config(workdir)
+  config = workdir_lib.load_config(workdir)
   multihost.initialize(auto_detect=config.distributed)
   split = split or config.eval.split
   data_dir = data_dir or input_pipeline.resolve_data_dir(config, workdir)
@@ -96,17 +97,16 @@ def watch(workdir: str, *, split: str | None = None,
                  num_steps)
     return []
 
-  mesh = jax.make_mesh((jax.device_count(),), (train.AXIS,))
-  model = train.create_model(config, shape_basis_lib.load(
-      os.path.join(workdir, train.SHAPE_BASIS_FILE)))
-  abstract_state = train.abstract_train_state(config, model, mesh)
+  mesh = jax.make_mesh((jax.device_count(),), (input_pipeline.DEVICE_AXIS,))
+  model = models.from_config(config, shape_basis_lib.load(
+      os.path.join(workdir, workdir_lib.SHAPE_BASIS_FILE)))
   predict_fn = evaluate.make_predict_fn(model, config.eval.noise_sigmas, mesh)
   source = input_pipeline.get_source(config, split, data_dir)
-  directory = os.path.join(workdir, 'checkpoints')
+  directory = workdir_lib.checkpoint_dir(workdir)
   _wait_until(lambda: os.path.isdir(directory), directory, poll_seconds)
   checkpointer = checkpointing.Checkpointer(directory, read_only=True)
   os.makedirs(os.path.join(workdir, 'eval', split), exist_ok=True)
-  writer = train.MetricWriter(os.path.join(workdir, 'eval', split))
+  writer = workdir_lib.MetricWriter(os.path.join(workdir, 'eval', split))
   last = done[-1] if done else _NO_STEP
   evaluated = []
   try:
@@ -115,11 +115,11 @@ def watch(workdir: str, *, split: str | None = None,
       if step <= last:
         time.sleep(poll_seconds)
         continue
-      state = _restore(checkpointer, step, abstract_state)
-      if state is None:
+      variables = _restore(checkpointer, step, mesh)
+      if variables is None:
         continue
-      results, _ = evaluate.evaluate_state(
-          config, predict_fn, state, source, mesh,
+      results, _ = evaluate.evaluate_variables(
+          config, predict_fn, variables, source, mesh,
           max_instances=config.eval.max_instances)
       results['step'] = step
       if jax.process_index() == 0:
@@ -135,10 +135,11 @@ def watch(workdir: str, *, split: str | None = None,
 
 
 def _restore(checkpointer: checkpointing.Checkpointer, step: int,
-             abstract_state: Any) -> Any:
-  """The train state of `step`, or None when training deleted it first."""
+             mesh: jax.sharding.Mesh) -> dict[str, Any] | None:
+  """The model variables of `step`, or None when training deleted it first."""
   try:
-    return checkpointer.restore_state(step, abstract_state)
+    return workdir_lib.model_variables(checkpointer.restore_state(
+        step, jax.NamedSharding(mesh, jax.P())))
   except Exception:  # Orbax raises what the file system does.
     checkpointer.reload()
     if step in checkpointer.all_steps():

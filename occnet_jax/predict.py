@@ -40,7 +40,7 @@ from data_prep import records
 from occnet_jax import boxes as boxes_lib
 from occnet_jax import geometry
 from occnet_jax import keypoints as keypoints_lib
-from occnet_jax import train
+from occnet_jax import workdir as workdir_lib
 from occnet_jax.models import occlusion_net
 
 COCO_CAR_CATEGORY = 3
@@ -163,9 +163,8 @@ class Predictor:
 
   def __init__(self, workdir: str, step: int | None = None):
     """Restores the latest (or the given) complete checkpoint."""
-    self.config, self.model, state, _, self.step = train.restore_workdir(
-        workdir, step)
-    self.variables = {'params': state.params, **state.model_state}
+    self.config, self.model, self.variables, _, self.step = (
+        workdir_lib.restore_workdir(workdir, step))
     self.category = keypoints_lib.get_category(self.config.category)
     self._apply = jax.jit(
         lambda variables, crops, boxes, points, confidence: self.model.apply(

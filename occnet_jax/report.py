@@ -17,7 +17,7 @@ measures the label study and the speed; `python -m launch.report` then calls
 
 Inputs under the workdirs:
 
-  - `<run>/config.json`, `<run>/run.json` (`train.record_run`) and
+  - `<run>/config.json`, `<run>/run.json` (`workdir.record_run`) and
     `<run>/eval/<split>/metrics.json` with its PNGs (`launch.train`);
   - `trifocal_labels/<dataset>/trifocal_labels.{json,png}`
     (`launch.trifocal_labels`) for each of `LABEL_DATASETS`;
@@ -42,7 +42,7 @@ from occnet_jax import evaluate
 from occnet_jax import machine
 from occnet_jax import multiview
 from occnet_jax import plots
-from occnet_jax import train
+from occnet_jax import workdir as workdir_lib
 from occnet_jax.configs import default as default_config
 
 NOT_RUN = 'not run'
@@ -188,10 +188,10 @@ def read_json(path: str) -> Any:
 def load_run(workdirs: str, run: Run) -> RunResults:
   """Reads one run's workdir; its metrics are those of the config's split."""
   workdir = os.path.join(workdirs, run.name)
-  config = read_json(os.path.join(workdir, train.CONFIG_FILE))
+  config = read_json(os.path.join(workdir, workdir_lib.CONFIG_FILE))
   split = (config or {}).get('eval', {}).get('split') or 'test'
   path = evaluate.metrics_path(workdir, split)
-  run_file = read_json(os.path.join(workdir, train.RUN_FILE))
+  run_file = read_json(os.path.join(workdir, workdir_lib.RUN_FILE))
   eval_dir = os.path.dirname(path)
   figures = ()
   if os.path.isdir(eval_dir):

@@ -17,14 +17,14 @@ the term) or, with `config.train.skip_nonfinite`, counts it and goes on.
 `train_and_evaluate` is the whole run: dataset and shape basis on first use,
 restore from the latest complete checkpoint (exactly resuming the data order
 and randomness), train, evaluate periodically, and finally evaluate the
-configured split into `<workdir>/eval/<split>/`. A SIGTERM (preemption
-notice) saves a checkpoint at the next step all processes reach and ends the
-run early; the same command resumes it.
+configured split into `<workdir>/eval/<split>/`. The workdir's files are
+`occnet_jax.workdir`'s. A SIGTERM (preemption notice) saves a checkpoint at
+the next step all processes reach and ends the run early; the same command
+resumes it.
 """
 
 from collections.abc import Callable, Mapping
 import functools
-import json
 import os
 import time
 from typing import Any
@@ -38,19 +38,15 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 import optax
-import tensorboardX
 
 from occnet_jax import checkpointing
 from occnet_jax import configs
 from occnet_jax import evaluate
 from occnet_jax import input_pipeline
-from occnet_jax import keypoints
 from occnet_jax import losses
-from occnet_jax import machine
 from occnet_jax import models
 from occnet_jax import multihost
-from occnet_jax import plots
-from occnet_jax import shape_basis as shape_basis_lib
+from occnet_jax import workdir as workdir_lib
 
 AXIS = input_pipeline.DEVICE_AXIS
 LOSS_TERMS = ('keypoints', 'edge', 'visible', 'trifocal', 'reproj')
@@ -63,11 +59,6 @@ _STAGE_LOSS_TERMS = np.array(
     [[1, 0, 0, 0, 0], [0, 1, 1, 1, 1], [1, 1, 1, 1, 1]], np.float32)
 # Rows: the stages. Columns: PARAM_GROUPS that are trained.
 _STAGE_PARAM_GROUPS = np.array([[1, 0], [0, 1], [1, 1]], np.float32)
-CONFIG_FILE = 'config.json'
-SHAPE_BASIS_FILE = 'shape_basis.npz'
-METRICS_FILE = 'metrics.jsonl'
-# One entry per invocation of `train_and_evaluate`: its wall time and machine.
-RUN_FILE = 'run.json'
 
 
 @flax.struct.dataclass
@@ -91,14 +82,6 @@ class TrainState:
 
 class NonFiniteError(RuntimeError):
   """Training produced a non-finite loss or gradient."""
-
-
-def create_model(config: ml_collections.ConfigDict,
-                 shape_basis: shape_basis_lib.ShapeBasis) -> nn.Module:
-  """The configured `OcclusionNet`."""
-  return models.create_model(config.model,
-                             keypoints.get_category(config.category),
-                             shape_basis)
 
 
 def stage_starts(config: ml_collections.ConfigDict) -> tuple[int, int, int]:
@@ -246,6 +229,11 @@ def create_train_state(model: nn.Module, optimizer_fn: Callable[
   return state, optimizer
 
 
+def model_variables(state: TrainState) -> dict[str, Any]:
+  """The variables `model.apply` takes: 'params' and the other collections."""
+  return {'params': state.params, **state.model_state}
+
+
 def _all_finite(tree: Any) -> jax.Array:
   return jnp.all(jnp.stack([jnp.all(jnp.isfinite(leaf))
                             for leaf in jax.tree.leaves(tree)]))
@@ -352,74 +340,6 @@ def replicate(tree: Any, mesh: jax.sharding.Mesh) -> Any:
   return jax.tree.map(place, tree)
 
 
-def prepare_shape_basis(config: ml_collections.ConfigDict, workdir: str,
-                        train_source: Any) -> shape_basis_lib.ShapeBasis:
-  """The run's shape basis, saved in the workdir for evaluation/prediction.
-
-  A basis saved by an earlier start of the run wins (so a restart uses the
-  same basis), then `config.shape_basis.path`, then a PCA fitted on the
-  training split's `shape_3d`; a split without 3D shapes (CarFusion) gets
-  the category's mean shape without components.
-
-  Args:
-    config: the experiment config.
-    workdir: the run's directory.
-    train_source: random-access training records.
-
-  Returns:
-    The shape basis.
-  """
-  saved = os.path.join(workdir, SHAPE_BASIS_FILE)
-  category = keypoints.get_category(config.category)
-  if os.path.exists(saved):
-    return shape_basis_lib.load(saved)
-  if config.shape_basis.path:
-    basis = shape_basis_lib.load(config.shape_basis.path)
-  else:
-    shapes = np.stack([np.asarray(train_source[index]['shape_3d'])
-                       for index in range(len(train_source))])
-    known = np.any(shapes != 0, axis=(1, 2))
-    if known.sum() > config.shape_basis.num_components:
-      basis = shape_basis_lib.fit_shape_basis(
-          shapes[known], config.shape_basis.num_components,
-          mirror=category.mirror)
-    else:
-      logging.info('The training split has no 3D shapes: the 3D branch uses '
-                   'the %s mean shape without components.', category.name)
-      no_components = np.zeros((0,), np.float32)
-      basis = shape_basis_lib.ShapeBasis(
-          mean=np.asarray(category.mean_shape, np.float32),
-          components=np.zeros((0, category.num_keypoints, 3), np.float32),
-          stddevs=no_components, explained_variance_ratio=no_components)
-  if jax.process_index() == 0:
-    shape_basis_lib.save(saved, basis)
-  return basis
-
-
-class MetricWriter:
-  """Scalars to TensorBoard and a JSON-lines file (process 0 only)."""
-
-  def __init__(self, workdir: str):
-    self._enabled = jax.process_index() == 0
-    if self._enabled:
-      self._summary = tensorboardX.SummaryWriter(workdir)
-      self._lines = open(os.path.join(workdir, METRICS_FILE), 'a')
-
-  def write(self, step: int, scalars: Mapping[str, float]) -> None:
-    """Writes one step's scalars."""
-    if not self._enabled:
-      return
-    for name, value in scalars.items():
-      self._summary.add_scalar(name, value, step)
-    self._lines.write(json.dumps({'step': step, **scalars}) + '\n')
-    self._lines.flush()
-
-  def close(self) -> None:
-    if self._enabled:
-      self._summary.close()
-      self._lines.close()
-
-
 def _nonfinite_message(step: int, metrics: Mapping[str, float]) -> str:
   bad = [name for name in ('loss',) + LOSS_TERMS
          if name in metrics and not np.isfinite(metrics[name])]
@@ -428,40 +348,6 @@ def _nonfinite_message(step: int, metrics: Mapping[str, float]) -> str:
   return (f'Non-finite {what} at step {step}: stopping; the last complete '
           'checkpoint is kept. Set config.train.skip_nonfinite=True to skip '
           'such batches instead.')
-
-
-def record_run(workdir: str, steps: tuple[int, int], train_seconds: float,
-               eval_seconds: float) -> None:
-  """Appends this invocation's steps, wall times and machine to run.json.
-
-  A resumed run has one entry per invocation, so its total time survives
-  preemptions (process 0 only).
-  """
-  if jax.process_index() != 0:
-    return
-  path = os.path.join(workdir, RUN_FILE)
-  segments = []
-  if os.path.exists(path):
-    with open(path) as file:
-      segments = json.load(file)['segments']
-  segments.append({'steps': list(steps), 'train_seconds': train_seconds,
-                   'eval_seconds': eval_seconds,
-                   'machine': machine.machine_info()})
-  with open(path, 'w') as file:
-    json.dump({'segments': segments}, file, indent=1)
-
-
-def save_config(config: ml_collections.ConfigDict, workdir: str) -> None:
-  """Writes the run's config beside its checkpoints (process 0)."""
-  if jax.process_index() == 0:
-    with open(os.path.join(workdir, CONFIG_FILE), 'w') as file:
-      file.write(config.to_json(indent=2))
-
-
-def load_config(workdir: str) -> ml_collections.ConfigDict:
-  """The config a workdir was trained with."""
-  with open(os.path.join(workdir, CONFIG_FILE)) as file:
-    return ml_collections.ConfigDict(json.load(file))
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict,
@@ -494,9 +380,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
     raise configs.ConfigError(
         f'config.data.crop_size = {config.data.crop_size}: the dataset '
         f'{input_pipeline.dataset_name(config)} has {crop_size} px crops.')
-  basis = prepare_shape_basis(config, workdir, train_source)
-  save_config(config, workdir)
-  model = create_model(config, basis)
+  basis = workdir_lib.prepare_shape_basis(config, workdir, train_source)
+  workdir_lib.save_config(config, workdir)
+  model = models.from_config(config, basis)
 
   init_rng, train_rng = jax.random.split(jax.random.key(config.seed))
   state, optimizer = create_train_state(
@@ -505,94 +391,92 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
   state = replicate(state, mesh)
   iterator = input_pipeline.create_train_iterator(train_source, config,
                                                   config.seed)
-  checkpointer = checkpointing.Checkpointer(
-      os.path.join(workdir, 'checkpoints'),
-      max_to_keep=config.train.max_checkpoints_to_keep)
-  start = checkpointer.latest_step()
-  if start is not None:
-    state, train_rng, data_state = checkpointer.restore(
-        start, abstract_train_state(config, model, mesh))
-    iterator.set_state(data_state['iterator'])
-    logging.info('Resumed from the checkpoint of step %d.', start)
-  train_rng = replicate(train_rng, mesh)
-  start = start or 0
-
-  step_fn = make_train_step(model, optimizer, config, mesh)
-  writer = MetricWriter(workdir)
-  eval_source = input_pipeline.get_source(config, config.data.eval_split,
-                                          data_dir)
-  predict_fn = evaluate.make_predict_fn(model, config.eval.noise_sigmas, mesh)
-  history, tick, tick_step = [], time.time(), start
-  started = tick
   num_steps = config.train.num_steps
-  done, preempted = start, False
-  # Steps dispatched but not yet checked for a non-finite update. Reading a
-  # step's flag waits for that step, so it is read only once the next step
-  # is dispatched (the device never idles while the host reads input), or
-  # at a step whose state is logged, saved or evaluated.
-  unchecked = []
-  with multihost.PreemptionNotice() as preemption:
-    for step in range(start, num_steps):
-      state, metrics = step_fn(state, shard_batch(next(iterator), mesh),
-                               train_rng)
-      unchecked.append((step, metrics))
-      done = step + 1
-      preempted = preemption.reached(done)
-      log = done % config.train.log_every_steps == 0 or done == num_steps
-      save = (done % config.train.checkpoint_every_steps == 0
-              or done == num_steps or preempted)
-      evaluate_now = (done % config.train.eval_every_steps == 0
-                      and done < num_steps)
-      while len(unchecked) > (0 if log or save or evaluate_now else 1):
-        checked_step, checked = unchecked.pop(0)
-        if checked['finite']:
-          history.append(checked)
-          continue
-        message = _nonfinite_message(checked_step,
-                                     jax.tree.map(float, checked))
-        if not config.train.skip_nonfinite:
-          checkpointer.close()
-          writer.close()
-          raise NonFiniteError(message)
-        logging.warning('Skipped: %s', message)
-      if history and (log or preempted):
-        means = {f'train_{name}': float(np.mean([m[name] for m in history]))
-                 for name in history[0]}
-        steps_per_second = (done - tick_step) / (time.time() - tick)
-        means['train_steps_per_second'] = steps_per_second
-        writer.write(done, means)
-        logging.info('step %d/%d  loss %.4f  %.2f steps/s  ETA %.0f s', done,
-                     num_steps, means['train_loss'], steps_per_second,
-                     (num_steps - done) / steps_per_second)
-        history, tick, tick_step = [], time.time(), done
-      if save:
-        # Every process is at the same iterator position (one local batch
-        # per step), so the position saved by process 0 restores them all.
-        checkpointer.save(done, state, train_rng,
-                          {'iterator': iterator.get_state(), 'step': done})
-      if preempted:
-        logging.warning('Preempted (SIGTERM): saved the checkpoint of step '
-                        '%d of %d; the same command resumes the run.', done,
-                        num_steps)
-        break
-      if evaluate_now:
-        results, _ = evaluate.evaluate_state(
-            config, predict_fn, state, eval_source, mesh,
-            max_instances=config.eval.max_instances)
-        writer.write(done, {f'eval_{name}': value
-                            for name, value in evaluate.summary_scalars(
-                                results).items()})
-  checkpointer.wait_until_finished()
-  checkpointer.close()
-  writer.close()
+  with checkpointing.Checkpointer(
+      workdir_lib.checkpoint_dir(workdir),
+      max_to_keep=config.train.max_checkpoints_to_keep) as checkpointer:
+    start = checkpointer.latest_step()
+    if start is not None:
+      state, train_rng, data_state = checkpointer.restore(
+          start, abstract_train_state(config, model, mesh))
+      iterator.set_state(data_state['iterator'])
+      logging.info('Resumed from the checkpoint of step %d.', start)
+    train_rng = replicate(train_rng, mesh)
+    start = start or 0
+
+    step_fn = make_train_step(model, optimizer, config, mesh)
+    eval_source = input_pipeline.get_source(config, config.data.eval_split,
+                                            data_dir)
+    predict_fn = evaluate.make_predict_fn(model, config.eval.noise_sigmas,
+                                          mesh)
+    history, tick, tick_step = [], time.time(), start
+    started = tick
+    done, preempted = start, False
+    # Steps dispatched but not yet checked for a non-finite update. Reading
+    # a step's flag waits for that step, so it is read only once the next
+    # step is dispatched (the device never idles while the host reads
+    # input), or at a step whose state is logged, saved or evaluated.
+    unchecked = []
+    with (workdir_lib.MetricWriter(workdir) as writer,
+          multihost.PreemptionNotice() as preemption):
+      for step in range(start, num_steps):
+        state, metrics = step_fn(state, shard_batch(next(iterator), mesh),
+                                 train_rng)
+        unchecked.append((step, metrics))
+        done = step + 1
+        preempted = preemption.reached(done)
+        log = done % config.train.log_every_steps == 0 or done == num_steps
+        save = (done % config.train.checkpoint_every_steps == 0
+                or done == num_steps or preempted)
+        evaluate_now = (done % config.train.eval_every_steps == 0
+                        and done < num_steps)
+        while len(unchecked) > (0 if log or save or evaluate_now else 1):
+          checked_step, checked = unchecked.pop(0)
+          if checked['finite']:
+            history.append(checked)
+            continue
+          message = _nonfinite_message(checked_step,
+                                       jax.tree.map(float, checked))
+          if not config.train.skip_nonfinite:
+            raise NonFiniteError(message)
+          logging.warning('Skipped: %s', message)
+        if history and (log or preempted):
+          means = {f'train_{name}': float(np.mean([m[name] for m in history]))
+                   for name in history[0]}
+          steps_per_second = (done - tick_step) / (time.time() - tick)
+          means['train_steps_per_second'] = steps_per_second
+          writer.write(done, means)
+          logging.info('step %d/%d  loss %.4f  %.2f steps/s  ETA %.0f s',
+                       done, num_steps, means['train_loss'],
+                       steps_per_second, (num_steps - done) / steps_per_second)
+          history, tick, tick_step = [], time.time(), done
+        if save:
+          # Every process is at the same iterator position (one local batch
+          # per step), so the position saved by process 0 restores them all.
+          checkpointer.save(done, state, train_rng,
+                            {'iterator': iterator.get_state(), 'step': done})
+        if preempted:
+          logging.warning('Preempted (SIGTERM): saved the checkpoint of step '
+                          '%d of %d; the same command resumes the run.', done,
+                          num_steps)
+          break
+        if evaluate_now:
+          results, _ = evaluate.evaluate_variables(
+              config, predict_fn, model_variables(state), eval_source, mesh,
+              max_instances=config.eval.max_instances)
+          writer.write(done, {f'eval_{name}': value
+                              for name, value in evaluate.summary_scalars(
+                                  results).items()})
+    checkpointer.wait_until_finished()
   trained = time.time()
   if config.eval.split and not preempted and done == num_steps and (
       start < num_steps or not os.path.exists(
           evaluate.metrics_path(workdir, config.eval.split))):
-    evaluate_workdir(workdir, split=config.eval.split, data_dir=data_dir)
+    workdir_lib.evaluate_workdir(workdir, split=config.eval.split,
+                                 data_dir=data_dir)
   if start < done:
-    record_run(workdir, (start, done), trained - started,
-               time.time() - trained)
+    workdir_lib.record_run(workdir, (start, done), trained - started,
+                           time.time() - trained)
   return state
 
 
@@ -605,79 +489,3 @@ def abstract_train_state(config: ml_collections.ConfigDict, model: nn.Module,
   replicated = jax.NamedSharding(mesh, jax.P())
   return jax.tree.map(lambda x: jax.ShapeDtypeStruct(
       x.shape, x.dtype, sharding=replicated), abstract)
-
-
-def restore_workdir(workdir: str, step: int | None = None):
-  """The config, model and replicated train state of a workdir's checkpoint.
-
-  Only finalized checkpoints are listed, so reading a workdir that training
-  is still writing never sees a partial checkpoint.
-
-  Args:
-    workdir: a training workdir.
-    step: the checkpoint step (None = the latest complete one).
-
-  Returns:
-    (config, model, state, mesh, step).
-
-  Raises:
-    FileNotFoundError: without the workdir's config or a complete checkpoint.
-  """
-  if not os.path.exists(os.path.join(workdir, CONFIG_FILE)):
-    raise FileNotFoundError(f'{workdir} is not a training workdir (no '
-                            f'{CONFIG_FILE}).')
-  config = load_config(workdir)
-  multihost.initialize(auto_detect=config.distributed)
-  mesh = jax.make_mesh((jax.device_count(),), (AXIS,))
-  model = create_model(config, shape_basis_lib.load(
-      os.path.join(workdir, SHAPE_BASIS_FILE)))
-  checkpointer = checkpointing.Checkpointer(
-      os.path.join(workdir, 'checkpoints'), read_only=True)
-  steps = checkpointer.all_steps()
-  if step is None and steps:
-    step = steps[-1]
-  if step not in steps:
-    checkpointer.close()
-    raise FileNotFoundError(f'No complete checkpoint of step {step} in '
-                            f'{workdir}; complete steps: {steps}.')
-  state = checkpointer.restore_state(step,
-                                     abstract_train_state(config, model, mesh))
-  checkpointer.close()
-  return config, model, state, mesh, step
-
-
-def evaluate_workdir(workdir: str, *, split: str | None = None,
-                     data_dir: str | None = None,
-                     step: int | None = None) -> dict[str, Any]:
-  """Evaluates a workdir's checkpoint into `<workdir>/eval/<split>/`.
-
-  Writes metrics.json and the plots (process 0); see `evaluate` for the
-  metrics.
-
-  Args:
-    workdir: a training workdir.
-    split: the split (None = the config's `eval.split`).
-    data_dir: the TFDS data dir (None = the config's).
-    step: the checkpoint step (None = the latest complete one).
-
-  Returns:
-    The metrics.
-  """
-  config, model, state, mesh, step = restore_workdir(workdir, step)
-  split = split or config.eval.split
-  data_dir = data_dir or input_pipeline.resolve_data_dir(config, workdir)
-  source = input_pipeline.get_source(config, split, data_dir)
-  results, predictions = evaluate.evaluate_state(
-      config, evaluate.make_predict_fn(model, config.eval.noise_sigmas, mesh),
-      state, source, mesh,
-      max_instances=config.eval.max_instances,
-      num_gallery=config.eval.num_gallery)
-  results['step'] = int(step)
-  if jax.process_index() == 0:
-    directory = os.path.dirname(evaluate.metrics_path(workdir, split))
-    evaluate.write_metrics(directory, results)
-    plots.write_all(directory, results, predictions,
-                    keypoints.get_category(config.category),
-                    alphas=config.eval.alphas,
-                    noise_sigmas=config.eval.noise_sigmas)
-  return results

@@ -12,6 +12,7 @@ from occnet_jax import evaluate
 from occnet_jax import geometry
 from occnet_jax import predict
 from occnet_jax import train
+from occnet_jax import workdir as workdir_lib
 from occnet_jax.configs import test as test_config
 import fake_data
 
@@ -32,7 +33,7 @@ def workdir(tmp_path_factory):
 
 
 def test_training_leaves_checkpoint_metrics_and_plots(workdir):
-  config = train.load_config(workdir)
+  config = workdir_lib.load_config(workdir)
   directory = os.path.join(workdir, 'eval', config.eval.split)
   with open(os.path.join(directory, 'metrics.json')) as file:
     results = json.load(file)
@@ -59,10 +60,10 @@ def test_training_leaves_checkpoint_metrics_and_plots(workdir):
   assert results['step'] == config.train.num_steps
   for name in PLOTS:
     assert os.path.getsize(os.path.join(directory, name)) > 1000, name
-  with open(os.path.join(workdir, train.METRICS_FILE)) as file:
+  with open(os.path.join(workdir, workdir_lib.METRICS_FILE)) as file:
     last = json.loads(file.read().splitlines()[-1])
   assert last['step'] == config.train.num_steps
-  with open(os.path.join(workdir, train.RUN_FILE)) as file:
+  with open(os.path.join(workdir, workdir_lib.RUN_FILE)) as file:
     [segment] = json.load(file)['segments']
   assert segment['steps'] == [0, config.train.num_steps]
   assert segment['train_seconds'] > 0 and segment['eval_seconds'] > 0
@@ -71,11 +72,11 @@ def test_training_leaves_checkpoint_metrics_and_plots(workdir):
 
 
 def test_evaluate_other_split_and_step(workdir):
-  results = train.evaluate_workdir(workdir, split='validation', step=6)
+  results = workdir_lib.evaluate_workdir(workdir, split='validation', step=6)
   assert results['step'] == 6 and results['num_cars'] == 4
   assert os.path.exists(evaluate.metrics_path(workdir, 'validation'))
   with pytest.raises(FileNotFoundError, match='step 5'):
-    train.evaluate_workdir(workdir, split='validation', step=5)
+    workdir_lib.evaluate_workdir(workdir, split='validation', step=5)
 
 
 def test_predict_on_a_full_image(workdir, tmp_path):

@@ -21,6 +21,7 @@ from occnet_jax import benchmark
 from occnet_jax import configs
 from occnet_jax import keypoints as keypoints_lib
 from occnet_jax import losses
+from occnet_jax import models
 from occnet_jax import train
 from occnet_jax.configs import default
 from occnet_jax.configs import test as test_config
@@ -85,7 +86,7 @@ def test_train_step_has_no_lapack_call(rng):
                                     config.data.num_views,
                                     config.data.crop_size)
   del batch['nodes']  # the graph-only benchmark's input
-  model = train.create_model(config, basis)
+  model = models.from_config(config, basis)
   state, optimizer = train.create_train_state(
       model, functools.partial(train.create_optimizer, config),
       jax.random.key(0), train.example_car(config))

@@ -6,6 +6,7 @@ import jax
 import numpy as np
 
 from occnet_jax import input_pipeline
+from occnet_jax import models
 from occnet_jax import shape_basis as shape_basis_lib
 from occnet_jax import train
 from occnet_jax.configs import test as test_config
@@ -39,7 +40,7 @@ def test_four_devices_step_like_one(tmp_path):
   batch = input_pipeline.stack([car] * NUM_DEVICES)
   batch['crops'] = rng.integers(0, 256, batch['crops'].shape, np.uint8)
   shapes = np.stack([source[i]['shape_3d'] for i in range(len(source))])
-  model = train.create_model(config, shape_basis_lib.fit_shape_basis(
+  model = models.from_config(config, shape_basis_lib.fit_shape_basis(
       shapes, 1))
   state, optimizer = train.create_train_state(
       model, functools.partial(train.create_optimizer, config),

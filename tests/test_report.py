@@ -19,7 +19,7 @@ from occnet_jax import evaluate
 from occnet_jax import machine
 from occnet_jax import multiview
 from occnet_jax import report
-from occnet_jax import train
+from occnet_jax import workdir as workdir_lib
 from occnet_jax.configs import default as default_config
 
 MISSING_RUN = 'no_keypoint_type'
@@ -120,8 +120,9 @@ def tree(tmp_path_factory, module_seed):
                 for start, end, cpus in ((0, int(rng.integers(1, 500)), 2),
                                          (500, 4000, rng.integers(2, 4)))]
     metrics = random_metrics(rng)
-    write_json(os.path.join(workdir, train.CONFIG_FILE), config)
-    write_json(os.path.join(workdir, train.RUN_FILE), {'segments': segments})
+    write_json(os.path.join(workdir, workdir_lib.CONFIG_FILE), config)
+    write_json(os.path.join(workdir, workdir_lib.RUN_FILE),
+               {'segments': segments})
     path = evaluate.metrics_path(workdir, config['eval']['split'])
     write_json(path, metrics)
     for name in FIGURES:

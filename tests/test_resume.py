@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 from occnet_jax import checkpointing
-from occnet_jax import train
+from occnet_jax import workdir as workdir_lib
 import fake_data
 
 REPOSITORY = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -57,7 +57,7 @@ def _run(workdir, data_dir, cache_dir, log_path):
 
 
 def _logged_steps(workdir):
-  path = os.path.join(workdir, train.METRICS_FILE)
+  path = os.path.join(workdir, workdir_lib.METRICS_FILE)
   if not os.path.exists(path):
     return []
   with open(path) as file:
@@ -65,9 +65,9 @@ def _logged_steps(workdir):
 
 
 def _final_params(workdir):
-  _, _, state, _, step = train.restore_workdir(workdir)
+  _, _, variables, _, step = workdir_lib.restore_workdir(workdir)
   assert step == NUM_STEPS
-  return jax.device_get(state.params)
+  return jax.device_get(variables['params'])
 
 
 def test_killed_run_resumes_to_identical_parameters(tmp_path, fake_data_dir):

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from occnet_jax import input_pipeline
+from occnet_jax import models
 from occnet_jax import shape_basis as shape_basis_lib
 from occnet_jax import train
 from occnet_jax.configs import test as test_config
@@ -24,7 +25,7 @@ def setup(tmp_path_factory):
   config.optimizer.warmup_steps = 0
   source = input_pipeline.get_source(config, 'train', data_dir)
   shapes = np.stack([source[i]['shape_3d'] for i in range(len(source))])
-  model = train.create_model(config, shape_basis_lib.fit_shape_basis(
+  model = models.from_config(config, shape_basis_lib.fit_shape_basis(
       shapes, config.shape_basis.num_components))
   mesh = jax.make_mesh((1,), (train.AXIS,), devices=jax.devices()[:1])
   state, optimizer = train.create_train_state(

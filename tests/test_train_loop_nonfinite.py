@@ -17,6 +17,7 @@ import pytest
 
 from occnet_jax import checkpointing
 from occnet_jax import train
+from occnet_jax import workdir as workdir_lib
 from occnet_jax.configs import test as test_config
 import fake_data
 
@@ -70,7 +71,7 @@ def test_stops_naming_the_step_before_saving_past_it(
   checkpointer.close()
   # A checkpoint after k steps holds steps 0..k-1: none may hold bad_step.
   assert all(step <= bad_step for step in steps), (bad_step, steps)
-  assert not os.path.exists(tmp_path / train.RUN_FILE)
+  assert not os.path.exists(tmp_path / workdir_lib.RUN_FILE)
 
 
 def test_skip_mode_finishes_without_the_step(fake_data_dir, tmp_path,
@@ -78,10 +79,10 @@ def test_skip_mode_finishes_without_the_step(fake_data_dir, tmp_path,
   bad_step = int(np.random.default_rng(seed).integers(0, NUM_STEPS))
   _report_nonfinite_at(monkeypatch, bad_step)
   train.train_and_evaluate(_config(fake_data_dir, skip=True), str(tmp_path))
-  with open(tmp_path / train.METRICS_FILE) as file:
+  with open(tmp_path / workdir_lib.METRICS_FILE) as file:
     [logged] = [json.loads(line) for line in file]
   assert logged['step'] == NUM_STEPS
   # The mean over the 7 applied steps is finite: the NaN step is left out.
   assert np.isfinite(logged['train_loss'])
-  with open(tmp_path / train.RUN_FILE) as file:
+  with open(tmp_path / workdir_lib.RUN_FILE) as file:
     assert json.load(file)['segments'][0]['steps'] == [0, NUM_STEPS]

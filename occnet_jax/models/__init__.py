@@ -1,4 +1,5 @@
-"""Occlusion-Net models; `create_model` builds one from `config.model`."""
+"""Occlusion-Net models; `create_model` builds one from `config.model`,
+`from_config` from an experiment config."""
 
 import ml_collections
 
@@ -36,3 +37,10 @@ def create_model(model_config: ml_collections.ConfigDict,
       dropout_rate=model_config.dropout,
       use_keypoint_type=model_config.use_keypoint_type,
       use_encoder=model_config.use_encoder)
+
+
+def from_config(config: ml_collections.ConfigDict,
+                shape_basis: shape_basis_lib.ShapeBasis) -> OcclusionNet:
+  """The `OcclusionNet` of an experiment config (`config.model`, category)."""
+  return create_model(config.model, keypoints_lib.get_category(
+      config.category), shape_basis)
