@@ -97,7 +97,7 @@ def watch(workdir: str, *, split: str | None = None,
                  num_steps)
     return []
 
-  mesh = jax.make_mesh((jax.device_count(),), (input_pipeline.DEVICE_AXIS,))
+  mesh = input_pipeline.data_mesh()
   model = models.from_config(config, shape_basis_lib.load(
       os.path.join(workdir, workdir_lib.SHAPE_BASIS_FILE)))
   predict_fn = evaluate.make_predict_fn(model, config.eval.noise_sigmas, mesh)
@@ -115,7 +115,7 @@ def watch(workdir: str, *, split: str | None = None,
       if step <= last:
         time.sleep(poll_seconds)
         continue
-      variables = _restore(checkpointer, step, mesh)
+      variables = restore_variables(checkpointer, step, mesh)
       if variables is None:
         continue
       results, _ = evaluate.evaluate_variables(
@@ -134,7 +134,7 @@ def watch(workdir: str, *, split: str | None = None,
   return evaluated
 
 
-def _restore(checkpointer: checkpointing.Checkpointer, step: int,
+def restore_variables(checkpointer: checkpointing.Checkpointer, step: int,
              mesh: jax.sharding.Mesh) -> dict[str, Any] | None:
   """The model variables of `step`, or None when training deleted it first."""
   try:

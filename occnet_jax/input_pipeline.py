@@ -44,6 +44,11 @@ VIEW_FIELDS = ('crops', 'boxes', 'keypoints', 'visibility', 'occlusion_kind',
 PADDING_BOX = boxes_lib.UNIT_BOX
 
 
+def data_mesh() -> jax.sharding.Mesh:
+  """Every device of every process on `DEVICE_AXIS` (data parallelism)."""
+  return jax.make_mesh((jax.device_count(),), (DEVICE_AXIS,))
+
+
 def resolve_data_dir(config: ml_collections.ConfigDict, workdir: str) -> str:
   """The TFDS data dir: `config.data.data_dir`, else beside the workdir."""
   if config.data.data_dir:

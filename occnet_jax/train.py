@@ -211,6 +211,9 @@ def create_train_state(model: nn.Module, optimizer_fn: Callable[
                        ) -> tuple[TrainState, optax.GradientTransformation]:
   """A fresh train state (unplaced) and its optimizer.
 
+  The initialisation is one jitted program: run op by op, it compiled
+  hundreds of small programs, twice the time of the one on a CPU.
+
   Args:
     model: the model.
     optimizer_fn: params -> optimizer (`create_optimizer` bound to a config).
@@ -220,13 +223,17 @@ def create_train_state(model: nn.Module, optimizer_fn: Callable[
   Returns:
     (state, optimizer).
   """
-  variables = dict(init_variables(model, rng, example))
-  params = variables.pop('params')
-  optimizer = optimizer_fn(params)
-  state = TrainState(step=jnp.zeros((), jnp.int32), params=params,
-                     model_state=variables, opt_state=optimizer.init(params),
-                     num_skipped=jnp.zeros((), jnp.int32))
-  return state, optimizer
+
+  def init(rng):
+    variables = dict(init_variables(model, rng, example))
+    params = variables.pop('params')
+    return TrainState(step=jnp.zeros((), jnp.int32), params=params,
+                      model_state=variables,
+                      opt_state=optimizer_fn(params).init(params),
+                      num_skipped=jnp.zeros((), jnp.int32))
+
+  state = jax.jit(init)(rng)
+  return state, optimizer_fn(state.params)
 
 
 def model_variables(state: TrainState) -> dict[str, Any]:
@@ -370,7 +377,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
   multihost.initialize(auto_detect=config.distributed)
   configs.validate(config, jax.device_count())
   os.makedirs(workdir, exist_ok=True)
-  mesh = jax.make_mesh((jax.device_count(),), (AXIS,))
+  mesh = input_pipeline.data_mesh()
   data_dir = input_pipeline.resolve_data_dir(config, workdir)
   input_pipeline.prepare_dataset(config, data_dir)
   train_source = input_pipeline.get_source(config, config.data.train_split,

@@ -184,7 +184,7 @@ def restore_workdir(workdir: str, step: int | None = None):
                             f'{CONFIG_FILE}).')
   config = load_config(workdir)
   multihost.initialize(auto_detect=config.distributed)
-  mesh = jax.make_mesh((jax.device_count(),), (input_pipeline.DEVICE_AXIS,))
+  mesh = input_pipeline.data_mesh()
   model = models.from_config(config, shape_basis_lib.load(
       os.path.join(workdir, SHAPE_BASIS_FILE)))
   with checkpointing.Checkpointer(checkpoint_dir(workdir),
