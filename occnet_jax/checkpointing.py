@@ -11,20 +11,49 @@ complete, so a run killed mid-save leaves only a temporary directory. A
 writer logs such leftovers when it starts (and lets Orbax clean them up);
 restores, and readers (evaluation of a workdir that is still training),
 only ever list finalized steps.
+
+A finalized step can still fail to restore (a flipped byte, a truncated
+file): `restore_newest` logs which step failed and why and falls back to
+the next older step. Nothing is ever deleted; a writer moves the steps that
+fail aside (`set_aside`), so that training can save those steps again.
 """
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 import os
-from typing import Any
+from typing import Any, TypeVar
 
 from absl import logging
+from etils import epath
 import jax
 import orbax.checkpoint as ocp
 
 _STATE, _RNG, _DATA = 'state', 'rng', 'data'
+_Restored = TypeVar('_Restored')
 
 
-def incomplete_checkpoints(directory: str) -> list[str]:
+class CheckpointError(RuntimeError):
+  """No checkpoint could be restored; the message names each and why."""
+
+
+def _first_line(error: Exception) -> str:
+  """The error's type and first line, without TensorStore's long spec."""
+  lines = str(error).strip().splitlines()
+  line = lines[0].split(' [tensorstore_spec=')[0] if lines else ''
+  return f'{type(error).__name__}: {line}'
+
+
+def absolute(directory: epath.PathLike) -> epath.Path:
+  """The directory as Orbax needs it: local paths absolute, URIs as given.
+
+  Orbax writes through TensorStore, which needs absolute local paths, and
+  workdirs given on the command line are often relative; a gs:// path is
+  already absolute (os.path.abspath would turn it into a local path).
+  """
+  path = epath.Path(directory)
+  return path if '://' in os.fspath(path) else path.absolute()
+
+
+def incomplete_checkpoints(directory: epath.PathLike) -> list[str]:
   """Paths of checkpoints that were being written when their run stopped."""
   return sorted(str(path.get()) for path in
                 ocp.path.step.all_temporary_paths(directory))
@@ -37,7 +66,7 @@ class Checkpointer:
   pending saves and releases the manager.
   """
 
-  def __init__(self, directory: str, *, max_to_keep: int = 2,
+  def __init__(self, directory: epath.PathLike, *, max_to_keep: int = 2,
                read_only: bool = False):
     """Opens (and for a writer, creates) the checkpoint directory.
 
@@ -46,9 +75,8 @@ class Checkpointer:
       max_to_keep: how many finalized checkpoints a writer keeps.
       read_only: open for restoring only (evaluation while training runs).
     """
-    # Orbax writes through TensorStore, which needs absolute paths; workdirs
-    # given on the command line are often relative.
-    directory = os.path.abspath(directory)
+    directory = absolute(directory)
+    self.directory = directory
     if not read_only:
       for path in incomplete_checkpoints(directory):
         logging.warning('Ignoring incomplete checkpoint %s (the run was '
@@ -82,6 +110,63 @@ class Checkpointer:
   def reload(self) -> None:
     """Lists the steps again (a reader beside a running writer)."""
     self._manager.reload()
+
+  def restore_newest(self, restore: Callable[[int], _Restored], *,
+                     steps: Sequence[int] | None = None,
+                     ) -> tuple[int, _Restored]:
+    """The newest step that restores, falling back past those that fail.
+
+    Args:
+      restore: step -> restored items (`restore`, `restore_state`).
+      steps: the steps to try (None = every finalized step).
+
+    Returns:
+      (step, restore(step)).
+
+    Raises:
+      CheckpointError: when none restores (naming each step and its error).
+    """
+    failures = []
+    for step in sorted(self.all_steps() if steps is None else steps,
+                       reverse=True):
+      try:
+        restored = restore(step)
+      # Orbax and TensorStore raise many types for unreadable data (DATA_LOSS
+      # as ValueError, truncated files as OSError, bad metadata as KeyError,
+      # ...); the message is logged and kept.
+      except Exception as error:  # pylint: disable=broad-except
+        failures.append((step, _first_line(error)))
+        logging.error('The checkpoint of step %d in %s does not restore: '
+                      '%s', step, self.directory, failures[-1][1])
+        continue
+      if failures:
+        logging.warning('Fell back to the checkpoint of step %d: newer steps '
+                        '%s do not restore.', step, [s for s, _ in failures])
+      return step, restored
+    raise CheckpointError(
+        f'No checkpoint in {self.directory} restores: ' + '; '.join(
+            f'step {step}: {error}' for step, error in failures) +
+        '. Move the damaged step directories away to start afresh.')
+
+  def set_aside(self, steps: Sequence[int],
+                destination: epath.PathLike) -> None:
+    """Moves finalized steps (that fail to restore) into `destination`.
+
+    The steps are kept, not deleted, and leave the manager's view, so
+    training can save them again.
+    """
+    destination = absolute(destination)
+    destination.mkdir(parents=True, exist_ok=True)
+    for step in steps:
+      target = destination / str(step)
+      suffix = 0
+      while target.exists():
+        suffix += 1
+        target = destination / f'{step}.{suffix}'
+      (self.directory / str(step)).rename(target)
+      logging.warning('Moved the checkpoint of step %d, which does not '
+                      'restore, to %s.', step, target)
+    self.reload()
 
   def save(self, step: int, state: Any, rng: jax.Array,
            data: Mapping[str, Any]) -> None:

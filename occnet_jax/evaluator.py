@@ -21,6 +21,7 @@ import time
 from typing import Any
 
 from absl import logging
+from etils import epath
 import jax
 from jax.experimental import multihost_utils
 import numpy as np
@@ -43,16 +44,16 @@ def step_directory(workdir: str, split: str, step: int) -> str:
 
 def evaluated_steps(workdir: str, split: str) -> list[int]:
   """The steps of a split that already have a metrics.json, oldest first."""
-  directory = os.path.join(workdir, 'eval', split)
-  if not os.path.isdir(directory):
+  directory = epath.Path(workdir) / 'eval' / split
+  if not directory.is_dir():
     return []
   return sorted(
-      int(name[len('step_'):]) for name in os.listdir(directory)
-      if name.startswith('step_') and name[len('step_'):].isdigit()
-      and os.path.exists(os.path.join(directory, name, 'metrics.json')))
+      int(path.name[len('step_'):]) for path in directory.iterdir()
+      if path.name.startswith('step_') and path.name[len('step_'):].isdigit()
+      and (path / 'metrics.json').exists())
 
 
-def _wait_until(ready: Callable[[], bool], what: str,
+def _wait_until(ready: Callable[[], bool], what: epath.Path,
                 poll_seconds: float) -> None:
   logged = False
   while not ready():
@@ -84,8 +85,8 @@ def watch(workdir: str, *, split: str | None = None,
   Returns:
     The steps evaluated by this call.
   """
-  config_path = os.path.join(workdir, workdir_lib.CONFIG_FILE)
-  _wait_until(lambda: os.path.exists(config_path), config_path, poll_seconds)
+  config_path = epath.Path(workdir) / workdir_lib.CONFIG_FILE
+  _wait_until(config_path.exists, config_path, poll_seconds)
   config = workdir_lib.load_config(workdir)
   multihost.initialize(auto_detect=config.distributed)
   split = split or config.eval.split
@@ -99,15 +100,17 @@ def watch(workdir: str, *, split: str | None = None,
 
   mesh = input_pipeline.data_mesh()
   model = models.from_config(config, shape_basis_lib.load(
-      os.path.join(workdir, workdir_lib.SHAPE_BASIS_FILE)))
+      epath.Path(workdir) / workdir_lib.SHAPE_BASIS_FILE))
   predict_fn = evaluate.make_predict_fn(model, config.eval.noise_sigmas, mesh)
   source = input_pipeline.get_source(config, split, data_dir)
   directory = workdir_lib.checkpoint_dir(workdir)
-  _wait_until(lambda: os.path.isdir(directory), directory, poll_seconds)
+  _wait_until(directory.is_dir, directory, poll_seconds)
   checkpointer = checkpointing.Checkpointer(directory, read_only=True)
-  os.makedirs(os.path.join(workdir, 'eval', split), exist_ok=True)
-  writer = workdir_lib.MetricWriter(os.path.join(workdir, 'eval', split))
+  logs = epath.Path(workdir) / 'eval' / split
+  logs.mkdir(parents=True, exist_ok=True)
   last = done[-1] if done else _NO_STEP
+  # Scalars of steps after `last` (a killed evaluator's) are dropped.
+  writer = workdir_lib.MetricWriter(logs, max(last, 0))
   evaluated = []
   try:
     while last < num_steps:

@@ -30,6 +30,7 @@ import time
 from typing import Any
 
 from absl import logging
+from etils import epath
 import flax
 import flax.linen as nn
 import jax
@@ -358,39 +359,81 @@ def _nonfinite_message(step: int, metrics: Mapping[str, float]) -> str:
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict,
-                       workdir: str) -> TrainState:
+                       workdir: epath.PathLike) -> TrainState:
   """Trains (resuming if the workdir has checkpoints), then evaluates.
+
+  The workdir is locked for the whole run (`workdir.WorkdirLock`). A resume
+  is checked against the saved config before anything is written, and the
+  config is saved only once the checkpoint has restored.
 
   Args:
     config: the experiment config (validated first).
-    workdir: checkpoints, logs, config, shape basis and evaluation results.
+    workdir: checkpoints, logs, config, shape basis and evaluation results
+      (a local path or a URI such as gs://bucket/run).
 
   Returns:
     The final train state: of an earlier step than `config.train.num_steps`
     when a SIGTERM stopped the run.
 
   Raises:
-    configs.ConfigError: for a config that cannot run.
+    configs.ConfigError: for a config that cannot run, or that changes what
+      the workdir's checkpoints hold.
+    workdir.WorkdirLockedError: while another trainer owns the workdir.
+    checkpointing.CheckpointError: when no checkpoint of the workdir
+      restores.
     NonFiniteError: for a non-finite loss or gradient, unless
       `config.train.skip_nonfinite`.
   """
   multihost.initialize(auto_detect=config.distributed)
   configs.validate(config, jax.device_count())
-  os.makedirs(workdir, exist_ok=True)
-  mesh = input_pipeline.data_mesh()
-  data_dir = input_pipeline.resolve_data_dir(config, workdir)
-  input_pipeline.prepare_dataset(config, data_dir)
-  train_source = input_pipeline.get_source(config, config.data.train_split,
-                                           data_dir)
-  crop_size = np.shape(train_source[0]['crops'])[1]
-  if crop_size != config.data.crop_size:
-    raise configs.ConfigError(
-        f'config.data.crop_size = {config.data.crop_size}: the dataset '
-        f'{input_pipeline.dataset_name(config)} has {crop_size} px crops.')
-  basis = workdir_lib.prepare_shape_basis(config, workdir, train_source)
-  workdir_lib.save_config(config, workdir)
-  model = models.from_config(config, basis)
+  workdir = os.fspath(workdir)
+  epath.Path(workdir).mkdir(parents=True, exist_ok=True)
+  with workdir_lib.WorkdirLock(workdir):
+    changes = workdir_lib.config_changes(config, workdir)
+    mesh = input_pipeline.data_mesh()
+    data_dir = input_pipeline.resolve_data_dir(config, workdir)
+    input_pipeline.prepare_dataset(config, data_dir)
+    train_source = input_pipeline.get_source(config, config.data.train_split,
+                                             data_dir)
+    crop_size = np.shape(train_source[0]['crops'])[1]
+    if crop_size != config.data.crop_size:
+      raise configs.ConfigError(
+          f'config.data.crop_size = {config.data.crop_size}: the dataset '
+          f'{input_pipeline.dataset_name(config)} has {crop_size} px crops.')
+    basis = workdir_lib.prepare_shape_basis(config, workdir, train_source)
+    model = models.from_config(config, basis)
+    num_steps = config.train.num_steps
+    with checkpointing.Checkpointer(
+        workdir_lib.checkpoint_dir(workdir),
+        max_to_keep=config.train.max_checkpoints_to_keep) as checkpointer:
+      start, state, optimizer, train_rng, iterator = _restore_or_init(
+          config, workdir, model, mesh, checkpointer, train_source)
+      workdir_lib.save_config(config, workdir, changes)
+      if start < num_steps:
+        with workdir_lib.RunRecord(workdir, start) as record:
+          state, done = _train_steps(
+              config, workdir, start, state, model, optimizer, train_rng,
+              iterator, mesh, checkpointer, record, data_dir)
+          checkpointer.wait_until_finished()
+          if config.eval.split and done == num_steps:
+            with record.evaluating():
+              workdir_lib.evaluate_workdir(workdir, split=config.eval.split,
+                                           data_dir=data_dir)
+      elif config.eval.split and not epath.Path(evaluate.metrics_path(
+          workdir, config.eval.split)).exists():
+        workdir_lib.evaluate_workdir(workdir, split=config.eval.split,
+                                     data_dir=data_dir)
+  return state
 
+
+def _restore_or_init(config, workdir, model, mesh, checkpointer,
+                     train_source):
+  """(start step, state, optimizer, rng, iterator) of a new or resumed run.
+
+  A resumed run restores the newest checkpoint that restores; newer ones
+  that do not are moved to `<workdir>/unrestorable_checkpoints/` (kept, and
+  out of the way of the saves that replace them).
+  """
   init_rng, train_rng = jax.random.split(jax.random.key(config.seed))
   state, optimizer = create_train_state(
       model, functools.partial(create_optimizer, config), init_rng,
@@ -398,93 +441,93 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
   state = replicate(state, mesh)
   iterator = input_pipeline.create_train_iterator(train_source, config,
                                                   config.seed)
-  num_steps = config.train.num_steps
-  with checkpointing.Checkpointer(
-      workdir_lib.checkpoint_dir(workdir),
-      max_to_keep=config.train.max_checkpoints_to_keep) as checkpointer:
-    start = checkpointer.latest_step()
-    if start is not None:
-      state, train_rng, data_state = checkpointer.restore(
-          start, abstract_train_state(config, model, mesh))
-      iterator.set_state(data_state['iterator'])
-      logging.info('Resumed from the checkpoint of step %d.', start)
-    train_rng = replicate(train_rng, mesh)
-    start = start or 0
+  start = 0
+  if checkpointer.all_steps():
+    abstract = abstract_train_state(config, model, mesh)
+    start, (state, train_rng, data_state) = checkpointer.restore_newest(
+        lambda step: checkpointer.restore(step, abstract))
+    iterator.set_state(data_state['iterator'])
+    unrestorable = [step for step in checkpointer.all_steps() if step > start]
+    if unrestorable and workdir_lib.is_writer():
+      checkpointer.set_aside(unrestorable, epath.Path(workdir) /
+                             workdir_lib.UNRESTORABLE_DIR)
+    logging.info('Resumed from the checkpoint of step %d.', start)
+  return start, state, optimizer, replicate(train_rng, mesh), iterator
 
-    step_fn = make_train_step(model, optimizer, config, mesh)
-    eval_source = input_pipeline.get_source(config, config.data.eval_split,
-                                            data_dir)
-    predict_fn = evaluate.make_predict_fn(model, config.eval.noise_sigmas,
-                                          mesh)
-    history, tick, tick_step = [], time.time(), start
-    started = tick
-    done, preempted = start, False
-    # Steps dispatched but not yet checked for a non-finite update. Reading
-    # a step's flag waits for that step, so it is read only once the next
-    # step is dispatched (the device never idles while the host reads
-    # input), or at a step whose state is logged, saved or evaluated.
-    unchecked = []
-    with (workdir_lib.MetricWriter(workdir) as writer,
-          multihost.PreemptionNotice() as preemption):
-      for step in range(start, num_steps):
-        state, metrics = step_fn(state, shard_batch(next(iterator), mesh),
-                                 train_rng)
-        unchecked.append((step, metrics))
-        done = step + 1
-        preempted = preemption.reached(done)
-        log = done % config.train.log_every_steps == 0 or done == num_steps
-        save = (done % config.train.checkpoint_every_steps == 0
+
+def _train_steps(config, workdir, start, state, model, optimizer, train_rng,
+                 iterator, mesh, checkpointer, record, data_dir):
+  """Steps `start` to `config.train.num_steps`: log, save, evaluate.
+
+  Returns:
+    (state, the number of completed steps): fewer than
+    `config.train.num_steps` when a SIGTERM stopped the run after saving.
+  """
+  num_steps = config.train.num_steps
+  step_fn = make_train_step(model, optimizer, config, mesh)
+  eval_source = input_pipeline.get_source(config, config.data.eval_split,
+                                          data_dir)
+  predict_fn = evaluate.make_predict_fn(model, config.eval.noise_sigmas, mesh)
+  history, tick, tick_step = [], time.time(), start
+  done = start
+  # Steps dispatched but not yet checked for a non-finite update. Reading a
+  # step's flag waits for that step, so it is read only once the next step
+  # is dispatched (the device never idles while the host reads input), or
+  # at a step whose state is logged, saved or evaluated.
+  unchecked = []
+  with (workdir_lib.MetricWriter(workdir, start) as writer,
+        multihost.PreemptionNotice() as preemption):
+    for step in range(start, num_steps):
+      state, metrics = step_fn(state, shard_batch(next(iterator), mesh),
+                               train_rng)
+      unchecked.append((step, metrics))
+      done = step + 1
+      preempted = preemption.reached(done)
+      logged = (done % config.train.log_every_steps == 0
                 or done == num_steps or preempted)
-        evaluate_now = (done % config.train.eval_every_steps == 0
-                        and done < num_steps)
-        while len(unchecked) > (0 if log or save or evaluate_now else 1):
-          checked_step, checked = unchecked.pop(0)
-          if checked['finite']:
-            history.append(checked)
-            continue
-          message = _nonfinite_message(checked_step,
-                                       jax.tree.map(float, checked))
-          if not config.train.skip_nonfinite:
-            raise NonFiniteError(message)
-          logging.warning('Skipped: %s', message)
-        if history and (log or preempted):
-          means = {f'train_{name}': float(np.mean([m[name] for m in history]))
-                   for name in history[0]}
-          steps_per_second = (done - tick_step) / (time.time() - tick)
-          means['train_steps_per_second'] = steps_per_second
-          writer.write(done, means)
-          logging.info('step %d/%d  loss %.4f  %.2f steps/s  ETA %.0f s',
-                       done, num_steps, means['train_loss'],
-                       steps_per_second, (num_steps - done) / steps_per_second)
-          history, tick, tick_step = [], time.time(), done
-        if save:
-          # Every process is at the same iterator position (one local batch
-          # per step), so the position saved by process 0 restores them all.
-          checkpointer.save(done, state, train_rng,
-                            {'iterator': iterator.get_state(), 'step': done})
-        if preempted:
-          logging.warning('Preempted (SIGTERM): saved the checkpoint of step '
-                          '%d of %d; the same command resumes the run.', done,
-                          num_steps)
-          break
-        if evaluate_now:
-          results, _ = evaluate.evaluate_variables(
-              config, predict_fn, model_variables(state), eval_source, mesh,
-              max_instances=config.eval.max_instances)
-          writer.write(done, {f'eval_{name}': value
-                              for name, value in evaluate.summary_scalars(
-                                  results).items()})
-    checkpointer.wait_until_finished()
-  trained = time.time()
-  if config.eval.split and not preempted and done == num_steps and (
-      start < num_steps or not os.path.exists(
-          evaluate.metrics_path(workdir, config.eval.split))):
-    workdir_lib.evaluate_workdir(workdir, split=config.eval.split,
-                                 data_dir=data_dir)
-  if start < done:
-    workdir_lib.record_run(workdir, (start, done), trained - started,
-                           time.time() - trained)
-  return state
+      saved = (done % config.train.checkpoint_every_steps == 0
+               or done == num_steps or preempted)
+      evaluated = done % config.train.eval_every_steps == 0 and done < num_steps
+      while len(unchecked) > (0 if logged or saved or evaluated else 1):
+        checked_step, checked = unchecked.pop(0)
+        if checked['finite']:
+          history.append(checked)
+          continue
+        message = _nonfinite_message(checked_step,
+                                     jax.tree.map(float, checked))
+        if not config.train.skip_nonfinite:
+          raise NonFiniteError(message)
+        logging.warning('Skipped: %s', message)
+      if history and logged:
+        means = {f'train_{name}': float(np.mean([m[name] for m in history]))
+                 for name in history[0]}
+        steps_per_second = (done - tick_step) / (time.time() - tick)
+        means['train_steps_per_second'] = steps_per_second
+        writer.write(done, means)
+        logging.info('step %d/%d  loss %.4f  %.2f steps/s  ETA %.0f s', done,
+                     num_steps, means['train_loss'], steps_per_second,
+                     (num_steps - done) / steps_per_second)
+        history, tick, tick_step = [], time.time(), done
+      if saved:
+        # Every process is at the same iterator position (one local batch
+        # per step), so the position saved by process 0 restores them all.
+        checkpointer.save(done, state, train_rng,
+                          {'iterator': iterator.get_state(), 'step': done})
+      if logged or saved:
+        record.trained(done)
+      if preempted:
+        logging.warning('Preempted (SIGTERM): saved the checkpoint of step '
+                        '%d of %d; the same command resumes the run.', done,
+                        num_steps)
+        break
+      if evaluated:
+        results, _ = evaluate.evaluate_variables(
+            config, predict_fn, model_variables(state), eval_source, mesh,
+            max_instances=config.eval.max_instances)
+        writer.write(done, {f'eval_{name}': value
+                            for name, value in evaluate.summary_scalars(
+                                results).items()})
+  return state, done
 
 
 def abstract_train_state(config: ml_collections.ConfigDict, model: nn.Module,

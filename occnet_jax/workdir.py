@@ -13,18 +13,26 @@ Only process 0 writes the workdir's files; every process takes part in
 checkpoint saves and restores.
 """
 
-from collections.abc import Mapping
+import contextlib
+from collections.abc import Iterator, Mapping
+import datetime
 import json
 import os
+import socket
+import struct
+import time
 from typing import Any
 
 from absl import logging
+from etils import epath
 import jax
 import ml_collections
 import numpy as np
 import tensorboardX
+from tensorboardX.proto import event_pb2
 
 from occnet_jax import checkpointing
+from occnet_jax import configs
 from occnet_jax import evaluate
 from occnet_jax import input_pipeline
 from occnet_jax import keypoints
@@ -35,11 +43,24 @@ from occnet_jax import plots
 from occnet_jax import shape_basis as shape_basis_lib
 
 CONFIG_FILE = 'config.json'
+# config.json's list of the changes resumed runs made to the config.
+CONFIG_HISTORY_KEY = 'history'
 SHAPE_BASIS_FILE = 'shape_basis.npz'
 METRICS_FILE = 'metrics.jsonl'
 # One entry per start of training: its steps, wall time and machine.
 RUN_FILE = 'run.json'
+LOCK_FILE = 'lock.json'
 CHECKPOINT_DIR = 'checkpoints'
+# Where training moves checkpoints that fail to restore (never deleted).
+UNRESTORABLE_DIR = 'unrestorable_checkpoints'
+# Config keys (or key prefixes, ending in '.') that fix the structure or the
+# shapes of a checkpoint's arrays: a resumed run may not change them.
+CHECKPOINT_KEYS = ('category', 'model.', 'data.num_views', 'data.crop_size',
+                   'shape_basis.', 'optimizer.name')
+
+
+class WorkdirLockedError(RuntimeError):
+  """Another trainer owns the workdir; the message says which."""
 
 
 def is_writer() -> bool:
@@ -47,24 +68,206 @@ def is_writer() -> bool:
   return jax.process_index() == 0
 
 
-def checkpoint_dir(workdir: str) -> str:
-  return os.path.join(workdir, CHECKPOINT_DIR)
+def _now() -> str:
+  return datetime.datetime.now(datetime.timezone.utc).isoformat(
+      timespec='seconds')
 
 
-def save_config(config: ml_collections.ConfigDict, workdir: str) -> None:
-  """Writes the run's config beside its checkpoints (process 0)."""
-  if is_writer():
-    with open(os.path.join(workdir, CONFIG_FILE), 'w') as file:
-      file.write(config.to_json(indent=2))
+def _write_atomically(path: epath.Path, text: str) -> None:
+  """Writes a whole file so that a kill never leaves it half written."""
+  partial = path.parent / f'.{path.name}.partial'
+  partial.write_text(text)
+  partial.replace(path)
 
 
-def load_config(workdir: str) -> ml_collections.ConfigDict:
-  """The config a workdir was trained with."""
-  with open(os.path.join(workdir, CONFIG_FILE)) as file:
-    return ml_collections.ConfigDict(json.load(file))
+def checkpoint_dir(workdir: epath.PathLike) -> epath.Path:
+  return epath.Path(workdir) / CHECKPOINT_DIR
 
 
-def prepare_shape_basis(config: ml_collections.ConfigDict, workdir: str,
+class WorkdirLock:
+  """One trainer per workdir: `<workdir>/lock.json` names its owner.
+
+  The lock holds the owner's host, pid and start time. It is created with
+  O_EXCL on a local disk, so of two trainers starting at once exactly one
+  gets it; on a remote file system (gs://), which has no exclusive create,
+  only a trainer started after another one has taken the lock is refused.
+  A lock whose process no longer runs on this host is stale and taken over
+  (a SIGKILLed trainer leaves one); a lock from another host can only be
+  told stale by a person, so the error says how to remove it. Process 0
+  holds it for all processes. A context manager: it is released however
+  training ends.
+  """
+
+  def __init__(self, workdir: epath.PathLike):
+    self.path = epath.Path(workdir) / LOCK_FILE
+    self._owner = {'host': socket.gethostname(), 'pid': os.getpid(),
+                   'started': _now()}
+
+  def __enter__(self) -> 'WorkdirLock':
+    if is_writer():
+      self._acquire()
+    return self
+
+  def __exit__(self, *exc_info) -> None:
+    if is_writer() and self._holder() == self._owner:
+      self.path.unlink(missing_ok=True)
+
+  def _create(self) -> bool:
+    text = json.dumps(self._owner)
+    if self.path.as_uri().startswith('file://'):
+      try:
+        descriptor = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY,
+                             0o644)
+      except FileExistsError:
+        return False
+      with os.fdopen(descriptor, 'w') as file:
+        file.write(text)
+      return True
+    if self.path.exists():
+      return False
+    self.path.write_text(text)
+    return True
+
+  def _holder(self) -> dict[str, Any] | None:
+    try:
+      return json.loads(self.path.read_text())
+    except (FileNotFoundError, ValueError):
+      # Gone, or caught between its creation and its first write.
+      return None
+
+  def _acquire(self) -> None:
+    for _ in range(3):
+      if self._create():
+        return
+      holder = self._holder()
+      if holder is None:
+        time.sleep(0.1)
+        continue
+      if holder.get('host') != self._owner['host'] or _is_running(
+          holder.get('pid')):
+        raise WorkdirLockedError(
+            f'{self.path.parent} is in use by the trainer of process '
+            f'{holder.get("pid")} on {holder.get("host")}, started '
+            f'{holder.get("started")}. If no such trainer runs, delete '
+            f'{self.path}.')
+      logging.warning('Taking over the stale lock %s of process %s on %s '
+                      '(started %s), which no longer runs.', self.path,
+                      holder.get('pid'), holder.get('host'),
+                      holder.get('started'))
+      self.path.unlink(missing_ok=True)
+    raise WorkdirLockedError(f'Could not take the lock {self.path}: other '
+                             'trainers keep taking it.')
+
+
+def _is_running(pid: Any) -> bool:
+  """Whether a process of this host runs (a zombie does not)."""
+  if not isinstance(pid, int) or pid <= 0:
+    return False
+  try:
+    with open(f'/proc/{pid}/stat') as stat:
+      # The state follows the parenthesised command name.
+      return stat.read().rsplit(')', 1)[1].split()[0] != 'Z'
+  except FileNotFoundError:
+    return False
+  except OSError:
+    # No /proc: ask the kernel.
+    try:
+      os.kill(pid, 0)
+    except ProcessLookupError:
+      return False
+    except PermissionError:
+      return True
+    return True
+
+
+def _flatten(tree: Mapping[str, Any], prefix: str = '') -> dict[str, Any]:
+  flat = {}
+  for name, value in tree.items():
+    if isinstance(value, Mapping):
+      flat.update(_flatten(value, f'{prefix}{name}.'))
+    else:
+      flat[f'{prefix}{name}'] = value
+  return flat
+
+
+def _read_config_file(workdir: epath.PathLike) -> dict[str, Any]:
+  return json.loads((epath.Path(workdir) / CONFIG_FILE).read_text())
+
+
+def _fixes_checkpoint(key: str) -> bool:
+  return any(key == fixed or (fixed.endswith('.') and key.startswith(fixed))
+             for fixed in CHECKPOINT_KEYS)
+
+
+def config_changes(config: ml_collections.ConfigDict,
+                   workdir: epath.PathLike) -> dict[str, list[Any]]:
+  """How `config` differs from the workdir's saved config; checks a resume.
+
+  Args:
+    config: the config of the run about to start.
+    workdir: its workdir.
+
+  Returns:
+    {dotted key: [saved value, new value]} for every changed key (empty for
+    a new workdir).
+
+  Raises:
+    configs.ConfigError: when a changed key is one of `CHECKPOINT_KEYS`:
+      the workdir's checkpoints could not be restored into the new model.
+  """
+  if not (epath.Path(workdir) / CONFIG_FILE).exists():
+    return {}
+  saved = _read_config_file(workdir)
+  saved.pop(CONFIG_HISTORY_KEY, None)
+  saved, new = _flatten(saved), _flatten(json.loads(config.to_json()))
+  changes = {key: [saved.get(key), new.get(key)]
+             for key in sorted(saved.keys() | new.keys())
+             if saved.get(key) != new.get(key)}
+  refused = [key for key in changes if _fixes_checkpoint(key)]
+  if refused:
+    differences = '; '.join(f'{key}: {changes[key][0]!r} saved, '
+                            f'{changes[key][1]!r} now' for key in refused)
+    raise configs.ConfigError(
+        f'Cannot resume {workdir} with a changed {", ".join(refused)} '
+        f'({differences}): its checkpoints hold another model. Resume with '
+        f'the saved values (steps, logging and evaluation settings may '
+        f'change), or train into a new --workdir.')
+  return changes
+
+
+def save_config(config: ml_collections.ConfigDict, workdir: epath.PathLike,
+                changes: Mapping[str, list[Any]] | None = None) -> None:
+  """Writes the run's config beside its checkpoints (process 0).
+
+  Args:
+    config: the run's config.
+    workdir: its workdir.
+    changes: `config_changes` of a resumed run, appended (with the time) to
+      the config file's `history` list.
+  """
+  if not is_writer():
+    return
+  history = []
+  if (epath.Path(workdir) / CONFIG_FILE).exists():
+    history = _read_config_file(workdir).get(CONFIG_HISTORY_KEY, [])
+  if changes:
+    history.append({'time': _now(), 'changed': dict(changes)})
+  contents = json.loads(config.to_json())
+  if history:
+    contents[CONFIG_HISTORY_KEY] = history
+  _write_atomically(epath.Path(workdir) / CONFIG_FILE,
+                    json.dumps(contents, indent=2))
+
+
+def load_config(workdir: epath.PathLike) -> ml_collections.ConfigDict:
+  """The config a workdir was trained with (without its history)."""
+  contents = _read_config_file(workdir)
+  contents.pop(CONFIG_HISTORY_KEY, None)
+  return ml_collections.ConfigDict(contents)
+
+
+def prepare_shape_basis(config: ml_collections.ConfigDict,
+                        workdir: epath.PathLike,
                         train_source: Any) -> shape_basis_lib.ShapeBasis:
   """The run's shape basis, saved in the workdir for evaluation/prediction.
 
@@ -81,9 +284,9 @@ def prepare_shape_basis(config: ml_collections.ConfigDict, workdir: str,
   Returns:
     The shape basis.
   """
-  saved = os.path.join(workdir, SHAPE_BASIS_FILE)
+  saved = epath.Path(workdir) / SHAPE_BASIS_FILE
   category = keypoints.get_category(config.category)
-  if os.path.exists(saved):
+  if saved.exists():
     return shape_basis_lib.load(saved)
   if config.shape_basis.path:
     basis = shape_basis_lib.load(config.shape_basis.path)
@@ -108,17 +311,95 @@ def prepare_shape_basis(config: ml_collections.ConfigDict, workdir: str,
   return basis
 
 
+def _event_records(data: bytes) -> Iterator[tuple[bytes, event_pb2.Event]]:
+  """(record bytes, event) of a TensorBoard event file (TFRecord framing)."""
+  offset = 0
+  while offset + 12 <= len(data):
+    (length,) = struct.unpack('<Q', data[offset:offset + 8])
+    end = offset + 12 + length + 4
+    if end > len(data):
+      return  # Cut short by a kill: the rest is lost anyway.
+    yield data[offset:end], event_pb2.Event.FromString(
+        data[offset + 12:offset + 12 + length])
+    offset = end
+
+
+def _drop_logs_after(workdir: epath.Path, last_step: int) -> None:
+  """Removes the rows and events of steps after `last_step` (a resume).
+
+  A trainer stopped after logging steps past its last checkpoint logs them
+  again when resumed; without this, metrics.jsonl and TensorBoard would
+  show them twice. A row cut short by a kill is dropped too.
+  """
+  metrics = workdir / METRICS_FILE
+  if metrics.exists():
+    lines = metrics.read_text().splitlines(keepends=True)
+    kept = [line for line in lines if line.endswith('\n')
+            and json.loads(line)['step'] <= last_step]
+    if kept != lines:
+      _write_atomically(metrics, ''.join(kept))
+  for events in workdir.glob('events.out.tfevents.*'):
+    data = events.read_bytes()
+    kept = b''.join(record for record, event in _event_records(data)
+                    if event.step <= last_step)
+    if kept != data:
+      events.write_bytes(kept)
+
+
+class _EpathRecordWriter:
+  """tensorboardX's event-file writer interface on an `epath` file."""
+
+  def __init__(self, path: str):
+    self._file = epath.Path(path).open('wb')
+
+  def write(self, data: bytes) -> None:
+    self._file.write(data)
+
+  def flush(self) -> None:
+    self._file.flush()
+
+  def close(self) -> None:
+    self._file.close()
+
+
+class _EpathWriterFactory:
+  """Event files on any `epath` file system (gs://, ...)."""
+
+  def open(self, path: str) -> _EpathRecordWriter:
+    return _EpathRecordWriter(path)
+
+  def directory_check(self, path: str) -> None:
+    epath.Path(path).mkdir(parents=True, exist_ok=True)
+
+
+for _scheme in ('gs', 's3'):
+  tensorboardX.record_writer.register_writer_factory(_scheme,
+                                                     _EpathWriterFactory())
+
+
 class MetricWriter:
   """Scalars to TensorBoard and a JSON-lines file (process 0 only).
 
   A context manager: leaving the `with` block, by any path, closes both.
   """
 
-  def __init__(self, workdir: str):
+  def __init__(self, workdir: epath.PathLike, resumed_step: int = 0):
+    """Opens the logs; a resumed run first drops what it will log again.
+
+    Args:
+      workdir: the run's workdir.
+      resumed_step: the restored checkpoint's step (0 for a new run).
+    """
     self._enabled = is_writer()
     if self._enabled:
-      self._summary = tensorboardX.SummaryWriter(workdir)
-      self._lines = open(os.path.join(workdir, METRICS_FILE), 'a')
+      workdir = epath.Path(workdir)
+      _drop_logs_after(workdir, resumed_step)
+      # Event files are named by the time in seconds and the host; the
+      # suffix keeps a restart within the same second from overwriting one.
+      self._summary = tensorboardX.SummaryWriter(
+          os.fspath(workdir),
+          filename_suffix=f'.{os.getpid()}.{resumed_step}')
+      self._lines = (workdir / METRICS_FILE).open('a')
 
   def __enter__(self) -> 'MetricWriter':
     return self
@@ -141,36 +422,71 @@ class MetricWriter:
       self._lines.close()
 
 
-def record_run(workdir: str, steps: tuple[int, int], train_seconds: float,
-               eval_seconds: float) -> None:
-  """Appends this invocation's steps, wall times and machine to run.json.
+class RunRecord:
+  """This start of training in run.json, kept current while it runs.
 
-  A resumed run has one entry per invocation, so its total time survives
-  preemptions (process 0 only).
+  run.json holds {'segments': [...]}, one per start: 'steps' [first, last
+  reached], 'started' (UTC), 'train_seconds', 'eval_seconds', 'machine',
+  'finished' (False while running, and for a start that was killed or
+  failed; 'error' names an exception). Every update rewrites the file, so a
+  killed start keeps its wall time up to its last log or checkpoint
+  (process 0 only).
   """
-  if not is_writer():
-    return
-  path = os.path.join(workdir, RUN_FILE)
-  segments = []
-  if os.path.exists(path):
-    with open(path) as file:
-      segments = json.load(file)['segments']
-  segments.append({'steps': list(steps), 'train_seconds': train_seconds,
-                   'eval_seconds': eval_seconds,
-                   'machine': machine.machine_info()})
-  with open(path, 'w') as file:
-    json.dump({'segments': segments}, file, indent=1)
+
+  def __init__(self, workdir: epath.PathLike, first_step: int):
+    self._path = epath.Path(workdir) / RUN_FILE
+    self._started = time.time()
+    self._segments = []
+    if is_writer() and self._path.exists():
+      self._segments = json.loads(self._path.read_text())['segments']
+    self._segment = {'steps': [first_step, first_step], 'started': _now(),
+                     'train_seconds': 0.0, 'eval_seconds': 0.0,
+                     'machine': machine.machine_info(), 'finished': False}
+    self._segments.append(self._segment)
+    self._write()
+
+  def _write(self) -> None:
+    if is_writer():
+      _write_atomically(self._path,
+                        json.dumps({'segments': self._segments}, indent=1))
+
+  def trained(self, step: int) -> None:
+    """Training has reached `step`."""
+    self._segment['steps'][1] = step
+    self._segment['train_seconds'] = time.time() - self._started
+    self._write()
+
+  @contextlib.contextmanager
+  def evaluating(self) -> Iterator[None]:
+    """The final evaluation; its time is the segment's eval_seconds."""
+    started = time.time()
+    try:
+      yield
+    finally:
+      self._segment['eval_seconds'] = time.time() - started
+      self._write()
+
+  def __enter__(self) -> 'RunRecord':
+    return self
+
+  def __exit__(self, exc_type, exc_value, traceback) -> None:
+    if exc_type is None:
+      self._segment['finished'] = True
+    else:
+      self._segment['error'] = exc_type.__name__
+    self._write()
 
 
-def restore_workdir(workdir: str, step: int | None = None):
+def restore_workdir(workdir: epath.PathLike, step: int | None = None):
   """The config, model and replicated variables of a workdir's checkpoint.
 
   Only finalized checkpoints are listed, so reading a workdir that training
-  is still writing never sees a partial checkpoint.
+  is still writing never sees a partial checkpoint. Without a step, a
+  checkpoint that fails to restore is logged and the next older one read.
 
   Args:
     workdir: a training workdir.
-    step: the checkpoint step (None = the latest complete one).
+    step: the checkpoint step (None = the newest that restores).
 
   Returns:
     (config, model, variables, mesh, step): `variables` as `model.apply`
@@ -178,25 +494,29 @@ def restore_workdir(workdir: str, step: int | None = None):
 
   Raises:
     FileNotFoundError: without the workdir's config or a complete checkpoint.
+    checkpointing.CheckpointError: when no (or not the given) checkpoint
+      restores.
   """
-  if not os.path.exists(os.path.join(workdir, CONFIG_FILE)):
+  if not (epath.Path(workdir) / CONFIG_FILE).exists():
     raise FileNotFoundError(f'{workdir} is not a training workdir (no '
                             f'{CONFIG_FILE}).')
   config = load_config(workdir)
   multihost.initialize(auto_detect=config.distributed)
   mesh = input_pipeline.data_mesh()
   model = models.from_config(config, shape_basis_lib.load(
-      os.path.join(workdir, SHAPE_BASIS_FILE)))
+      epath.Path(workdir) / SHAPE_BASIS_FILE))
+  replicated = jax.sharding.NamedSharding(mesh, jax.P())
   with checkpointing.Checkpointer(checkpoint_dir(workdir),
                                   read_only=True) as checkpointer:
     steps = checkpointer.all_steps()
-    if step is None and steps:
-      step = steps[-1]
-    if step not in steps:
+    if step is not None and step not in steps:
       raise FileNotFoundError(f'No complete checkpoint of step {step} in '
                               f'{workdir}; complete steps: {steps}.')
-    state = checkpointer.restore_state(
-        step, jax.sharding.NamedSharding(mesh, jax.P()))
+    if not steps:
+      raise FileNotFoundError(f'No complete checkpoint in {workdir}.')
+    step, state = checkpointer.restore_newest(
+        lambda step: checkpointer.restore_state(step, replicated),
+        steps=[step] if step is not None else None)
   return config, model, model_variables(state), mesh, step
 
 
@@ -205,7 +525,7 @@ def model_variables(state: Mapping[str, Any]) -> dict[str, Any]:
   return {'params': state['params'], **state['model_state']}
 
 
-def evaluate_workdir(workdir: str, *, split: str | None = None,
+def evaluate_workdir(workdir: epath.PathLike, *, split: str | None = None,
                      data_dir: str | None = None,
                      step: int | None = None) -> dict[str, Any]:
   """Evaluates a workdir's checkpoint into `<workdir>/eval/<split>/`.
@@ -217,7 +537,7 @@ def evaluate_workdir(workdir: str, *, split: str | None = None,
     workdir: a training workdir.
     split: the split (None = the config's `eval.split`).
     data_dir: the TFDS data dir (None = the config's).
-    step: the checkpoint step (None = the latest complete one).
+    step: the checkpoint step (None = the newest that restores).
 
   Returns:
     The metrics.
@@ -233,7 +553,7 @@ def evaluate_workdir(workdir: str, *, split: str | None = None,
       num_gallery=config.eval.num_gallery)
   results['step'] = int(step)
   if is_writer():
-    directory = os.path.dirname(evaluate.metrics_path(workdir, split))
+    directory = epath.Path(evaluate.metrics_path(workdir, split)).parent
     evaluate.write_metrics(directory, results)
     plots.write_all(directory, results, predictions,
                     keypoints.get_category(config.category),

@@ -2,12 +2,14 @@
 
 import json
 import os
+import shutil
 
 import cv2
 import jax
 import numpy as np
 import pytest
 
+from occnet_jax import checkpointing
 from occnet_jax import evaluate
 from occnet_jax import geometry
 from occnet_jax import predict
@@ -69,6 +71,25 @@ def test_training_leaves_checkpoint_metrics_and_plots(workdir):
   assert segment['train_seconds'] > 0 and segment['eval_seconds'] > 0
   assert segment['machine']['num_devices'] == jax.device_count()
 
+
+
+def test_restore_falls_back_past_a_damaged_checkpoint(workdir, tmp_path,
+                                                     caplog):
+  copy = shutil.copytree(workdir, tmp_path / 'workdir')
+  config = workdir_lib.load_config(copy)
+  last = config.train.num_steps
+  manifest = copy / workdir_lib.CHECKPOINT_DIR / str(last) / 'state' / (
+      'manifest.ocdbt')
+  data = bytearray(manifest.read_bytes())
+  data[len(data) // 2] ^= 0xFF
+  manifest.write_bytes(bytes(data))
+  *_, step = workdir_lib.restore_workdir(copy)
+  assert step == last - config.train.checkpoint_every_steps
+  assert f'checkpoint of step {last} in' in caplog.text
+  with pytest.raises(checkpointing.CheckpointError, match=f'step {last}: '):
+    workdir_lib.restore_workdir(copy, last)
+  # A reader never moves anything.
+  assert manifest.exists()
 
 
 def test_evaluate_other_split_and_step(workdir):

@@ -3,7 +3,10 @@
 Both runs are `python -m launch.train` subprocesses on the `test` config; the
 interrupted one gets SIGKILL as soon as its metrics file shows a randomly
 chosen step (so at any point of a step, a save or a write), then the same
-command is run again. The final parameters must agree bit for bit.
+command is run again. The final parameters must agree bit for bit, and the
+logs hold each step once. Then the latest checkpoint is damaged: the next
+start falls back to the previous one and again ends with the same
+parameters; a start with a changed model is refused without a write.
 """
 
 import json
@@ -16,8 +19,11 @@ import time
 import jax
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from occnet_jax import checkpointing
+from occnet_jax import configs
+from occnet_jax import train
 from occnet_jax import workdir as workdir_lib
 import fake_data
 
@@ -64,6 +70,33 @@ def _logged_steps(workdir):
     return [json.loads(line)['step'] for line in file if line.endswith('\n')]
 
 
+def _event_steps(workdir):
+  """The steps of the train_loss scalars in all TensorBoard event files."""
+  steps = []
+  for name in os.listdir(workdir):
+    if name.startswith('events.out.tfevents'):
+      events = map(tf.compat.v1.Event.FromString, tf.data.TFRecordDataset(
+          os.path.join(workdir, name)).as_numpy_iterator())
+      steps += [event.step for event in events for value in
+                event.summary.value if value.tag == 'train_loss']
+  return sorted(steps)
+
+
+def _segments(workdir):
+  with open(os.path.join(workdir, workdir_lib.RUN_FILE)) as file:
+    return json.load(file)['segments']
+
+
+def _flip_a_byte(step_directory):
+  # The OCDBT manifest is CRC-32C checked: TensorStore reports DATA_LOSS.
+  path = os.path.join(step_directory, 'state', 'manifest.ocdbt')
+  with open(path, 'r+b') as file:
+    data = bytearray(file.read())
+    data[len(data) // 2] ^= 0xFF
+    file.seek(0)
+    file.write(data)
+
+
 def _final_params(workdir):
   _, _, variables, _, step = workdir_lib.restore_workdir(workdir)
   assert step == NUM_STEPS
@@ -97,6 +130,41 @@ def test_killed_run_resumes_to_identical_parameters(tmp_path, fake_data_dir):
       os.path.join(resumed_dir, 'checkpoints'))
   expected, got = _final_params(reference_dir), _final_params(resumed_dir)
   jax.tree.map(np.testing.assert_array_equal, got, expected)
+  every_step = list(range(1, NUM_STEPS + 1))
+  assert _logged_steps(resumed_dir) == every_step
+  assert _event_steps(resumed_dir) == every_step
+  killed, resumed = _segments(resumed_dir)
+  assert not killed['finished'] and resumed['finished']
+  assert killed['steps'][0] == 0 and resumed['steps'][1] == NUM_STEPS
+  assert resumed['steps'][0] in (0, 3, 6) and resumed['train_seconds'] > 0
+
+  # A flipped byte in the last checkpoint: the next start falls back to the
+  # previous one, keeps the damaged one aside and retrains the same steps.
+  checkpoints = os.path.join(resumed_dir, workdir_lib.CHECKPOINT_DIR)
+  _flip_a_byte(os.path.join(checkpoints, str(NUM_STEPS)))
+  _run(resumed_dir, fake_data_dir, cache_dir, tmp_path / 'fallback.log')
+  log = (tmp_path / 'fallback.log').read_text()
+  assert f'checkpoint of step {NUM_STEPS} in' in log and 'DATA_LOSS' in log
+  assert os.listdir(os.path.join(resumed_dir,
+                                 workdir_lib.UNRESTORABLE_DIR)) == [
+                                     str(NUM_STEPS)]
+  jax.tree.map(np.testing.assert_array_equal, _final_params(resumed_dir),
+               expected)
+  assert _logged_steps(resumed_dir) == every_step
+  assert _event_steps(resumed_dir) == every_step
+  assert _segments(resumed_dir)[-1]['steps'] == [NUM_STEPS - 3, NUM_STEPS]
+
+  # A changed model is refused, naming the key, before anything is written.
+  config = workdir_lib.load_config(resumed_dir)
+  config.model.hidden *= 2
+  config_file = os.path.join(resumed_dir, workdir_lib.CONFIG_FILE)
+  with open(config_file, 'rb') as file:
+    saved = file.read()
+  with pytest.raises(configs.ConfigError, match='changed model.hidden'):
+    train.train_and_evaluate(config, resumed_dir)
+  with open(config_file, 'rb') as file:
+    assert file.read() == saved
+  assert len(_segments(resumed_dir)) == 3
 
 
 def test_half_written_checkpoint_is_ignored(tmp_path, caplog):

@@ -71,7 +71,10 @@ def test_stops_naming_the_step_before_saving_past_it(
   checkpointer.close()
   # A checkpoint after k steps holds steps 0..k-1: none may hold bad_step.
   assert all(step <= bad_step for step in steps), (bad_step, steps)
-  assert not os.path.exists(tmp_path / workdir_lib.RUN_FILE)
+  with open(tmp_path / workdir_lib.RUN_FILE) as file:
+    [segment] = json.load(file)['segments']
+  assert not segment['finished'] and segment['error'] == 'NonFiniteError'
+  assert segment['steps'][1] <= bad_step
 
 
 def test_skip_mode_finishes_without_the_step(fake_data_dir, tmp_path,
