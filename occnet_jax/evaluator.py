@@ -139,15 +139,21 @@ def watch(workdir: str, *, split: str | None = None,
 
 def restore_variables(checkpointer: checkpointing.Checkpointer, step: int,
              mesh: jax.sharding.Mesh) -> dict[str, Any] | None:
-  """The model variables of `step`, or None when training deleted it first."""
+  """The model variables of `step`, or None when training deleted it.
+
+  Training deletes a step (`max_to_keep`) only once a newer one is final,
+  and the step's files go one by one: a failed read of a step that is no
+  longer the newest is that deletion; of the newest, an error.
+  """
   try:
     return workdir_lib.model_variables(checkpointer.restore_state(
         step, jax.NamedSharding(mesh, jax.P())))
   except Exception:  # Orbax raises what the file system does.
     checkpointer.reload()
-    if step in checkpointer.all_steps():
+    steps = checkpointer.all_steps()
+    if steps and steps[-1] == step:
       raise
-    logging.warning('Checkpoint %d was deleted (max_to_keep) before it was '
+    logging.warning('Checkpoint %d was deleted (max_to_keep) while it was '
                     'read; skipped.', step)
     return None
 

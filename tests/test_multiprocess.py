@@ -324,12 +324,17 @@ def test_checkpoint_deleted_before_it_is_read_is_skipped(tmp_path):
   mesh = input_pipeline.data_mesh()
   with checkpointing.Checkpointer(directory, read_only=True) as reader:
     assert reader.all_steps() == [1, 2]
-    # What training's max_to_keep does between listing and reading.
-    shutil.rmtree(os.path.join(directory, '1'))
+    # What training's max_to_keep does between listing and reading: the
+    # step's files go first, then its directory.
+    shutil.rmtree(os.path.join(directory, '1', 'state'))
     assert evaluator.restore_variables(reader, 1, mesh) is None
     variables = evaluator.restore_variables(reader, 2, mesh)
-  np.testing.assert_array_equal(variables['params']['w'],
-                                state['params']['w'])
+    np.testing.assert_array_equal(variables['params']['w'],
+                                  state['params']['w'])
+    # The newest step failing is an error, not a deletion.
+    shutil.rmtree(os.path.join(directory, '2', 'state'))
+    with pytest.raises(Exception, match='state'):
+      evaluator.restore_variables(reader, 2, mesh)
 
 
 def test_only_process_0_prepares_the_dataset(tmp_path, monkeypatch):
