@@ -15,6 +15,7 @@ import json
 
 from absl import app
 from absl import flags
+from etils import epath
 import jax
 from ml_collections import config_flags
 
@@ -39,8 +40,8 @@ def main(argv):
   state = train.train_and_evaluate(config, _WORKDIR.value)
   finished = int(state.step) == config.train.num_steps
   if jax.process_index() == 0 and config.eval.split and finished:
-    with open(evaluate.metrics_path(_WORKDIR.value, config.eval.split)) as f:
-      print(evaluate.format_summary(json.load(f)))
+    print(evaluate.format_summary(json.loads(epath.Path(evaluate.metrics_path(
+        _WORKDIR.value, config.eval.split)).read_text())))
 
 
 if __name__ == '__main__':

@@ -42,6 +42,7 @@ import os
 from typing import Any
 
 from absl import logging
+from etils import epath
 import flax.linen as nn
 import jax
 from jax.experimental import multihost_utils
@@ -356,7 +357,8 @@ def format_summary(results: Mapping[str, Any]) -> str:
 
 def write_metrics(directory: str, results: Mapping[str, Any]) -> None:
   """Writes `directory/metrics.json` and logs the summary."""
-  os.makedirs(directory, exist_ok=True)
-  with open(os.path.join(directory, 'metrics.json'), 'w') as file:
-    json.dump(dict(results), file, indent=1, sort_keys=True)
+  directory = epath.Path(directory)
+  directory.mkdir(parents=True, exist_ok=True)
+  (directory / 'metrics.json').write_text(
+      json.dumps(dict(results), indent=1, sort_keys=True))
   logging.info('Wrote %s/metrics.json.', directory)

@@ -23,6 +23,7 @@ import os
 from typing import Any
 
 from absl import logging
+from etils import epath
 import grain
 import jax
 import ml_collections
@@ -53,8 +54,10 @@ def resolve_data_dir(config: ml_collections.ConfigDict, workdir: str) -> str:
   """The TFDS data dir: `config.data.data_dir`, else beside the workdir."""
   if config.data.data_dir:
     return config.data.data_dir
-  parent = os.path.dirname(os.path.abspath(workdir.rstrip('/')))
-  return os.path.join(parent, 'tensorflow_datasets')
+  workdir = epath.Path(workdir)
+  if '://' not in os.fspath(workdir):
+    workdir = workdir.absolute()
+  return os.fspath(workdir.parent / 'tensorflow_datasets')
 
 
 def dataset_name(config: ml_collections.ConfigDict) -> str:

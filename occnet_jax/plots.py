@@ -27,6 +27,7 @@ from collections.abc import Mapping, Sequence
 import os
 from typing import Any
 
+from etils import epath
 from matplotlib import figure as figure_lib
 import numpy as np
 
@@ -70,7 +71,8 @@ def _subplots(*args, figsize, **kwargs):
 
 def _save(figure: figure_lib.Figure, path: str) -> None:
   figure.tight_layout()
-  figure.savefig(path, dpi=100)
+  with epath.Path(path).open('wb') as file:
+    figure.savefig(file, format='png', dpi=100)
 
 
 def alpha_panel_levels(populated: Sequence[int]) -> list[int]:

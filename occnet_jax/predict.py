@@ -33,6 +33,7 @@ from typing import Any
 
 from absl import logging
 import cv2
+from etils import epath
 import jax
 import numpy as np
 
@@ -53,7 +54,10 @@ class PredictionInputError(ValueError):
 
 def load_image(path: str) -> np.ndarray:
   """An RGB uint8 image, or `PredictionInputError`."""
-  image = cv2.imread(path, cv2.IMREAD_COLOR) if os.path.isfile(path) else None
+  image = None
+  if epath.Path(path).is_file():
+    image = cv2.imdecode(np.frombuffer(epath.Path(path).read_bytes(), np.uint8),
+                         cv2.IMREAD_COLOR)
   if image is None:
     raise PredictionInputError(f'{path} is not a readable image file.')
   return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
@@ -61,8 +65,7 @@ def load_image(path: str) -> np.ndarray:
 
 def _read_json(path: str, what: str) -> Any:
   try:
-    with open(path) as file:
-      return json.load(file)
+    return json.loads(epath.Path(path).read_text())
   except (OSError, ValueError) as error:
     raise PredictionInputError(f'Cannot read the {what} file {path}: '
                                f'{error}') from None
@@ -295,15 +298,15 @@ def predict_files(workdir: str, image_path: str, boxes_path: str,
     external = parse_keypoints(_read_json(keypoints_path, 'keypoints'),
                                len(boxes), predictor.category.num_keypoints)
   cars = predictor(image, boxes, external)
-  os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
+  epath.Path(f'{output}.json').parent.mkdir(parents=True, exist_ok=True)
   image_id = os.path.splitext(os.path.basename(image_path))[0]
-  with open(f'{output}.json', 'w') as file:
-    json.dump({'image': image_path, 'step': predictor.step,
-               'keypoints_in': bool(keypoints_path), 'cars': cars}, file,
-              indent=1)
-  with open(f'{output}.coco.json', 'w') as file:
-    json.dump(to_coco_results(cars, image_id), file)
+  epath.Path(f'{output}.json').write_text(json.dumps(
+      {'image': image_path, 'step': predictor.step,
+       'keypoints_in': bool(keypoints_path), 'cars': cars}, indent=1))
+  epath.Path(f'{output}.coco.json').write_text(
+      json.dumps(to_coco_results(cars, image_id)))
   overlay = draw_overlay(image, cars, predictor.category)
-  cv2.imwrite(f'{output}.png', cv2.cvtColor(overlay, cv2.COLOR_RGB2BGR))
+  _, png = cv2.imencode('.png', cv2.cvtColor(overlay, cv2.COLOR_RGB2BGR))
+  epath.Path(f'{output}.png').write_bytes(png.tobytes())
   logging.info('%d car(s) -> %s.{json,coco.json,png}', len(cars), output)
   return cars

@@ -31,10 +31,10 @@ import dataclasses
 import json
 import os
 import re
-import shutil
 from typing import Any
 
 from absl import logging
+from etils import epath
 import numpy as np
 
 from occnet_jax import benchmark
@@ -178,11 +178,10 @@ class Inputs:
 
 def read_json(path: str) -> Any:
   """A JSON file's content, or None (logged) when it does not exist."""
-  if not os.path.exists(path):
+  if not epath.Path(path).exists():
     logging.warning('Not found, reported as not run: %s', path)
     return None
-  with open(path) as file:
-    return json.load(file)
+  return json.loads(epath.Path(path).read_text())
 
 
 def load_run(workdirs: str, run: Run) -> RunResults:
@@ -194,10 +193,9 @@ def load_run(workdirs: str, run: Run) -> RunResults:
   run_file = read_json(os.path.join(workdir, workdir_lib.RUN_FILE))
   eval_dir = os.path.dirname(path)
   figures = ()
-  if os.path.isdir(eval_dir):
-    figures = tuple(os.path.join(eval_dir, name)
-                    for name in sorted(os.listdir(eval_dir))
-                    if name.endswith('.png'))
+  if epath.Path(eval_dir).is_dir():
+    figures = tuple(os.fspath(path) for path in
+                    sorted(epath.Path(eval_dir).glob('*.png')))
   return RunResults(run=run, config=config,
                     segments=run_file and run_file['segments'],
                     metrics=read_json(path), eval_dir=eval_dir,
@@ -216,7 +214,7 @@ def load_inputs(workdirs: str) -> Inputs:
     directory = label_directory(workdirs, dataset)
     labels[dataset] = read_json(os.path.join(directory, LABELS_FILE))
     figure = os.path.join(directory, LABELS_FIGURE)
-    if os.path.exists(figure):
+    if epath.Path(figure).exists():
       label_figures[dataset] = figure
   return Inputs(runs={run.name: load_run(workdirs, run) for run in RUNS},
                 labels=labels, label_figures=label_figures,
@@ -773,8 +771,9 @@ def replace_blocks(text: str, blocks: Mapping[str, str],
 
 
 def _copy(source: str, destination: str) -> None:
-  os.makedirs(os.path.dirname(destination), exist_ok=True)
-  shutil.copyfile(source, destination)
+  destination = epath.Path(destination)
+  destination.parent.mkdir(parents=True, exist_ok=True)
+  epath.Path(source).copy(destination, overwrite=True)
 
 
 def copy_figures(inputs: Inputs, figures: str) -> None:
@@ -803,7 +802,7 @@ def copy_figures(inputs: Inputs, figures: str) -> None:
           os.path.join(figures, 'bench.json'))
   available = ablation_metrics(inputs)
   if available:
-    os.makedirs(figures, exist_ok=True)
+    epath.Path(figures).mkdir(parents=True, exist_ok=True)
     plots.ablations(available, populated_levels(list(available.values())),
                     os.path.join(figures, ABLATIONS_FIGURE))
 
@@ -821,12 +820,10 @@ def write_report(workdirs: str, results: str, figures: str) -> list[str]:
   """
   inputs = load_inputs(workdirs)
   link = os.path.relpath(figures, os.path.dirname(os.path.abspath(results)))
-  with open(results) as file:
-    text = file.read()
+  text = epath.Path(results).read_text()
   # Markers are checked before anything is written.
   text, updated = replace_blocks(text, render_blocks(inputs, link))
   copy_figures(inputs, figures)
   if updated:
-    with open(results, 'w') as file:
-      file.write(text)
+    epath.Path(results).write_text(text)
   return updated

@@ -10,6 +10,7 @@ the training shapes. The basis is fitted with scikit-learn's PCA on numpy;
 import dataclasses
 import zipfile
 
+from etils import epath
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -155,7 +156,7 @@ def compose(basis, beta):
 
 def save(path, basis):
   """Writes a basis to an `.npz` file at exactly `path`."""
-  with open(path, 'wb') as f:
+  with epath.Path(path).open('wb') as f:
     np.savez(f, **{name: getattr(basis, name) for name in _FIELDS})
 
 
@@ -163,7 +164,7 @@ def _read_npz(path):
   """The basis arrays found in an `.npz` file (float32), None if not `.npz`."""
   # The file is opened here so that it is closed even when numpy fails.
   try:
-    with open(path, 'rb') as f:
+    with epath.Path(path).open('rb') as f:
       data = np.load(f, allow_pickle=False)
       if not isinstance(data, np.lib.npyio.NpzFile):
         return None
@@ -220,7 +221,8 @@ def load_shapes(path):
       non-numeric dtypes or non-finite values.
   """
   try:
-    shapes = np.load(path, allow_pickle=False)
+    with epath.Path(path).open('rb') as f:
+      shapes = np.load(f, allow_pickle=False)
   except (OSError, ValueError) as error:
     raise ValueError(f'Cannot read shapes from {path}: {error}') from error
   if not (np.issubdtype(shapes.dtype, np.floating)

@@ -324,20 +324,17 @@ def _event_records(data: bytes) -> Iterator[tuple[bytes, event_pb2.Event]]:
     offset = end
 
 
-def _drop_logs_after(workdir: epath.Path, last_step: int) -> None:
-  """Removes the rows and events of steps after `last_step` (a resume).
+def _metric_rows_until(path: epath.Path, last_step: int) -> str:
+  """metrics.jsonl's complete rows of steps up to `last_step`."""
+  if not path.exists():
+    return ''
+  return ''.join(line for line in path.read_text().splitlines(keepends=True)
+                 if line.endswith('\n')
+                 and json.loads(line)['step'] <= last_step)
 
-  A trainer stopped after logging steps past its last checkpoint logs them
-  again when resumed; without this, metrics.jsonl and TensorBoard would
-  show them twice. A row cut short by a kill is dropped too.
-  """
-  metrics = workdir / METRICS_FILE
-  if metrics.exists():
-    lines = metrics.read_text().splitlines(keepends=True)
-    kept = [line for line in lines if line.endswith('\n')
-            and json.loads(line)['step'] <= last_step]
-    if kept != lines:
-      _write_atomically(metrics, ''.join(kept))
+
+def _drop_events_after(workdir: epath.Path, last_step: int) -> None:
+  """Removes the TensorBoard events of steps after `last_step`."""
   for events in workdir.glob('events.out.tfevents.*'):
     data = events.read_bytes()
     kept = b''.join(record for record, event in _event_records(data)
@@ -386,6 +383,12 @@ class MetricWriter:
   def __init__(self, workdir: epath.PathLike, resumed_step: int = 0):
     """Opens the logs; a resumed run first drops what it will log again.
 
+    A trainer stopped after logging steps past its last checkpoint logs them
+    again when resumed: without dropping them, metrics.jsonl and TensorBoard
+    would show them twice. A row cut short by a kill is dropped too. The
+    file is rewritten rather than appended to, as object stores (gs://)
+    cannot append.
+
     Args:
       workdir: the run's workdir.
       resumed_step: the restored checkpoint's step (0 for a new run).
@@ -393,13 +396,16 @@ class MetricWriter:
     self._enabled = is_writer()
     if self._enabled:
       workdir = epath.Path(workdir)
-      _drop_logs_after(workdir, resumed_step)
+      kept = _metric_rows_until(workdir / METRICS_FILE, resumed_step)
+      _drop_events_after(workdir, resumed_step)
       # Event files are named by the time in seconds and the host; the
       # suffix keeps a restart within the same second from overwriting one.
       self._summary = tensorboardX.SummaryWriter(
           os.fspath(workdir),
           filename_suffix=f'.{os.getpid()}.{resumed_step}')
-      self._lines = (workdir / METRICS_FILE).open('a')
+      self._lines = (workdir / METRICS_FILE).open('w')
+      self._lines.write(kept)
+      self._lines.flush()
 
   def __enter__(self) -> 'MetricWriter':
     return self

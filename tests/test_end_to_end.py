@@ -1,10 +1,22 @@
-"""train -> evaluate -> predict on the `test` config and a tiny dataset."""
+"""train -> evaluate -> predict on the `test` config and a tiny dataset.
+
+The trained workdir is also evaluated and predicted from on gs://, a bucket
+of a local GCS emulator (`gcp-storage-emulator`, started here): etils.epath
+reaches it through its fsspec backend (gcsfs honours STORAGE_EMULATOR_HOST;
+EPATH_USE_TF=false, as TensorFlow's own gs:// file system has a fixed
+endpoint), Orbax's TensorStore through TENSORSTORE_GCS_HTTP_URL.
+"""
 
 import json
 import os
 import shutil
+import socket
+import subprocess
+import sys
+import time
 
 import cv2
+from etils import epath
 import jax
 import numpy as np
 import pytest
@@ -165,3 +177,121 @@ def test_predict_rejects_bad_inputs_cleanly(workdir, tmp_path):
   assert predict.predict_files(workdir, image_path, str(boxes_path),
                                str(tmp_path / 'out')) == []
   assert json.loads((tmp_path / 'out.json').read_text())['cars'] == []
+
+
+@pytest.fixture(scope='module')
+def bucket():
+  """A gs:// bucket on a local GCS emulator, for epath and TensorStore."""
+  with socket.socket() as probe:
+    probe.bind(('127.0.0.1', 0))
+    port = probe.getsockname()[1]
+  server = subprocess.Popen(
+      [os.path.join(os.path.dirname(sys.executable), 'gcp-storage-emulator'),
+       'start', '--host=127.0.0.1', f'--port={port}', '--in-memory',
+       '--default-bucket=occnet', '--quiet'],
+      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+  deadline = time.time() + 60
+  while True:
+    try:
+      socket.create_connection(('127.0.0.1', port), timeout=1).close()
+      break
+    except OSError:
+      assert server.poll() is None and time.time() < deadline
+      time.sleep(0.2)
+  endpoint = f'http://127.0.0.1:{port}'
+  with pytest.MonkeyPatch.context() as patch:
+    for name, value in {
+        'STORAGE_EMULATOR_HOST': endpoint, 'FSSPEC_GCS_TOKEN': 'anon',
+        'EPATH_USE_TF': 'false',
+        # gcsfs would first ask a gRPC control API for the bucket's layout.
+        'GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT': 'false',
+        'TENSORSTORE_GCS_HTTP_URL': endpoint,
+        'GOOGLE_AUTH_TOKEN_FOR_TESTING': 'emulator'}.items():
+      patch.setenv(name, value)
+    # epath caches whether it uses TensorFlow at its first path (a private
+    # cache): read the environment again, and once more afterwards.
+    tf_cache = epath.gpath._is_tf_installed  # pylint: disable=protected-access
+    tf_cache.cache_clear()
+    yield epath.Path('gs://occnet')
+  tf_cache.cache_clear()
+  server.kill()
+  server.wait()
+
+
+def _upload(local, remote):
+  for directory, _, names in os.walk(local):
+    for name in names:
+      path = epath.Path(directory, name)
+      target = remote / path.relative_to(local)
+      target.parent.mkdir(parents=True, exist_ok=True)
+      target.write_bytes(path.read_bytes())
+
+
+def test_evaluate_and_predict_on_gcs(workdir, bucket, tmp_path, monkeypatch):
+  # Nothing may land under the working directory (no local 'gs:' folder).
+  monkeypatch.chdir(tmp_path)
+  remote = bucket / 'runs' / 'e2e'
+  _upload(workdir, remote)
+  results = workdir_lib.evaluate_workdir(os.fspath(remote), split='validation')
+  assert results['step'] == test_config.get_config().train.num_steps
+  written = json.loads((remote / 'eval' / 'validation' /
+                        'metrics.json').read_text())
+  assert written['num_cars'] == results['num_cars'] == 4
+  assert len(list((remote / 'eval' / 'validation').glob('*.png'))) == len(
+      PLOTS)
+
+  image = np.random.default_rng().integers(0, 256, (120, 200, 3), np.uint8)
+  (remote / 'inputs').mkdir()
+  (remote / 'inputs' / 'street.png').write_bytes(
+      cv2.imencode('.png', image)[1].tobytes())
+  (remote / 'inputs' / 'boxes.json').write_text('[[10, 20, 90, 70]]')
+  output = remote / 'predict' / 'street'
+  cars = predict.predict_files(
+      os.fspath(remote), os.fspath(remote / 'inputs' / 'street.png'),
+      os.fspath(remote / 'inputs' / 'boxes.json'), os.fspath(output))
+  assert json.loads(epath.Path(f'{output}.json').read_text())['cars'] == cars
+  overlay = cv2.imdecode(np.frombuffer(epath.Path(f'{output}.png')
+                                       .read_bytes(), np.uint8), 1)
+  assert overlay.shape == image.shape
+  assert os.listdir(tmp_path) == []
+
+
+def test_workdir_files_on_gcs(bucket, tmp_path, monkeypatch):
+  monkeypatch.chdir(tmp_path)
+  remote = os.fspath(bucket / 'runs' / 'files')
+  config = test_config.get_config()
+  with workdir_lib.WorkdirLock(remote):
+    with pytest.raises(workdir_lib.WorkdirLockedError, match=str(os.getpid())):
+      with workdir_lib.WorkdirLock(remote):
+        pass
+    workdir_lib.save_config(config, remote)
+    config.train.num_steps += 1
+    workdir_lib.save_config(config, remote,
+                            workdir_lib.config_changes(config, remote))
+    assert workdir_lib.load_config(remote).train.num_steps == (
+        config.train.num_steps)
+    with workdir_lib.RunRecord(remote, 0) as record:
+      with workdir_lib.MetricWriter(remote) as writer:
+        for step in (1, 2, 3):
+          writer.write(step, {'loss': float(step)})
+      record.trained(3)
+    with workdir_lib.MetricWriter(remote, 2) as writer:
+      writer.write(3, {'loss': 3.5})
+  assert not epath.Path(remote, workdir_lib.LOCK_FILE).exists()
+  rows = epath.Path(remote, workdir_lib.METRICS_FILE).read_text().splitlines()
+  assert [json.loads(row)['loss'] for row in rows] == [1.0, 2.0, 3.5]
+  [segment] = json.loads(epath.Path(remote, workdir_lib.RUN_FILE).read_text())[
+      'segments']
+  assert segment['steps'] == [0, 3] and segment['finished']
+  assert list(epath.Path(remote).glob('events.out.tfevents.*'))
+
+  state = {'weights': np.arange(6.0, dtype=np.float32)}
+  with checkpointing.Checkpointer(f'{remote}/checkpoints') as checkpointer:
+    checkpointer.save(1, state, jax.random.key(1), {'iterator': {'i': 1}})
+  with checkpointing.Checkpointer(f'{remote}/checkpoints',
+                                  read_only=True) as reader:
+    step, restored = reader.restore_newest(lambda step: reader.restore_state(
+        step, jax.sharding.SingleDeviceSharding(jax.devices()[0])))
+  assert step == 1
+  np.testing.assert_array_equal(restored['weights'], state['weights'])
+  assert os.listdir(tmp_path) == []

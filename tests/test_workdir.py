@@ -12,7 +12,6 @@ import subprocess
 import sys
 
 import jax
-import ml_collections
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -67,7 +66,7 @@ def test_stale_lock_of_a_killed_owner_is_taken_over(tmp_path, holder, caplog):
   with workdir_lib.WorkdirLock(tmp_path):
     lock = json.loads((tmp_path / workdir_lib.LOCK_FILE).read_text())
     assert lock['pid'] == os.getpid()
-  assert f'stale lock' in caplog.text and str(holder.pid) in caplog.text
+  assert 'stale lock' in caplog.text and str(holder.pid) in caplog.text
   assert not (tmp_path / workdir_lib.LOCK_FILE).exists()
 
 
