@@ -35,6 +35,8 @@ from occnet_jax import shape_basis as shape_basis_lib
 from occnet_jax import workdir as workdir_lib
 
 _NO_STEP = -1
+# How often to list the checkpoints while deletions race the listing.
+_LIST_ATTEMPTS = 10
 
 
 def step_directory(workdir: str, split: str, step: int) -> str:
@@ -63,9 +65,21 @@ def _wait_until(ready: Callable[[], bool], what: epath.Path,
     time.sleep(poll_seconds)
 
 
+def _reload(checkpointer: checkpointing.Checkpointer) -> None:
+  """Lists the steps again, retrying when training deletes one meanwhile."""
+  for attempt in range(_LIST_ATTEMPTS):
+    try:
+      checkpointer.reload()
+      return
+    except FileNotFoundError:  # Orbax stats each step directory it lists.
+      if attempt == _LIST_ATTEMPTS - 1:
+        raise
+      time.sleep(0.1)
+
+
 def _newest_step(checkpointer: checkpointing.Checkpointer) -> int:
   """The newest finalized step as process 0 reads it, on every process."""
-  checkpointer.reload()
+  _reload(checkpointer)
   steps = checkpointer.all_steps()
   step = steps[-1] if steps else _NO_STEP
   return int(multihost_utils.broadcast_one_to_all(np.int32(step)))
@@ -125,7 +139,7 @@ def watch(workdir: str, *, split: str | None = None,
           config, predict_fn, variables, source, mesh,
           max_instances=config.eval.max_instances)
       results['step'] = step
-      if jax.process_index() == 0:
+      if workdir_lib.is_writer():
         evaluate.write_metrics(step_directory(workdir, split, step), results)
       writer.write(step, evaluate.summary_scalars(results))
       logging.info('Evaluated step %d of %d on %s.', step, num_steps, split)
@@ -149,7 +163,7 @@ def restore_variables(checkpointer: checkpointing.Checkpointer, step: int,
     return workdir_lib.model_variables(checkpointer.restore_state(
         step, jax.NamedSharding(mesh, jax.P())))
   except Exception:  # Orbax raises what the file system does.
-    checkpointer.reload()
+    _reload(checkpointer)
     steps = checkpointer.all_steps()
     if steps and steps[-1] == step:
       raise
