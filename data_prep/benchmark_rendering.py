@@ -19,6 +19,7 @@ from absl import flags
 import jax
 import numpy as np
 
+from occnet_jax import cli
 from occnet_jax.geometry import cameras
 from occnet_jax.rendering import mesh as mesh_lib
 from occnet_jax.rendering import procedural_cars
@@ -133,4 +134,4 @@ def main(argv):
 
 if __name__ == '__main__':
   _define_flags()
-  app.run(main)
+  cli.run(main)

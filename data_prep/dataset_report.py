@@ -1,9 +1,9 @@
 r"""Occlusion mix and views per car of a built dataset split.
 
-    python -m data_prep.dataset_report --data_dir=tensorflow_datasets \
+    python -m data_prep.dataset_report --data_dir=workdirs/tensorflow_datasets \
         --dataset=car_render/small --split=train
 
-Reads the split with `tfds.data_source` (array_record, no TensorFlow needed)
+Reads the split with `input_pipeline.open_split` (array_record, no TensorFlow needed)
 and prints how many keypoints are visible or occluded by each cause
 (`occlusion_kind` of docs/design.md), how many views each car has, and how
 many keypoints of a view are hidden (the paper's Fig. 5/6 groups cars by
@@ -16,8 +16,9 @@ import dataclasses
 from absl import app
 from absl import flags
 import numpy as np
-import tensorflow_datasets as tfds
 
+from occnet_jax import cli
+from occnet_jax import input_pipeline
 from occnet_jax import labels
 
 FLAGS = flags.FLAGS
@@ -89,7 +90,10 @@ def _define_flags():
   Only when run as a command: the library functions above stay importable
   next to other commands that use the same flag names.
   """
-  flags.DEFINE_string('data_dir', None, 'TFDS data directory.')
+  flags.DEFINE_string(
+      'data_dir', 'workdirs/tensorflow_datasets',
+      'TFDS data directory (the default is where training with '
+      '--workdir=workdirs/NAME builds).')
   flags.DEFINE_string(
       'dataset', 'car_render/small', 'Dataset name with its builder config.')
   flags.DEFINE_string('split', 'train', 'Split to summarise.')
@@ -98,12 +102,12 @@ def _define_flags():
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError('Too many command-line arguments.')
-  source = tfds.data_source(FLAGS.dataset, split=FLAGS.split,
-                            data_dir=FLAGS.data_dir, download=False)
+  source = input_pipeline.open_split(FLAGS.dataset, FLAGS.split,
+                                     FLAGS.data_dir)
   print(f'{FLAGS.dataset} {FLAGS.split}')
   print(format_summary(summarise(source)))
 
 
 if __name__ == '__main__':
   _define_flags()
-  app.run(main)
+  cli.run(main)

@@ -12,6 +12,8 @@ Prints the explained variance of each component.
 from absl import app
 from absl import flags
 
+from occnet_jax import cli
+from occnet_jax import errors
 from occnet_jax import keypoints
 from occnet_jax import shape_basis
 
@@ -34,7 +36,7 @@ def fit_and_save(shapes_path, num_components, output_path, symmetric,
   """
   shapes = shape_basis.load_shapes(shapes_path)
   if shapes.shape[1] != category.num_keypoints:
-    raise ValueError(
+    raise errors.UserError(
         f'{shapes_path}: {shapes.shape[1]} keypoints per shape, but category '
         f'{category.name!r} has {category.num_keypoints}.')
   basis = shape_basis.fit_shape_basis(
@@ -77,4 +79,4 @@ def main(argv):
 
 if __name__ == '__main__':
   _define_flags()
-  app.run(main)
+  cli.run(main)

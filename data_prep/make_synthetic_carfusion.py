@@ -42,6 +42,7 @@ import numpy as np
 
 from data_prep import carfusion_format
 from data_prep import scenes
+from occnet_jax import cli
 from occnet_jax import labels
 from occnet_jax.geometry import cameras as cameras_lib
 from occnet_jax.rendering import mesh as mesh_lib
@@ -375,4 +376,4 @@ def main(argv):
 
 if __name__ == '__main__':
   _define_flags()
-  app.run(main)
+  cli.run(main)

@@ -8,10 +8,13 @@ ceiling, compile times) and the goals met or missed, and writes every
 number to the JSON file. See occnet_jax/benchmark.py for what is measured.
 """
 
+import importlib.util
+
 from absl import app
 from absl import flags
 from ml_collections import config_flags
 
+from occnet_jax import cli
 from occnet_jax import benchmark
 
 _CONFIG = config_flags.DEFINE_config_file(
@@ -26,6 +29,10 @@ _OUTPUT = flags.DEFINE_string('output', None, 'Path of the JSON results.')
 _QUICK = flags.DEFINE_bool('quick', False,
                            'Fewer repeats and a shorter time per measurement.')
 flags.mark_flag_as_required('output')
+flags.register_validator(
+    'sizes', lambda sizes: all(importlib.util.find_spec(
+        f'occnet_jax.configs.{size}') for size in sizes),
+    message='every size must be a config module under occnet_jax/configs/')
 
 
 def main(argv):
@@ -37,4 +44,4 @@ def main(argv):
 
 
 if __name__ == '__main__':
-  app.run(main)
+  cli.run(main)

@@ -16,8 +16,8 @@ from absl import app
 from absl import flags
 import jax
 
-import launch
 from launch import multihost_flags
+from occnet_jax import cli
 from occnet_jax import evaluate
 from occnet_jax import evaluator
 from occnet_jax import workdir
@@ -39,7 +39,6 @@ flags.mark_flag_as_required('workdir')
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
-  launch.quiet_library_logs()
   multihost_flags.initialize()
   if _WATCH.value:
     if _STEP.value is not None:
@@ -47,15 +46,12 @@ def main(argv):
     evaluator.watch(_WORKDIR.value, split=_SPLIT.value,
                     data_dir=_DATA_DIR.value, poll_seconds=_POLL_SECONDS.value)
     return
-  try:
-    results = workdir.evaluate_workdir(_WORKDIR.value, split=_SPLIT.value,
-                                       data_dir=_DATA_DIR.value,
-                                       step=_STEP.value)
-  except FileNotFoundError as error:
-    raise app.UsageError(str(error)) from None
+  results = workdir.evaluate_workdir(_WORKDIR.value, split=_SPLIT.value,
+                                     data_dir=_DATA_DIR.value,
+                                     step=_STEP.value)
   if jax.process_index() == 0:
     print(evaluate.format_summary(results))
 
 
 if __name__ == '__main__':
-  app.run(main)
+  cli.run(main)

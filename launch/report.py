@@ -13,7 +13,7 @@ occnet_jax/report.py for the inputs and tables.
 from absl import app
 from absl import flags
 
-import launch
+from occnet_jax import cli
 from occnet_jax import report
 
 _WORKDIRS = flags.DEFINE_string(
@@ -28,7 +28,6 @@ _FIGURES = flags.DEFINE_string(
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
-  launch.quiet_library_logs()
   try:
     updated = report.write_report(_WORKDIRS.value, _RESULTS.value,
                                   _FIGURES.value)
@@ -39,4 +38,4 @@ def main(argv):
 
 
 if __name__ == '__main__':
-  app.run(main)
+  cli.run(main)

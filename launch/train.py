@@ -5,13 +5,15 @@ r"""Trains Occlusion-Net and evaluates it; resumes a workdir's run.
 
 Running the same command again after an interruption continues from the
 last complete checkpoint; SIGTERM saves one at the next step and exits (0).
-At the end, prints the evaluation summary. Several processes (one per host,
-or local ones) each run the command with --coordinator_address,
---num_processes and --process_id, or with config.distributed = True where
-JAX detects them (Cloud TPU, Slurm, Open MPI).
+At the end, prints the evaluation summary and every path the run wrote.
+Several processes (one per host, or local ones) each run the command with
+--coordinator_address, --num_processes and --process_id, or with
+config.distributed = True where JAX detects them (Cloud TPU, Slurm, Open
+MPI).
 """
 
 import json
+import os
 
 from absl import app
 from absl import flags
@@ -19,9 +21,10 @@ from etils import epath
 import jax
 from ml_collections import config_flags
 
-import launch
 from launch import multihost_flags
+from occnet_jax import cli
 from occnet_jax import evaluate
+from occnet_jax import input_pipeline
 from occnet_jax import train
 
 _CONFIG = config_flags.DEFINE_config_file(
@@ -29,20 +32,40 @@ _CONFIG = config_flags.DEFINE_config_file(
 _WORKDIR = flags.DEFINE_string('workdir', None,
                                'Checkpoints, logs and evaluation results.')
 flags.mark_flags_as_required(['config', 'workdir'])
+cli.directory_path(_WORKDIR)
+
+
+def written_paths(workdir: str, split: str) -> list[str]:
+  """The workdir's files and folders, the evaluation's files one by one."""
+  paths = []
+  for path in sorted(epath.Path(workdir).iterdir()):
+    if path.name == 'eval' and split:
+      directory = epath.Path(evaluate.metrics_path(workdir, split)).parent
+      paths += [os.fspath(file) for file in sorted(directory.iterdir())]
+    else:
+      paths.append(os.fspath(path) + ('/' if path.is_dir() else ''))
+  return paths
 
 
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
-  launch.quiet_library_logs()
   config = _CONFIG.value
   multihost_flags.initialize(config.distributed)
   state = train.train_and_evaluate(config, _WORKDIR.value)
-  finished = int(state.step) == config.train.num_steps
-  if jax.process_index() == 0 and config.eval.split and finished:
-    print(evaluate.format_summary(json.loads(epath.Path(evaluate.metrics_path(
-        _WORKDIR.value, config.eval.split)).read_text())))
+  if jax.process_index() != 0:
+    return
+  if int(state.step) < config.train.num_steps:
+    return  # Preempted: the log says where it stopped.
+  workdir, split = _WORKDIR.value, config.eval.split
+  if split:
+    print(evaluate.format_summary(json.loads(
+        epath.Path(evaluate.metrics_path(workdir, split)).read_text())))
+  dataset = os.path.join(input_pipeline.resolve_data_dir(config, workdir),
+                         input_pipeline.dataset_name(config))
+  print('\nWritten:\n  ' + '\n  '.join(written_paths(workdir, split)))
+  print(f'Dataset: {dataset}\nTensorBoard: tensorboard --logdir={workdir}')
 
 
 if __name__ == '__main__':
-  app.run(main)
+  cli.run(main)

@@ -19,7 +19,7 @@ one-line summary.
 from absl import app
 from absl import flags
 
-import launch
+from occnet_jax import cli
 from occnet_jax import label_study
 
 _DEFAULT_NOISE = label_study.AnnotatorNoise()
@@ -44,16 +44,17 @@ _MIRROR_SWAP_RATE = flags.DEFINE_float(
 _SEED = flags.DEFINE_integer('seed', 0, 'Seeds view sampling and noise.')
 _MAX_CARS = flags.DEFINE_integer('max_cars', 0, 'Study at most this many '
                                  'cars (0 = the whole split).')
-_NUM_VIEWS = flags.DEFINE_integer('num_views', 4, 'Views sampled per car '
-                                  '(like config.data.num_views).')
-_BATCH_SIZE = flags.DEFINE_integer('batch_size', 32, 'Cars per batch.')
+_NUM_VIEWS = flags.DEFINE_integer(
+    'num_views', 4, 'Views sampled per car (like config.data.num_views; '
+    'two support views and a target).', lower_bound=3)
+_BATCH_SIZE = flags.DEFINE_integer('batch_size', 32, 'Cars per batch.',
+                                   lower_bound=1)
 flags.mark_flag_as_required('output')
 
 
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
-  launch.quiet_library_logs()
   try:
     noise = label_study.AnnotatorNoise(
         sigma_visible=_SIGMA_VISIBLE.value,
@@ -70,4 +71,4 @@ def main(argv):
 
 
 if __name__ == '__main__':
-  app.run(main)
+  cli.run(main)

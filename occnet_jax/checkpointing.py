@@ -27,11 +27,13 @@ from etils import epath
 import jax
 import orbax.checkpoint as ocp
 
+from occnet_jax import errors
+
 _STATE, _RNG, _DATA = 'state', 'rng', 'data'
 _Restored = TypeVar('_Restored')
 
 
-class CheckpointError(RuntimeError):
+class CheckpointError(errors.UserError):
   """No checkpoint could be restored; the message names each and why."""
 
 

@@ -1,7 +1,9 @@
 """TFDS `data_source` + grain -> batches of cars with a fixed number of views.
 
-Records are read with `tfds.data_source` (array_record, no TensorFlow in the
-loop) and batched as docs/design.md describes: leading axes (B, V), every car
+Records are read with TFDS's `as_data_source` (array_record, no TensorFlow
+in the loop; a missing dataset or split is a one-line `DataError`, and the
+crop size is checked against the builder's metadata before any build) and
+batched as docs/design.md describes: leading axes (B, V), every car
 with exactly `config.data.num_views` views, sampled without replacement when
 a car has more and padded (`view_mask` False) when it has fewer.
 
@@ -31,6 +33,8 @@ import numpy as np
 import tensorflow_datasets as tfds
 
 from occnet_jax import boxes as boxes_lib
+from occnet_jax import configs
+from occnet_jax import errors
 from occnet_jax import multihost
 
 Batch = dict[str, np.ndarray]
@@ -50,6 +54,10 @@ def data_mesh() -> jax.sharding.Mesh:
   return jax.make_mesh((jax.device_count(),), (DEVICE_AXIS,))
 
 
+class DataError(errors.UserError):
+  """A dataset or split that is not where the command looks for it."""
+
+
 def resolve_data_dir(config: ml_collections.ConfigDict, workdir: str) -> str:
   """The TFDS data dir: `config.data.data_dir`, else beside the workdir."""
   if config.data.data_dir:
@@ -67,8 +75,56 @@ def dataset_name(config: ml_collections.ConfigDict) -> str:
   return config.data.name
 
 
-def prepare_dataset(config: ml_collections.ConfigDict, data_dir: str) -> None:
-  """Builds the configured TFDS dataset in `data_dir` unless it is there.
+def _not_built(name: str, data_dir: str) -> DataError:
+  package, _, builder_config = name.partition('/')
+  config_flag = f' --config={builder_config}' if builder_config else ''
+  return DataError(
+      f'{name} is not built in {os.path.abspath(data_dir)}: check the data '
+      f'dir and the dataset name, or build it with `tfds build '
+      f'data_prep/{package}{config_flag} --data_dir={data_dir}`.')
+
+
+def _builder(name: str, data_dir: str) -> tfds.core.DatasetBuilder:
+  """`tfds.builder`, or `DataError` naming the dataset and the data dir."""
+  try:
+    return tfds.builder(name, data_dir=data_dir)
+  except tfds.core.registered.DatasetNotFoundError:
+    # TFDS's own message lists every dataset it knows, hundreds of lines.
+    raise _not_built(name, data_dir) from None
+  except ValueError as error:  # An unknown builder config, for one.
+    raise DataError(f'{name}: {str(error).splitlines()[0]}') from None
+
+
+def open_split(name: str, split: str,
+               data_dir: str) -> Sequence[Mapping[str, Any]]:
+  """A random-access source of a prepared split (decoded numpy dicts).
+
+  Args:
+    name: the TFDS name with its builder config ('car_render/small').
+    split: the split (TFDS slicing allowed).
+    data_dir: the TFDS data dir.
+
+  Returns:
+    The source; nothing is built (reading never starts a build).
+
+  Raises:
+    DataError: when the dataset is not prepared in `data_dir` or has no
+      such split: one line naming the data dir, not TFDS's listing of
+      every dataset it knows.
+  """
+  builder = _builder(name, data_dir)
+  if not builder.is_prepared():
+    raise _not_built(name, data_dir)
+  try:
+    return builder.as_data_source(split=split)
+  except ValueError as error:  # 'Unknown split ...', with the known ones.
+    raise DataError(f'{name} in {os.path.abspath(data_dir)}: '
+                    f'{error}') from None
+
+
+def dataset_builder(config: ml_collections.ConfigDict,
+                    data_dir: str) -> tfds.core.DatasetBuilder:
+  """The configured dataset's TFDS builder (metadata only, nothing built).
 
   The project's builders live in `data_prep.<name>`; importing that package
   registers them with TFDS. A dataset already prepared in `data_dir` is read
@@ -77,14 +133,49 @@ def prepare_dataset(config: ml_collections.ConfigDict, data_dir: str) -> None:
   Args:
     config: the experiment config (`config.data.name`, `builder_config`).
     data_dir: the TFDS data dir.
+
+  Raises:
+    DataError: for a dataset that is neither built nor buildable.
   """
   try:
     importlib.import_module(f'data_prep.{config.data.name}')
   except ModuleNotFoundError:
     logging.info('No builder code data_prep.%s; reading prepared files.',
                  config.data.name)
+  return _builder(dataset_name(config), data_dir)
+
+
+def check_crop_size(config: ml_collections.ConfigDict, data_dir: str) -> None:
+  """Compares `config.data.crop_size` with the builder's metadata.
+
+  Runs in seconds, before any build.
+
+  Raises:
+    configs.ConfigError: when the dataset's crops have another size.
+    DataError: for a dataset that is neither built nor buildable.
+  """
+  crop_size = dataset_builder(config, data_dir).info.features['crops'].shape[-2]
+  if crop_size != config.data.crop_size:
+    raise configs.ConfigError(
+        f'config.data.crop_size = {config.data.crop_size}: the dataset '
+        f'{dataset_name(config)} has {crop_size} px crops.')
+
+
+def prepare_dataset(config: ml_collections.ConfigDict, data_dir: str) -> None:
+  """Builds the configured TFDS dataset in `data_dir` unless it is there.
+
+  Process 0 builds it; the other processes wait for it at a barrier (they
+  read the same `data_dir`).
+
+  Args:
+    config: the experiment config (`config.data.name`, `builder_config`).
+    data_dir: the TFDS data dir.
+
+  Raises:
+    DataError: for a dataset that is neither built nor buildable.
+  """
   if jax.process_index() == 0:
-    builder = tfds.builder(dataset_name(config), data_dir=data_dir)
+    builder = dataset_builder(config, data_dir)
     if not builder.is_prepared():
       logging.info('Preparing %s in %s (first use).', dataset_name(config),
                    data_dir)
@@ -95,8 +186,8 @@ def prepare_dataset(config: ml_collections.ConfigDict, data_dir: str) -> None:
 
 def get_source(config: ml_collections.ConfigDict, split: str,
                data_dir: str) -> Sequence[Mapping[str, Any]]:
-  """A random-access source of one split's records (decoded numpy dicts)."""
-  return tfds.data_source(dataset_name(config), split=split, data_dir=data_dir)
+  """A random-access source of one split's records (`open_split`)."""
+  return open_split(dataset_name(config), split, data_dir)
 
 
 def select_views(record: Mapping[str, Any], views: np.ndarray,

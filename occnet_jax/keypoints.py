@@ -13,6 +13,8 @@ import dataclasses
 
 import numpy as np
 
+from occnet_jax import errors
+
 
 @dataclasses.dataclass(frozen=True)
 class Category:
@@ -122,6 +124,6 @@ def get_category(name: str) -> Category:
   try:
     return _CATEGORIES[name]
   except KeyError:
-    raise ValueError(
+    raise errors.UserError(
         f'Unknown keypoint category {name!r}; known: {sorted(_CATEGORIES)}.'
     ) from None

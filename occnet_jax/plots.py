@@ -15,9 +15,16 @@ no pyplot global state), so plotting works headless and from any thread.
   - `trifocal_labels.png` (`label_study.run_study`, not an evaluation
     figure): labelled occluded points within alpha of the trifocal
     transfer (Fig. 4 left).
-  - `gallery.png`: predictions on ROI crops (Fig. 11): heatmap keypoints in
-    blue; 2D-KGNN keypoints with skeleton edges green when both ends are
-    predicted visible, red otherwise.
+  - `gallery.png`: ground truth and predictions on ROI crops (Fig. 11),
+    with a legend: labelled keypoints as rings, heatmap keypoints as
+    crosses, 2D-KGNN keypoints as dots on the skeleton (solid edges between
+    two predicted-visible keypoints, dashed otherwise).
+
+Every evaluation figure's title names the split and the checkpoint step
+(its `caption`), and `COLOURS` gives each colour one meaning in every
+figure (and in `predict`'s overlay): one colour per method, grey for
+ground-truth labels, black for the paper (and chance), gold for a
+detector's boxes, and green and red only for visible and occluded. Count axes have integer ticks.
 
 `ablations` compares runs rather than methods: `report.py` draws it from
 the demo's and its ablations' metrics.
@@ -29,6 +36,8 @@ from typing import Any
 
 from etils import epath
 from matplotlib import figure as figure_lib
+from matplotlib import lines as lines_lib
+from matplotlib import ticker
 import numpy as np
 
 from occnet_jax import evaluate
@@ -38,8 +47,11 @@ from occnet_jax import multiview
 
 METHOD_LABELS = {'heatmap': 'Heatmap (baseline)', 'kgnn2d': '2D-KGNN',
                  'kgnn3d': '3D-KGNN'}
-METHOD_COLOURS = {'heatmap': 'tab:red', 'kgnn2d': 'tab:green',
-                  'kgnn3d': 'tab:blue'}
+# The one meaning of each colour, in every figure.
+COLOURS = {'heatmap': 'tab:orange', 'kgnn2d': 'tab:blue',
+           'kgnn3d': 'tab:purple', 'labels': 'tab:gray', 'paper': 'black',
+           'visible': 'tab:green', 'occluded': 'tab:red',
+           'detector_box': 'gold'}
 # The paper's panels of Figs. 5/8; levels without data are replaced by
 # populated ones (procedural cars are often occluded in even numbers).
 ALPHA_PANELS_LEVELS = (3, 5, 7, 9)
@@ -55,13 +67,19 @@ def _percent(values: Sequence[Any]) -> np.ndarray:
   return 100.0 * _values(values)
 
 
-def _finish(figure: figure_lib.Figure, axis: Any, path: str, *,
-            ylim: tuple[float, float | None] = (0, 100)) -> None:
-  """The y range, grid and legend of a one-panel line plot; saves it."""
+def caption(split: str, step: int) -> str:
+  """What every evaluation figure's title says it shows."""
+  return f'{split} split, checkpoint step {step}'
+
+
+def _finish(figure: figure_lib.Figure, axis: Any, path: str, title: str, *,
+            ylim: tuple[float, float | None] = (0, 100)) -> figure_lib.Figure:
+  """The y range, grid, legend and title of a one-panel line plot; saves."""
   axis.set_ylim(*ylim)
   axis.grid(alpha=0.3)
   axis.legend()
-  _save(figure, path)
+  axis.set_title(title, fontsize=9)
+  return _save(figure, path)
 
 
 def _subplots(*args, figsize, **kwargs):
@@ -69,10 +87,19 @@ def _subplots(*args, figsize, **kwargs):
   return figure, figure.subplots(*args, **kwargs)
 
 
-def _save(figure: figure_lib.Figure, path: str) -> None:
+def _save(figure: figure_lib.Figure, path: str,
+          title: str | None = None) -> figure_lib.Figure:
+  """Saves a figure (with `title` above all its panels); returns it."""
+  if title:
+    figure.suptitle(title, fontsize=10)
   figure.tight_layout()
   with epath.Path(path).open('wb') as file:
     figure.savefig(file, format='png', dpi=100)
+  return figure
+
+
+def _integer_ticks(axis: Any) -> None:
+  axis.set_major_locator(ticker.MaxNLocator(integer=True))
 
 
 def alpha_panel_levels(populated: Sequence[int]) -> list[int]:
@@ -83,7 +110,8 @@ def alpha_panel_levels(populated: Sequence[int]) -> list[int]:
 
 
 def pck_vs_alpha(results: Mapping[str, Any], alphas: Sequence[float],
-                 levels: Sequence[int], num_keypoints: int, path: str) -> None:
+                 levels: Sequence[int], num_keypoints: int, path: str, *,
+                 title: str) -> figure_lib.Figure:
   """PCK of occluded keypoints vs alpha per occlusion level (Figs. 5/8)."""
   levels = alpha_panel_levels(levels) or list(ALPHA_PANELS_LEVELS)
   figure, axes = _subplots(1, len(levels), figsize=(4 * len(levels), 3.4),
@@ -94,7 +122,7 @@ def pck_vs_alpha(results: Mapping[str, Any], alphas: Sequence[float],
       values = [results.get(evaluate.pck_key(method, f'occluded_{level}', a))
                 for a in alphas]
       axis.plot(alphas, _percent(values), 'o-', label=label,
-                color=METHOD_COLOURS[method])
+                color=COLOURS[method])
     axis.set_title(f'Number of invisible points = {level}/{num_keypoints}')
     axis.set_xlabel('Alpha (α)')
     axis.set_xlim(0, max(alphas))
@@ -102,11 +130,11 @@ def pck_vs_alpha(results: Mapping[str, Any], alphas: Sequence[float],
     axis.grid(alpha=0.3)
   axes[0].set_ylabel('PCK (in %)')
   axes[0].legend(loc='lower right')
-  _save(figure, path)
+  return _save(figure, path, f'PCK of occluded keypoints, {title}')
 
 
 def pck_vs_invisible(results: Mapping[str, Any], levels: Sequence[int],
-                     path: str) -> None:
+                     path: str, *, title: str) -> figure_lib.Figure:
   """PCK of occluded keypoints vs number of invisible ones (Figs. 6/9)."""
   figure, axes = _subplots(1, 2, figsize=(8, 3.4))
   for axis, alpha in zip(axes, (0.1, 0.2)):
@@ -114,27 +142,31 @@ def pck_vs_invisible(results: Mapping[str, Any], levels: Sequence[int],
       values = [results.get(evaluate.pck_key(method, f'occluded_{level}',
                                              alpha)) for level in levels]
       axis.plot(levels, _percent(values), 'o-', label=label,
-                color=METHOD_COLOURS[method])
+                color=COLOURS[method])
     axis.set_title(f'Alpha α = {alpha:g}')
     axis.set_xlabel('Number of invisible points')
+    _integer_ticks(axis.xaxis)
     axis.set_ylabel('PCK (in %)')
     axis.grid(alpha=0.3)
   axes[0].legend(loc='lower left')
-  _save(figure, path)
+  return _save(figure, path, f'PCK of occluded keypoints, {title}')
 
 
-def occlusion_roc(predictions: Mapping[str, np.ndarray], path: str) -> None:
+def occlusion_roc(predictions: Mapping[str, np.ndarray], path: str, *,
+                  title: str) -> figure_lib.Figure:
   """Occlusion ROC of the heatmap confidence and the 2D-KGNN (Fig. 3)."""
   visibility = predictions['visibility']
   labelled, occluded = visibility > 0, visibility == OCCLUDED
   figure, (histogram, roc) = _subplots(1, 2, figsize=(8, 3.4))
   confidence = -predictions['occlusion.heatmap']
-  for mask, label, colour in ((labelled & occluded, 'Occluded', 'tab:red'),
-                              (labelled & ~occluded, 'Visible', 'tab:blue')):
+  for mask, label, colour in (
+      (labelled & occluded, 'Occluded', COLOURS['occluded']),
+      (labelled & ~occluded, 'Visible', COLOURS['visible'])):
     histogram.hist(confidence[mask], bins=30, alpha=0.6, label=label,
                    color=colour)
   histogram.set_xlabel('Heatmap confidence')
   histogram.set_ylabel('Number of points')
+  _integer_ticks(histogram.yaxis)
   histogram.set_title('Keypoint confidence scores')
   histogram.legend()
   for method in evaluate.OCCLUSION_METHODS:
@@ -143,59 +175,71 @@ def occlusion_roc(predictions: Mapping[str, np.ndarray], path: str) -> None:
     if curve.is_defined:
       roc.plot(curve.fpr, curve.tpr,
                label=f'{METHOD_LABELS[method]} (AUC {curve.auc:.2f})',
-               color=METHOD_COLOURS[method])
-  roc.plot([0, 1], [0, 1], ':', color='grey')
+               color=COLOURS[method])
+  roc.plot([0, 1], [0, 1], ':', color=COLOURS['paper'], linewidth=0.8,
+           label='Chance')
   roc.set_xlabel('False positive rate')
   roc.set_ylabel('True positive rate')
   roc.set_title('ROC curve for occlusion')
   roc.legend(loc='lower right')
-  _save(figure, path)
+  return _save(figure, path, f'Occlusion, {title}')
 
 
 def robustness(results: Mapping[str, Any], noise_sigmas: Sequence[float],
-               path: str) -> None:
+               path: str, *, title: str) -> figure_lib.Figure:
   """PCK@0.1 vs Gaussian noise on the graph networks' input (Fig. 10)."""
   figure, axis = _subplots(figsize=(4.5, 3.4))
   for method, label in METHOD_LABELS.items():
     values = [results.get(evaluate.robustness_key(method, sigma))
               for sigma in noise_sigmas]
     axis.plot(noise_sigmas, _percent(values), 'o-', label=label,
-              color=METHOD_COLOURS[method])
+              color=COLOURS[method])
   axis.set_xlabel('Noise standard deviation σ (fraction of box scale)')
   axis.set_ylabel('PCK@0.1 (in %)')
-  _finish(figure, axis, path)
+  return _finish(figure, axis, path, f'Robustness, {title}')
 
 
 def ablations(results: Mapping[str, Mapping[str, Any]],
-              levels: Sequence[int], path: str, *, method: str = 'kgnn2d',
-              alpha: float = 0.1) -> None:
+              levels: Sequence[int], path: str, *, split: str,
+              method: str = 'kgnn2d', alpha: float = 0.1,
+              ) -> figure_lib.Figure:
   """One method's occluded PCK vs number of invisible points, per run.
 
+  Runs are told apart by the default colour cycle (they are not methods);
+  each legend entry names the run's checkpoint step.
+
   Args:
-    results: metrics (`evaluate.compute_metrics`) by run, in legend order.
+    results: metrics (`evaluate.compute_metrics`, with `step`) by run, in
+      legend order.
     levels: the numbers of invisible keypoints on the x axis.
     path: the PNG.
+    split: the split the runs were evaluated on.
     method: the method compared across runs.
     alpha: the PCK threshold.
+
+  Returns:
+    The figure.
   """
   figure, axis = _subplots(figsize=(4.5, 3.4))
   for label, run_results in results.items():
     values = [run_results.get(evaluate.pck_key(method, f'occluded_{level}',
                                                alpha)) for level in levels]
-    axis.plot(levels, _percent(values), 'o-', label=label)
-  axis.set_title(f'{METHOD_LABELS[method]}, alpha α = {alpha:g}')
+    axis.plot(levels, _percent(values), 'o-',
+              label=f'{label} (step {run_results.get("step")})')
   axis.set_xticks(list(levels))
   axis.set_xlabel('Number of invisible points')
   axis.set_ylabel('PCK of occluded points (in %)')
-  _finish(figure, axis, path)
+  return _finish(figure, axis, path, f'{METHOD_LABELS[method]}, alpha α = '
+                 f'{alpha:g}, {split} split')
 
 
 def multiview_correspondences(results: Mapping[str, Any],
-                              view_counts: Sequence[int], path: str) -> None:
+                              view_counts: Sequence[int], path: str, *,
+                              title: str) -> figure_lib.Figure:
   """Correspondences per view subset vs number of views (Fig. 4 right)."""
-  lines = [(method, label, 'o-', METHOD_COLOURS[method])
+  lines = [(method, label, 'o-', COLOURS[method])
            for method, label in METHOD_LABELS.items()]
-  lines.append(('labels', 'Labels (upper bound)', 's--', 'grey'))
+  lines.append(('labels', 'Labels (upper bound)', 's--', COLOURS['labels']))
   figure, axis = _subplots(figsize=(4.5, 3.4))
   for method, label, style, colour in lines:
     values = [results.get(evaluate.multiview_key(method, n))
@@ -204,61 +248,92 @@ def multiview_correspondences(results: Mapping[str, Any],
   axis.set_xticks(list(view_counts))
   axis.set_xlabel('Number of views')
   axis.set_ylabel('Correspondences per view subset')
-  _finish(figure, axis, path, ylim=(0, None))
+  return _finish(figure, axis, path, f'Multi-view correspondences, {title}',
+                 ylim=(0, None))
 
 
 def trifocal_labels(result: Mapping[str, Any], path: str, *,
-                    headline_alpha: float, paper_fraction: float) -> None:
+                    headline_alpha: float, paper_fraction: float,
+                    ) -> figure_lib.Figure:
   """Occluded labels within alpha of the trifocal transfer (Fig. 4 left).
 
   Args:
-    result: `label_study.study`'s dict: `alphas`, `fraction_within` (with
-      the annotator-noise model), `fraction_within_noise_free`,
-      `noise_model` and `fraction_at_<headline_alpha>`.
+    result: `label_study.run_study`'s dict: `dataset`, `split`, `alphas`,
+      `fraction_within` (with the annotator-noise model),
+      `fraction_within_noise_free`, `noise_model` and
+      `fraction_at_<headline_alpha>`.
     path: the PNG.
     headline_alpha: the alpha marked on the curve.
     paper_fraction: the paper's fraction at `headline_alpha`, drawn as a
       reference point.
+
+  Returns:
+    The figure (a study of the labels: no model, no checkpoint).
   """
   alphas, noise = result['alphas'], result['noise_model']
   figure, axis = _subplots(figsize=(5.5, 3.8))
   axis.plot(alphas, _percent(result['fraction_within']), '-',
-            color='tab:blue',
+            color=COLOURS['labels'],
             label=(f'Annotator noise (σ visible {noise["sigma_visible"]:g}, '
                    f'occluded {noise["sigma_occluded"]:g}, '
                    f'swaps {noise["mirror_swap_rate"]:g})'))
   axis.plot(alphas, _percent(result['fraction_within_noise_free']), '--',
-            color='grey', label='Noise-free labels')
+            color=COLOURS['labels'], label='Noise-free labels')
   headline = result[f'fraction_at_{headline_alpha}']
   if headline is not None:
-    axis.plot([headline_alpha], [100.0 * headline], 'o', color='tab:blue')
+    axis.plot([headline_alpha], [100.0 * headline], 'o',
+              color=COLOURS['labels'])
     axis.annotate(f'{100.0 * headline:.1f}%',
                   (headline_alpha, 100.0 * headline),
                   textcoords='offset points', xytext=(6, -14))
   axis.plot([headline_alpha], [100.0 * paper_fraction], '*',
-            color='tab:red', markersize=11,
+            color=COLOURS['paper'], markersize=11,
             label=(f'Paper, CarFusion (~{100.0 * paper_fraction:g}% at '
                    f'α = {headline_alpha:g})'))
   axis.axvline(headline_alpha, color='grey', linewidth=0.8, linestyle=':')
   axis.set_xlabel('Alpha (α)')
   axis.set_ylabel('Occluded labels within α (in %)')
-  axis.set_title('Hand-labelled occluded points vs trifocal transfer')
+  axis.set_title('Hand-labelled occluded points vs trifocal transfer\n'
+                 f'{result["dataset"]} {result["split"]} split, labels only '
+                 '(no model)', fontsize=9)
   axis.set_xlim(0, max(alphas))
   axis.set_ylim(0, 102)  # The noise-free curve runs along 100%.
   axis.grid(alpha=0.3)
   axis.legend(loc='lower right', fontsize=8)
-  _save(figure, path)
+  return _save(figure, path)
+
+
+def _gallery_legend() -> list[lines_lib.Line2D]:
+  def entry(label, **style):
+    return lines_lib.Line2D([], [], label=label, **style)
+
+  return [
+      entry('Ground truth, visible', marker='o', linestyle='none',
+            markerfacecolor='none', markeredgecolor=COLOURS['visible']),
+      entry('Ground truth, occluded', marker='o', linestyle='none',
+            markerfacecolor='none', markeredgecolor=COLOURS['occluded']),
+      entry(METHOD_LABELS['heatmap'], marker='+', linestyle='none',
+            color=COLOURS['heatmap']),
+      entry(f'{METHOD_LABELS["kgnn2d"]}, predicted visible', marker='o',
+            markersize=4, color=COLOURS['kgnn2d'],
+            markerfacecolor=COLOURS['visible']),
+      entry(f'{METHOD_LABELS["kgnn2d"]}, predicted occluded', marker='o',
+            markersize=4, linestyle='--', color=COLOURS['kgnn2d'],
+            markerfacecolor=COLOURS['occluded']),
+  ]
 
 
 def gallery(predictions: Mapping[str, np.ndarray],
-            category: keypoints_lib.Category, path: str,
-            columns: int = 4) -> None:
-  """Predictions on the first ROI crops (Fig. 11)."""
+            category: keypoints_lib.Category, path: str, *, title: str,
+            columns: int = 4) -> figure_lib.Figure:
+  """Ground truth and predictions on the first ROI crops (Fig. 11)."""
   crops = predictions['crops']
+  columns = max(1, min(columns, len(crops)))
   rows = max(1, -(-len(crops) // columns))
-  figure, axes = _subplots(rows, columns, figsize=(2.5 * columns,
-                                                      2.5 * rows),
-                              squeeze=False)
+  # The constrained layout leaves room for the titles and the legend below.
+  figure = figure_lib.Figure(figsize=(2.5 * columns, 2.6 * rows + 0.8),
+                             layout='constrained')
+  axes = figure.subplots(rows, columns, squeeze=False)
   for index, axis in enumerate(axes.flat):
     axis.axis('off')
     if index >= len(crops):
@@ -271,46 +346,67 @@ def gallery(predictions: Mapping[str, np.ndarray],
       return (points - box[:2]) / (box[2:] - box[:2]) * size
 
     axis.imshow(crops[index], extent=(0, size, size, 0))
+    labels = predictions['visibility'][index]
+    truth = to_crop(predictions['keypoints'][index])[labels > 0]
+    axis.scatter(truth[:, 0], truth[:, 1], s=40, facecolors='none',
+                 linewidths=1.2, edgecolors=np.where(
+                     labels[labels > 0] == OCCLUDED, COLOURS['occluded'],
+                     COLOURS['visible']))
     baseline = to_crop(predictions['heatmap'][index])
-    axis.scatter(baseline[:, 0], baseline[:, 1], s=8, c='tab:blue')
+    axis.scatter(baseline[:, 0], baseline[:, 1], s=20, marker='+',
+                 c=COLOURS['heatmap'], linewidths=1.0)
     points = to_crop(predictions['kgnn2d'][index])
     occluded = predictions['occlusion_score'][index] > 0.5
     for i, j in category.skeleton:
-      colour = 'tab:red' if occluded[i] or occluded[j] else 'lime'
-      axis.plot(points[[i, j], 0], points[[i, j], 1], '-', color=colour,
-                linewidth=1.2)
-    axis.scatter(points[:, 0], points[:, 1], s=10,
-                 c=np.where(occluded, 'tab:red', 'lime'))
+      axis.plot(points[[i, j], 0], points[[i, j], 1],
+                '--' if occluded[i] or occluded[j] else '-',
+                color=COLOURS['kgnn2d'], linewidth=1.0)
+    axis.scatter(points[:, 0], points[:, 1], s=12, zorder=3,
+                 edgecolors=COLOURS['kgnn2d'], linewidths=0.8,
+                 c=np.where(occluded, COLOURS['occluded'], COLOURS['visible']))
     axis.set_xlim(0, size)
     axis.set_ylim(size, 0)
     axis.set_title(str(predictions['car_id'][index])[-24:], fontsize=7)
-  _save(figure, path)
+  figure.legend(handles=_gallery_legend(), loc='outside lower center',
+                ncol=3 if columns > 2 else 1, fontsize=7, frameon=False)
+  figure.suptitle(f'Predictions, {title}', fontsize=10)
+  with epath.Path(path).open('wb') as file:
+    figure.savefig(file, format='png', dpi=100)
+  return figure
 
 
 def write_all(directory: str, results: Mapping[str, Any],
               predictions: Mapping[str, np.ndarray],
-              category: keypoints_lib.Category, *, alphas: Sequence[float],
-              noise_sigmas: Sequence[float]) -> None:
+              category: keypoints_lib.Category, *, split: str,
+              alphas: Sequence[float], noise_sigmas: Sequence[float]) -> None:
   """Writes every figure of an evaluation into `directory`.
 
   Args:
     directory: output directory (exists).
-    results: the evaluation's metrics (`evaluate.compute_metrics`).
+    results: the evaluation's metrics (`evaluate.compute_metrics`), with the
+      checkpoint's `step`.
     predictions: its per-view predictions (`evaluate.collect_predictions`).
     category: the keypoint category (skeleton for the gallery).
+    split: the evaluated split (named in every title).
     alphas: PCK thresholds of the results.
     noise_sigmas: robustness noise levels of the results.
   """
   levels = [level for level in evaluate.OCCLUSION_LEVELS
             if results.get(evaluate.pck_key('kgnn2d', f'occluded_{level}',
                                             0.1)) is not None]
+  title = caption(split, results['step'])
   pck_vs_alpha(results, alphas, levels, category.num_keypoints,
-               os.path.join(directory, 'pck_vs_alpha.png'))
+               os.path.join(directory, 'pck_vs_alpha.png'), title=title)
   pck_vs_invisible(results, levels,
-                   os.path.join(directory, 'pck_vs_invisible.png'))
-  occlusion_roc(predictions, os.path.join(directory, 'occlusion_roc.png'))
-  robustness(results, noise_sigmas, os.path.join(directory, 'robustness.png'))
+                   os.path.join(directory, 'pck_vs_invisible.png'),
+                   title=title)
+  occlusion_roc(predictions, os.path.join(directory, 'occlusion_roc.png'),
+                title=title)
+  robustness(results, noise_sigmas, os.path.join(directory, 'robustness.png'),
+             title=title)
   multiview_correspondences(results, multiview.VIEW_COUNTS,
-                            os.path.join(directory, 'multiview.png'))
+                            os.path.join(directory, 'multiview.png'),
+                            title=title)
   if len(predictions.get('crops', ())):
-    gallery(predictions, category, os.path.join(directory, 'gallery.png'))
+    gallery(predictions, category, os.path.join(directory, 'gallery.png'),
+            title=title)

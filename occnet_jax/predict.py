@@ -11,56 +11,84 @@ mode, on an external detector's keypoints), and the result is written as
     translation in box coordinates, and the equivalent 3x4 pixel camera
     mapping the 3D keypoints to the image);
   - `<output>.coco.json`: COCO keypoint results ([x, y, v] triplets, v = 2
-    for predicted visible and 1 for predicted occluded keypoints);
-  - `<output>.png`: the image with the skeletons (visible edges green,
-    occluded red).
+    for predicted visible and 1 for predicted occluded keypoints; `score`
+    the car's occlusion-aware confidence, the mean visibility score of its
+    keypoints), with an integer `image_id`;
+  - `<output>.coco_images.json`: the COCO `images` entry of that id (`id`,
+    `file_name`, `width`, `height`), mapping it back to the image file;
+  - `<output>.png`: the image with the detector's boxes and the skeletons
+    (`plots.COLOURS`: edges between two predicted-visible keypoints in the
+    visible colour, green, others in the occluded colour, red).
+
+A car whose confidence is below the score threshold is left out of all
+three.
 
 Bad input never raises a traceback at the user: a file that is not an image
-raises `PredictionInputError` with a message; boxes that are empty, zero or
-entirely outside the image are skipped with a warning (possibly leaving an
-empty result).
-
-Boxes JSON: a list whose items are [x0, y0, x1, y1], {"box": [x0, y0, x1,
-y1], "score": s} or COCO detections {"bbox": [x, y, width, height], "score":
-s}. Keypoints JSON (keypoints-in mode): a list with one entry per box, each
-K triplets [x, y, confidence] in pixels (nested or flat, COCO style).
+or does not decode completely (a truncated JPEG), malformed JSON and
+malformed boxes raise `PredictionInputError` naming the file and the entry;
+boxes that are empty, have swapped corners or lie entirely outside the
+image are skipped with a warning naming them (possibly leaving an empty
+result).
 """
 
 from collections.abc import Sequence
 import json
 import os
 from typing import Any
+import zlib
 
 from absl import logging
 import cv2
 from etils import epath
 import jax
+from matplotlib import colors as matplotlib_colors
 import numpy as np
+from PIL import Image
+from PIL import ImageOps
 
 from data_prep import records
 from occnet_jax import boxes as boxes_lib
+from occnet_jax import errors
 from occnet_jax import geometry
 from occnet_jax import keypoints as keypoints_lib
+from occnet_jax import plots
 from occnet_jax import workdir as workdir_lib
 from occnet_jax.models import occlusion_net
 
 COCO_CAR_CATEGORY = 3
 OCCLUDED_THRESHOLD = 0.5
+# The input formats, for the command's --help (the README says the same).
+BOXES_FORMATS = (
+    'a JSON list of car boxes in pixels, each [x0, y0, x1, y1] (corners), '
+    '{"box": [x0, y0, x1, y1]} or a COCO detection {"bbox": [x, y, width, '
+    'height]} (other keys such as "score" are ignored)')
+KEYPOINTS_FORMAT = (
+    'a JSON list with one entry per box of K [x, y, confidence] triplets in '
+    'pixels, nested or flat (COCO style)')
 
 
-class PredictionInputError(ValueError):
+class PredictionInputError(errors.UserError):
   """An input file that cannot be used; the message says why."""
 
 
 def load_image(path: str) -> np.ndarray:
-  """An RGB uint8 image, or `PredictionInputError`."""
-  image = None
-  if epath.Path(path).is_file():
-    image = cv2.imdecode(np.frombuffer(epath.Path(path).read_bytes(), np.uint8),
-                         cv2.IMREAD_COLOR)
-  if image is None:
+  """The (H, W, 3) uint8 RGB image, EXIF orientation applied.
+
+  Raises:
+    PredictionInputError: for a file that is not an image or does not decode
+      completely (a truncated file would otherwise give a mostly grey image
+      and predictions on it).
+  """
+  if not epath.Path(path).is_file():
     raise PredictionInputError(f'{path} is not a readable image file.')
-  return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+  try:
+    with epath.Path(path).open('rb') as file, Image.open(file) as image:
+      image.load()
+      return np.asarray(ImageOps.exif_transpose(image).convert('RGB'))
+  except (OSError, SyntaxError, ValueError) as error:
+    raise PredictionInputError(
+        f'{path} is not a readable image file, or is incomplete: '
+        f'{error}.') from None
 
 
 def _read_json(path: str, what: str) -> Any:
@@ -77,18 +105,22 @@ def parse_boxes(entries: Any) -> np.ndarray:
     raise PredictionInputError('The boxes JSON must be a list.')
   parsed = []
   for index, entry in enumerate(entries):
-    if isinstance(entry, dict) and 'bbox' in entry:
-      x, y, width, height = entry['bbox']
-      box = [x, y, x + width, y + height]
-    elif isinstance(entry, dict):
-      box = entry.get('box')
-    else:
-      box = entry
-    try:
-      box = np.asarray(box, np.float64).reshape(4)
-    except (TypeError, ValueError):
+    coco = isinstance(entry, dict) and 'bbox' in entry
+    box = (entry['bbox'] if coco else entry.get('box')
+           if isinstance(entry, dict) else entry)
+    if (not isinstance(box, list) or len(box) != 4 or not all(
+        isinstance(v, (int, float)) and not isinstance(v, bool)
+        for v in box)):
+      what = '"bbox" [x, y, width, height]' if coco else '[x0, y0, x1, y1]'
       raise PredictionInputError(
-          f'Box {index} is not four numbers: {entry!r}.') from None
+          f'Box {index} is not four numbers {what}: {entry!r}.')
+    box = np.asarray(box, np.float64)
+    if coco:
+      if np.any(box[2:] < 0):
+        raise PredictionInputError(
+            f'Box {index}: a COCO "bbox" is [x, y, width, height] with '
+            f'width, height >= 0: {entry!r}.')
+      box[2:] += box[:2]
     parsed.append(box)
   return np.asarray(parsed, np.float32).reshape(-1, 4)
 
@@ -121,6 +153,8 @@ def usable_boxes(boxes: np.ndarray, image_size: tuple[int, int]) -> np.ndarray:
   for index, box in enumerate(boxes):
     if not np.all(np.isfinite(box)):
       reason = 'is not finite'
+    elif box[2] < box[0] or box[3] < box[1]:
+      reason = 'has x1 < x0 or y1 < y0 (corners swapped?)'
     elif box[2] - box[0] < 1 or box[3] - box[1] < 1:
       reason = 'is empty (less than a pixel wide or high)'
     elif box[2] <= 0 or box[3] <= 0 or box[0] >= width or box[1] >= height:
@@ -232,7 +266,28 @@ class Predictor:
     return cars
 
 
-def to_coco_results(cars: Sequence[dict[str, Any]], image_id: int | str,
+def coco_image_id(path: str) -> int:
+  """An integer COCO image id for an image file.
+
+  The file name's number when it is one (COCO's 000000397133.jpg is
+  397133), else the CRC-32 of the file name, the same on every run.
+
+  Args:
+    path: the image file.
+
+  Returns:
+    The id.
+  """
+  name = os.path.splitext(os.path.basename(path))[0]
+  return int(name) if name.isdigit() else zlib.crc32(name.encode())
+
+
+def car_score(car: dict[str, Any]) -> float:
+  """The occlusion-aware confidence: the mean keypoint visibility score."""
+  return float(np.mean(np.asarray(car['keypoints_2d'])[:, 2]))
+
+
+def to_coco_results(cars: Sequence[dict[str, Any]], image_id: int,
                     category_id: int = COCO_CAR_CATEGORY,
                     ) -> list[dict[str, Any]]:
   """COCO keypoint results: [x, y, v] triplets, v 2 visible, 1 occluded."""
@@ -245,22 +300,27 @@ def to_coco_results(cars: Sequence[dict[str, Any]], image_id: int | str,
         'image_id': image_id, 'category_id': category_id,
         'keypoints': np.stack([points[:, 0], points[:, 1], flags],
                               -1).reshape(-1).tolist(),
-        'score': float(points[:, 2].mean()),
+        'score': car_score(car),
         'bbox': [x0, y0, x1 - x0, y1 - y0]})
   return results
 
 
+def _rgb255(colour: str) -> tuple[int, int, int]:
+  return tuple(round(255 * c) for c in matplotlib_colors.to_rgb(colour))
+
+
 def draw_overlay(image: np.ndarray, cars: Sequence[dict[str, Any]],
                  category: keypoints_lib.Category) -> np.ndarray:
-  """The image with each car's skeleton: visible green, occluded red."""
+  """The image with each car's box and skeleton (module docstring)."""
   overlay = image.copy()
   thickness = max(1, round(max(image.shape[:2]) / 500))
-  green, red = (0, 220, 0), (230, 0, 0)
+  green, red, box_colour = (_rgb255(plots.COLOURS[name]) for name in (
+      'visible', 'occluded', 'detector_box'))
   for car in cars:
     points = np.asarray(car['keypoints_2d'])
     occluded = points[:, 2] < OCCLUDED_THRESHOLD
     x0, y0, x1, y1 = np.round(car['box']).astype(int)
-    cv2.rectangle(overlay, (x0, y0), (x1, y1), (255, 255, 0), thickness)
+    cv2.rectangle(overlay, (x0, y0), (x1, y1), box_colour, thickness)
     pixel = np.round(points[:, :2]).astype(int)
     for i, j in category.skeleton:
       colour = red if occluded[i] or occluded[j] else green
@@ -272,41 +332,60 @@ def draw_overlay(image: np.ndarray, cars: Sequence[dict[str, Any]],
   return overlay
 
 
+def output_paths(output: str) -> tuple[str, str, str, str]:
+  """The files `predict_files` writes: JSON, COCO results, COCO image, PNG."""
+  return (f'{output}.json', f'{output}.coco.json',
+          f'{output}.coco_images.json', f'{output}.png')
+
+
 def predict_files(workdir: str, image_path: str, boxes_path: str,
-                  output: str, keypoints_path: str | None = None,
-                  ) -> list[dict[str, Any]]:
-  """Runs a workdir's model on an image file and writes the three outputs.
+                  output: str, keypoints_path: str | None = None, *,
+                  step: int | None = None, score_threshold: float = 0.0,
+                  image_id: int | None = None) -> list[dict[str, Any]]:
+  """Runs a workdir's model on an image file and writes `output_paths`.
 
   Args:
     workdir: a training workdir.
     image_path: the image.
-    boxes_path: the boxes JSON.
-    output: path prefix of `<output>.json`, `.coco.json` and `.png`.
+    boxes_path: the boxes JSON (`BOXES_FORMATS`).
+    output: path prefix of the outputs (module docstring).
     keypoints_path: optional keypoints JSON (keypoints-in mode).
+    step: the checkpoint step (None = the latest complete one).
+    score_threshold: cars whose `car_score` is below it are left out.
+    image_id: the COCO image id (None = `coco_image_id`).
 
   Returns:
     The per-car predictions written to `<output>.json`.
 
   Raises:
-    PredictionInputError: for an unreadable image or malformed JSON.
+    PredictionInputError: for an unreadable or incomplete image, malformed
+      JSON or malformed boxes; all checked before the model is restored.
   """
   image = load_image(image_path)
   boxes = parse_boxes(_read_json(boxes_path, 'boxes'))
-  predictor = Predictor(workdir)
+  keypoints_json = (_read_json(keypoints_path, 'keypoints')
+                    if keypoints_path else None)
+  predictor = Predictor(workdir, step)
   external = None
-  if keypoints_path:
-    external = parse_keypoints(_read_json(keypoints_path, 'keypoints'),
-                               len(boxes), predictor.category.num_keypoints)
-  cars = predictor(image, boxes, external)
-  epath.Path(f'{output}.json').parent.mkdir(parents=True, exist_ok=True)
-  image_id = os.path.splitext(os.path.basename(image_path))[0]
-  epath.Path(f'{output}.json').write_text(json.dumps(
-      {'image': image_path, 'step': predictor.step,
-       'keypoints_in': bool(keypoints_path), 'cars': cars}, indent=1))
-  epath.Path(f'{output}.coco.json').write_text(
-      json.dumps(to_coco_results(cars, image_id)))
+  if keypoints_json is not None:
+    external = parse_keypoints(keypoints_json, len(boxes),
+                               predictor.category.num_keypoints)
+  cars = [car for car in predictor(image, boxes, external)
+          if car_score(car) >= score_threshold]
+  image_id = coco_image_id(image_path) if image_id is None else image_id
+  json_path, coco_path, images_path, png_path = (
+      epath.Path(path) for path in output_paths(output))
+  json_path.parent.mkdir(parents=True, exist_ok=True)
+  json_path.write_text(json.dumps(
+      {'image': image_path, 'image_id': image_id, 'step': predictor.step,
+       'keypoints_in': bool(keypoints_path),
+       'score_threshold': score_threshold, 'cars': cars}, indent=1))
+  coco_path.write_text(json.dumps(to_coco_results(cars, image_id)))
+  height, width = image.shape[:2]
+  images_path.write_text(json.dumps(
+      [{'id': image_id, 'file_name': os.path.basename(image_path),
+        'width': width, 'height': height}]))
   overlay = draw_overlay(image, cars, predictor.category)
   _, png = cv2.imencode('.png', cv2.cvtColor(overlay, cv2.COLOR_RGB2BGR))
-  epath.Path(f'{output}.png').write_bytes(png.tobytes())
-  logging.info('%d car(s) -> %s.{json,coco.json,png}', len(cars), output)
+  png_path.write_bytes(png.tobytes())
   return cars

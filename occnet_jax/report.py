@@ -803,8 +803,11 @@ def copy_figures(inputs: Inputs, figures: str) -> None:
   available = ablation_metrics(inputs)
   if available:
     epath.Path(figures).mkdir(parents=True, exist_ok=True)
+    splits = sorted({os.path.basename(inputs.runs[name].eval_dir)
+                     for name in available})
     plots.ablations(available, populated_levels(list(available.values())),
-                    os.path.join(figures, ABLATIONS_FIGURE))
+                    os.path.join(figures, ABLATIONS_FIGURE),
+                    split=', '.join(splits))
 
 
 def write_report(workdirs: str, results: str, figures: str) -> list[str]:

@@ -16,6 +16,8 @@ import jax.numpy as jnp
 import numpy as np
 from sklearn import decomposition
 
+from occnet_jax import errors
+
 _FIELDS = ('mean', 'components', 'stddevs', 'explained_variance_ratio')
 
 
@@ -185,24 +187,24 @@ def load(path):
     The float32 `ShapeBasis`.
 
   Raises:
-    ValueError: naming the file, when it is not a readable `.npz`, lacks an
+    errors.UserError: naming the file, when it is not a readable `.npz`, lacks an
       array, has mis-shaped or non-finite arrays, or components that are not
       orthonormal.
   """
   arrays = _read_npz(path)
   if arrays is None:
-    raise ValueError(f'{path} is not an .npz archive.')
+    raise errors.UserError(f'{path} is not an .npz archive.')
   missing = [name for name in _FIELDS if name not in arrays]
   if missing:
-    raise ValueError(f'Shape basis {path} lacks the arrays {missing}.')
+    raise errors.UserError(f'Shape basis {path} lacks the arrays {missing}.')
   problem = _shape_problem(arrays)
   if problem:
-    raise ValueError(f'Shape basis {path}: {problem}')
+    raise errors.UserError(f'Shape basis {path}: {problem}')
   if not all(np.all(np.isfinite(a)) for a in arrays.values()):
-    raise ValueError(f'Shape basis {path} has non-finite values.')
+    raise errors.UserError(f'Shape basis {path} has non-finite values.')
   flat = arrays['components'].reshape(len(arrays['components']), -1)
   if not np.allclose(flat @ flat.T, np.eye(len(flat)), atol=1e-4):
-    raise ValueError(f'Shape basis {path}: components are not orthonormal.')
+    raise errors.UserError(f'Shape basis {path}: components are not orthonormal.')
   return ShapeBasis(**arrays)
 
 
@@ -217,23 +219,23 @@ def load_shapes(path):
     (N, K, 3) float64 shapes.
 
   Raises:
-    ValueError: naming the file, for unreadable files, other shapes,
+    errors.UserError: naming the file, for unreadable files, other shapes,
       non-numeric dtypes or non-finite values.
   """
   try:
     with epath.Path(path).open('rb') as f:
       shapes = np.load(f, allow_pickle=False)
   except (OSError, ValueError) as error:
-    raise ValueError(f'Cannot read shapes from {path}: {error}') from error
+    raise errors.UserError(f'Cannot read shapes from {path}: {error}') from error
   if not (np.issubdtype(shapes.dtype, np.floating)
           or np.issubdtype(shapes.dtype, np.integer)):
-    raise ValueError(f'{path}: expected a real numeric array, got dtype '
+    raise errors.UserError(f'{path}: expected a real numeric array, got dtype '
                      f'{shapes.dtype}.')
   if shapes.ndim != 3 or shapes.shape[-1] not in (3, 6):
-    raise ValueError(f'{path}: expected (N, K, 3) or (N, K, 6) shapes, got '
+    raise errors.UserError(f'{path}: expected (N, K, 3) or (N, K, 6) shapes, got '
                      f'{shapes.shape}.')
   shapes = shapes[..., -3:].astype(np.float64)
   if not np.all(np.isfinite(shapes)):
-    raise ValueError(f'{path}: shapes contain non-finite values.')
+    raise errors.UserError(f'{path}: shapes contain non-finite values.')
   return shapes
 

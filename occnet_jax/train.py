@@ -376,8 +376,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
     when a SIGTERM stopped the run.
 
   Raises:
-    configs.ConfigError: for a config that cannot run, or that changes what
-      the workdir's checkpoints hold.
+    configs.ConfigError: for a config that cannot run, a dataset whose crops
+      are not `config.data.crop_size` pixels (checked before a build), or a
+      config that changes what the workdir's checkpoints hold.
     workdir.WorkdirLockedError: while another trainer owns the workdir.
     checkpointing.CheckpointError: when no checkpoint of the workdir
       restores.
@@ -392,14 +393,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
     changes = workdir_lib.config_changes(config, workdir)
     mesh = input_pipeline.data_mesh()
     data_dir = input_pipeline.resolve_data_dir(config, workdir)
+    input_pipeline.check_crop_size(config, data_dir)
     input_pipeline.prepare_dataset(config, data_dir)
     train_source = input_pipeline.get_source(config, config.data.train_split,
                                              data_dir)
-    crop_size = np.shape(train_source[0]['crops'])[1]
-    if crop_size != config.data.crop_size:
-      raise configs.ConfigError(
-          f'config.data.crop_size = {config.data.crop_size}: the dataset '
-          f'{input_pipeline.dataset_name(config)} has {crop_size} px crops.')
     basis = workdir_lib.prepare_shape_basis(config, workdir, train_source)
     model = models.from_config(config, basis)
     num_steps = config.train.num_steps
@@ -475,6 +472,8 @@ def _train_steps(config, workdir, start, state, model, optimizer, train_rng,
   # is dispatched (the device never idles while the host reads input), or
   # at a step whose state is logged, saved or evaluated.
   unchecked = []
+  logging.info('Compiling the train step (the first log line follows the '
+               'first %d steps).', config.train.log_every_steps)
   with (workdir_lib.MetricWriter(workdir, start) as writer,
         multihost.PreemptionNotice() as preemption):
     for step in range(start, num_steps):

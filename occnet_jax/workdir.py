@@ -33,6 +33,7 @@ from tensorboardX.proto import event_pb2
 
 from occnet_jax import checkpointing
 from occnet_jax import configs
+from occnet_jax import errors
 from occnet_jax import evaluate
 from occnet_jax import input_pipeline
 from occnet_jax import keypoints
@@ -59,7 +60,7 @@ CHECKPOINT_KEYS = ('category', 'model.', 'data.num_views', 'data.crop_size',
                    'shape_basis.', 'optimizer.name')
 
 
-class WorkdirLockedError(RuntimeError):
+class WorkdirLockedError(errors.UserError):
   """Another trainer owns the workdir; the message says which."""
 
 
@@ -562,7 +563,7 @@ def evaluate_workdir(workdir: epath.PathLike, *, split: str | None = None,
     directory = epath.Path(evaluate.metrics_path(workdir, split)).parent
     evaluate.write_metrics(directory, results)
     plots.write_all(directory, results, predictions,
-                    keypoints.get_category(config.category),
+                    keypoints.get_category(config.category), split=split,
                     alphas=config.eval.alphas,
                     noise_sigmas=config.eval.noise_sigmas)
   return results

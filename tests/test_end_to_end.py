@@ -8,6 +8,7 @@ endpoint), Orbax's TensorStore through TENSORSTORE_GCS_HTTP_URL.
 """
 
 import json
+import logging
 import os
 import shutil
 import socket
@@ -21,6 +22,8 @@ import jax
 import numpy as np
 import pytest
 
+# Defines launch.train's absl flags; no other test imports a launch module.
+from launch import train as train_command
 from occnet_jax import checkpointing
 from occnet_jax import evaluate
 from occnet_jax import geometry
@@ -34,16 +37,58 @@ PLOTS = ('pck_vs_alpha.png', 'pck_vs_invisible.png', 'occlusion_roc.png',
          'robustness.png', 'gallery.png', 'multiview.png')
 
 
+class _Records(logging.Handler):
+
+  def __init__(self):
+    super().__init__(logging.INFO)
+    self.messages = []
+
+  def emit(self, record):
+    self.messages.append(record.getMessage())
+
+
 @pytest.fixture(scope='module')
-def workdir(tmp_path_factory):
+def logged_workdir(tmp_path_factory):
+  """(workdir, the messages training logged)."""
   data_dir = str(tmp_path_factory.mktemp('tfds'))
   fake_data.make_dataset(data_dir, num_views=3)
   config = test_config.get_config()
   config.data.name, config.data.builder_config = fake_data.NAME, ''
   config.data.data_dir = data_dir
   workdir = str(tmp_path_factory.mktemp('workdir'))
-  train.train_and_evaluate(config, workdir)
-  return workdir
+  logger, records = logging.getLogger('absl'), _Records()
+  level = logger.level
+  logger.setLevel(logging.INFO)
+  logger.addHandler(records)
+  try:
+    train.train_and_evaluate(config, workdir)
+  finally:
+    logger.removeHandler(records)
+    logger.setLevel(level)
+  return workdir, records.messages
+
+
+@pytest.fixture(scope='module')
+def workdir(logged_workdir):
+  return logged_workdir[0]
+
+
+def test_training_says_it_compiles_and_lists_what_it_wrote(logged_workdir):
+  workdir, messages = logged_workdir
+  compiling = [index for index, message in enumerate(messages)
+               if message.startswith('Compiling the train step')]
+  first_step = [index for index, message in enumerate(messages)
+                if message.startswith('step ')]
+  assert len(compiling) == 1 and compiling[0] < first_step[0]
+  paths = train_command.written_paths(workdir, 'test')
+  assert {os.path.join(workdir, name) for name in (
+      workdir_lib.CONFIG_FILE, workdir_lib.METRICS_FILE, workdir_lib.RUN_FILE,
+      workdir_lib.SHAPE_BASIS_FILE)} | {
+          os.path.join(workdir, 'checkpoints') + os.sep} <= set(paths)
+  assert {os.path.join(workdir, 'eval', 'test', name)
+          for name in PLOTS + ('metrics.json',)} <= set(paths)
+  assert any('tfevents' in path for path in paths)
+  assert all(os.path.exists(path) for path in paths)
 
 
 def test_training_leaves_checkpoint_metrics_and_plots(workdir):
@@ -145,7 +190,26 @@ def test_predict_on_a_full_image(workdir, tmp_path):
     coco = json.load(file)
   assert [len(result['keypoints']) for result in coco] == [36, 36]
   assert set(coco[0]['keypoints'][2::3]) <= {1, 2}
+  # An integer image_id (pycocotools needs one), mapped to the file.
+  image_id = predict.coco_image_id(image_path)
+  assert {result['image_id'] for result in coco} == {image_id}
+  assert isinstance(image_id, int) and written['image_id'] == image_id
+  with open(f'{output}.coco_images.json') as file:
+    assert json.load(file) == [{'id': image_id, 'file_name': 'street.png',
+                                'width': 200, 'height': 120}]
   assert cv2.imread(f'{output}.png').shape == image.shape
+
+  # --score_threshold keeps the cars at or above it; --step picks the
+  # checkpoint.
+  scores = sorted(predict.car_score(car) for car in cars)
+  kept = predict.predict_files(workdir, image_path, str(boxes_path), output,
+                               score_threshold=scores[1], image_id=7)
+  assert [predict.car_score(car) for car in kept] == [scores[1]]
+  with open(f'{output}.coco.json') as file:
+    assert [result['image_id'] for result in json.load(file)] == [7]
+  predict.predict_files(workdir, image_path, str(boxes_path), output, step=6)
+  with open(f'{output}.json') as file:
+    assert json.load(file)['step'] == 6
 
   # Keypoints-in mode: the external detector's keypoints replace the head.
   keypoints_path = tmp_path / 'keypoints.json'

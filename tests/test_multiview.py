@@ -184,5 +184,6 @@ def test_compute_metrics_reports_multiview_keys_and_plot(cars, rng,
         assert count == num_keypoints * n and fraction == 1.0
   assert num_views == results['num_instances']
   path = tmp_path / 'multiview.png'
-  plots.multiview_correspondences(results, multiview.VIEW_COUNTS, str(path))
+  plots.multiview_correspondences(results, multiview.VIEW_COUNTS, str(path),
+                                  title='test split, checkpoint step 0')
   assert path.stat().st_size > 1000

@@ -215,6 +215,11 @@ class Builder(tfds.core.GeneratorBasedBuilder):
           description=('The paper\'s size: 300/72/100 cars (472 models), '
                        '24 views, 96 px crops.'),
           num_procedural_cars=PAPER_SPLIT_SIZES, num_views=24, crop_size=96),
+      CarRenderConfig(
+          name='mini',
+          description=('The test config\'s size (occnet_jax/configs/test.py): '
+                       '16/4/4 cars, 4 views, 16 px.'),
+          num_procedural_cars=(16, 4, 4), num_views=4, crop_size=16),
   ]
   MANUAL_DOWNLOAD_INSTRUCTIONS = f"""\
   Optional. Without a manual dir the cars are procedural. To render annotated

@@ -8,6 +8,7 @@ from collections.abc import Mapping
 
 import ml_collections
 
+from occnet_jax import errors
 from occnet_jax import keypoints
 from occnet_jax.configs import default
 
@@ -15,8 +16,10 @@ _OPTIMIZERS = ('adam', 'sgd')
 _TRIFOCAL_MODES = ('algebraic', 'geometric')
 
 
-class ConfigError(ValueError):
+class ConfigError(errors.UserError):
   """A config that cannot run; the message names the offending key."""
+
+  exit_status = 2
 
 
 def _flat_keys(config: ml_collections.ConfigDict | Mapping,
