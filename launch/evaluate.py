@@ -1,18 +1,25 @@
 r"""Evaluates a training workdir's checkpoint: metrics.json and plots.
 
     python -m launch.evaluate --workdir=workdirs/demo [--split=test] \
-        [--step=N] [--data_dir=DIR]
+        [--step=N] [--data_dir=DIR] [--watch [--poll_seconds=10]]
 
 Writes <workdir>/eval/<split>/metrics.json and the PNG figures; reads only
-complete checkpoints, so it is safe while training is still running.
+complete checkpoints, so it is safe while training is still running. With
+--watch it is the evaluator job beside training instead: it evaluates each
+new checkpoint once into <workdir>/eval/<split>/step_<N>/metrics.json and
+TensorBoard scalars under <workdir>/eval/<split>/, and exits after the run's
+last step (occnet_jax/evaluator.py). Several processes take the flags of
+launch.train: --coordinator_address, --num_processes, --process_id.
 """
 
 from absl import app
 from absl import flags
 import jax
 
+from launch import multihost_flags
 from occnet_jax import cli
 from occnet_jax import evaluate
+from occnet_jax import evaluator
 from occnet_jax import workdir
 
 _WORKDIR = flags.DEFINE_string('workdir', None, 'A training workdir.')
@@ -22,12 +29,23 @@ _STEP = flags.DEFINE_integer('step', None,
                              'Checkpoint step (default: the latest).')
 _DATA_DIR = flags.DEFINE_string('data_dir', None,
                                 "TFDS data dir (default: the config's).")
+_WATCH = flags.DEFINE_bool(
+    'watch', False, 'Evaluate every new checkpoint until the last step.')
+_POLL_SECONDS = flags.DEFINE_float(
+    'poll_seconds', 10.0, 'With --watch: pause between looks at the workdir.')
 flags.mark_flag_as_required('workdir')
 
 
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
+  multihost_flags.initialize()
+  if _WATCH.value:
+    if _STEP.value is not None:
+      raise app.UsageError('--watch evaluates every new step; drop --step.')
+    evaluator.watch(_WORKDIR.value, split=_SPLIT.value,
+                    data_dir=_DATA_DIR.value, poll_seconds=_POLL_SECONDS.value)
+    return
   results = workdir.evaluate_workdir(_WORKDIR.value, split=_SPLIT.value,
                                      data_dir=_DATA_DIR.value,
                                      step=_STEP.value)

@@ -4,8 +4,12 @@ r"""Trains Occlusion-Net and evaluates it; resumes a workdir's run.
         --workdir=workdirs/demo [--config.train.num_steps=2000]
 
 Running the same command again after an interruption continues from the
-last complete checkpoint. At the end, prints the evaluation summary and
-every path the run wrote.
+last complete checkpoint; SIGTERM saves one at the next step and exits (0).
+At the end, prints the evaluation summary and every path the run wrote.
+Several processes (one per host, or local ones) each run the command with
+--coordinator_address, --num_processes and --process_id, or with
+config.distributed = True where JAX detects them (Cloud TPU, Slurm, Open
+MPI).
 """
 
 import json
@@ -17,6 +21,7 @@ from etils import epath
 import jax
 from ml_collections import config_flags
 
+from launch import multihost_flags
 from occnet_jax import cli
 from occnet_jax import evaluate
 from occnet_jax import input_pipeline
@@ -46,9 +51,12 @@ def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
   config = _CONFIG.value
-  train.train_and_evaluate(config, _WORKDIR.value)
+  multihost_flags.initialize(config.distributed)
+  state = train.train_and_evaluate(config, _WORKDIR.value)
   if jax.process_index() != 0:
     return
+  if int(state.step) < config.train.num_steps:
+    return  # Preempted: the log says where it stopped.
   workdir, split = _WORKDIR.value, config.eval.split
   if split:
     print(evaluate.format_summary(json.loads(

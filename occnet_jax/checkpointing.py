@@ -109,6 +109,10 @@ class Checkpointer:
     """Every finalized step, oldest first."""
     return sorted(self._manager.all_steps())
 
+  def reload(self) -> None:
+    """Lists the steps again (a reader beside a running writer)."""
+    self._manager.reload()
+
   def restore_newest(self, restore: Callable[[int], _Restored], *,
                      steps: Sequence[int] | None = None,
                      ) -> tuple[int, _Restored]:
@@ -164,7 +168,7 @@ class Checkpointer:
       (self.directory / str(step)).rename(target)
       logging.warning('Moved the checkpoint of step %d, which does not '
                       'restore, to %s.', step, target)
-    self._manager.reload()
+    self.reload()
 
   def save(self, step: int, state: Any, rng: jax.Array,
            data: Mapping[str, Any]) -> None:

@@ -8,8 +8,10 @@ with exactly `config.data.num_views` views, sampled without replacement when
 a car has more and padded (`view_mask` False) when it has fewer.
 
 Training batches come from an infinite grain pipeline that is deterministic
-given the seed, sharded by JAX process, and whose position
-(`iterator.get_state()`, a small JSON-able dict) is saved with checkpoints.
+given the seed, and whose position (`iterator.get_state()`, a small JSON-able
+dict) is saved with checkpoints. Its sampling order (shuffle and views) is
+global: every process reads its slice of each global batch, so a step sees
+the same cars whatever the number of processes.
 Evaluation walks a whole split once in order, every view of every car, in
 chunks of `num_views` views; every process reads all of it, and
 `evaluate.collect_predictions` splits the work between processes and
@@ -33,6 +35,7 @@ import tensorflow_datasets as tfds
 from occnet_jax import boxes as boxes_lib
 from occnet_jax import configs
 from occnet_jax import errors
+from occnet_jax import multihost
 
 Batch = dict[str, np.ndarray]
 
@@ -46,6 +49,11 @@ VIEW_FIELDS = ('crops', 'boxes', 'keypoints', 'true_keypoints', 'visibility',
 EVALUATION_ONLY_FIELDS = ('true_keypoints',)
 # A padding view's box: any non-degenerate box keeps box coordinates finite.
 PADDING_BOX = boxes_lib.UNIT_BOX
+
+
+def data_mesh() -> jax.sharding.Mesh:
+  """Every device of every process on `DEVICE_AXIS` (data parallelism)."""
+  return jax.make_mesh((jax.device_count(),), (DEVICE_AXIS,))
 
 
 class DataError(errors.UserError):
@@ -158,6 +166,9 @@ def check_crop_size(config: ml_collections.ConfigDict, data_dir: str) -> None:
 def prepare_dataset(config: ml_collections.ConfigDict, data_dir: str) -> None:
   """Builds the configured TFDS dataset in `data_dir` unless it is there.
 
+  Process 0 builds it; the other processes wait for it at a barrier (they
+  read the same `data_dir`).
+
   Args:
     config: the experiment config (`config.data.name`, `builder_config`).
     data_dir: the TFDS data dir.
@@ -165,12 +176,14 @@ def prepare_dataset(config: ml_collections.ConfigDict, data_dir: str) -> None:
   Raises:
     DataError: for a dataset that is neither built nor buildable.
   """
-  builder = dataset_builder(config, data_dir)
-  if not builder.is_prepared():
-    logging.info('Preparing %s in %s (first use).', dataset_name(config),
-                 data_dir)
-    builder.download_and_prepare(
-        file_format=tfds.core.FileFormat.ARRAY_RECORD)
+  if jax.process_index() == 0:
+    builder = dataset_builder(config, data_dir)
+    if not builder.is_prepared():
+      logging.info('Preparing %s in %s (first use).', dataset_name(config),
+                   data_dir)
+      builder.download_and_prepare(
+          file_format=tfds.core.FileFormat.ARRAY_RECORD)
+  multihost.barrier(f'{dataset_name(config)} prepared')
 
 
 def get_source(config: ml_collections.ConfigDict, split: str,
@@ -235,41 +248,55 @@ def padding_example(like: Batch) -> Batch:
   return example
 
 
-def local_batch_size(global_batch_size: int) -> int:
-  """This process's share of a global batch."""
-  if global_batch_size % jax.process_count():
+def local_batch_size(global_batch_size: int,
+                     process_count: int | None = None) -> int:
+  """A process's share of a global batch (default: of this run's processes)."""
+  process_count = process_count or jax.process_count()
+  if global_batch_size % process_count:
     raise ValueError(f'Batch {global_batch_size} is not divisible by the '
-                     f'{jax.process_count()} processes.')
-  return global_batch_size // jax.process_count()
+                     f'{process_count} processes.')
+  return global_batch_size // process_count
 
 
 def create_train_iterator(source: Sequence[Mapping[str, Any]],
-                          config: ml_collections.ConfigDict,
-                          seed: int) -> grain.DatasetIterator:
+                          config: ml_collections.ConfigDict, seed: int, *,
+                          process_index: int | None = None,
+                          process_count: int | None = None,
+                          ) -> grain.DatasetIterator:
   """An endless, shuffled, checkpointable iterator of training batches.
+
+  One sampling order of cars and views, a function of the seed only, is cut
+  into global batches of `config.data.batch_size`; process p of P reads the
+  p-th of the P equal slices of each. Concatenated in process order, the
+  processes' batches are the global batch of one process, so training does
+  not depend on how many processes share the devices.
 
   Args:
     source: random-access training records.
     config: the experiment config (`data.batch_size`, `num_views`,
       `read_threads`).
     seed: seeds the shuffle (reshuffled every epoch) and the view sampling.
+    process_index: this process's slice (default: `jax.process_index()`).
+    process_count: slices per global batch (default: `jax.process_count()`).
 
   Returns:
     A grain iterator of this process's batches, (B / processes, V, ...);
     `get_state()`/`set_state()` save and restore its position.
   """
-  dataset = grain.MapDataset.source(source)
-  # Each process reads its own, disjoint shard of the records.
-  dataset = dataset[jax.process_index()::jax.process_count()]
-  if not len(dataset):
-    raise ValueError('The training split has no records for process '
-                     f'{jax.process_index()}.')
-  dataset = dataset.shuffle(seed=seed).repeat()
+  if process_index is None:
+    process_index = jax.process_index()
+  process_count = process_count or jax.process_count()
+  if not len(source):
+    raise ValueError('The training split has no records.')
+  dataset = grain.MapDataset.source(source).shuffle(seed=seed).repeat()
+  # View sampling is seeded by the car's position in the global order.
   dataset = dataset.random_map(
       functools.partial(_training_views, num_views=config.data.num_views),
       seed=seed)
-  dataset = dataset.batch(local_batch_size(config.data.batch_size),
-                          drop_remainder=True, batch_fn=stack)
+  # Global batch g is local batches gP, ..., gP + P - 1, in process order.
+  dataset = dataset.batch(
+      local_batch_size(config.data.batch_size, process_count),
+      drop_remainder=True, batch_fn=stack)[process_index::process_count]
   read_options = grain.ReadOptions(
       num_threads=config.data.read_threads,
       prefetch_buffer_size=2 * max(config.data.read_threads, 1))

@@ -39,6 +39,7 @@ from occnet_jax import input_pipeline
 from occnet_jax import keypoints
 from occnet_jax import machine
 from occnet_jax import models
+from occnet_jax import multihost
 from occnet_jax import plots
 from occnet_jax import shape_basis as shape_basis_lib
 
@@ -507,7 +508,8 @@ def restore_workdir(workdir: epath.PathLike, step: int | None = None):
     raise FileNotFoundError(f'{workdir} is not a training workdir (no '
                             f'{CONFIG_FILE}).')
   config = load_config(workdir)
-  mesh = jax.make_mesh((jax.device_count(),), (input_pipeline.DEVICE_AXIS,))
+  multihost.initialize(auto_detect=config.distributed)
+  mesh = input_pipeline.data_mesh()
   model = models.from_config(config, shape_basis_lib.load(
       epath.Path(workdir) / SHAPE_BASIS_FILE))
   replicated = jax.sharding.NamedSharding(mesh, jax.P())
@@ -522,8 +524,12 @@ def restore_workdir(workdir: epath.PathLike, step: int | None = None):
     step, state = checkpointer.restore_newest(
         lambda step: checkpointer.restore_state(step, replicated),
         steps=[step] if step is not None else None)
-  return (config, model, {'params': state['params'], **state['model_state']},
-          mesh, step)
+  return config, model, model_variables(state), mesh, step
+
+
+def model_variables(state: Mapping[str, Any]) -> dict[str, Any]:
+  """`model.apply`'s variables of a restored train state."""
+  return {'params': state['params'], **state['model_state']}
 
 
 def evaluate_workdir(workdir: epath.PathLike, *, split: str | None = None,

@@ -104,6 +104,43 @@ def test_train_epoch_visits_every_car_once(source, config, seed):
   assert not np.array_equal(shapes, expected)
 
 
+@pytest.mark.parametrize('process_count', [2, 4])
+def test_processes_read_slices_of_one_global_batch(source, config, seed,
+                                                   process_count):
+  # Resumed from a position saved by process 0, as training does.
+  state = input_pipeline.create_train_iterator(
+      source, config, seed, process_index=0, process_count=process_count)
+  skipped = int(np.random.default_rng(seed).integers(0, 4))
+  for _ in range(skipped):
+    next(state)
+  one = input_pipeline.create_train_iterator(
+      source, config, seed, process_index=0, process_count=1)
+  for _ in range(skipped):
+    next(one)
+  processes = []
+  for index in range(process_count):
+    iterator = input_pipeline.create_train_iterator(
+        source, config, seed, process_index=index,
+        process_count=process_count)
+    iterator.set_state(state.get_state())
+    processes.append(iterator)
+  for _ in range(4):
+    expected = next(one)
+    local = [next(iterator) for iterator in processes]
+    for name in expected:
+      assert local[0][name].shape[0] == (
+          config.data.batch_size // process_count)
+      np.testing.assert_array_equal(
+          np.concatenate([batch[name] for batch in local]), expected[name],
+          err_msg=name)
+
+
+def test_batch_must_split_between_processes(source, config):
+  with pytest.raises(ValueError, match='not divisible by the 3 processes'):
+    input_pipeline.create_train_iterator(source, config, 0, process_index=0,
+                                         process_count=3)
+
+
 @pytest.mark.parametrize('num_views,batch_size', [(3, 4), (4, 5)])
 def test_eval_batches_cover_every_view_once(source, num_views, batch_size):
   batches = list(input_pipeline.eval_batches(source, num_views, batch_size))
