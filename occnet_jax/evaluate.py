@@ -195,10 +195,12 @@ def _per_level(key: str) -> bool:
   return key.startswith(('noisy.', 'jitter.'))
 
 
-def make_predict_fn(model: nn.Module, noise_sigmas: Sequence[float],
-                    mesh: jax.sharding.Mesh,
-                    box_jitter: Sequence[float] = ()):
+def make_predict_fn(model: nn.Module, eval_config: ml_collections.ConfigDict,
+                    mesh: jax.sharding.Mesh):
   """`predict_views` on (B, V) batches, data parallel over `mesh`, jitted.
+
+  `eval_config` is `config.eval`: its `noise_sigmas` and `box_jitter` set the
+  perturbed predictions.
 
   Returns:
     fn(variables, crops, boxes, rng) with crops (B, V, S, S, 3) and boxes
@@ -211,8 +213,8 @@ def make_predict_fn(model: nn.Module, noise_sigmas: Sequence[float],
     crops, boxes = input_pipeline.flatten_views(
         {'crops': crops, 'boxes': boxes})
     return predict_views(variables, crops, boxes, rng, model=model,
-                         noise_sigmas=tuple(noise_sigmas),
-                         box_jitter=tuple(box_jitter))
+                         noise_sigmas=tuple(eval_config.noise_sigmas),
+                         box_jitter=tuple(eval_config.box_jitter))
 
   sharded, replicated = jax.P(_AXIS), jax.P()
   out_specs = {key: (jax.P(None, _AXIS) if _per_level(key) else sharded)
@@ -239,8 +241,8 @@ def collect_predictions(config: ml_collections.ConfigDict,
 
   Args:
     config: the experiment config (`data.num_views`, `eval.*`, `seed`).
-    predict_fn: `make_predict_fn(model, config.eval.noise_sigmas, mesh,
-      config.eval.box_jitter)`, made once per run so that it compiles once.
+    predict_fn: `make_predict_fn(model, config.eval, mesh)`, made once per
+      run so that it compiles once.
     variables: the model's variables (replicated on `mesh`).
     source: random-access records of the split.
     mesh: the devices to run on (axis 'data').

@@ -115,7 +115,7 @@ def watch(workdir: str, *, split: str | None = None,
   mesh = input_pipeline.data_mesh()
   model = models.from_config(config, shape_basis_lib.load(
       epath.Path(workdir) / workdir_lib.SHAPE_BASIS_FILE))
-  predict_fn = evaluate.make_predict_fn(model, config.eval.noise_sigmas, mesh)
+  predict_fn = evaluate.make_predict_fn(model, config.eval, mesh)
   source = input_pipeline.get_source(config, split, data_dir)
   directory = workdir_lib.checkpoint_dir(workdir)
   _wait_until(directory.is_dir, directory, poll_seconds)

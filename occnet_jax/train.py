@@ -489,8 +489,7 @@ def _train_steps(config, workdir, start, state, model, optimizer, train_rng,
   step_fn = make_train_step(model, optimizer, config, mesh)
   eval_source = input_pipeline.get_source(config, config.data.eval_split,
                                           data_dir)
-  predict_fn = evaluate.make_predict_fn(model, config.eval.noise_sigmas, mesh,
-                                        config.eval.box_jitter)
+  predict_fn = evaluate.make_predict_fn(model, config.eval, mesh)
   history, tick, tick_step = [], time.time(), start
   done = start
   # Steps dispatched but not yet checked for a non-finite update. Reading a

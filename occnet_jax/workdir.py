@@ -554,8 +554,7 @@ def evaluate_workdir(workdir: epath.PathLike, *, split: str | None = None,
   data_dir = data_dir or input_pipeline.resolve_data_dir(config, workdir)
   source = input_pipeline.get_source(config, split, data_dir)
   results, predictions = evaluate.evaluate_variables(
-      config, evaluate.make_predict_fn(model, config.eval.noise_sigmas, mesh,
-                                       config.eval.box_jitter),
+      config, evaluate.make_predict_fn(model, config.eval, mesh),
       variables, source, mesh,
       max_instances=config.eval.max_instances,
       num_gallery=config.eval.num_gallery)
