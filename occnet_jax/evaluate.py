@@ -218,7 +218,7 @@ def make_predict_fn(model: nn.Module, eval_config: ml_collections.ConfigDict,
 
   sharded, replicated = jax.P(_AXIS), jax.P()
   out_specs = {key: (jax.P(None, _AXIS) if _per_level(key) else sharded)
-               for key in _prediction_keys(bool(box_jitter))}
+               for key in _prediction_keys(bool(eval_config.box_jitter))}
   return jax.jit(jax.shard_map(
       per_device, mesh=mesh,
       in_specs=(replicated, sharded, sharded, replicated),

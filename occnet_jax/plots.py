@@ -30,7 +30,7 @@ detector's boxes, and green and red only for visible and occluded. Count axes ha
 the demo's and its ablations' metrics.
 """
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 import os
 from typing import Any
 
@@ -188,30 +188,32 @@ def occlusion_roc(predictions: Mapping[str, np.ndarray], path: str, *,
 def robustness(results: Mapping[str, Any], noise_sigmas: Sequence[float],
                path: str, *, title: str) -> figure_lib.Figure:
   """PCK@0.1 vs Gaussian noise on the graph networks' input (Fig. 10)."""
-  figure, axis = _subplots(figsize=(4.5, 3.4))
-  for method, label in METHOD_LABELS.items():
-    values = [results.get(evaluate.robustness_key(method, sigma))
-              for sigma in noise_sigmas]
-    axis.plot(noise_sigmas, _percent(values), 'o-', label=label,
-              color=COLOURS[method])
-  axis.set_xlabel('Noise standard deviation σ (fraction of box scale)')
-  axis.set_ylabel('PCK@0.1 (in %)')
-  return _finish(figure, axis, path, f'Robustness, {title}')
+  return _pck_per_level(
+      results, noise_sigmas, evaluate.robustness_key,
+      'Noise standard deviation σ (fraction of box scale)', path,
+      f'Robustness, {title}')
 
 
 def box_jitter(results: Mapping[str, Any], path: str, *,
                title: str) -> figure_lib.Figure:
   """PCK@0.1 vs random box error (`config.eval.box_jitter`)."""
-  sigmas = evaluate.box_jitter_sigmas(results)
+  return _pck_per_level(
+      results, evaluate.box_jitter_sigmas(results), evaluate.box_jitter_key,
+      'Box jitter σ (fraction of box size)', path, f'Box jitter, {title}')
+
+
+def _pck_per_level(results: Mapping[str, Any], levels: Sequence[float],
+                   key: Callable[[str, float], str], xlabel: str, path: str,
+                   title: str) -> figure_lib.Figure:
+  """One PCK@0.1 line per method against a perturbation's levels."""
   figure, axis = _subplots(figsize=(4.5, 3.4))
   for method, label in METHOD_LABELS.items():
-    values = [results.get(evaluate.box_jitter_key(method, sigma))
-              for sigma in sigmas]
-    axis.plot(sigmas, _percent(values), 'o-', label=label,
+    values = [results.get(key(method, level)) for level in levels]
+    axis.plot(levels, _percent(values), 'o-', label=label,
               color=COLOURS[method])
-  axis.set_xlabel('Box jitter σ (fraction of box size)')
+  axis.set_xlabel(xlabel)
   axis.set_ylabel('PCK@0.1 (in %)')
-  return _finish(figure, axis, path, f'Box jitter, {title}')
+  return _finish(figure, axis, path, title)
 
 
 def ablations(results: Mapping[str, Mapping[str, Any]],

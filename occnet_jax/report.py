@@ -35,6 +35,7 @@ from typing import Any
 
 from absl import logging
 from etils import epath
+from flax import traverse_util
 import numpy as np
 
 from occnet_jax import benchmark
@@ -265,22 +266,13 @@ def _not_run_row(first: Sequence[str], width: int) -> list[str]:
   return list(first) + [NOT_RUN] + [EMPTY] * (width - len(first) - 1)
 
 
-def _flatten(mapping: Mapping[str, Any], prefix: str = '') -> dict[str, Any]:
-  flat = {}
-  for name, value in mapping.items():
-    if isinstance(value, Mapping):
-      flat.update(_flatten(value, f'{prefix}{name}.'))
-    else:
-      flat[f'{prefix}{name}'] = value
-  return flat
-
-
 def config_changes(config: Mapping[str, Any]) -> list[str]:
   """`key=value` for every config key whose value is not the default's."""
   # A JSON round trip makes the default's tuples lists, as in config.json.
-  defaults = _flatten(json.loads(json.dumps(
-      default_config.get_config().to_dict())))
-  return [f'{key}={value}' for key, value in sorted(_flatten(config).items())
+  defaults = traverse_util.flatten_dict(json.loads(json.dumps(
+      default_config.get_config().to_dict())), sep='.')
+  return [f'{key}={value}' for key, value in
+          sorted(traverse_util.flatten_dict(dict(config), sep='.').items())
           if defaults.get(key, object()) != value]
 
 

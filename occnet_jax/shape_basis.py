@@ -233,11 +233,11 @@ def load_shapes(path):
     raise errors.UserError(f'Cannot read shapes from {path}: {error}') from error
   if not (np.issubdtype(shapes.dtype, np.floating)
           or np.issubdtype(shapes.dtype, np.integer)):
-    raise errors.UserError(f'{path}: expected a real numeric array, got dtype '
-                     f'{shapes.dtype}.')
+    raise errors.UserError(f'{path}: expected a real numeric array, got '
+                           f'dtype {shapes.dtype}.')
   if shapes.ndim != 3 or shapes.shape[-1] not in (3, 6):
-    raise errors.UserError(f'{path}: expected (N, K, 3) or (N, K, 6) shapes, got '
-                     f'{shapes.shape}.')
+    raise errors.UserError(f'{path}: expected (N, K, 3) or (N, K, 6) shapes, '
+                           f'got {shapes.shape}.')
   shapes = shapes[..., -3:].astype(np.float64)
   if not np.all(np.isfinite(shapes)):
     raise errors.UserError(f'{path}: shapes contain non-finite values.')

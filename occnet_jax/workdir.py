@@ -25,6 +25,7 @@ from typing import Any
 
 from absl import logging
 from etils import epath
+from flax import traverse_util
 import jax
 import ml_collections
 import numpy as np
@@ -181,15 +182,6 @@ def _is_running(pid: Any) -> bool:
     return True
 
 
-def _flatten(tree: Mapping[str, Any], prefix: str = '') -> dict[str, Any]:
-  flat = {}
-  for name, value in tree.items():
-    if isinstance(value, Mapping):
-      flat.update(_flatten(value, f'{prefix}{name}.'))
-    else:
-      flat[f'{prefix}{name}'] = value
-  return flat
-
 
 def _read_config_file(workdir: epath.PathLike) -> dict[str, Any]:
   return json.loads((epath.Path(workdir) / CONFIG_FILE).read_text())
@@ -220,7 +212,8 @@ def config_changes(config: ml_collections.ConfigDict,
     return {}
   saved = _read_config_file(workdir)
   saved.pop(CONFIG_HISTORY_KEY, None)
-  saved, new = _flatten(saved), _flatten(json.loads(config.to_json()))
+  saved = traverse_util.flatten_dict(saved, sep='.')
+  new = traverse_util.flatten_dict(json.loads(config.to_json()), sep='.')
   changes = {key: [saved.get(key), new.get(key)]
              for key in sorted(saved.keys() | new.keys())
              if saved.get(key) != new.get(key)}

@@ -25,6 +25,7 @@ from occnet_jax import checkpointing
 from occnet_jax import configs
 from occnet_jax import train
 from occnet_jax import workdir as workdir_lib
+import checkpoint_damage
 import fake_data
 
 REPOSITORY = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -87,16 +88,6 @@ def _segments(workdir):
     return json.load(file)['segments']
 
 
-def _flip_a_byte(step_directory):
-  # The OCDBT manifest is CRC-32C checked: TensorStore reports DATA_LOSS.
-  path = os.path.join(step_directory, 'state', 'manifest.ocdbt')
-  with open(path, 'r+b') as file:
-    data = bytearray(file.read())
-    data[len(data) // 2] ^= 0xFF
-    file.seek(0)
-    file.write(data)
-
-
 def _final_params(workdir):
   _, _, variables, _, step = workdir_lib.restore_workdir(workdir)
   assert step == NUM_STEPS
@@ -141,7 +132,7 @@ def test_killed_run_resumes_to_identical_parameters(tmp_path, fake_data_dir):
   # A flipped byte in the last checkpoint: the next start falls back to the
   # previous one, keeps the damaged one aside and retrains the same steps.
   checkpoints = os.path.join(resumed_dir, workdir_lib.CHECKPOINT_DIR)
-  _flip_a_byte(os.path.join(checkpoints, str(NUM_STEPS)))
+  checkpoint_damage.flip_a_byte(os.path.join(checkpoints, str(NUM_STEPS)))
   _run(resumed_dir, fake_data_dir, cache_dir, tmp_path / 'fallback.log')
   log = (tmp_path / 'fallback.log').read_text()
   assert f'checkpoint of step {NUM_STEPS} in' in log and 'DATA_LOSS' in log

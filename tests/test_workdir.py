@@ -20,6 +20,7 @@ from occnet_jax import checkpointing
 from occnet_jax import configs
 from occnet_jax import workdir as workdir_lib
 from occnet_jax.configs import test as test_config
+import checkpoint_damage
 
 REPOSITORY = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # A trainer stand-in: takes the lock, says so, and holds it until killed.
@@ -176,20 +177,10 @@ def _tiny_checkpoints(directory, steps):
   return state
 
 
-def _flip_a_byte(step_directory):
-  # The OCDBT manifest is CRC-32C checked: TensorStore reports DATA_LOSS.
-  path = os.path.join(step_directory, 'state', 'manifest.ocdbt')
-  with open(path, 'r+b') as file:
-    data = bytearray(file.read())
-    data[len(data) // 2] ^= 0xFF
-    file.seek(0)
-    file.write(data)
-
-
 def test_corrupt_latest_step_falls_back_and_is_set_aside(tmp_path, caplog):
   directory = tmp_path / 'checkpoints'
   state = _tiny_checkpoints(directory, (2, 4, 6))
-  _flip_a_byte(directory / '6')
+  checkpoint_damage.flip_a_byte(directory / '6')
   files = sorted(os.listdir(directory / '6'))
   abstract = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype),
                           state)
@@ -209,7 +200,7 @@ def test_no_restorable_step_names_each(tmp_path):
   directory = tmp_path / 'checkpoints'
   _tiny_checkpoints(directory, (1, 2))
   for step in ('1', '2'):
-    _flip_a_byte(directory / step)
+    checkpoint_damage.flip_a_byte(directory / step)
   with checkpointing.Checkpointer(directory, read_only=True) as reader:
     with pytest.raises(checkpointing.CheckpointError,
                        match='step 2: .*DATA_LOSS.*; step 1: '):
