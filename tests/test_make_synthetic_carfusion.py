@@ -207,7 +207,8 @@ def test_noisy_labels_keep_exact_positions_beside_them(noisy_uncalibrated):
   assert 0.015 < median_visible < 0.032
   # Occluded labels: more noise, and mirror swaps far beyond it.
   occluded = np.array(offsets[labels.Visibility.OCCLUDED])
-  assert 0.05 < np.median(occluded) < 0.1
+  # 30% mirror swaps pull the median above the noise-only 1.18 sigma.
+  assert 0.05 < np.median(occluded) < 0.2
   # Noise alone passes 0.25 L (over 4 sigma) with probability ~1e-4; many
   # swaps land near the partner (side views), so ask only that some do not.
   assert np.any(occluded > 0.25)
