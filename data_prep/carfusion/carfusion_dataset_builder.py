@@ -85,11 +85,17 @@ class CarfusionConfig(tfds.core.BuilderConfig):
     shape_basis_path: a fitted shape basis (`occnet_jax.shape_basis.save`)
       whose mean is the 3D car shape for PnP; '' for `keypoints.CAR`'s mean
       shape.
+    use_box_files: read each car's box from bb/ when the sequence has one;
+      False: always the hull of its visible keypoints. A car's visible pixels
+      show more of it than its visible keypoints do (RESULTS.md, "Boxes a
+      detector could give"), and human-drawn bb/ boxes may cover hidden
+      parts, so False is the conservative rule.
   """
   crop_size: int = records.DEFAULT_CROP_SIZE
   box_padding: float = records.BOX_PADDING
   focal_in_widths: float = 1.0
   shape_basis_path: str = ''
+  use_box_files: bool = True
 
 
 def pnp_intrinsics(image_size: tuple[int, int],
@@ -250,10 +256,16 @@ def _car_view(view: _LabelledView, instance_id: int,
       true_keypoints=_true_keypoints(view, instance_id, issues))
 
 
+def _has_box_files(sequence_dir: epath.Path, config: CarfusionConfig) -> bool:
+  return (config.use_box_files
+          and (sequence_dir / carfusion_format.BOX_DIR).is_dir())
+
+
 def _frame_views(
     views: Iterator[carfusion_format.ViewFiles], sequence_dir: epath.Path,
+    config: CarfusionConfig,
     issues: carfusion_format.Issues) -> list[_LabelledView]:
-  has_boxes = (sequence_dir / carfusion_format.BOX_DIR).is_dir()
+  has_boxes = _has_box_files(sequence_dir, config)
   has_true = (sequence_dir / carfusion_format.TRUE_GT_DIR).is_dir()
   labelled_views = []
   for files in views:
@@ -295,11 +307,11 @@ def sequence_examples(sequence_dir: epath.PathLike, config: CarfusionConfig,
   """
   sequence_dir = epath.Path(sequence_dir)
   calibration = _read_calibration(sequence_dir, issues)
-  if not (sequence_dir / carfusion_format.BOX_DIR).is_dir():
+  if config.use_box_files and not _has_box_files(sequence_dir, config):
     issues.report('sequence_without_boxes', str(sequence_dir))
   views = carfusion_format.list_views(sequence_dir, issues)
   for frame, frame_files in itertools.groupby(views, lambda v: v.frame):
-    frame_views = _frame_views(frame_files, sequence_dir, issues)
+    frame_views = _frame_views(frame_files, sequence_dir, config, issues)
     instance_ids = sorted(set().union(*(v.labels for v in frame_views)))
     for instance_id in instance_ids:
       car_id = f'{sequence_dir.name}/{frame}/{instance_id}'
@@ -352,7 +364,12 @@ class Builder(tfds.core.GeneratorBasedBuilder):
       CarfusionConfig(
           name='default',
           description='64x64 crops; PnP against the mean car shape where '
-          'uncalibrated.'),
+          'uncalibrated; boxes from bb/ where present.'),
+      CarfusionConfig(
+          name='visible_hull',
+          description='As default, but every box is the padded hull of the '
+          "car's visible keypoints; bb/ is not read.",
+          use_box_files=False),
   ]
   MANUAL_DOWNLOAD_INSTRUCTIONS = """\
   Put the CarFusion data (http://www.cs.cmu.edu/~ILIM/projects/IM/CarFusion/),

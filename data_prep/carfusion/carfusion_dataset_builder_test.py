@@ -219,6 +219,29 @@ def test_boxes_come_from_bb_files_else_the_visible_points(generated, split):
   assert not issues.counts
 
 
+def test_visible_hull_config_ignores_bb_files(generated):
+  config = next(c for c in builder_lib.Builder.BUILDER_CONFIGS
+                if c.name == 'visible_hull')
+  issues = carfusion_format.Issues(builder_lib.BUILD_ISSUES)
+  examples = dict(builder_lib.split_examples(DUMMY_DATA / 'train', config,
+                                             issues))
+  # The bb/ files are never opened: none of their issues, nor a missing bb/.
+  expected = {name: count for name, count in EXPECTED_ISSUES['train'].items()
+              if name not in ('sequence_without_boxes', 'malformed_box_line',
+                              'duplicate_box', 'car_without_box')}
+  assert issues.counts == expected
+  num_differ = 0
+  for car_id, example in examples.items():
+    reference = generated['train'][0][car_id]
+    for view in range(len(example['boxes'])):
+      visible = example['visibility'][view] == labels.Visibility.VISIBLE
+      hull = records.padded_box(example['keypoints'][view][visible])
+      np.testing.assert_allclose(example['boxes'][view], hull, rtol=1e-6)
+      num_differ += not np.allclose(reference['boxes'][view], hull)
+  # The default config's bb/ boxes (craig_sim's first three views) differ.
+  assert num_differ == 3
+
+
 def _move_occluded_labels(sequence_dir: epath.Path, shift: float) -> int:
   """Moves every occluded label of a sequence's gt files; returns how many."""
   moved = 0
