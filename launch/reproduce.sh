@@ -36,7 +36,8 @@ train visible_weight_4 default.py --config.loss.visible=4
 # builder on first use as it reads real CarFusion: no calibration (every
 # camera is a PnP virtual pose against the ShapeNet mean car), labels with
 # simulated annotator noise (occnet_jax/annotator.py; exact positions in
-# gt_true/ for evaluation), boxes of the visible pixels in bb/.
+# gt_true/ for evaluation), boxes of the visible pixels in bb/ (the run
+# reads the visible-keypoint hull instead: carfusion/visible_hull).
 if [[ ! -d $MANUAL/test ]]; then
   $PYTHON -m data_prep.make_synthetic_carfusion --output="$MANUAL" \
     --train_sequences=8 --test_sequences=2 --cameras=8 --frames=12 \
@@ -53,8 +54,18 @@ train carfusion_synthetic carfusion_synthetic.py \
   --config.shape_basis.path="$BASIS"
 # What a box rule tells about hidden keypoints (docs/design.md, "Boxes").
 mkdir -p "$W/box_oracle"
-$PYTHON -m data_prep.box_oracle --data_dir="$W/tensorflow_datasets" \
-  --dataset=carfusion/default --output="$W/box_oracle/carfusion_synthetic.json"
+# The run's boxes (the visible-keypoint hull), and the generator's
+# visible-pixel boxes of bb/, which the default config builds.
+if [[ ! -d $W/tensorflow_datasets/carfusion/default ]]; then
+  $PYTHON -m tensorflow_datasets.scripts.cli.main build data_prep/carfusion \
+    --config=default --manual_dir="$MANUAL" \
+    --data_dir="$W/tensorflow_datasets" --file_format=array_record
+fi
+for boxes in visible_hull default; do
+  $PYTHON -m data_prep.box_oracle --data_dir="$W/tensorflow_datasets" \
+    --dataset=carfusion/$boxes \
+    --output="$W/box_oracle/carfusion_synthetic_$boxes.json"
+done
 
 # The full Car-render set (472 cars x 24 views).
 train car_render_full_cpu car_render_full_cpu.py
@@ -64,7 +75,7 @@ train car_render_full_cpu car_render_full_cpu.py
 $PYTHON -m launch.trifocal_labels --dataset=car_render/full --split=test \
   --data_dir="$W/tensorflow_datasets" \
   --output="$W/trifocal_labels/car_render_full"
-$PYTHON -m launch.trifocal_labels --dataset=carfusion/default --split=test \
+$PYTHON -m launch.trifocal_labels --dataset=carfusion/visible_hull --split=test \
   --data_dir="$W/tensorflow_datasets" \
   --output="$W/trifocal_labels/carfusion_synthetic"
 

@@ -28,6 +28,7 @@ import jax
 import orbax.checkpoint as ocp
 
 from occnet_jax import errors
+from occnet_jax import paths
 
 _STATE, _RNG, _DATA = 'state', 'rng', 'data'
 _Restored = TypeVar('_Restored')
@@ -43,16 +44,6 @@ def _first_line(error: Exception) -> str:
   line = lines[0].split(' [tensorstore_spec=')[0] if lines else ''
   return f'{type(error).__name__}: {line}'
 
-
-def absolute(directory: epath.PathLike) -> epath.Path:
-  """The directory as Orbax needs it: local paths absolute, URIs as given.
-
-  Orbax writes through TensorStore, which needs absolute local paths, and
-  workdirs given on the command line are often relative; a gs:// path is
-  already absolute (os.path.abspath would turn it into a local path).
-  """
-  path = epath.Path(directory)
-  return path if '://' in os.fspath(path) else path.absolute()
 
 
 def incomplete_checkpoints(directory: epath.PathLike) -> list[str]:
@@ -77,7 +68,7 @@ class Checkpointer:
       max_to_keep: how many finalized checkpoints a writer keeps.
       read_only: open for restoring only (evaluation while training runs).
     """
-    directory = absolute(directory)
+    directory = paths.absolute(directory)
     self.directory = directory
     if not read_only:
       for path in incomplete_checkpoints(directory):
@@ -157,7 +148,7 @@ class Checkpointer:
     The steps are kept, not deleted, and leave the manager's view, so
     training can save them again.
     """
-    destination = absolute(destination)
+    destination = paths.absolute(destination)
     destination.mkdir(parents=True, exist_ok=True)
     for step in steps:
       target = destination / str(step)

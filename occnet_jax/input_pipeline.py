@@ -25,7 +25,6 @@ import os
 from typing import Any
 
 from absl import logging
-from etils import epath
 import grain
 import jax
 import ml_collections
@@ -36,6 +35,7 @@ from occnet_jax import boxes as boxes_lib
 from occnet_jax import configs
 from occnet_jax import errors
 from occnet_jax import multihost
+from occnet_jax import paths
 
 Batch = dict[str, np.ndarray]
 
@@ -64,10 +64,7 @@ def resolve_data_dir(config: ml_collections.ConfigDict, workdir: str) -> str:
   """The TFDS data dir: `config.data.data_dir`, else beside the workdir."""
   if config.data.data_dir:
     return config.data.data_dir
-  workdir = epath.Path(workdir)
-  if '://' not in os.fspath(workdir):
-    workdir = workdir.absolute()
-  return os.fspath(workdir.parent / 'tensorflow_datasets')
+  return os.fspath(paths.absolute(workdir).parent / 'tensorflow_datasets')
 
 
 def dataset_name(config: ml_collections.ConfigDict) -> str:

@@ -41,6 +41,7 @@ from occnet_jax import keypoints
 from occnet_jax import machine
 from occnet_jax import models
 from occnet_jax import multihost
+from occnet_jax import paths
 from occnet_jax import plots
 from occnet_jax import shape_basis as shape_basis_lib
 
@@ -101,7 +102,7 @@ class WorkdirLock:
   """
 
   def __init__(self, workdir: epath.PathLike):
-    self.path = epath.Path(workdir) / LOCK_FILE
+    self.path = paths.absolute(workdir) / LOCK_FILE
     self._owner = {'host': socket.gethostname(), 'pid': os.getpid(),
                    'started': _now()}
 
@@ -116,7 +117,8 @@ class WorkdirLock:
 
   def _create(self) -> bool:
     text = json.dumps(self._owner)
-    if self.path.as_uri().startswith('file://'):
+    if not paths.is_remote(self.path):
+      # Atomic on a local disk; object stores have no O_EXCL.
       try:
         descriptor = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY,
                              0o644)

@@ -32,6 +32,7 @@ from occnet_jax import predict
 from occnet_jax import train
 from occnet_jax import workdir as workdir_lib
 from occnet_jax.configs import test as test_config
+import checkpoint_damage
 import fake_data
 
 PLOTS = ('pck_vs_alpha.png', 'pck_vs_invisible.png', 'occlusion_roc.png',
@@ -134,28 +135,22 @@ def test_training_leaves_checkpoint_metrics_and_plots(workdir):
   assert segment['machine']['num_devices'] == jax.device_count()
 
 
-
-# A restore that fails leaves TensorStore callbacks aimed at Orbax's closed
-# event loop; they are reported as unraisable exceptions, not errors of ours.
-@pytest.mark.filterwarnings('ignore::pytest.PytestUnraisableExceptionWarning')
+@checkpoint_damage.FAILED_RESTORES
 def test_restore_falls_back_past_a_damaged_checkpoint(workdir, tmp_path,
                                                      caplog):
   copy = shutil.copytree(workdir, tmp_path / 'workdir')
   config = workdir_lib.load_config(copy)
   last = config.train.num_steps
-  manifest = copy / workdir_lib.CHECKPOINT_DIR / str(last) / 'state' / (
-      'manifest.ocdbt')
-  data = bytearray(manifest.read_bytes())
-  data[len(data) // 2] ^= 0xFF
-  manifest.write_bytes(bytes(data))
+  damaged = copy / workdir_lib.CHECKPOINT_DIR / str(last)
+  checkpoint_damage.flip_a_byte(damaged)
   *_, step = workdir_lib.restore_workdir(copy)
   assert step == last - config.train.checkpoint_every_steps
   assert f'checkpoint of step {last} in' in caplog.text
   with pytest.raises(checkpointing.CheckpointError, match=f'step {last}: '):
     workdir_lib.restore_workdir(copy, last)
   # A reader never moves anything.
-  assert manifest.exists()
-  gc.collect()  # Collect those callbacks while the filter above applies.
+  assert damaged.exists()
+  gc.collect()  # Collect the failed restores' callbacks under the mark.
 
 
 def test_evaluate_other_split_and_step(workdir):

@@ -5,6 +5,7 @@ processes, checkpoints are tiny trees, and the logs are written by the
 workdir's own writers.
 """
 
+import gc
 import json
 import os
 import signal
@@ -76,6 +77,22 @@ def test_lock_released_when_the_run_raises(tmp_path):
     with workdir_lib.WorkdirLock(tmp_path):
       raise KeyError('boom')
   assert not (tmp_path / workdir_lib.LOCK_FILE).exists()
+
+
+def test_relative_workdir_is_locked_where_it_lies(tmp_path, monkeypatch,
+                                                  holder):
+  # `make demo` passes workdirs/demo: relative to where the trainer runs.
+  monkeypatch.chdir(tmp_path.parent)
+  relative = os.path.join(tmp_path.name, 'run')
+  os.mkdir(relative)
+  with workdir_lib.WorkdirLock(relative):
+    lock = json.loads((tmp_path / 'run' / workdir_lib.LOCK_FILE).read_text())
+    assert lock['pid'] == os.getpid()
+  assert not (tmp_path / 'run' / workdir_lib.LOCK_FILE).exists()
+  # The holder's lock on tmp_path refuses a relative name for it too.
+  with pytest.raises(workdir_lib.WorkdirLockedError, match=str(holder.pid)):
+    with workdir_lib.WorkdirLock(tmp_path.name):
+      pass
 
 
 def _saved_config(workdir):
@@ -177,6 +194,7 @@ def _tiny_checkpoints(directory, steps):
   return state
 
 
+@checkpoint_damage.FAILED_RESTORES
 def test_corrupt_latest_step_falls_back_and_is_set_aside(tmp_path, caplog):
   directory = tmp_path / 'checkpoints'
   state = _tiny_checkpoints(directory, (2, 4, 6))
@@ -194,8 +212,10 @@ def test_corrupt_latest_step_falls_back_and_is_set_aside(tmp_path, caplog):
     assert checkpointer.all_steps() == [2, 4]
   assert os.listdir(tmp_path / 'aside') == ['6']
   assert sorted(os.listdir(tmp_path / 'aside' / '6')) == files
+  gc.collect()  # Collect the failed restore's callbacks under the mark.
 
 
+@checkpoint_damage.FAILED_RESTORES
 def test_no_restorable_step_names_each(tmp_path):
   directory = tmp_path / 'checkpoints'
   _tiny_checkpoints(directory, (1, 2))
@@ -207,3 +227,4 @@ def test_no_restorable_step_names_each(tmp_path):
       reader.restore_newest(lambda step: reader.restore_state(
           step, jax.sharding.SingleDeviceSharding(jax.devices()[0])))
   assert sorted(os.listdir(directory)) == ['1', '2']
+  gc.collect()  # Collect the failed restores' callbacks under the mark.
