@@ -13,7 +13,7 @@ box coordinates of the query's occluded keypoints, mapped back through the
 query's box. The oracle never sees an occluded position of the query: what
 it gets right beyond a box-free guess, the box told it.
 
-Box rules compared (`RULES`), all padded by `records.BOX_PADDING`:
+Box rules compared (`RULES`), all padded by `cropping.BOX_PADDING`:
   - `visible_hull`: the hull of the view's visible keypoints (what the
     carfusion builder falls back to without bb/ files);
   - `record`: the dataset's boxes (for synthetic CarFusion, the builder's
@@ -36,9 +36,9 @@ from absl import flags
 import numpy as np
 import tensorflow_datasets as tfds
 
-from data_prep import records
 from occnet_jax import boxes as boxes_lib
 from occnet_jax import cli
+from occnet_jax import cropping
 from occnet_jax import labels
 
 FLAGS = flags.FLAGS
@@ -75,7 +75,7 @@ def rule_boxes(data: Mapping[str, np.ndarray], rule: str) -> np.ndarray:
   keep = (data['visibility'] == VISIBLE if rule == 'visible_hull'
           else data['visibility'] != labels.Visibility.UNLABELLED)
   return np.stack([
-      records.padded_box(points[mask]) if mask.any() else boxes_lib.UNIT_BOX
+      cropping.padded_box(points[mask]) if mask.any() else boxes_lib.UNIT_BOX
       for points, mask in zip(data['true_keypoints'], keep)]).astype(
           np.float64)
 

@@ -19,6 +19,7 @@ one-line summary.
 from absl import app
 from absl import flags
 
+from data_prep import builders
 from occnet_jax import annotator
 from occnet_jax import cli
 from occnet_jax import label_study
@@ -63,6 +64,8 @@ def main(argv):
         mirror_swap_rate=_MIRROR_SWAP_RATE.value)
   except ValueError as error:
     raise app.UsageError(str(error)) from None
+  # The study builds its dataset on first use: TFDS needs its builder.
+  builders.register(_DATASET.value.partition('/')[0])
   result = label_study.run_study(
       dataset=_DATASET.value, split=_SPLIT.value, data_dir=_DATA_DIR.value,
       output=_OUTPUT.value, noise=noise, seed=_SEED.value,

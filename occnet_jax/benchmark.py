@@ -52,10 +52,10 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from data_prep import records
 from data_prep import viewpoints
 from occnet_jax import boxes as boxes_lib
 from occnet_jax import configs
+from occnet_jax import cropping
 from occnet_jax import geometry
 from occnet_jax import keypoints as keypoints_lib
 from occnet_jax import labels
@@ -302,7 +302,7 @@ def synthetic_batch(rng: np.random.Generator,
                       for shape in shapes]).astype(np.float32)
   pixels, _ = geometry.project(cameras, shapes[:, None])
   pixels = np.asarray(pixels, np.float32)
-  boxes = np.stack([records.padded_box(view)
+  boxes = np.stack([cropping.padded_box(view)
                     for view in pixels.reshape((-1,) + pixels.shape[2:])])
   boxes = boxes.reshape(num_cars, num_views, 4)
   visibility = np.where(
