@@ -30,6 +30,7 @@ larger L). Positions are `true_keypoints`.
 
 from collections.abc import Iterable, Mapping, Sequence
 import json
+import os
 
 from absl import app
 from absl import flags
@@ -204,6 +205,7 @@ def main(argv):
                 query_split=FLAGS.query_split)
   print(format_study(result))
   if FLAGS.output:
+    os.makedirs(os.path.dirname(os.path.abspath(FLAGS.output)), exist_ok=True)
     with open(FLAGS.output, 'w') as file:
       json.dump(result, file, indent=1)
 
