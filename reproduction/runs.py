@@ -18,7 +18,8 @@ import os
 DATA_DIR = os.path.join('{workdirs}', 'tensorflow_datasets')
 CONFIG_DIR = os.path.join('occnet_jax', 'configs')
 # The Car-render training cars' shape basis, for CarFusion's 3D-KGNN.
-CAR_RENDER_BASIS = os.path.join('{workdirs}', 'car_render_small_train_basis.npz')
+CAR_RENDER_BASIS = os.path.join('{workdirs}',
+                                'car_render_small_train_basis.npz')
 BENCH_FILE = os.path.join('benchmark', 'bench.json')
 
 

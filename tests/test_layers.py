@@ -1,4 +1,4 @@
-"""The packages import only downward: library < data prep < reproduction < launch.
+"""Packages import only downward: library < data < reproduction < launch.
 
 `occnet_jax` (the library) may import none of the others, `data_prep` only
 the library, `reproduction` both, and the `launch` entry points anything.
