@@ -13,7 +13,7 @@ box coordinates of the query's occluded keypoints, mapped back through the
 query's box. The oracle never sees an occluded position of the query: what
 it gets right beyond a box-free guess, the box told it.
 
-Box rules compared (`RULES`), all padded by `records.BOX_PADDING`:
+Box rules compared (`RULES`), all padded by `cropping.BOX_PADDING`:
   - `visible_hull`: the hull of the view's visible keypoints (what the
     carfusion builder falls back to without bb/ files);
   - `record`: the dataset's boxes (for synthetic CarFusion, the builder's
@@ -30,15 +30,16 @@ larger L). Positions are `true_keypoints`.
 
 from collections.abc import Iterable, Mapping, Sequence
 import json
+import os
 
 from absl import app
 from absl import flags
 import numpy as np
 import tensorflow_datasets as tfds
 
-from data_prep import records
 from occnet_jax import boxes as boxes_lib
 from occnet_jax import cli
+from occnet_jax import cropping
 from occnet_jax import labels
 
 FLAGS = flags.FLAGS
@@ -75,7 +76,7 @@ def rule_boxes(data: Mapping[str, np.ndarray], rule: str) -> np.ndarray:
   keep = (data['visibility'] == VISIBLE if rule == 'visible_hull'
           else data['visibility'] != labels.Visibility.UNLABELLED)
   return np.stack([
-      records.padded_box(points[mask]) if mask.any() else boxes_lib.UNIT_BOX
+      cropping.padded_box(points[mask]) if mask.any() else boxes_lib.UNIT_BOX
       for points, mask in zip(data['true_keypoints'], keep)]).astype(
           np.float64)
 
@@ -204,6 +205,7 @@ def main(argv):
                 query_split=FLAGS.query_split)
   print(format_study(result))
   if FLAGS.output:
+    os.makedirs(os.path.dirname(os.path.abspath(FLAGS.output)), exist_ok=True)
     with open(FLAGS.output, 'w') as file:
       json.dump(result, file, indent=1)
 

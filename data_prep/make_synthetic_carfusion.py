@@ -58,10 +58,10 @@ import jax
 import numpy as np
 
 from data_prep import carfusion_format
-from data_prep import records
 from data_prep import scenes
 from occnet_jax import annotator
 from occnet_jax import cli
+from occnet_jax import cropping
 from occnet_jax import labels
 from occnet_jax.geometry import cameras as cameras_lib
 from occnet_jax.rendering import mesh as mesh_lib
@@ -334,7 +334,7 @@ def generate_sequence(rng: np.random.Generator, sequence_dir: epath.PathLike,
         box = visible_box(object_ids, car, pixels[car][visible[car]])
         labels_of_car = annotator.annotate(
             pixels[car], visibility[c, car],
-            records.padded_box(box.reshape(2, 2)), settings.label_noise,
+            cropping.padded_box(box.reshape(2, 2)), settings.label_noise,
             noise_rng)
         labelled = visibility[c, car] != labels.Visibility.UNLABELLED
         # An annotator clicks inside the image.

@@ -6,7 +6,7 @@ r"""Measures training and inference speed, compile time, memory and FLOPs.
 
 Prints a table (throughput in cars/s, fraction of this machine's matmul
 ceiling, compile times) and the goals met or missed, and writes every
-number to the JSON file. See occnet_jax/benchmark.py for what is measured.
+number to the JSON file. See reproduction/benchmark.py for what is measured.
 """
 
 import dataclasses
@@ -17,7 +17,7 @@ from absl import flags
 from ml_collections import config_flags
 
 from occnet_jax import cli
-from occnet_jax import benchmark
+from reproduction import benchmark
 
 _CONFIG = config_flags.DEFINE_config_file(
     'config', 'occnet_jax/configs/default.py',

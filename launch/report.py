@@ -7,17 +7,17 @@ Rewrites only what lies between RESULTS.md's `<!-- report:NAME -->` and
 `<!-- /report:NAME -->` markers, copies the figures and metrics into
 --figures, and prints the blocks that changed. Runs, label studies or the
 benchmark that are missing are logged and reported as "not run". See
-occnet_jax/report.py for the inputs and tables.
+reproduction/report.py for the inputs and tables.
 """
 
 from absl import app
 from absl import flags
 
 from occnet_jax import cli
-from occnet_jax import report
+from reproduction import report
 
 _WORKDIRS = flags.DEFINE_string(
-    'workdirs', 'workdirs', 'The runs of launch/reproduce.sh.')
+    'workdirs', 'workdirs', 'The runs of launch.reproduce.')
 _RESULTS = flags.DEFINE_string(
     'results', 'RESULTS.md', 'The markdown file whose blocks are rewritten.')
 _FIGURES = flags.DEFINE_string(

@@ -21,6 +21,7 @@ from etils import epath
 import jax
 from ml_collections import config_flags
 
+from data_prep import builders
 from launch import multihost_flags
 from occnet_jax import cli
 from occnet_jax import evaluate
@@ -52,6 +53,8 @@ def main(argv):
     raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
   config = _CONFIG.value
   multihost_flags.initialize(config.distributed)
+  # A project dataset is built on first use: TFDS needs its builder.
+  builders.register(config.data.name)
   state = train.train_and_evaluate(config, _WORKDIR.value)
   if jax.process_index() != 0:
     return

@@ -7,7 +7,7 @@ r"""Hand-labelled occluded points vs the trifocal transfer (paper Fig. 4 left).
         [--max_cars=0] [--num_views=4] [--batch_size=32]
 
 Samples `num_views` views of every car (as training batches do), simulates
-the annotator on the keypoints (`occnet_jax.label_study` documents the
+the annotator on the keypoints (`reproduction.label_study` documents the
 model; on real CarFusion the noise-free curve is the paper's measurement)
 and writes <output>/trifocal_labels.json (keys: `dataset`, `split`,
 `num_cars`, `num_points`, `num_occluded`, `alphas`, `fraction_within`,
@@ -19,9 +19,10 @@ one-line summary.
 from absl import app
 from absl import flags
 
+from data_prep import builders
 from occnet_jax import annotator
 from occnet_jax import cli
-from occnet_jax import label_study
+from reproduction import label_study
 
 _DEFAULT_NOISE = annotator.AnnotatorNoise()
 
@@ -63,6 +64,8 @@ def main(argv):
         mirror_swap_rate=_MIRROR_SWAP_RATE.value)
   except ValueError as error:
     raise app.UsageError(str(error)) from None
+  # The study builds its dataset on first use: TFDS needs its builder.
+  builders.register(_DATASET.value.partition('/')[0])
   result = label_study.run_study(
       dataset=_DATASET.value, split=_SPLIT.value, data_dir=_DATA_DIR.value,
       output=_OUTPUT.value, noise=noise, seed=_SEED.value,

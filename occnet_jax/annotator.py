@@ -1,6 +1,6 @@
 """A simulated annotator: hand-label noise on true keypoint positions.
 
-Used by the trifocal-label study (`occnet_jax.label_study`) and by the
+Used by the trifocal-label study (`reproduction.label_study`) and by the
 synthetic CarFusion generator (`data_prep.make_synthetic_carfusion`), which
 can write noisy labels beside the exact positions.
 

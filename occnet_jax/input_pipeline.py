@@ -20,7 +20,6 @@ gathers the predictions.
 
 from collections.abc import Iterator, Mapping, Sequence
 import functools
-import importlib
 import os
 from typing import Any
 
@@ -125,9 +124,9 @@ def dataset_builder(config: ml_collections.ConfigDict,
                     data_dir: str) -> tfds.core.DatasetBuilder:
   """The configured dataset's TFDS builder (metadata only, nothing built).
 
-  The project's builders live in `data_prep.<name>`; importing that package
-  registers them with TFDS. A dataset already prepared in `data_dir` is read
-  from its files even when no builder code is registered under its name.
+  A dataset already prepared in `data_dir` is read from its files; to build
+  one, its builder must be registered with TFDS first (the project's by
+  `data_prep.builders.register`, which the entry points call).
 
   Args:
     config: the experiment config (`config.data.name`, `builder_config`).
@@ -136,11 +135,6 @@ def dataset_builder(config: ml_collections.ConfigDict,
   Raises:
     DataError: for a dataset that is neither built nor buildable.
   """
-  try:
-    importlib.import_module(f'data_prep.{config.data.name}')
-  except ModuleNotFoundError:
-    logging.info('No builder code data_prep.%s; reading prepared files.',
-                 config.data.name)
   return _builder(dataset_name(config), data_dir)
 
 

@@ -38,6 +38,10 @@ from occnet_jax.models import graphs
 from occnet_jax.models import heatmap_head
 
 VISIBLE = labels.Visibility.VISIBLE
+# The terms of `total_loss`, in the order they are summed; each has its
+# weight `config.loss.<term>`.
+LOSS_TERMS = ('keypoints', 'edge', 'visible', 'trifocal', 'reproj')
+# `config.loss.trifocal_mode`: see `trifocal_loss`.
 TRIFOCAL_MODES = ('algebraic', 'geometric')
 # Camera triples whose centres subtend less than this angle (collinear or
 # coincident) have an ill-conditioned point transfer and are masked.
@@ -427,15 +431,15 @@ def total_loss(outputs, batch, loss_config: ml_collections.ConfigDict):
   Args:
     outputs: the model's outputs on the flattened views (N = B * V).
     batch: the batch dict, arrays with leading axes (B, V).
-    loss_config: `config.loss`: weights `keypoints`, `edge`, `visible`,
-      `trifocal`, `reproj`, the `trifocal_mode` and `reproj_trains_2d`
+    loss_config: `config.loss`: a weight per term of `LOSS_TERMS`, the
+      `trifocal_mode` (one of `TRIFOCAL_MODES`) and `reproj_trains_2d`
       (False stops the reprojection loss's gradient into the 2D keypoints,
       so it trains the 3D branch only). In keypoints-in mode (no
       `heatmaps`) the keypoint term is 0.
 
   Returns:
     (loss, terms): the weighted sum and a dict of every unweighted term
-    (`keypoints`, `edge`, `visible`, `trifocal`, `reproj`), the edge
+    (by the names of `LOSS_TERMS`), the edge
     accuracy and the trifocal counts of `trifocal_loss`.
   """
   batch_size, num_views = batch['view_mask'].shape
@@ -465,8 +469,8 @@ def total_loss(outputs, batch, loss_config: ml_collections.ConfigDict):
       keypoints_2d if loss_config.reproj_trains_2d
       else jax.lax.stop_gradient(keypoints_2d),
       view_mask)
-  terms = dict(keypoints=keypoints_term, edge=edge_term, visible=visible_term,
-               trifocal=trifocal_term, reproj=reproj_term)
+  terms = dict(zip(LOSS_TERMS, (keypoints_term, edge_term, visible_term,
+                               trifocal_term, reproj_term), strict=True))
   loss = sum(loss_config[name] * value for name, value in terms.items())
   terms.update(edge_accuracy=edge_accuracy, **trifocal_counts)
   return loss, terms

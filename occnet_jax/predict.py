@@ -1,8 +1,8 @@
 """Prediction on a full image with car boxes from any detector.
 
-Each box is cropped exactly as the datasets crop (`data_prep.records.
-extract_crop`), the trained model runs on the crops (or, in keypoints-in
-mode, on an external detector's keypoints), and the result is written as
+Each box is cropped exactly as the datasets crop (`cropping.extract_crop`),
+the trained model runs on the crops (or, in keypoints-in mode, on an
+external detector's keypoints), and the result is written as
 
   - `<output>.json`: per car its box, 2D keypoints [x, y, visibility score]
     (pixels; the score is 1 - the 2D-KGNN occlusion score), 3D keypoints in
@@ -46,8 +46,8 @@ import numpy as np
 from PIL import Image
 from PIL import ImageOps
 
-from data_prep import records
 from occnet_jax import boxes as boxes_lib
+from occnet_jax import cropping
 from occnet_jax import errors
 from occnet_jax import geometry
 from occnet_jax import keypoints as keypoints_lib
@@ -228,7 +228,7 @@ class Predictor:
       return []
     boxes = boxes[keep]
     crop_size = self.config.data.crop_size
-    crops = np.stack([records.extract_crop(image, box, crop_size)
+    crops = np.stack([cropping.extract_crop(image, box, crop_size)
                       for box in boxes])
     if external_keypoints is None:
       points = confidence = None

@@ -50,12 +50,11 @@ from occnet_jax import multihost
 from occnet_jax import workdir as workdir_lib
 
 AXIS = input_pipeline.DEVICE_AXIS
-LOSS_TERMS = ('keypoints', 'edge', 'visible', 'trifocal', 'reproj')
 PARAM_GROUPS = ('heatmap', 'graph')
 # Parameters under a top-level module whose name starts with this belong to
 # the heatmap head; all others to the graph networks (docs/design.md).
 HEATMAP_MODULE_PREFIX = 'HeatmapHead'
-# Rows: the stages heatmap, graph, end to end. Columns: LOSS_TERMS.
+# Rows: the stages heatmap, graph, end to end. Columns: losses.LOSS_TERMS.
 _STAGE_LOSS_TERMS = np.array(
     [[1, 0, 0, 0, 0], [0, 1, 1, 1, 1], [1, 1, 1, 1, 1]], np.float32)
 # Rows: the stages. Columns: PARAM_GROUPS that are trained.
@@ -301,7 +300,7 @@ def train_step(state: TrainState, batch: Mapping[str, jax.Array],
   loss_config = ml_collections.ConfigDict({
       **config.loss.to_dict(),
       **{term: config.loss[term] * loss_mask[index]
-         for index, term in enumerate(LOSS_TERMS)}})
+         for index, term in enumerate(losses.LOSS_TERMS)}})
   crops, boxes = input_pipeline.flatten_views(batch)
   dropout_rng = dropout_key(step_rng, config.train.dropout_prng)
 
@@ -374,7 +373,7 @@ def replicate(tree: Any, mesh: jax.sharding.Mesh) -> Any:
 
 
 def _nonfinite_message(step: int, metrics: Mapping[str, float]) -> str:
-  bad = [name for name in ('loss',) + LOSS_TERMS
+  bad = [name for name in ('loss',) + losses.LOSS_TERMS
          if name in metrics and not np.isfinite(metrics[name])]
   what = (f'loss term(s) {", ".join(bad)}' if bad
           else 'gradients (every loss term is finite)')

@@ -15,6 +15,7 @@ import numpy as np
 import tensorflow_datasets as tfds
 
 from data_prep import records
+from occnet_jax import cropping
 from occnet_jax import geometry
 from occnet_jax import keypoints
 from occnet_jax import labels
@@ -57,9 +58,9 @@ def _car_views(rng: np.random.Generator, num_views: int,
       if seen:
         cv2.circle(image, tuple(np.round(point).astype(int)), 3,
                    tuple(int(c) for c in colour), -1)
-    box = records.padded_box(pixels)
+    box = cropping.padded_box(pixels)
     views.append(records.View(
-        crop=records.extract_crop(image, box, crop_size), box=box,
+        crop=cropping.extract_crop(image, box, crop_size), box=box,
         keypoints=pixels, visibility=visibility,
         occlusion_kind=np.where(facing, labels.OcclusionKind.VISIBLE,
                                 labels.OcclusionKind.SELF).astype(np.int32),

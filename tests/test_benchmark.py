@@ -1,4 +1,4 @@
-"""Tests of occnet_jax.benchmark: the machinery, never the speed.
+"""Tests of reproduction.benchmark: the machinery, never the speed.
 
 One tiny run of the whole benchmark (the `test` model size, batches of a
 few cars, a few repeats) is shared by the tests of its JSON output; the
@@ -12,10 +12,12 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from occnet_jax import benchmark
 from occnet_jax import boxes as boxes_lib
 from occnet_jax import keypoints as keypoints_lib
 from occnet_jax.configs import test as test_config
+from reproduction import benchmark
+from reproduction import claims
+from reproduction import speed_table
 
 SETTINGS = benchmark.Settings(warmup=1, repeats=3, budget_seconds=1.0,
                               train_batch=4, inference_batches=(1, 2),
@@ -61,7 +63,7 @@ def test_json_has_every_field(results):
   for record in written['measurements']:
     assert set(record) == MEASUREMENT_FIELDS, record['pipeline']
   assert [goal['name'] for goal in written['goals']] == [
-      goal.name for goal in benchmark.GOALS]
+      goal.name for goal in claims.SPEED_GOALS]
 
 
 def test_values_are_sane(results):
@@ -189,7 +191,7 @@ def test_goals_met_missed_and_not_measured(rng):
       _record('default', 'full', 'inference', 64, flops=64e9),
       _record('default', 'full', 'train', 64, rate=1.0),
   ]
-  goals = benchmark.evaluate_goals(measurements, ceiling)
+  goals = speed_table.evaluate_goals(measurements, ceiling)
   assert [goal['status'] for goal in goals] == ['met', 'missed', 'missed',
                                                 'missed']
   assert goals[0]['value'] == met_rate
@@ -199,9 +201,9 @@ def test_goals_met_missed_and_not_measured(rng):
   assert goals[3]['value'] == slowest_compile
   # Without those measurements nothing is judged.
   assert all(goal['status'] == 'not measured'
-             for goal in benchmark.evaluate_goals(measurements[3:], ceiling)
+             for goal in speed_table.evaluate_goals(measurements[3:], ceiling)
              [:3])
-  assert benchmark.evaluate_goals([], ceiling)[3]['status'] == 'not measured'
+  assert speed_table.evaluate_goals([], ceiling)[3]['status'] == 'not measured'
 
 
 def test_synthetic_batch_is_consistent(rng):

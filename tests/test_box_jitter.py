@@ -3,8 +3,8 @@
 import jax
 import numpy as np
 
-from data_prep import records
 from occnet_jax import box_jitter
+from occnet_jax import cropping
 
 
 def test_jitter_moves_centre_and_scale_by_sigma(seed):
@@ -33,12 +33,12 @@ def test_recrop_is_the_crop_of_the_moved_box(seed):
   image = np.stack([x * 0.6, y * 0.8, 100 + 50 * np.sin(x / 40.0)],
                    -1).astype(np.uint8)
   box = np.array([60.0, 50.0, 260.0, 210.0]) + rng.uniform(-5, 5, 4)
-  crop = records.extract_crop(image, box, size)
+  crop = cropping.extract_crop(image, box, size)
   same = box_jitter.recrop(crop[None], box[None], box[None])
   np.testing.assert_array_equal(same[0], crop)
   inner = box + np.array([30.0, 20.0, -40.0, -10.0])
   moved = np.asarray(box_jitter.recrop(crop[None], box[None], inner[None]))[0]
-  expected = records.extract_crop(image, inner, size).astype(float)
+  expected = cropping.extract_crop(image, inner, size).astype(float)
   assert np.abs(moved - expected)[2:-2, 2:-2].max() <= 6
   # Beyond the original box nothing is known: zero.
   beyond = box + np.array([150.0, 0.0, 150.0, 0.0])

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from data_prep import carfusion_format
-from data_prep import records
+from occnet_jax import cropping
 from occnet_jax import keypoints
 from occnet_jax import labels
 
@@ -334,12 +334,12 @@ def test_calibration_file_missing_or_not_json(tmp_path):
 
 def test_padded_box_pads_the_points(rng):
   points = rng.uniform(-50, 500, (int(rng.integers(2, 12)), 2))
-  box = records.padded_box(points, padding=0.1)
+  box = cropping.padded_box(points, padding=0.1)
   extent = points.max(0) - points.min(0)
   np.testing.assert_allclose(box[:2], points.min(0) - 0.1 * extent, rtol=1e-5)
   np.testing.assert_allclose(box[2:], points.max(0) + 0.1 * extent, rtol=1e-5)
   with pytest.raises(ValueError):
-    records.padded_box(np.zeros((0, 2)))
+    cropping.padded_box(np.zeros((0, 2)))
 
 
 @pytest.mark.parametrize('box_size', [20.0, 150.0, 400.0])
@@ -359,7 +359,7 @@ def test_crop_samples_the_box_of_a_linear_image(box_size, rng):
   origin = rng.uniform(2, np.array([width, height]) - size - 2)
   box = np.concatenate([origin, origin + size])
 
-  crop = records.extract_crop(image, box, crop_size)
+  crop = cropping.extract_crop(image, box, crop_size)
 
   centres = (np.arange(crop_size) + 0.5) / crop_size
   crop_columns, crop_rows = np.meshgrid(box[0] + centres * size[0],
@@ -373,7 +373,7 @@ def test_crop_samples_the_box_of_a_linear_image(box_size, rng):
 def test_crop_is_zero_outside_the_image():
   image = np.full((100, 200, 3), 200, np.uint8)
   box = np.array([150.0, -40.0, 250.0, 60.0])  # Right half and top outside.
-  crop = records.extract_crop(image, box, 20)
+  crop = cropping.extract_crop(image, box, 20)
   # Crop pixel (i, j) covers frame x in 150 + 5 [j, j + 1) and y in
   # -40 + 5 [i, i + 1); pixels wholly inside or outside the image are exact.
   assert np.all(crop[10:, :9] == 200)

@@ -1,4 +1,4 @@
-"""Tests of occnet_jax.label_study (paper Fig. 4 left).
+"""Tests of reproduction.label_study (paper Fig. 4 left).
 
 The cars are exact (tests/synthetic_cars.py): every keypoint's position is
 its true projection, so noise-free labels sit on their trifocal targets and
@@ -18,8 +18,8 @@ from occnet_jax import annotator
 from occnet_jax import boxes as boxes_lib
 from occnet_jax import geometry
 from occnet_jax import keypoints as keypoints_lib
-from occnet_jax import label_study
 from occnet_jax import losses
+from reproduction import label_study
 from tests import fake_data
 from tests import synthetic_cars
 

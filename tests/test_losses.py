@@ -162,7 +162,7 @@ def term_gradients(outputs, batch, mode, reproj_trains_2d=True):
   config = loss_config(mode, reproj_trains_2d)
   terms = lambda o: losses.total_loss(o, batch, config)[1]
   return {term: jax.grad(lambda o, term=term: terms(o)[term])(outputs)
-          for term in ('keypoints', 'edge', 'visible', 'trifocal', 'reproj')}
+          for term in losses.LOSS_TERMS}
 
 
 @pytest.mark.parametrize('mode', losses.TRIFOCAL_MODES)

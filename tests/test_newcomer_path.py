@@ -5,6 +5,7 @@ import re
 
 import pytest
 
+from data_prep import builders
 from occnet_jax import configs
 from occnet_jax import input_pipeline
 from occnet_jax import train
@@ -29,8 +30,9 @@ def test_readme_builds_where_training_reads(readme):
 
 
 def test_test_config_matches_its_builder_config(tmp_path):
-  # The builder's metadata, without a build.
+  # The builder's metadata, without a build; registered as launch.train does.
   config = test_config.get_config()
+  builders.register(config.data.name)
   builder = input_pipeline.dataset_builder(config, str(tmp_path))
   assert builder.info.features['crops'].shape[-2] == config.data.crop_size
   assert builder.builder_config.num_views >= config.data.num_views
@@ -40,6 +42,7 @@ def test_crop_size_checked_before_any_build(tmp_path):
   config = test_config.get_config()
   config.data.builder_config = 'small'
   config.data.data_dir = str(tmp_path / 'tfds')
+  builders.register(config.data.name)
   with pytest.raises(configs.ConfigError, match=(
       r'config.data.crop_size = 16: the dataset car_render/small has 64 px '
       'crops')):

@@ -17,7 +17,6 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from occnet_jax import benchmark
 from occnet_jax import configs
 from occnet_jax import keypoints as keypoints_lib
 from occnet_jax import losses
@@ -25,6 +24,7 @@ from occnet_jax import models
 from occnet_jax import train
 from occnet_jax.configs import default
 from occnet_jax.configs import test as test_config
+from reproduction import benchmark
 from tests import synthetic_cars
 
 # jax's CPU targets are named lapack_<routine>_ffi; the routine names catch

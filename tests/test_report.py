@@ -1,4 +1,4 @@
-"""Tests of occnet_jax.report: RESULTS.md's tables from a fake workdirs tree.
+"""Tests of reproduction.report: RESULTS.md's tables from a fake workdirs tree.
 
 One tree is written per module with random metrics, label curves and
 benchmark records (fresh seed); one training run and one label study are
@@ -14,13 +14,18 @@ import re
 import numpy as np
 import pytest
 
-from occnet_jax import benchmark
 from occnet_jax import evaluate
 from occnet_jax import machine
 from occnet_jax import multiview
-from occnet_jax import report
 from occnet_jax import workdir as workdir_lib
 from occnet_jax.configs import default as default_config
+from reproduction import benchmark
+from reproduction import cells
+from reproduction import claims
+from reproduction import label_study
+from reproduction import report
+from reproduction import runs
+from reproduction import speed_table
 
 MISSING_RUN = 'no_keypoint_type'
 MISSING_LABELS = 'carfusion_synthetic'
@@ -85,6 +90,7 @@ def random_record(rng: np.random.Generator, size: str, pipeline: str,
     low, median, high = np.sort(rng.uniform(1, 1000, 3))
     record.update(cars_per_second={'median': median, 'min': low,
                                    'max': high},
+                  seconds={'median': batch / median},
                   fraction_of_ceiling=float(rng.random()))
     if rng.random() < 0.5:
       record['fraction_of_ceiling_beside'] = float(rng.random())
@@ -106,7 +112,7 @@ def tree(tmp_path_factory, module_seed):
   workdirs = str(tmp_path_factory.mktemp('workdirs'))
   written = {'metrics': {}, 'configs': {}, 'segments': {}, 'labels': {}}
   defaults = json.loads(json.dumps(default_config.get_config().to_dict()))
-  for run in report.RUNS:
+  for run in runs.RUNS:
     if run.name == MISSING_RUN:
       continue
     workdir = os.path.join(workdirs, run.name)
@@ -133,7 +139,8 @@ def tree(tmp_path_factory, module_seed):
     written['metrics'][run.name] = metrics
     written['configs'][run.name] = config
     written['segments'][run.name] = segments
-  for dataset, _ in report.LABEL_DATASETS:
+  for study in runs.LABEL_STUDIES:
+    dataset = study.name
     if dataset == MISSING_LABELS:
       continue
     # A grid without 0.05: the table interpolates there.
@@ -146,9 +153,9 @@ def tree(tmp_path_factory, module_seed):
         'fraction_within_noise_free': sorted(
             rng.random(len(alphas)).tolist()),
         'noise_model': {'sigma_visible': 0.01, 'sigma_occluded': 0.03}}
-    directory = report.label_directory(workdirs, dataset)
-    write_json(os.path.join(directory, report.LABELS_FILE), summary)
-    with open(os.path.join(directory, report.LABELS_FIGURE), 'wb') as file:
+    directory = runs.label_directory(workdirs, dataset)
+    write_json(os.path.join(directory, label_study.RESULT_FILE), summary)
+    with open(os.path.join(directory, label_study.PLOT_FILE), 'wb') as file:
       file.write(rng.bytes(16))
     written['labels'][dataset] = summary
   records = [random_record(rng, size, pipeline, mode, batch, timed)
@@ -160,9 +167,9 @@ def tree(tmp_path_factory, module_seed):
   bench = {'machine': dict(MACHINE, benchmark_devices=1),
            'ceiling': {'size': 2048, 'flops_per_second': ceiling},
            'measurements': records,
-           'goals': benchmark.evaluate_goals(records, ceiling),
+           'goals': speed_table.evaluate_goals(records, ceiling),
            'wall_seconds': 123.0, 'load_average_1min_end': 2.0}
-  write_json(os.path.join(workdirs, report.BENCH_FILE), bench)
+  write_json(os.path.join(workdirs, runs.BENCH_FILE), bench)
   written['bench'] = bench
   return workdirs, written
 
@@ -203,7 +210,7 @@ def test_headline_cells_equal_inputs(tree, blocks):
       continue
     if name.startswith('paper'):
       method = {'heatmap': 'heatmap', '2D-KGNN': 'kgnn2d'}[row[1]]
-      assert float(row[5]) == report.PAPER_AUC[method]
+      assert float(row[5]) == claims.PAPER_AUC[method]
       continue
     method = {v: k for k, v in report.METHOD_NAMES.items()}[row[1]]
     metrics = written['metrics'][name]
@@ -212,12 +219,12 @@ def test_headline_cells_equal_inputs(tree, blocks):
     auc = metrics.get(f'occlusion_auc.{method}')
     assert row[5] == ('-' if auc is None else f'{auc:.3f}')
     seen.add(name)
-  assert seen == {run.name for run in report.RUNS}
+  assert seen == {run.name for run in runs.RUNS}
 
 
 def test_level_tables_and_gains(tree, blocks):
   _, written = tree
-  for name in report.DATASET_RUNS:
+  for name in runs.DATASET_RUNS:
     metrics = written['metrics'][name]
     header, rows = parse_table(blocks[f'levels_{name}'])
     assert [int(row[0]) for row in rows] == list(evaluate.OCCLUSION_LEVELS)
@@ -237,7 +244,7 @@ def test_level_tables_and_gains(tree, blocks):
       else:
         assert gains[level] == ours - base
         assert abs(float(row[7]) - 100 * (ours - base)) <= ROUNDING
-      paper = report.RUNS_BY_NAME[name].paper
+      paper = runs.RUNS_BY_NAME[name].paper
       expected = {('car_render', 3): '+22', ('car_render', 9): '+10',
                   ('carfusion', 4): 'about +25',
                   ('carfusion', 5): 'about +12'}.get(
@@ -248,7 +255,7 @@ def test_level_tables_and_gains(tree, blocks):
 
 def test_missing_run_gives_not_run_rows(tree):
   workdirs, _ = tree
-  results = report.load_run(workdirs, report.RUNS_BY_NAME[MISSING_RUN])
+  results = report.load_run(workdirs, runs.RUNS_BY_NAME[MISSING_RUN])
   assert results.metrics is None and results.config is None
   _, rows = parse_table(report.render_levels(results))
   assert rows == [['not run'] + ['-'] * 9]
@@ -258,7 +265,7 @@ def test_robustness_cells(tree, blocks):
   _, written = tree
   header, rows = parse_table(blocks['robustness'])
   assert header[2:] == [f'σ {sigma:g}' for sigma in SIGMAS]
-  assert len(rows) == 3 * len(report.DATASET_RUNS)
+  assert len(rows) == 3 * len(runs.DATASET_RUNS)
   for row in rows:
     metrics = written['metrics'][row[0].strip('`')]
     method = {v: k for k, v in report.METHOD_NAMES.items()}[row[1]]
@@ -269,14 +276,14 @@ def test_robustness_cells(tree, blocks):
 def test_ablation_cells(tree, blocks):
   _, written = tree
   header, rows = parse_table(blocks['ablations'])
-  available = [written['metrics'][name] for name in report.ABLATION_RUNS
+  available = [written['metrics'][name] for name in runs.ABLATION_RUNS
                if name != MISSING_RUN]
   levels = [level for level in evaluate.OCCLUSION_LEVELS
             if any(m[evaluate.pck_key('kgnn2d', f'occluded_{level}', 0.1)]
                    is not None for m in available)]
   assert header[7:] == [f'2D-KGNN occluded, {level} invisible'
                         for level in levels]
-  assert [row[0].strip('`') for row in rows] == list(report.ABLATION_RUNS)
+  assert [row[0].strip('`') for row in rows] == list(runs.ABLATION_RUNS)
   for row in rows:
     name = row[0].strip('`')
     if name == MISSING_RUN:
@@ -333,7 +340,7 @@ def test_trifocal_label_cells(tree, blocks):
   _, written = tree
   header, rows = parse_table(blocks['trifocal_labels'])
   assert len(header) == 4 + 2 * len(report.LABEL_ALPHAS)
-  names = dict(report.LABEL_DATASETS)
+  names = {study.name: study.label for study in runs.LABEL_STUDIES}
   summary = written['labels']['car_render_full']
   by_dataset = {row[0]: row for row in rows}
   row = by_dataset[f'{names["car_render_full"]} (`car_render_full`)']
@@ -354,36 +361,63 @@ def test_trifocal_label_cells(tree, blocks):
 def test_speed_cells(tree, blocks):
   _, written = tree
   bench = written['bench']
-  _, rows = parse_table(blocks['speed'])
+  header, rows = parse_table(blocks['speed'])
+  assert header == list(speed_table.HEADER)
   assert len(rows) == len(bench['measurements'])
   for row, record in zip(rows, bench['measurements']):
+    cell = dict(zip(header, row))
     assert row[:3] == [record['size'], record['pipeline'], record['mode']]
-    assert row[3] == f'{record["batch_cars"]} x {record["views_per_car"]}'
+    assert cell['batch (cars x views)'] == (f'{record["batch_cars"]} x '
+                                            f'{record["views_per_car"]}')
+    speed = cell['cars/s median (min-max)']
     if record['timed']:
       rate = record['cars_per_second']
-      median, low, high = (float(x) for x in row[4].replace(
+      median, low, high = (float(x) for x in speed.replace(
           ' (', '-').rstrip(')').split('-'))
-      for cell, value in ((median, rate['median']), (low, rate['min']),
-                          (high, rate['max'])):
-        assert abs(cell - value) <= ROUNDING
-      assert_percent(row[5], record['fraction_of_ceiling'])
+      for value, expected in ((median, rate['median']), (low, rate['min']),
+                              (high, rate['max'])):
+        assert abs(value - expected) <= ROUNDING
+      assert abs(float(cell['ms/call']) * 1e-3 * rate['median']
+                 - record['batch_cars']) <= 1e-3 * rate['median']
+      assert_percent(cell['% of ceiling'], record['fraction_of_ceiling'])
       if 'fraction_of_ceiling_beside' in record:
-        assert_percent(row[6], record['fraction_of_ceiling_beside'])
+        assert_percent(cell['% of ceiling timed beside'],
+                       record['fraction_of_ceiling_beside'])
       else:
-        assert row[6] == report.EMPTY
+        assert cell['% of ceiling timed beside'] == cells.EMPTY
     else:
-      assert row[4].startswith('<=') and 'not run' in row[4]
-    assert abs(float(row[7]) - record['compile_seconds']) <= ROUNDING
-    assert abs(float(row[9]) - record['peak_rss_bytes'] / 2**20) <= 0.5
+      assert speed.startswith('<=') and 'not run' in speed
+    assert (abs(float(cell['GFLOP/call']) - record['flops_per_call'] / 1e9)
+            <= 5e-4)
+    assert abs(float(cell['compile s'])
+               - record['compile_seconds']) <= ROUNDING
+    assert abs(float(cell['peak memory MiB'])
+               - record['peak_rss_bytes'] / 2**20) <= 0.5
   assert machine.describe(bench['machine']) in blocks['speed']
   gflops = bench['ceiling']['flops_per_second'] / 1e9
   assert f'{gflops:.1f} GFLOP/s' in blocks['speed']
 
 
+def test_benchmark_prints_the_report_s_speed_table(tree, blocks):
+  _, written = tree
+  bench = dict(written['bench'], peak_rss_bytes=2**30, device_memory=None)
+  printed = benchmark.format_table(bench)
+  _, rows = parse_table(blocks['speed'])
+  lines = printed.splitlines()
+  start = next(index for index, line in enumerate(lines)
+               if line.startswith('size '))
+  assert [re.split(r'\s{2,}', line) for line in
+          lines[start + 1:start + 1 + len(rows)]] == rows
+  assert speed_table.summary(bench) in printed
+  for goal in bench['goals']:
+    assert (f"[{goal['status']}] {goal['name']}: "
+            f'{speed_table.goal_measured(goal)}') in printed
+
+
 def test_runs_table(tree, blocks):
   _, written = tree
   _, rows = parse_table(blocks['runs'])
-  assert [row[0].strip('`') for row in rows] == [r.name for r in report.RUNS]
+  assert [row[0].strip('`') for row in rows] == [r.name for r in runs.RUNS]
   for row in rows:
     name = row[0].strip('`')
     if name == MISSING_RUN:
@@ -413,14 +447,14 @@ def test_targets_table(tree, blocks):
   _, rows = parse_table(blocks['targets'])
   expected = [[target, f'`{name}`', *check(written['metrics'][name])]
               for target, check in report.RUN_TARGETS
-              for name in report.DATASET_RUNS]
+              for name in runs.DATASET_RUNS]
   expected += [[goal['name'], 'benchmark', goal['status']]
                for goal in written['bench']['goals']]
   assert [row for row in rows if row[1] != 'benchmark'] == expected[
-      :len(report.RUN_TARGETS) * len(report.DATASET_RUNS)]
+      :len(report.RUN_TARGETS) * len(runs.DATASET_RUNS)]
   assert [[row[0], row[1], row[3]] for row in rows
           if row[1] == 'benchmark'] == expected[len(report.RUN_TARGETS)
-                                                * len(report.DATASET_RUNS):]
+                                                * len(runs.DATASET_RUNS):]
 
 
 def metrics_with(**values) -> dict:
@@ -510,17 +544,18 @@ def test_benchmark_goals_without_goal_fields(rng):
     record['compile_seconds'] = compile_seconds
     train_record = random_record(rng, 'default', 'full', 'train', 64, True)
     train_record['compile_seconds'] = compile_seconds
-    statuses = {goal['name']: goal['status'] for goal in report.benchmark_goals(
-        {'measurements': [record, train_record],
-         'ceiling': {'flops_per_second': ceiling}})}
-    return (statuses[benchmark.GOALS[0].name],
-            statuses[benchmark.GOALS[-1].name])
+    bench = {'measurements': [record, train_record],
+             'ceiling': {'flops_per_second': ceiling}}
+    statuses = {goal['name']: goal['status']
+                for goal in speed_table.bench_goals(bench)}
+    return (statuses[claims.SPEED_GOALS[0].name],
+            statuses[claims.SPEED_GOALS[-1].name])
 
   assert goals(200 + eps, 30 - eps) == ('met', 'met')
   assert goals(200 - eps, 30 + eps) == ('missed', 'missed')
   # Goals already in bench.json are used as they are.
   given = [{'name': 'x', 'status': 'met', 'value': 1.0, 'target': 2.0}]
-  assert report.benchmark_goals({'goals': given, 'measurements': []}) == given
+  assert speed_table.bench_goals({'goals': given, 'measurements': []}) == given
 
 
 def document(names, rng) -> str:

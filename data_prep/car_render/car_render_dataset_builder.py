@@ -36,6 +36,7 @@ import tensorflow_datasets as tfds
 
 from data_prep import records
 from data_prep import viewpoints
+from occnet_jax import cropping
 from occnet_jax import keypoints
 from occnet_jax import shape_basis
 from occnet_jax.geometry import cameras as cameras_lib
@@ -176,7 +177,7 @@ def render_views(rng: np.random.Generator, car_mesh: mesh_lib.Mesh,
   cameras = viewpoints.sample_view_cameras(
       rng, directions, num_views, car_mesh.vertices, sampling)
   pixels = np.asarray(cameras_lib.project(cameras, shape_3d)[0], np.float64)
-  boxes = np.stack([records.padded_box(silhouette) for silhouette in (
+  boxes = np.stack([cropping.padded_box(silhouette) for silhouette in (
       np.asarray(cameras_lib.project(cameras, car_mesh.vertices)[0]))])
   triangles = mesh_lib.to_triangles(car_mesh, triangle_budget)
   key = jax.random.key(rng.integers(2**31))

@@ -32,6 +32,7 @@ import tensorflow_datasets as tfds
 
 from data_prep import carfusion_format
 from data_prep import records
+from occnet_jax import cropping
 from occnet_jax import geometry
 from occnet_jax import keypoints
 from occnet_jax import labels
@@ -79,7 +80,7 @@ class CarfusionConfig(tfds.core.BuilderConfig):
 
   Attributes:
     crop_size: S, side of the square crops.
-    box_padding: see `records.padded_box`.
+    box_padding: see `cropping.padded_box`.
     focal_in_widths: focal length of uncalibrated views for PnP, in units of
       the image width (1.0: a 53 degree horizontal field of view).
     shape_basis_path: a fitted shape basis (`occnet_jax.shape_basis.save`)
@@ -92,7 +93,7 @@ class CarfusionConfig(tfds.core.BuilderConfig):
       parts, so False is the conservative rule.
   """
   crop_size: int = records.DEFAULT_CROP_SIZE
-  box_padding: float = records.BOX_PADDING
+  box_padding: float = cropping.BOX_PADDING
   focal_in_widths: float = 1.0
   shape_basis_path: str = ''
   use_box_files: bool = True
@@ -209,7 +210,7 @@ def car_box(view: _LabelledView, instance_id: int, config: CarfusionConfig,
       issues.report('car_without_box', where)
     tight = instance.keypoints[
         instance.visibility == labels.Visibility.VISIBLE]
-  box = (records.padded_box(tight, config.box_padding) if len(tight) else
+  box = (cropping.padded_box(tight, config.box_padding) if len(tight) else
          np.zeros(4, np.float32))
   if np.any(box[2:] - box[:2] < MIN_BOX_SIZE):
     issues.report('degenerate_box', where, f'box {box}')
@@ -245,7 +246,7 @@ def _car_view(view: _LabelledView, instance_id: int,
     return None
   camera_matrix, camera_error = camera
   return records.View(
-      crop=records.extract_crop(view.image, box, config.crop_size),
+      crop=cropping.extract_crop(view.image, box, config.crop_size),
       box=box,
       keypoints=instance.keypoints,
       visibility=instance.visibility,

@@ -29,8 +29,8 @@ import pytest
 import tensorflow_datasets as tfds
 
 from data_prep import carfusion_format
-from data_prep import records
 from data_prep.carfusion import carfusion_dataset_builder as builder_lib
+from occnet_jax import cropping
 from occnet_jax import geometry
 from occnet_jax import keypoints
 from occnet_jax import labels
@@ -190,9 +190,9 @@ def expected_box(car_id, view, example):
   if box_path.exists():
     first = box_path.read_text().splitlines()[0]
     tight = np.array([float(v) for v in first.split(',')[1:]])
-    return records.padded_box(tight.reshape(2, 2))
+    return cropping.padded_box(tight.reshape(2, 2))
   visible = example['visibility'][view] == labels.Visibility.VISIBLE
-  return records.padded_box(example['keypoints'][view][visible])
+  return cropping.padded_box(example['keypoints'][view][visible])
 
 
 @pytest.mark.parametrize('split', ['train', 'test'])
@@ -213,7 +213,7 @@ def test_boxes_come_from_bb_files_else_the_visible_points(generated, split):
       np.testing.assert_array_equal(example['image_size'][view], (160, 120))
       np.testing.assert_array_equal(
           example['crops'][view],
-          records.extract_crop(image, example['boxes'][view],
+          cropping.extract_crop(image, example['boxes'][view],
                                CONFIG.crop_size))
   assert num_from_files == (3 if split == 'train' else 0)
   assert not issues.counts
@@ -235,7 +235,7 @@ def test_visible_hull_config_ignores_bb_files(generated):
     reference = generated['train'][0][car_id]
     for view in range(len(example['boxes'])):
       visible = example['visibility'][view] == labels.Visibility.VISIBLE
-      hull = records.padded_box(example['keypoints'][view][visible])
+      hull = cropping.padded_box(example['keypoints'][view][visible])
       np.testing.assert_allclose(example['boxes'][view], hull, rtol=1e-6)
       num_differ += not np.allclose(reference['boxes'][view], hull)
   # The default config's bb/ boxes (craig_sim's first three views) differ.

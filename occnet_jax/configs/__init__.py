@@ -10,10 +10,10 @@ import ml_collections
 
 from occnet_jax import errors
 from occnet_jax import keypoints
+from occnet_jax import losses
 from occnet_jax.configs import default
 
 _OPTIMIZERS = ('adam', 'sgd')
-_TRIFOCAL_MODES = ('algebraic', 'geometric')
 _PRNG_IMPLS = ('threefry2x32', 'rbg', 'unsafe_rbg')
 
 
@@ -83,10 +83,10 @@ def validate(config: ml_collections.ConfigDict, num_devices: int) -> None:
           f'must divide data.crop_size {data.crop_size}')
   require(0.0 <= config.model.dropout < 1.0, 'model.dropout',
           'must be in [0, 1)')
-  for name in ('keypoints', 'edge', 'visible', 'trifocal', 'reproj'):
+  for name in losses.LOSS_TERMS:
     require(config.loss[name] >= 0.0, f'loss.{name}', 'must be >= 0')
-  require(config.loss.trifocal_mode in _TRIFOCAL_MODES, 'loss.trifocal_mode',
-          f'must be one of {_TRIFOCAL_MODES}')
+  require(config.loss.trifocal_mode in losses.TRIFOCAL_MODES,
+          'loss.trifocal_mode', f'must be one of {losses.TRIFOCAL_MODES}')
   require(config.loss.trifocal == 0.0 or data.num_views >= 3, 'loss.trifocal',
           'the trifocal loss needs data.num_views >= 3 (one target and two '
           'support views)')

@@ -14,7 +14,7 @@ fitted on other cars, the Car-render training cars; without
 `shape_basis.path` the 3D branch uses the mean car without components (the
 split has no 3D shapes). This config trains the demo's small networks on
 CPU; `carfusion.py` is the GPU-sized run on the real data.
-`launch/reproduce.sh` shows the whole sequence:
+`reproduction/runs.py` has the whole sequence:
 
     python -m data_prep.make_synthetic_carfusion \
         --output=workdirs/tensorflow_datasets/downloads/manual/carfusion \

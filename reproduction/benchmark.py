@@ -26,9 +26,9 @@ machine's matrix-multiply ceiling, measured in the same run (a large jitted
 float32 matmul): once at the start, and again beside every timed call (one
 matmul, timed on its own, right before each call), so that on a shared
 machine whose load drifts the ratio `fraction_of_ceiling_beside` compares
-the call with the ceiling under the same load. Everything runs on one device: on a CPU host XLA already
-spreads each operation over all cores, and fake CPU devices would only
-split the same cores.
+the call with the ceiling under the same load. Everything runs on one
+device: on a CPU host XLA already spreads each operation over all cores,
+and fake CPU devices would only split the same cores.
 
 A call whose FLOPs alone, at the ceiling, would need more than the
 measurement's time budget is not run: its record says `timed: false` and
@@ -52,10 +52,10 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from data_prep import records
 from data_prep import viewpoints
 from occnet_jax import boxes as boxes_lib
 from occnet_jax import configs
+from occnet_jax import cropping
 from occnet_jax import geometry
 from occnet_jax import keypoints as keypoints_lib
 from occnet_jax import labels
@@ -63,6 +63,8 @@ from occnet_jax import machine
 from occnet_jax import models
 from occnet_jax import shape_basis as shape_basis_lib
 from occnet_jax import train
+from reproduction import cells
+from reproduction import speed_table
 
 PIPELINES = ('graph', 'full')
 MODES = ('inference', 'train')
@@ -99,39 +101,6 @@ class Settings:
 
 
 QUICK = Settings(repeats=3, budget_seconds=4.0)
-
-
-@dataclasses.dataclass(frozen=True)
-class Goal:
-  """A throughput (at least `target`) or compile-time (below) target.
-
-  Attributes:
-    name: what the goal says, for the table.
-    target: cars/s (throughput) or seconds (compile).
-    size: model size of the measurement ('' for the compile goal).
-    pipeline: one of `PIPELINES` (throughput goals).
-    mode: one of `MODES` (throughput goals).
-    batch: cars per call (throughput goals).
-  """
-
-  name: str
-  target: float
-  size: str = ''
-  pipeline: str = ''
-  mode: str = ''
-  batch: int = 0
-
-
-# The goals of the 2-core CPU demo machine (issue 6).
-GOALS = (
-    Goal('paper graph stages, inference, batch 64 >= 200 cars/s', 200.0,
-         'paper', 'graph', 'inference', 64),
-    Goal('paper graph stages, train step, batch 64 >= 70 cars/s', 70.0,
-         'paper', 'graph', 'train', 64),
-    Goal('default full pipeline, inference, batch 64 >= 500 cars/s', 500.0,
-         'default', 'full', 'inference', 64),
-    Goal('every train step compiles in < 30 s', 30.0),
-)
 
 
 def summarize(values: Sequence[float]) -> dict[str, float]:
@@ -302,7 +271,7 @@ def synthetic_batch(rng: np.random.Generator,
                       for shape in shapes]).astype(np.float32)
   pixels, _ = geometry.project(cameras, shapes[:, None])
   pixels = np.asarray(pixels, np.float32)
-  boxes = np.stack([records.padded_box(view)
+  boxes = np.stack([cropping.padded_box(view)
                     for view in pixels.reshape((-1,) + pixels.shape[2:])])
   boxes = boxes.reshape(num_cars, num_views, 4)
   visibility = np.where(
@@ -499,66 +468,6 @@ def benchmark_size(base: ml_collections.ConfigDict, size: str, *,
   return measurements
 
 
-def _find(measurements: Sequence[Mapping[str, Any]],
-          goal: Goal) -> Mapping[str, Any] | None:
-  for record in measurements:
-    if (record['size'], record['pipeline'], record['mode'],
-        record['batch_cars']) == (goal.size, goal.pipeline, goal.mode,
-                                  goal.batch):
-      return record
-  return None
-
-
-def evaluate_goals(measurements: Sequence[Mapping[str, Any]],
-                   ceiling: float,
-                   goals: Sequence[Goal] = GOALS) -> list[dict[str, Any]]:
-  """Each goal with its measured value and status.
-
-  Args:
-    measurements: records of `benchmark_size`.
-    ceiling: the machine's matmul FLOP/s.
-    goals: the goals.
-
-  Returns:
-    Per goal: `name`, `target`, `value` (cars/s or seconds; None when not
-    measured), `status` ('met', 'missed' or 'not measured'); throughput
-    goals add `required_fraction_of_ceiling` (the target's FLOP/s over the
-    ceiling: above 1, no code can meet it), `fraction_of_ceiling` and, where
-    measured, `fraction_of_ceiling_beside`.
-  """
-  results = []
-  for goal in goals:
-    result = {'name': goal.name, 'target': goal.target, 'value': None,
-              'status': 'not measured'}
-    if not goal.size:
-      compile_times = [r['compile_seconds'] for r in measurements
-                       if r['mode'] == 'train']
-      if compile_times:
-        result['value'] = max(compile_times)
-        result['status'] = ('met' if result['value'] < goal.target
-                            else 'missed')
-      results.append(result)
-      continue
-    record = _find(measurements, goal)
-    if record is not None:
-      flops_per_car = record['flops_per_call'] / record['batch_cars']
-      result['required_fraction_of_ceiling'] = (goal.target * flops_per_car
-                                                / ceiling)
-      if record['timed']:
-        result['value'] = record['cars_per_second']['median']
-        result['fraction_of_ceiling'] = record['fraction_of_ceiling']
-        if 'fraction_of_ceiling_beside' in record:
-          result['fraction_of_ceiling_beside'] = record[
-              'fraction_of_ceiling_beside']
-        result['status'] = ('met' if result['value'] >= goal.target
-                            else 'missed')
-      elif record['cars_per_second_at_ceiling'] < goal.target:
-        # Even at the ceiling the FLOPs do not fit: missed without timing.
-        result['status'] = 'missed'
-    results.append(result)
-  return results
-
-
 def run(base: ml_collections.ConfigDict, sizes: Sequence[str],
         settings: Settings = Settings()) -> dict[str, Any]:
   """Measures the ceiling, then every size; the JSON-ready results.
@@ -570,7 +479,7 @@ def run(base: ml_collections.ConfigDict, sizes: Sequence[str],
 
   Returns:
     `machine`, `settings`, `ceiling` (`matmul_ceiling`), `measurements`
-    (records of `benchmark_size`), `goals` (`evaluate_goals`),
+    (records of `benchmark_size`), `goals` (`speed_table.evaluate_goals`),
     `peak_rss_bytes`, `device_memory`, `wall_seconds` and the load average
     at the end.
   """
@@ -591,7 +500,8 @@ def run(base: ml_collections.ConfigDict, sizes: Sequence[str],
       'settings': dataclasses.asdict(settings),
       'ceiling': ceiling,
       'measurements': measurements,
-      'goals': evaluate_goals(measurements, ceiling['flops_per_second']),
+      'goals': speed_table.evaluate_goals(measurements,
+                                          ceiling['flops_per_second']),
       'peak_rss_bytes': peak_rss_bytes(),
       'device_memory': device_memory(jax.devices()[0]),
       'wall_seconds': time.perf_counter() - start,
@@ -600,54 +510,15 @@ def run(base: ml_collections.ConfigDict, sizes: Sequence[str],
 
 
 def format_table(results: Mapping[str, Any]) -> str:
-  """The results as a text table, followed by the goals."""
-  machine, ceiling = results['machine'], results['ceiling']
-  lines = [
-      f"{machine['cpu_model']}, {machine['usable_cpus']} usable CPUs, jax "
-      f"{machine['jax']} on {machine['jax_backend']}; load average "
-      f"{machine['load_average_1min']:.1f} at start, "
-      f"{results['load_average_1min_end']:.1f} at end",
-      f"matmul ceiling ({ceiling['size']}^2 float32): "
-      f"{ceiling['flops_per_second'] / 1e9:.1f} GFLOP/s",
-      '',
-      f"{'size':<8} {'pipeline':<8} {'mode':<9} {'batch':>5} "
-      f"{'cars/s median [min, max]':>28} {'ms/call':>9} {'GFLOP':>8} "
-      f"{'GFLOP/s':>8} {'ceil%':>6} {'beside%':>7} {'compile s':>9}",
-  ]
-  for r in results['measurements']:
-    head = (f"{r['size']:<8} {r['pipeline']:<8} {r['mode']:<9} "
-            f"{r['batch_cars']:>5} ")
-    tail = (f"{r['flops_per_call'] / 1e9:>8.3f}")
-    if r['timed']:
-      rate = r['cars_per_second']
-      lines.append(
-          head + f"{rate['median']:>10.1f} [{rate['min']:>7.1f}, "
-          f"{rate['max']:>7.1f}] {r['seconds']['median'] * 1e3:>9.2f} "
-          + tail + f" {r['flops_per_second'] / 1e9:>8.1f} "
-          f"{100 * r['fraction_of_ceiling']:>6.1f} "
-          f"{100 * r.get('fraction_of_ceiling_beside', np.nan):>7.1f} "
-          f"{r['compile_seconds']:>9.2f}")
-    else:
-      lines.append(
-          head + f"{'<= ' + format(r['cars_per_second_at_ceiling'], '.1f'):>28}"
-          f" {'not run':>9} " + tail + f" {'':>8} {'':>6} {'':>7} "
-          f"{r['compile_seconds']:>9.2f}")
-  lines += ['', f"peak RSS {results['peak_rss_bytes'] / 2**20:.0f} MiB; "
-            f"device memory stats: {results['device_memory']}; "
-            f"{results['wall_seconds']:.0f} s in all", '', 'goals:']
-  for goal in results['goals']:
-    value = 'n/a' if goal['value'] is None else f"{goal['value']:.1f}"
-    extra = ''
-    if 'required_fraction_of_ceiling' in goal:
-      extra = (f"  (needs {100 * goal['required_fraction_of_ceiling']:.0f}% "
-               'of the ceiling')
-      if 'fraction_of_ceiling' in goal:
-        extra += f", achieves {100 * goal['fraction_of_ceiling']:.0f}%"
-      if 'fraction_of_ceiling_beside' in goal:
-        extra += (f", {100 * goal['fraction_of_ceiling_beside']:.0f}% of the "
-                  'ceiling timed beside it')
-      extra += ')'
-    lines.append(f"  [{goal['status']}] {goal['name']}: {value}{extra}")
+  """The results as a text table (`speed_table`), followed by the goals."""
+  lines = [speed_table.summary(results), '',
+           cells.text_table(speed_table.HEADER,
+                            [speed_table.row(record)
+                             for record in results['measurements']]),
+           '', f"peak RSS {cells.mib(results['peak_rss_bytes'])} MiB; "
+           f"device memory stats: {results['device_memory']}", '', 'goals:']
+  lines += [f"  [{goal['status']}] {goal['name']}: "
+            f'{speed_table.goal_measured(goal)}' for goal in results['goals']]
   return '\n'.join(lines)
 
 

@@ -1,8 +1,8 @@
 """RESULTS.md's tables and figures, regenerated from the workdirs.
 
-`launch/reproduce.sh` trains every run of `RUNS` into a workdirs tree and
-measures the label study and the speed; `python -m launch.report` then calls
-`write_report`, which
+`python -m launch.reproduce` trains every run of the table `runs.RUNS` into
+a workdirs tree and measures the label studies and the speed; `python -m
+launch.report` then calls `write_report`, which
 
   - loads what is there (`load_inputs`; a missing file is logged and its
     rows say "not run");
@@ -20,8 +20,11 @@ Inputs under the workdirs:
   - `<run>/config.json`, `<run>/run.json` (`workdir.record_run`) and
     `<run>/eval/<split>/metrics.json` with its PNGs (`launch.train`);
   - `trifocal_labels/<dataset>/trifocal_labels.{json,png}`
-    (`launch.trifocal_labels`) for each of `LABEL_DATASETS`;
-  - `benchmark/bench.json` (`launch.benchmark --sizes=default,paper`).
+    (`launch.trifocal_labels`) for each of `runs.LABEL_STUDIES`;
+  - `runs.BENCH_FILE` (`launch.benchmark --sizes=default,paper`).
+
+The paper's numbers and the targets they are compared with are in
+`claims.py`.
 
 Percentages have one decimal; gains are differences in percentage points.
 """
@@ -38,102 +41,26 @@ from etils import epath
 from flax import traverse_util
 import numpy as np
 
-from occnet_jax import benchmark
 from occnet_jax import evaluate
 from occnet_jax import machine
 from occnet_jax import multiview
 from occnet_jax import plots
 from occnet_jax import workdir as workdir_lib
 from occnet_jax.configs import default as default_config
+from reproduction import cells
+from reproduction import claims
+from reproduction import label_study
+from reproduction import runs
+from reproduction import speed_table
 
 NOT_RUN = 'not run'
 NOT_MEASURED = 'not measured'
 MET, MISSED = 'met', 'missed'
-EMPTY = '-'
 ALPHA = 0.1
 METHOD_NAMES = {'heatmap': 'heatmap', 'kgnn2d': '2D-KGNN',
                 'kgnn3d': '3D-KGNN', 'labels': 'labels (upper bound)'}
-LABELS_FILE = 'trifocal_labels.json'
-LABELS_FIGURE = 'trifocal_labels.png'
 LABEL_ALPHAS = (0.05, 0.1, 0.2)
-BENCH_FILE = os.path.join('benchmark', 'bench.json')
 ABLATIONS_FIGURE = 'ablations.png'
-
-# The targets of issue 6, in fractions (PCK) or AUC.
-TARGET_AUC = 0.95
-TARGET_AUC_MARGIN = 0.05
-TARGET_LEVEL_GAIN = 0.10
-TARGET_VISIBLE_LOSS = 0.01
-
-# The paper's numbers. Occlusion AUC (Fig. 3): Mask R-CNN
-# confidence vs the 2D-KGNN encoder.
-PAPER_AUC = {'heatmap': 0.83, 'kgnn2d': 0.95}
-# Gain of the 2D-KGNN over the baseline on occluded keypoints at alpha 0.1
-# by number of invisible keypoints (Sec. 4, "Accuracy Analysis"; Figs. 5,
-# 6, 8, 9).
-PAPER_LEVEL_GAINS = {
-    'car_render': {3: '+22', 9: '+10'},
-    'carfusion': {**{level: '>= +6' for level in evaluate.OCCLUSION_LEVELS},
-                  4: 'about +25', 5: 'about +12'},
-}
-# Hand-labelled occluded CarFusion points within alpha 0.1 of the trifocal
-# transfer (Fig. 4 left).
-PAPER_LABEL_FRACTION_AT_0_1 = '~90'
-
-
-@dataclasses.dataclass(frozen=True)
-class Run:
-  """A training run of `launch/reproduce.sh`.
-
-  Attributes:
-    name: its workdir under the workdirs.
-    dataset: the dataset it trains and is tested on, for the tables.
-    description: what it is.
-    paper: the paper's dataset its claims are compared with ('car_render'
-      or 'carfusion'), '' for ablations.
-    ablation_of: the run it ablates, '' for the runs of a dataset.
-  """
-
-  name: str
-  dataset: str
-  description: str
-  paper: str = ''
-  ablation_of: str = ''
-
-
-RUNS = (
-    Run('demo', 'Car-render small', 'the `default` config (`make demo`)',
-        paper='car_render'),
-    Run('demo_seed_1', 'Car-render small',
-        'demo with another seed (initialisation, data order, dropout)',
-        ablation_of='demo'),
-    Run('no_trifocal', 'Car-render small', 'demo without the trifocal loss',
-        ablation_of='demo'),
-    Run('no_encoder', 'Car-render small',
-        'demo without the graph encoder (uniform edge probabilities)',
-        ablation_of='demo'),
-    Run('no_keypoint_type', 'Car-render small',
-        'demo without keypoint types in the node features',
-        ablation_of='demo'),
-    Run('visible_weight_2', 'Car-render small',
-        'demo with the decoder\'s visible term weighted 2x',
-        ablation_of='demo'),
-    Run('visible_weight_4', 'Car-render small',
-        'demo with the decoder\'s visible term weighted 4x',
-        ablation_of='demo'),
-    Run('car_render_full_cpu', 'Car-render full',
-        'the demo model on the full set, 96 px crops', paper='car_render'),
-    Run('carfusion_synthetic', 'synthetic CarFusion',
-        'the demo model on synthetic intersections read by the carfusion '
-        'builder', paper='carfusion'),
-)
-RUNS_BY_NAME = {run.name: run for run in RUNS}
-DATASET_RUNS = tuple(run.name for run in RUNS if not run.ablation_of)
-ABLATION_RUNS = ('demo',) + tuple(run.name for run in RUNS
-                                  if run.ablation_of == 'demo')
-# Label study (paper Fig. 4 left): subdirectory of `trifocal_labels/`, name.
-LABEL_DATASETS = (('car_render_full', 'Car-render full'),
-                  ('carfusion_synthetic', 'synthetic CarFusion'))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -149,7 +76,7 @@ class RunResults:
     figures: paths of the PNGs beside it.
   """
 
-  run: Run
+  run: runs.Run
   config: dict[str, Any] | None
   segments: list[dict[str, Any]] | None
   metrics: dict[str, Any] | None
@@ -162,9 +89,9 @@ class Inputs:
   """Everything the report reads.
 
   Attributes:
-    runs: `RunResults` by run name, for every run of `RUNS`.
-    labels: trifocal_labels.json by dataset of `LABEL_DATASETS` (None where
-      missing).
+    runs: `RunResults` by run name, for every run of `runs.RUNS`.
+    labels: trifocal_labels.json by study of `runs.LABEL_STUDIES` (None
+      where missing).
     label_figures: the label study's PNG by dataset, where it exists.
     bench: bench.json, or None.
     workdirs: where they were read from.
@@ -185,7 +112,7 @@ def read_json(path: str) -> Any:
   return json.loads(epath.Path(path).read_text())
 
 
-def load_run(workdirs: str, run: Run) -> RunResults:
+def load_run(workdirs: str, run: runs.Run) -> RunResults:
   """Reads one run's workdir; its metrics are those of the config's split."""
   workdir = os.path.join(workdirs, run.name)
   config = read_json(os.path.join(workdir, workdir_lib.CONFIG_FILE))
@@ -203,44 +130,35 @@ def load_run(workdirs: str, run: Run) -> RunResults:
                     figures=figures)
 
 
-def label_directory(workdirs: str, dataset: str) -> str:
-  """Where `launch.trifocal_labels` writes a dataset's label study."""
-  return os.path.join(workdirs, 'trifocal_labels', dataset)
-
-
 def load_inputs(workdirs: str) -> Inputs:
   """Reads every input of the report under `workdirs` (module docstring)."""
   labels, label_figures = {}, {}
-  for dataset, _ in LABEL_DATASETS:
-    directory = label_directory(workdirs, dataset)
-    labels[dataset] = read_json(os.path.join(directory, LABELS_FILE))
-    figure = os.path.join(directory, LABELS_FIGURE)
+  for study in runs.LABEL_STUDIES:
+    directory = runs.label_directory(workdirs, study.name)
+    labels[study.name] = read_json(
+        os.path.join(directory, label_study.RESULT_FILE))
+    figure = os.path.join(directory, label_study.PLOT_FILE)
     if epath.Path(figure).exists():
-      label_figures[dataset] = figure
-  return Inputs(runs={run.name: load_run(workdirs, run) for run in RUNS},
+      label_figures[study.name] = figure
+  return Inputs(runs={run.name: load_run(workdirs, run) for run in runs.RUNS},
                 labels=labels, label_figures=label_figures,
-                bench=read_json(os.path.join(workdirs, BENCH_FILE)),
+                bench=read_json(os.path.join(workdirs, runs.BENCH_FILE)),
                 workdirs=workdirs)
 
 
 # Formatting.
 
 
-def percent(value: float | None) -> str:
-  """A fraction as a percentage with one decimal; '-' for None."""
-  return EMPTY if value is None else f'{100 * value:.1f}'
-
-
 def gain(value: float | None, base: float | None) -> str:
   """value - base in signed percentage points; '-' if either is None."""
   if value is None or base is None:
-    return EMPTY
+    return cells.EMPTY
   return f'{100 * (value - base):+.1f}'
 
 
 def auc(value: float | None) -> str:
   """An AUC with three decimals; '-' for None."""
-  return EMPTY if value is None else f'{value:.3f}'
+  return cells.EMPTY if value is None else f'{value:.3f}'
 
 
 def duration(seconds: float) -> str:
@@ -253,17 +171,9 @@ def duration(seconds: float) -> str:
   return f'{seconds // 3600} h {seconds % 3600 // 60:02d} min'
 
 
-def table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
-  """A markdown table."""
-  lines = ['| ' + ' | '.join(header) + ' |',
-           '|' + '---|' * len(header)]
-  lines += ['| ' + ' | '.join(row) + ' |' for row in rows]
-  return '\n'.join(lines)
-
-
 def _not_run_row(first: Sequence[str], width: int) -> list[str]:
   """`first` cells, then 'not run', then '-' up to `width` cells."""
-  return list(first) + [NOT_RUN] + [EMPTY] * (width - len(first) - 1)
+  return list(first) + [NOT_RUN] + [cells.EMPTY] * (width - len(first) - 1)
 
 
 def config_changes(config: Mapping[str, Any]) -> list[str]:
@@ -322,52 +232,54 @@ def _status(met: bool) -> str:
 def auc_target(metrics: Mapping[str, Any] | None) -> tuple[str, str]:
   """2D-KGNN occlusion AUC >= 0.95 and >= the heatmap's + 0.05."""
   if metrics is None:
-    return EMPTY, NOT_RUN
+    return cells.EMPTY, NOT_RUN
   ours = metrics.get('occlusion_auc.kgnn2d')
   base = metrics.get('occlusion_auc.heatmap')
   if ours is None or base is None:
-    return EMPTY, NOT_MEASURED
+    return cells.EMPTY, NOT_MEASURED
   return (f'{auc(ours)} (heatmap {auc(base)})',
-          _status(ours >= TARGET_AUC and ours >= base + TARGET_AUC_MARGIN))
+          _status(ours >= claims.TARGET_AUC
+                  and ours >= base + claims.TARGET_AUC_MARGIN))
 
 
 def level_target(metrics: Mapping[str, Any] | None) -> tuple[str, str]:
   """2D-KGNN occluded PCK@0.1 >= heatmap + 10 at every populated level."""
   if metrics is None:
-    return EMPTY, NOT_RUN
+    return cells.EMPTY, NOT_RUN
   gains = level_gains(metrics)
   if not gains:
-    return EMPTY, NOT_MEASURED
+    return cells.EMPTY, NOT_MEASURED
   measured = ', '.join(f'{100 * value:+.1f} ({level})'
                        for level, value in gains.items())
-  return measured, _status(all(value >= TARGET_LEVEL_GAIN
+  return measured, _status(all(value >= claims.TARGET_LEVEL_GAIN
                                for value in gains.values()))
 
 
 def visible_target(metrics: Mapping[str, Any] | None) -> tuple[str, str]:
   """2D-KGNN visible PCK@0.1 >= heatmap visible - 1 point."""
   if metrics is None:
-    return EMPTY, NOT_RUN
+    return cells.EMPTY, NOT_RUN
   ours, base = (pck(metrics, method, 'visible')
                 for method in ('kgnn2d', 'heatmap'))
   if ours is None or base is None:
-    return EMPTY, NOT_MEASURED
-  return (f'{percent(ours)} vs {percent(base)} ({gain(ours, base)})',
-          _status(ours >= base - TARGET_VISIBLE_LOSS))
+    return cells.EMPTY, NOT_MEASURED
+  return (f'{cells.percent(ours)} vs {cells.percent(base)} '
+          f'({gain(ours, base)})',
+          _status(ours >= base - claims.TARGET_VISIBLE_LOSS))
 
 
 def robustness_target(metrics: Mapping[str, Any] | None) -> tuple[str, str]:
   """Noise costs the 3D-KGNN less PCK@0.1 than the 2D-KGNN (least to most)."""
   if metrics is None:
-    return EMPTY, NOT_RUN
+    return cells.EMPTY, NOT_RUN
   sigmas = noise_sigmas(metrics)
   if len(sigmas) < 2:
-    return EMPTY, NOT_MEASURED
+    return cells.EMPTY, NOT_MEASURED
   values = {method: [metrics.get(evaluate.robustness_key(method, sigma))
                      for sigma in (sigmas[0], sigmas[-1])]
             for method in ('kgnn2d', 'kgnn3d')}
   if any(None in pair for pair in values.values()):
-    return EMPTY, NOT_MEASURED
+    return cells.EMPTY, NOT_MEASURED
   change = {method: last - first for method, (first, last) in values.items()}
   measured = (f'3D-KGNN {100 * change["kgnn3d"]:+.1f}, 2D-KGNN '
               f'{100 * change["kgnn2d"]:+.1f} (σ {sigmas[0]:g} to '
@@ -376,23 +288,16 @@ def robustness_target(metrics: Mapping[str, Any] | None) -> tuple[str, str]:
 
 
 RUN_TARGETS: tuple[tuple[str, Callable[..., tuple[str, str]]], ...] = (
-    (f'occlusion AUC of the 2D-KGNN >= {TARGET_AUC:g} and >= heatmap + '
-     f'{TARGET_AUC_MARGIN:g}', auc_target),
-    (f'2D-KGNN occluded PCK@0.1 >= heatmap + {100 * TARGET_LEVEL_GAIN:g} at '
-     'every populated level', level_target),
-    (f'2D-KGNN visible PCK@0.1 >= heatmap - {100 * TARGET_VISIBLE_LOSS:g}',
-     visible_target),
+    (f'occlusion AUC of the 2D-KGNN >= {claims.TARGET_AUC:g} and >= '
+     f'heatmap + {claims.TARGET_AUC_MARGIN:g}', auc_target),
+    ('2D-KGNN occluded PCK@0.1 >= heatmap + '
+     f'{100 * claims.TARGET_LEVEL_GAIN:g} at every populated level',
+     level_target),
+    ('2D-KGNN visible PCK@0.1 >= heatmap - '
+     f'{100 * claims.TARGET_VISIBLE_LOSS:g}', visible_target),
     ('noise costs the 3D-KGNN less PCK@0.1 than the 2D-KGNN',
      robustness_target),
 )
-
-
-def benchmark_goals(bench: Mapping[str, Any]) -> list[dict[str, Any]]:
-  """bench.json's goals, evaluated from its measurements if it has none."""
-  if 'goals' in bench:
-    return bench['goals']
-  return benchmark.evaluate_goals(bench['measurements'],
-                                  bench['ceiling']['flops_per_second'])
 
 
 # Blocks.
@@ -409,7 +314,7 @@ def render_runs(inputs: Inputs) -> str:
     if results.config is None and results.segments is None:
       rows.append(_not_run_row(first, len(header)))
       continue
-    changes = (EMPTY if results.config is None else
+    changes = (cells.EMPTY if results.config is None else
                ', '.join(f'`{change}`'
                          for change in config_changes(results.config))
                or 'none')
@@ -424,9 +329,9 @@ def render_runs(inputs: Inputs) -> str:
                                    for s in segments}))
     else:
       steps, train_time, eval_time, machines = (
-          'not finished', EMPTY, EMPTY, EMPTY)
+          'not finished', cells.EMPTY, cells.EMPTY, cells.EMPTY)
     rows.append(first + [changes, steps, train_time, eval_time, machines])
-  return table(header, rows)
+  return cells.table(header, rows)
 
 
 def render_headline(inputs: Inputs) -> str:
@@ -439,13 +344,13 @@ def render_headline(inputs: Inputs) -> str:
       continue
     for method in evaluate.METHODS:
       rows.append([f'`{name}`', METHOD_NAMES[method]] + [
-          percent(pck(results.metrics, method, subset))
+          cells.percent(pck(results.metrics, method, subset))
           for subset in ('all', 'visible', 'occluded')] + [
               auc(results.metrics.get(f'occlusion_auc.{method}'))])
-  for method, value in PAPER_AUC.items():
-    rows.append(['paper (Fig. 3)', METHOD_NAMES[method], EMPTY, EMPTY,
-                 EMPTY, auc(value)])
-  return table(header, rows)
+  for method, value in claims.PAPER_AUC.items():
+    rows.append(['paper (Fig. 3)', METHOD_NAMES[method]]
+                + [cells.EMPTY] * 3 + [auc(value)])
+  return cells.table(header, rows)
 
 
 def render_levels(results: RunResults) -> str:
@@ -455,41 +360,42 @@ def render_levels(results: RunResults) -> str:
       for method in evaluate.METHODS] + ['2D-KGNN gain @0.1',
                                          'paper gain @0.1', 'keypoints']
   if results.metrics is None:
-    return table(header, [_not_run_row([], len(header))])
-  paper = PAPER_LEVEL_GAINS[results.run.paper]
+    return cells.table(header, [_not_run_row([], len(header))])
+  paper = claims.PAPER_LEVEL_GAINS[results.run.paper]
   rows = []
   for level in evaluate.OCCLUSION_LEVELS:
     subset = f'occluded_{level}'
     rows.append([str(level)] + [
-        percent(pck(results.metrics, method, subset, alpha))
+        cells.percent(pck(results.metrics, method, subset, alpha))
         for alpha in (0.1, 0.2) for method in evaluate.METHODS] + [
             gain(pck(results.metrics, 'kgnn2d', subset),
                  pck(results.metrics, 'heatmap', subset)),
-            paper.get(level, EMPTY),
-            str(results.metrics.get(evaluate.count_key(subset), EMPTY))])
-  return table(header, rows)
+            paper.get(level, cells.EMPTY),
+            str(results.metrics.get(evaluate.count_key(subset),
+                                    cells.EMPTY))])
+  return cells.table(header, rows)
 
 
 def render_robustness(inputs: Inputs) -> str:
   """`robustness`: PCK@0.1 vs input noise sigma per dataset run."""
-  metrics = [inputs.runs[name].metrics for name in DATASET_RUNS]
+  metrics = [inputs.runs[name].metrics for name in runs.DATASET_RUNS]
   sigmas = sorted({sigma for m in metrics if m for sigma in noise_sigmas(m)})
   header = ['run', 'method'] + [f'σ {sigma:g}' for sigma in sigmas]
   rows = []
-  for name, run_metrics in zip(DATASET_RUNS, metrics):
+  for name, run_metrics in zip(runs.DATASET_RUNS, metrics):
     if run_metrics is None:
       rows.append(_not_run_row([f'`{name}`'], len(header)))
       continue
     for method in evaluate.METHODS:
       rows.append([f'`{name}`', METHOD_NAMES[method]] + [
-          percent(run_metrics.get(evaluate.robustness_key(method, sigma)))
+          cells.percent(run_metrics.get(evaluate.robustness_key(method, sigma)))
           for sigma in sigmas])
-  return table(header, rows)
+  return cells.table(header, rows)
 
 
 def ablation_metrics(inputs: Inputs) -> dict[str, dict[str, Any]]:
   """The metrics of the ablation runs (and the demo) that have them."""
-  return {name: inputs.runs[name].metrics for name in ABLATION_RUNS
+  return {name: inputs.runs[name].metrics for name in runs.ABLATION_RUNS
           if inputs.runs[name].metrics is not None}
 
 
@@ -502,20 +408,21 @@ def render_ablations(inputs: Inputs, figures_link: str) -> str:
       for subset in ('visible', 'occluded')] + ['2D-KGNN occlusion AUC'] + [
           f'2D-KGNN occluded, {level} invisible' for level in levels]
   rows = []
-  for name in ABLATION_RUNS:
-    first = [f'`{name}`', RUNS_BY_NAME[name].description]
+  for name in runs.ABLATION_RUNS:
+    first = [f'`{name}`', runs.RUNS_BY_NAME[name].description]
     metrics = available.get(name)
     if metrics is None:
       rows.append(_not_run_row(first, len(header)))
       continue
     rows.append(first + [
-        percent(pck(metrics, method, subset))
+        cells.percent(pck(metrics, method, subset))
         for method in ('kgnn2d', 'kgnn3d')
         for subset in ('visible', 'occluded')] + [
             auc(metrics.get('occlusion_auc.kgnn2d'))] + [
-                percent(pck(metrics, 'kgnn2d', f'occluded_{level}'))
+                cells.percent(pck(metrics, 'kgnn2d', f'occluded_{level}'))
                 for level in levels])
-  text = ('PCK@0.1 (%) of the 2D- and 3D-KGNN:\n\n' + table(header, rows))
+  text = ('PCK@0.1 (%) of the 2D- and 3D-KGNN:\n\n'
+          + cells.table(header, rows))
   if available:
     text += (f'\n\n![occluded PCK by level, ablations]'
              f'({figures_link}/{ABLATIONS_FIGURE})')
@@ -526,7 +433,7 @@ def render_multiview(inputs: Inputs) -> str:
   """`multiview`: mean correspondences per n-view subset (Fig. 4 right)."""
   header = ['run', 'method'] + [f'{n} views' for n in multiview.VIEW_COUNTS]
   rows = []
-  for name in DATASET_RUNS:
+  for name in runs.DATASET_RUNS:
     metrics = inputs.runs[name].metrics
     if metrics is None:
       rows.append(_not_run_row([f'`{name}`'], len(header)))
@@ -534,24 +441,24 @@ def render_multiview(inputs: Inputs) -> str:
     if not any(key.startswith('multiview.') for key in metrics):
       logging.warning('%s: no multiview.* keys in metrics.json.', name)
       rows.append([f'`{name}`', NOT_MEASURED]
-                  + [EMPTY] * len(multiview.VIEW_COUNTS))
+                  + [cells.EMPTY] * len(multiview.VIEW_COUNTS))
       continue
     for method in evaluate.MULTIVIEW_METHODS:
-      cells = []
+      row = []
       for n in multiview.VIEW_COUNTS:
         count = metrics.get(evaluate.multiview_key(method, n))
         fraction = metrics.get(evaluate.multiview_key(method, n,
                                                       fraction=True))
-        cells.append(EMPTY if count is None else
-                     f'{count:.1f} ({percent(fraction)}%)')
-      rows.append([f'`{name}`', METHOD_NAMES[method]] + cells)
+        row.append(cells.EMPTY if count is None else
+                   f'{count:.1f} ({cells.percent(fraction)}%)')
+      rows.append([f'`{name}`', METHOD_NAMES[method]] + row)
     rows.append([f'`{name}`', 'subsets'] + [
-        EMPTY if metrics.get(f'multiview_subsets.{n}') is None
+        cells.EMPTY if metrics.get(f'multiview_subsets.{n}') is None
         else str(metrics[f'multiview_subsets.{n}'])
         for n in multiview.VIEW_COUNTS])
   return ('Mean number of keypoint correspondences (inliers at alpha 0.1) '
           'per n-view subset of a car, and their share of the subset\'s '
-          'K x n keypoints:\n\n' + table(header, rows))
+          'K x n keypoints:\n\n' + cells.table(header, rows))
 
 
 def fraction_at(summary: Mapping[str, Any], key: str,
@@ -572,7 +479,8 @@ def render_trifocal_labels(inputs: Inputs, figures_link: str) -> str:
             ] + [f'noise-free @{a:g}' for a in LABEL_ALPHAS] + [
                 f'label noise @{a:g}' for a in LABEL_ALPHAS]
   rows, notes = [], []
-  for dataset, label in LABEL_DATASETS:
+  for study in runs.LABEL_STUDIES:
+    dataset, label = study.name, study.label
     summary = inputs.labels[dataset]
     if summary is None:
       rows.append(_not_run_row([label], len(header)))
@@ -580,7 +488,7 @@ def render_trifocal_labels(inputs: Inputs, figures_link: str) -> str:
     rows.append([f'{label} (`{summary["dataset"]}`)', summary['split'],
                  str(summary['num_occluded']),
                  str(summary['num_points'])] + [
-                     percent(fraction_at(summary, key, alpha))
+                     cells.percent(fraction_at(summary, key, alpha))
                      for key in ('fraction_within_noise_free',
                                  'fraction_within')
                      for alpha in LABEL_ALPHAS])
@@ -591,61 +499,25 @@ def render_trifocal_labels(inputs: Inputs, figures_link: str) -> str:
       notes.append(f'![trifocal labels, {label}]'
                    f'({figures_link}/trifocal_labels_{dataset}.png)')
   # Human labels: the paper's counterpart of our simulated annotator.
-  rows.append(['CarFusion (paper, human labels)'] + [EMPTY] * (
-      3 + len(LABEL_ALPHAS)) + [PAPER_LABEL_FRACTION_AT_0_1 if alpha == 0.1
-                                else EMPTY for alpha in LABEL_ALPHAS])
+  rows.append(['CarFusion (paper, human labels)'] + [cells.EMPTY] * (
+      3 + len(LABEL_ALPHAS)) + [
+          claims.PAPER_LABEL_FRACTION_AT_0_1 if alpha == 0.1 else cells.EMPTY
+          for alpha in LABEL_ALPHAS])
   return ('Labelled occluded points within alpha * L of the trifocal '
           'transfer from two views where they are visible (%):\n\n'
-          + '\n\n'.join([table(header, rows)] + notes))
-
-
-def _mib(value: float) -> str:
-  return f'{value / 2**20:.0f}'
+          + '\n\n'.join([cells.table(header, rows)] + notes))
 
 
 def render_speed(inputs: Inputs) -> str:
   """`speed`: the benchmark's measurements, its ceiling and machine."""
-  header = ['size', 'pipeline', 'mode', 'batch (cars x views)',
-            'cars/s median (min-max)', '% of ceiling',
-            '% of ceiling timed beside', 'compile s',
-            'buffers MiB', 'peak memory MiB']
   bench = inputs.bench
   if bench is None:
-    return table(header, [_not_run_row([], len(header))])
-  rows = []
-  for record in bench['measurements']:
-    if record['timed']:
-      rate = record['cars_per_second']
-      speed = (f'{rate["median"]:.1f} ({rate["min"]:.1f}-'
-               f'{rate["max"]:.1f})')
-      ceiling = percent(record['fraction_of_ceiling'])
-      # Benchmarks before the ceiling was timed beside each call have none.
-      beside = (percent(record['fraction_of_ceiling_beside'])
-                if 'fraction_of_ceiling_beside' in record else EMPTY)
-    else:
-      speed = f'<= {record["cars_per_second_at_ceiling"]:.1f} (not run)'
-      ceiling = beside = EMPTY
-    buffers = record['compiled_memory_bytes']
-    device = record.get('device_memory') or {}
-    peak = device.get('peak_bytes_in_use', record['peak_rss_bytes'])
-    rows.append([record['size'], record['pipeline'], record['mode'],
-                 f'{record["batch_cars"]} x {record["views_per_car"]}',
-                 speed, ceiling, beside, f'{record["compile_seconds"]:.1f}',
-                 _mib(buffers['argument'] + buffers['output']
-                      + buffers['temp']), _mib(peak)])
-  info, ceiling = bench['machine'], bench['ceiling']
+    return cells.table(speed_table.HEADER,
+                       [_not_run_row([], len(speed_table.HEADER))])
   return '\n\n'.join([
-      table(header, rows),
-      f'Machine: {machine.describe(info)}, jax {info["jax"]} on '
-      f'{info["jax_backend"]}; load average '
-      f'{info["load_average_1min"]:.1f} at start, '
-      f'{bench["load_average_1min_end"]:.1f} at end; '
-      f'{bench["wall_seconds"]:.0f} s in all. Matmul ceiling '
-      f'({ceiling["size"]}^2 float32): '
-      f'{ceiling["flops_per_second"] / 1e9:.1f} GFLOP/s. Buffers: the '
-      'compiled call\'s arguments, outputs and temporaries; peak memory: '
-      'the device allocator\'s peak where the backend has one, else the '
-      'process\'s peak RSS so far (it only grows down the table).'])
+      cells.table(speed_table.HEADER, [speed_table.row(record)
+                                       for record in bench['measurements']]),
+      f'{speed_table.summary(bench)} {speed_table.NOTE}'])
 
 
 def render_targets(inputs: Inputs) -> str:
@@ -653,26 +525,16 @@ def render_targets(inputs: Inputs) -> str:
   header = ['target', 'run', 'measured', 'status']
   rows = []
   for target, check in RUN_TARGETS:
-    for name in DATASET_RUNS:
+    for name in runs.DATASET_RUNS:
       rows.append([target, f'`{name}`',
                    *check(inputs.runs[name].metrics)])
   if inputs.bench is None:
-    rows.append(['speed goals (benchmark)', EMPTY, EMPTY, NOT_RUN])
+    rows.append(['speed goals (benchmark)', cells.EMPTY, cells.EMPTY, NOT_RUN])
   else:
-    for goal in benchmark_goals(inputs.bench):
-      measured = EMPTY if goal['value'] is None else f'{goal["value"]:.1f}'
-      if 'fraction_of_ceiling' in goal:
-        measured += f' ({percent(goal["fraction_of_ceiling"])}% of ceiling'
-        if 'fraction_of_ceiling_beside' in goal:
-          measured += (f', {percent(goal["fraction_of_ceiling_beside"])}% '
-                       'of the ceiling timed beside it')
-        measured += ')'
-      if goal.get('required_fraction_of_ceiling', 0) > 1:
-        measured += (f' (needs '
-                     f'{percent(goal["required_fraction_of_ceiling"])}% of '
-                     'the ceiling)')
+    for goal in speed_table.bench_goals(inputs.bench):
+      measured = speed_table.goal_measured(goal)
       rows.append([goal['name'], 'benchmark', measured, goal['status']])
-  return table(header, rows)
+  return cells.table(header, rows)
 
 
 def render_figures(inputs: Inputs, figures_link: str) -> str:
@@ -700,11 +562,11 @@ def render_blocks(inputs: Inputs, figures_link: str) -> dict[str, str]:
 
   Returns:
     Markdown by block name: `runs`, `headline`, `levels_<run>` for each of
-    `DATASET_RUNS`, `robustness`, `ablations`, `multiview`,
+    `runs.DATASET_RUNS`, `robustness`, `ablations`, `multiview`,
     `trifocal_labels`, `speed`, `targets`, `figures`.
   """
   blocks = {'runs': render_runs(inputs), 'headline': render_headline(inputs)}
-  for name in DATASET_RUNS:
+  for name in runs.DATASET_RUNS:
     blocks[f'levels_{name}'] = render_levels(inputs.runs[name])
   blocks.update(
       robustness=render_robustness(inputs),
@@ -794,11 +656,11 @@ def copy_figures(inputs: Inputs, figures: str) -> None:
     _copy(path, os.path.join(figures, f'trifocal_labels_{dataset}.png'))
   for dataset, summary in inputs.labels.items():
     if summary is not None:
-      _copy(os.path.join(label_directory(inputs.workdirs, dataset),
-                         LABELS_FILE),
+      _copy(os.path.join(runs.label_directory(inputs.workdirs, dataset),
+                         label_study.RESULT_FILE),
             os.path.join(figures, f'trifocal_labels_{dataset}.json'))
   if inputs.bench is not None:
-    _copy(os.path.join(inputs.workdirs, BENCH_FILE),
+    _copy(os.path.join(inputs.workdirs, runs.BENCH_FILE),
           os.path.join(figures, 'bench.json'))
   available = ablation_metrics(inputs)
   if available:
@@ -814,7 +676,7 @@ def write_report(workdirs: str, results: str, figures: str) -> list[str]:
   """Regenerates RESULTS.md's blocks and figures from the workdirs.
 
   Args:
-    workdirs: the runs' workdirs (`launch/reproduce.sh`).
+    workdirs: the runs' workdirs (`launch.reproduce`).
     results: RESULTS.md, with a marker pair per block of `render_blocks`.
     figures: the directory the figures are copied to.
 

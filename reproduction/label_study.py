@@ -224,8 +224,8 @@ def run_study(*, dataset: str, split: str, data_dir: str, output: str,
               num_views: int = 4, batch_size: int = 32) -> dict[str, Any]:
   """Runs `study` on a TFDS split; writes RESULT_FILE and PLOT_FILE.
 
-  The dataset is built on first use when the project has its builder
-  (`input_pipeline.prepare_dataset`).
+  The dataset is built on first use when its builder is registered
+  (`data_prep.builders.register`; `input_pipeline.prepare_dataset`).
 
   Args:
     dataset: TFDS name, with its builder config after a '/'.

@@ -1,0 +1,36 @@
+r"""Every run behind RESULTS.md, then the report of their workdirs.
+
+    python -m launch.reproduce [--workdirs=workdirs]
+
+About two hours on two CPU cores. The runs and studies are the table of
+reproduction/runs.py; rerunning skips what is finished
+(reproduction/reproduce.py says what is rerun).
+"""
+
+import subprocess
+
+from absl import app
+from absl import flags
+
+from occnet_jax import cli
+from occnet_jax import errors
+from reproduction import reproduce
+
+_WORKDIRS = flags.DEFINE_string('workdirs', 'workdirs',
+                                'Where the runs\' workdirs and data go.')
+cli.directory_path(_WORKDIRS)
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
+  try:
+    reproduce.reproduce(_WORKDIRS.value)
+  except subprocess.CalledProcessError as error:
+    raise errors.UserError(
+        f'`{" ".join(error.cmd[1:])}` failed (exit status '
+        f'{error.returncode}); rerun to continue there.') from None
+
+
+if __name__ == '__main__':
+  cli.run(main)

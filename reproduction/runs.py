@@ -1,0 +1,195 @@
+"""The table of the reproduction: every run behind RESULTS.md, in one place.
+
+`python -m launch.reproduce` trains the `RUNS` into a workdirs tree (each in
+`<workdirs>/<name>`, from its config file and overrides), first making the
+`PREPARATIONS` a run `needs`; then it runs the `STUDIES` (the label studies,
+the box oracle, the benchmark). `report.py` reads the same table back: the
+runs' rows, the datasets they stand for, the ablations and where each
+study's output lies. The configs are the runs' single source; a run adds
+only command-line overrides. `{workdirs}` in a flag stands for the workdirs
+tree.
+"""
+
+import dataclasses
+import os
+
+# The TFDS data dir every run and study shares (`input_pipeline.
+# resolve_data_dir` puts it beside each workdir).
+DATA_DIR = os.path.join('{workdirs}', 'tensorflow_datasets')
+CONFIG_DIR = os.path.join('occnet_jax', 'configs')
+# The Car-render training cars' shape basis, for CarFusion's 3D-KGNN.
+CAR_RENDER_BASIS = os.path.join('{workdirs}',
+                                'car_render_small_train_basis.npz')
+BENCH_FILE = os.path.join('benchmark', 'bench.json')
+
+
+@dataclasses.dataclass(frozen=True)
+class Step:
+  """A command of the reproduction other than training.
+
+  Attributes:
+    name: what it makes.
+    module: run as `python -m <module>`.
+    flags: its flags.
+    done: a path whose existence means the step need not run again; ''
+      for a step rerun every time (a study reads what the runs left).
+  """
+
+  name: str
+  module: str
+  flags: tuple[str, ...]
+  done: str = ''
+
+
+@dataclasses.dataclass(frozen=True)
+class Run:
+  """A training run of the reproduction.
+
+  Attributes:
+    name: its workdir under the workdirs.
+    config: its config file under `occnet_jax/configs/`.
+    dataset: the dataset it trains and is tested on, for the tables.
+    description: what it is.
+    overrides: `--config.KEY=VALUE` flags.
+    paper: the paper's dataset its claims are compared with ('car_render'
+      or 'carfusion'), '' for ablations.
+    ablation_of: the run it ablates, '' for the runs of a dataset.
+    needs: the names of the `PREPARATIONS` it needs first.
+  """
+
+  name: str
+  config: str
+  dataset: str
+  description: str
+  overrides: tuple[str, ...] = ()
+  paper: str = ''
+  ablation_of: str = ''
+  needs: tuple[str, ...] = ()
+
+
+RUNS = (
+    Run('demo', 'default.py', 'Car-render small',
+        'the `default` config (`make demo`)', paper='car_render'),
+    Run('demo_seed_1', 'default.py', 'Car-render small',
+        'demo with another seed (initialisation, data order, dropout)',
+        overrides=('--config.seed=1',), ablation_of='demo'),
+    Run('no_trifocal', 'default.py', 'Car-render small',
+        'demo without the trifocal loss',
+        overrides=('--config.loss.trifocal=0',), ablation_of='demo'),
+    Run('no_encoder', 'default.py', 'Car-render small',
+        'demo without the graph encoder (uniform edge probabilities)',
+        overrides=('--config.model.use_encoder=False',), ablation_of='demo'),
+    Run('no_keypoint_type', 'default.py', 'Car-render small',
+        'demo without keypoint types in the node features',
+        overrides=('--config.model.use_keypoint_type=False',),
+        ablation_of='demo'),
+    Run('visible_weight_2', 'default.py', 'Car-render small',
+        'demo with the decoder\'s visible term weighted 2x',
+        overrides=('--config.loss.visible=2',), ablation_of='demo'),
+    Run('visible_weight_4', 'default.py', 'Car-render small',
+        'demo with the decoder\'s visible term weighted 4x',
+        overrides=('--config.loss.visible=4',), ablation_of='demo'),
+    Run('car_render_full_cpu', 'car_render_full_cpu.py', 'Car-render full',
+        'the demo model on the full set, 96 px crops', paper='car_render'),
+    # The basis is fitted on the Car-render training cars (built by `demo`).
+    Run('carfusion_synthetic', 'carfusion_synthetic.py',
+        'synthetic CarFusion',
+        'the demo model on synthetic intersections read by the carfusion '
+        'builder',
+        overrides=(f'--config.shape_basis.path={CAR_RENDER_BASIS}',),
+        paper='carfusion', needs=('synthetic_carfusion', 'car_render_basis')),
+)
+RUNS_BY_NAME = {run.name: run for run in RUNS}
+DATASET_RUNS = tuple(run.name for run in RUNS if not run.ablation_of)
+ABLATION_RUNS = ('demo',) + tuple(run.name for run in RUNS
+                                  if run.ablation_of == 'demo')
+
+# Synthetic intersections in the CarFusion layout, read by the carfusion
+# builder on first use as it reads real CarFusion: no calibration (every
+# camera is a PnP virtual pose against the ShapeNet mean car), labels with
+# simulated annotator noise (occnet_jax/annotator.py; exact positions in
+# gt_true/ for evaluation), boxes of the visible pixels in bb/ (the run
+# builds `carfusion/visible_hull`, which reads the visible-keypoint hull
+# instead; docs/design.md, "Boxes").
+CARFUSION_MANUAL = os.path.join(DATA_DIR, 'downloads', 'manual', 'carfusion')
+PREPARATIONS = {step.name: step for step in (
+    Step('synthetic_carfusion', 'data_prep.make_synthetic_carfusion', (
+        f'--output={CARFUSION_MANUAL}', '--train_sequences=8',
+        '--test_sequences=2', '--cameras=8', '--frames=12', '--cars=12',
+        '--width=1280', '--height=720', '--seed=0', '--nocalibration',
+        '--label_sigma_visible=0.015', '--label_sigma_occluded=0.05',
+        '--label_mirror_swap_rate=0.05'),
+         done=os.path.join(CARFUSION_MANUAL, 'test')),
+    # The 3D-KGNN's shape basis for CarFusion, fitted on other cars: the
+    # Car-render training cars (built by `demo`).
+    Step('car_render_basis', 'data_prep.fit_shape_basis', (
+        '--dataset=car_render/small', '--split=train',
+        f'--data_dir={DATA_DIR}', f'--output={CAR_RENDER_BASIS}'),
+         done=CAR_RENDER_BASIS),
+)}
+
+
+@dataclasses.dataclass(frozen=True)
+class LabelStudy:
+  """A trifocal label study (paper Fig. 4 left) of `launch.trifocal_labels`.
+
+  Attributes:
+    name: its directory under `<workdirs>/trifocal_labels/`.
+    dataset: the TFDS name with its builder config, built by a run above.
+    label: the dataset's name in the tables.
+  """
+
+  name: str
+  dataset: str
+  label: str
+
+
+LABEL_STUDIES = (
+    LabelStudy('car_render_full', 'car_render/full', 'Car-render full'),
+    LabelStudy('carfusion_synthetic', 'carfusion/visible_hull',
+               'synthetic CarFusion'),
+)
+
+
+def label_directory(workdirs: str, study: str) -> str:
+  """Where `launch.trifocal_labels` writes a label study."""
+  return os.path.join(workdirs, 'trifocal_labels', study)
+
+
+STUDIES = tuple(
+    Step(f'trifocal_labels/{study.name}', 'launch.trifocal_labels', (
+        f'--dataset={study.dataset}', '--split=test',
+        f'--data_dir={DATA_DIR}',
+        f'--output={label_directory("{workdirs}", study.name)}'))
+    for study in LABEL_STUDIES) + (
+        # What a box rule tells about hidden keypoints (docs/design.md,
+        # "Boxes"): the run's boxes, and the generator's visible-pixel
+        # boxes of bb/, which the default config builds.
+        Step('carfusion_bb_boxes', 'tensorflow_datasets.scripts.cli.main', (
+            'build', 'data_prep/carfusion', '--config=default',
+            f'--manual_dir={CARFUSION_MANUAL}', f'--data_dir={DATA_DIR}',
+            '--file_format=array_record'),
+             done=os.path.join(DATA_DIR, 'carfusion', 'default')),
+    ) + tuple(
+        Step(f'box_oracle/{boxes}', 'data_prep.box_oracle', (
+            f'--data_dir={DATA_DIR}', f'--dataset=carfusion/{boxes}',
+            f'--output={{workdirs}}/box_oracle/carfusion_synthetic_{boxes}'
+            '.json'))
+        for boxes in ('visible_hull', 'default')) + (
+        # Speed: alone on the machine, or its numbers mean little.
+        Step('benchmark', 'launch.benchmark', (
+            '--sizes=default,paper',
+            f'--output={os.path.join("{workdirs}", BENCH_FILE)}')),
+    )
+
+
+def train_flags(run: Run, workdirs: str) -> list[str]:
+  """The `launch.train` flags of a run."""
+  return [f'--config={os.path.join(CONFIG_DIR, run.config)}',
+          f'--workdir={os.path.join(workdirs, run.name)}'] + [
+              flag.format(workdirs=workdirs) for flag in run.overrides]
+
+
+def step_flags(step: Step, workdirs: str) -> list[str]:
+  """A step's flags in the workdirs tree."""
+  return [flag.format(workdirs=workdirs) for flag in step.flags]

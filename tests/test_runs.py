@@ -1,0 +1,88 @@
+"""The reproduction's table of runs and the commands it drives."""
+
+import os
+import subprocess
+
+from absl import flags
+from ml_collections import config_flags
+import pytest
+
+from occnet_jax import configs
+from reproduction import reproduce
+from reproduction import runs
+
+REPOSITORY = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def parsed_config(argv):
+  """The config of `launch.train` flags (--config and its overrides)."""
+  flag_values = flags.FlagValues()
+  argv = ['train', *argv]
+  holder = config_flags.DEFINE_config_file('config', flag_values=flag_values,
+                                           sys_argv=argv)
+  flags.DEFINE_string('workdir', None, '', flag_values=flag_values)
+  flag_values(argv)
+  return holder.value
+
+
+@pytest.mark.parametrize('run', runs.RUNS, ids=lambda run: run.name)
+def test_every_run_is_a_valid_config_its_overrides_change(run, monkeypatch):
+  monkeypatch.chdir(REPOSITORY)
+  workdirs = 'some/workdirs'
+  argv = runs.train_flags(run, workdirs)
+  assert argv[1] == f'--workdir={workdirs}/{run.name}'
+  config = parsed_config(argv)
+  configs.validate(config, num_devices=1)
+  base = parsed_config(argv[:1]).to_dict()
+  for override in argv[2:]:
+    key, value = override.removeprefix('--config.').split('=', 1)
+    assert '{' not in value, override
+    default, parsed = base, config
+    for part in key.split('.'):
+      default, parsed = default[part], parsed[part]
+    assert parsed != default, f'{override} changes nothing'
+
+
+def test_the_table_is_consistent():
+  names = [run.name for run in runs.RUNS]
+  assert len(set(names)) == len(names)
+  for run in runs.RUNS:
+    assert set(run.needs) <= set(runs.PREPARATIONS)
+    assert (run.paper in ('car_render', 'carfusion')) != bool(run.ablation_of)
+    assert run.ablation_of in ('', *names)
+  assert set(runs.DATASET_RUNS) | set(runs.ABLATION_RUNS) == set(names)
+
+
+def test_commands_prepare_once_before_the_first_run_that_needs_it():
+  order = [name for name, _, _ in reproduce.commands('w')]
+  assert order[-1] == 'report'
+  assert len(set(order)) == len(order)
+  for run in runs.RUNS:
+    for need in run.needs:
+      assert order.index(need) < order.index(run.name)
+  assert set(order) == ({run.name for run in runs.RUNS} | set(
+      runs.PREPARATIONS) | {step.name for step in runs.STUDIES} | {'report'})
+
+
+def test_reproduce_skips_what_is_done_and_stops_at_a_failure(
+    tmp_path, monkeypatch):
+  workdirs = str(tmp_path)
+  done = runs.PREPARATIONS['car_render_basis'].done.format(workdirs=workdirs)
+  os.makedirs(os.path.dirname(done), exist_ok=True)
+  open(done, 'w').close()
+  failing = runs.RUNS[-1].name
+  ran = []
+
+  def fake_run(command, check):
+    assert check and command[1] == '-m'
+    ran.append(command[2:])
+    if f'--workdir={workdirs}/{failing}' in command:
+      raise subprocess.CalledProcessError(3, command)
+
+  monkeypatch.setattr(subprocess, 'run', fake_run)
+  with pytest.raises(subprocess.CalledProcessError):
+    reproduce.reproduce(workdirs)
+  expected = [arguments for name, arguments, _ in reproduce.commands(workdirs)
+              if name != 'car_render_basis']
+  assert ran == expected[:expected.index(
+      ['launch.train', *runs.train_flags(runs.RUNS[-1], workdirs)]) + 1]
