@@ -9,7 +9,7 @@ real CarFusion. Where the labels differ from them (synthetic CarFusion
 written with annotator noise), PCK is also reported against the labels, as a
 real benchmark would measure it.
 
-metrics.json keys:
+metrics.json keys (`metric_keys` writes and parses them):
   - `pck.<method>.<subset>.<alpha>`: fraction of keypoints within alpha * L
     of the ground truth, L = max(box width, box height). Subsets: `all`
     (labelled keypoints), `visible`, `occluded`, and `occluded_<n>`: the
@@ -64,6 +64,7 @@ from occnet_jax import box_jitter as box_jitter_lib
 from occnet_jax import boxes as boxes_lib
 from occnet_jax import input_pipeline
 from occnet_jax import labels
+from occnet_jax import metric_keys
 from occnet_jax import metrics as metrics_lib
 from occnet_jax import multiview
 
@@ -78,44 +79,6 @@ ROBUSTNESS_ALPHA = 0.1
 VISIBLE = labels.Visibility.VISIBLE
 OCCLUDED = labels.Visibility.OCCLUDED
 _AXIS = input_pipeline.DEVICE_AXIS
-
-
-def pck_key(method: str, subset: str, alpha: float) -> str:
-  """'pck.<method>.<subset>.<alpha>', alpha written as str(float)."""
-  return f'pck.{method}.{subset}.{float(alpha)}'
-
-
-def label_pck_key(method: str, subset: str, alpha: float) -> str:
-  """'pck_labels.<method>.<subset>.<alpha>': PCK against the labels."""
-  return f'pck_labels.{method}.{subset}.{float(alpha)}'
-
-
-def box_jitter_key(method: str, sigma: float) -> str:
-  """'pck_box_jitter.<method>.<sigma>', sigma written as str(float)."""
-  return f'pck_box_jitter.{method}.{float(sigma)}'
-
-
-def box_jitter_sigmas(results: Mapping[str, Any]) -> list[float]:
-  """The box-jitter sigmas of a metrics dict, sorted."""
-  prefix = f'pck_box_jitter.{METHODS[0]}.'
-  return sorted(float(key[len(prefix):]) for key in results
-                if key.startswith(prefix))
-
-
-def count_key(subset: str) -> str:
-  """'count.<subset>': how many keypoints a PCK subset holds."""
-  return f'count.{subset}'
-
-
-def robustness_key(method: str, sigma: float) -> str:
-  """'robustness.<method>.<sigma>', sigma written as str(float)."""
-  return f'robustness.{method}.{float(sigma)}'
-
-
-def multiview_key(method: str, num_views: int, *,
-                  fraction: bool = False) -> str:
-  """'multiview.<method>.<n>' or 'multiview_fraction.<method>.<n>'."""
-  return f'multiview{"_fraction" if fraction else ""}.{method}.{num_views}'
 
 
 def metrics_path(workdir: str, split: str) -> str:
@@ -326,38 +289,40 @@ def compute_metrics(predictions: Mapping[str, np.ndarray],
     total = int(total)
     return [int(c) / total if total else None for c in np.asarray(correct)]
 
-  results = {count_key(subset): int(np.sum(mask))
+  results = {metric_keys.count(subset): int(np.sum(mask))
              for subset, mask in subsets.items()}
   for method in METHODS:
     for subset, mask in subsets.items():
       for alpha, value in zip(alphas, pck(predictions[method], mask, alphas)):
-        results[pck_key(method, subset, alpha)] = value
+        results[metric_keys.pck(method, subset, alpha)] = value
       if noisy_labels:
         for alpha, value in zip(alphas, pck(predictions[method], mask, alphas,
                                             predictions['keypoints'])):
-          results[label_pck_key(method, subset, alpha)] = value
+          results[metric_keys.label_pck(method, subset, alpha)] = value
   labelled = visibility > 0
   for method in OCCLUSION_METHODS:
     roc = metrics_lib.occlusion_roc(
         predictions[f'occlusion.{method}'][labelled],
         visibility[labelled] == OCCLUDED)
-    results[f'occlusion_auc.{method}'] = roc.auc if roc.is_defined else None
+    results[metric_keys.occlusion_auc(method)] = (
+        roc.auc if roc.is_defined else None)
   for method in METHODS:
     for sigma, noisy in zip(noise_sigmas, predictions[f'noisy.{method}']):
-      results[robustness_key(method, sigma)] = pck(
+      results[metric_keys.robustness(method, sigma)] = pck(
           noisy, labelled, [ROBUSTNESS_ALPHA])[0]
     for sigma, moved in zip(box_jitter,
                             predictions.get(f'jitter.{method}', ())):
-      results[box_jitter_key(method, sigma)] = pck(
+      results[metric_keys.box_jitter(method, sigma)] = pck(
           moved, labelled, [ROBUSTNESS_ALPHA])[0]
   for method in MULTIVIEW_METHODS:
     counts = multiview.correspondence_counts(
         predictions['true_keypoints' if method == 'labels' else method],
         predictions['cameras'], view_boxes, predictions['car_id'], labelled)
     for n, count in counts.items():
-      results[multiview_key(method, n)] = count.mean_count
-      results[multiview_key(method, n, fraction=True)] = count.mean_fraction
-      results[f'multiview_subsets.{n}'] = count.num_subsets
+      results[metric_keys.multiview(method, n)] = count.mean_count
+      results[metric_keys.multiview(method, n, fraction=True)] = (
+          count.mean_fraction)
+      results[metric_keys.multiview_subsets(n)] = count.num_subsets
   results['num_instances'] = int(len(visibility))
   results['num_cars'] = int(len(np.unique(predictions['car_id'])))
   return results
@@ -397,12 +362,13 @@ def summary_scalars(results: Mapping[str, Any]) -> dict[str, float]:
   scalars = {}
   for method in METHODS:
     for subset in ('all', 'visible', 'occluded'):
-      value = results.get(pck_key(method, subset, 0.1))
+      value = results.get(metric_keys.pck(method, subset, 0.1))
       if value is not None:
         scalars[f'{method}_pck_{subset}_alpha0.1'] = value
   for method in OCCLUSION_METHODS:
-    if results[f'occlusion_auc.{method}'] is not None:
-      scalars[f'{method}_occlusion_auc'] = results[f'occlusion_auc.{method}']
+    auc = results[metric_keys.occlusion_auc(method)]
+    if auc is not None:
+      scalars[f'{method}_occlusion_auc'] = auc
   return scalars
 
 
@@ -412,16 +378,19 @@ def format_summary(results: Mapping[str, Any]) -> str:
   def percent(value):
     return '   n/a' if value is None else f'{100 * value:6.1f}'
 
+  def pck(method, subset):
+    return results[metric_keys.pck(method, subset, 0.1)]
+
   lines = [f'{results["num_instances"]} views of {results["num_cars"]} cars'
            f' (step {results.get("step", "?")})',
            f'{"PCK@0.1 (%)":<12}{"all":>8}{"visible":>9}{"occluded":>10}'
            f'{"occ. AUC":>10}']
   for method in METHODS:
-    auc = results.get(f'occlusion_auc.{method}')
+    auc = results.get(metric_keys.occlusion_auc(method))
     lines.append(
-        f'{method:<12}{percent(results[pck_key(method, "all", 0.1)]):>8}'
-        f'{percent(results[pck_key(method, "visible", 0.1)]):>9}'
-        f'{percent(results[pck_key(method, "occluded", 0.1)]):>10}'
+        f'{method:<12}{percent(pck(method, "all")):>8}'
+        f'{percent(pck(method, "visible")):>9}'
+        f'{percent(pck(method, "occluded")):>10}'
         f'{"" if auc is None else f"{auc:.3f}":>10}')
   return '\n'.join(lines)
 

@@ -41,6 +41,7 @@ import numpy as np
 from occnet_jax import benchmark
 from occnet_jax import evaluate
 from occnet_jax import machine
+from occnet_jax import metric_keys
 from occnet_jax import multiview
 from occnet_jax import plots
 from occnet_jax import workdir as workdir_lib
@@ -282,7 +283,7 @@ def config_changes(config: Mapping[str, Any]) -> list[str]:
 def pck(metrics: Mapping[str, Any], method: str, subset: str,
         alpha: float = ALPHA) -> float | None:
   """A PCK value of metrics.json, None where absent or empty."""
-  return metrics.get(evaluate.pck_key(method, subset, alpha))
+  return metrics.get(metric_keys.pck(method, subset, alpha))
 
 
 def level_gains(metrics: Mapping[str, Any],
@@ -307,9 +308,7 @@ def populated_levels(metrics: Sequence[Mapping[str, Any]]) -> list[int]:
 
 def noise_sigmas(metrics: Mapping[str, Any]) -> list[float]:
   """The robustness noise levels of metrics.json, ascending."""
-  prefix = 'robustness.kgnn2d.'
-  return sorted(float(key[len(prefix):]) for key in metrics
-                if key.startswith(prefix))
+  return metric_keys.levels(metrics, 'robustness', 'kgnn2d')
 
 
 # Targets (issue 6): each returns (measured, status).
@@ -323,8 +322,8 @@ def auc_target(metrics: Mapping[str, Any] | None) -> tuple[str, str]:
   """2D-KGNN occlusion AUC >= 0.95 and >= the heatmap's + 0.05."""
   if metrics is None:
     return EMPTY, NOT_RUN
-  ours = metrics.get('occlusion_auc.kgnn2d')
-  base = metrics.get('occlusion_auc.heatmap')
+  ours = metrics.get(metric_keys.occlusion_auc('kgnn2d'))
+  base = metrics.get(metric_keys.occlusion_auc('heatmap'))
   if ours is None or base is None:
     return EMPTY, NOT_MEASURED
   return (f'{auc(ours)} (heatmap {auc(base)})',
@@ -363,7 +362,7 @@ def robustness_target(metrics: Mapping[str, Any] | None) -> tuple[str, str]:
   sigmas = noise_sigmas(metrics)
   if len(sigmas) < 2:
     return EMPTY, NOT_MEASURED
-  values = {method: [metrics.get(evaluate.robustness_key(method, sigma))
+  values = {method: [metrics.get(metric_keys.robustness(method, sigma))
                      for sigma in (sigmas[0], sigmas[-1])]
             for method in ('kgnn2d', 'kgnn3d')}
   if any(None in pair for pair in values.values()):
@@ -441,7 +440,7 @@ def render_headline(inputs: Inputs) -> str:
       rows.append([f'`{name}`', METHOD_NAMES[method]] + [
           percent(pck(results.metrics, method, subset))
           for subset in ('all', 'visible', 'occluded')] + [
-              auc(results.metrics.get(f'occlusion_auc.{method}'))])
+              auc(results.metrics.get(metric_keys.occlusion_auc(method)))])
   for method, value in PAPER_AUC.items():
     rows.append(['paper (Fig. 3)', METHOD_NAMES[method], EMPTY, EMPTY,
                  EMPTY, auc(value)])
@@ -466,7 +465,7 @@ def render_levels(results: RunResults) -> str:
             gain(pck(results.metrics, 'kgnn2d', subset),
                  pck(results.metrics, 'heatmap', subset)),
             paper.get(level, EMPTY),
-            str(results.metrics.get(evaluate.count_key(subset), EMPTY))])
+            str(results.metrics.get(metric_keys.count(subset), EMPTY))])
   return table(header, rows)
 
 
@@ -482,7 +481,7 @@ def render_robustness(inputs: Inputs) -> str:
       continue
     for method in evaluate.METHODS:
       rows.append([f'`{name}`', METHOD_NAMES[method]] + [
-          percent(run_metrics.get(evaluate.robustness_key(method, sigma)))
+          percent(run_metrics.get(metric_keys.robustness(method, sigma)))
           for sigma in sigmas])
   return table(header, rows)
 
@@ -512,7 +511,7 @@ def render_ablations(inputs: Inputs, figures_link: str) -> str:
         percent(pck(metrics, method, subset))
         for method in ('kgnn2d', 'kgnn3d')
         for subset in ('visible', 'occluded')] + [
-            auc(metrics.get('occlusion_auc.kgnn2d'))] + [
+            auc(metrics.get(metric_keys.occlusion_auc('kgnn2d')))] + [
                 percent(pck(metrics, 'kgnn2d', f'occluded_{level}'))
                 for level in levels])
   text = ('PCK@0.1 (%) of the 2D- and 3D-KGNN:\n\n' + table(header, rows))
@@ -531,7 +530,7 @@ def render_multiview(inputs: Inputs) -> str:
     if metrics is None:
       rows.append(_not_run_row([f'`{name}`'], len(header)))
       continue
-    if not any(key.startswith('multiview.') for key in metrics):
+    if not metric_keys.levels(metrics, 'multiview'):
       logging.warning('%s: no multiview.* keys in metrics.json.', name)
       rows.append([f'`{name}`', NOT_MEASURED]
                   + [EMPTY] * len(multiview.VIEW_COUNTS))
@@ -539,15 +538,15 @@ def render_multiview(inputs: Inputs) -> str:
     for method in evaluate.MULTIVIEW_METHODS:
       cells = []
       for n in multiview.VIEW_COUNTS:
-        count = metrics.get(evaluate.multiview_key(method, n))
-        fraction = metrics.get(evaluate.multiview_key(method, n,
-                                                      fraction=True))
+        count = metrics.get(metric_keys.multiview(method, n))
+        fraction = metrics.get(metric_keys.multiview(method, n,
+                                                     fraction=True))
         cells.append(EMPTY if count is None else
                      f'{count:.1f} ({percent(fraction)}%)')
       rows.append([f'`{name}`', METHOD_NAMES[method]] + cells)
     rows.append([f'`{name}`', 'subsets'] + [
-        EMPTY if metrics.get(f'multiview_subsets.{n}') is None
-        else str(metrics[f'multiview_subsets.{n}'])
+        EMPTY if metrics.get(metric_keys.multiview_subsets(n)) is None
+        else str(metrics[metric_keys.multiview_subsets(n)])
         for n in multiview.VIEW_COUNTS])
   return ('Mean number of keypoint correspondences (inliers at alpha 0.1) '
           'per n-view subset of a car, and their share of the subset\'s '
