@@ -47,10 +47,12 @@ from occnet_jax import metrics as metrics_lib
 from occnet_jax import multiview
 
 METHOD_LABELS = {'heatmap': 'Heatmap (baseline)', 'kgnn2d': '2D-KGNN',
-                 'kgnn3d': '3D-KGNN'}
+                 'kgnn3d': '3D-KGNN', 'shape_fit': 'Shape fit (baseline)',
+                 'oracle_fit': 'Oracle fit (upper reference)'}
 # The one meaning of each colour, in every figure.
 COLOURS = {'heatmap': 'tab:orange', 'kgnn2d': 'tab:blue',
-           'kgnn3d': 'tab:purple', 'labels': 'tab:gray', 'paper': 'black',
+           'kgnn3d': 'tab:purple', 'shape_fit': 'tab:brown',
+           'oracle_fit': 'tab:pink', 'labels': 'tab:gray', 'paper': 'black',
            'visible': 'tab:green', 'occluded': 'tab:red',
            'detector_box': 'gold'}
 # The paper's panels of Figs. 5/8; levels without data are replaced by
@@ -209,9 +211,9 @@ def _pck_per_level(results: Mapping[str, Any], levels: Sequence[float],
                    title: str) -> figure_lib.Figure:
   """One PCK@0.1 line per method against a perturbation's levels."""
   figure, axis = _subplots(figsize=(4.5, 3.4))
-  for method, label in METHOD_LABELS.items():
+  for method in evaluate.PERTURBED_METHODS:
     values = [results.get(key(method, level)) for level in levels]
-    axis.plot(levels, _percent(values), 'o-', label=label,
+    axis.plot(levels, _percent(values), 'o-', label=METHOD_LABELS[method],
               color=COLOURS[method])
   axis.set_xlabel(xlabel)
   axis.set_ylabel('PCK@0.1 (in %)')

@@ -53,7 +53,9 @@ MET, MISSED = 'met', 'missed'
 EMPTY = '-'
 ALPHA = 0.1
 METHOD_NAMES = {'heatmap': 'heatmap', 'kgnn2d': '2D-KGNN',
-                'kgnn3d': '3D-KGNN', 'labels': 'labels (upper bound)'}
+                'kgnn3d': '3D-KGNN', 'shape_fit': 'shape fit',
+                'oracle_fit': 'oracle fit (upper reference)',
+                'labels': 'labels (upper bound)'}
 LABELS_FILE = 'trifocal_labels.json'
 LABELS_FIGURE = 'trifocal_labels.png'
 LABEL_ALPHAS = (0.05, 0.1, 0.2)
@@ -479,7 +481,7 @@ def render_robustness(inputs: Inputs) -> str:
     if run_metrics is None:
       rows.append(_not_run_row([f'`{name}`'], len(header)))
       continue
-    for method in evaluate.METHODS:
+    for method in evaluate.PERTURBED_METHODS:
       rows.append([f'`{name}`', METHOD_NAMES[method]] + [
           percent(run_metrics.get(metric_keys.robustness(method, sigma)))
           for sigma in sigmas])

@@ -108,6 +108,17 @@ def test_training_leaves_checkpoint_metrics_and_plots(workdir):
     curve = [results[metric_keys.pck(method, 'all', a)]
              for a in config.eval.alphas]
     assert curve == sorted(curve)
+    low, high = results[metric_keys.interval(metric_keys.pck(method, 'all',
+                                                             0.1))]
+    assert low <= results[metric_keys.pck(method, 'all', 0.1)] <= high
+    for subset in evaluate.OCCLUSION_KIND_SUBSETS:
+      assert metric_keys.pck(method, subset, 0.1) in results
+  for method in evaluate.YAW_METHODS:
+    median = results[metric_keys.yaw_error(method, metric_keys.MEDIAN_DEG)]
+    low, high = results[metric_keys.interval(
+        metric_keys.yaw_error(method, metric_keys.MEDIAN_DEG))]
+    assert 0.0 <= low <= median <= high <= 180.0
+  for method in evaluate.PERTURBED_METHODS:
     # Noise 0 feeds the heatmap keypoints unchanged: the plain PCK@0.1.
     assert results[metric_keys.robustness(method, 0.0)] == pytest.approx(
         results[metric_keys.pck(method, 'all', 0.1)])

@@ -28,6 +28,10 @@ def cars(module_seed):
            for name in ('keypoints', 'cameras', 'boxes', 'visibility')}
   views['car_id'] = np.repeat([f'car{i}' for i in range(NUM_CARS)],
                               NUM_VIEWS)
+  views['occlusion_kind'] = np.where(views['visibility'] == 2, 1, 0)
+  views['camera_error'] = np.zeros(len(views['car_id']), np.float32)
+  for method in evaluate.YAW_METHODS:
+    views[f'yaw.{method}'] = np.zeros(len(views['car_id']), np.float32)
   return views
 
 
@@ -162,9 +166,9 @@ def test_compute_metrics_reports_multiview_keys_and_plot(cars, rng,
   num_views = len(cars['car_id'])
   noisy = cars['keypoints'] + 10.0 * _scales(cars)[:, None, None] * (
       rng.normal(size=cars['keypoints'].shape))
-  predictions = dict(cars, heatmap=noisy, kgnn2d=cars['keypoints'],
-                     kgnn3d=cars['keypoints'],
-                     true_keypoints=cars['keypoints'])
+  predictions = dict(cars, heatmap=noisy, true_keypoints=cars['keypoints'])
+  for method in evaluate.METHODS[1:]:
+    predictions[method] = cars['keypoints']
   for method in evaluate.METHODS:
     predictions[f'noisy.{method}'] = predictions[method][None]
   for method in evaluate.OCCLUSION_METHODS:
@@ -208,6 +212,7 @@ def test_metrics_score_true_positions_and_noisy_labels_apart(cars, rng):
   for method in evaluate.METHODS:
     assert results[metric_keys.pck(method, 'all', 0.1)] == 1.0
     assert results[metric_keys.label_pck(method, 'all', 0.1)] == 0.0
+  for method in evaluate.PERTURBED_METHODS:
     assert results[metric_keys.box_jitter(method, 0.05)] == 0.0
     assert results[metric_keys.box_jitter(method, 0.2)] == 1.0
   assert metric_keys.levels(results, 'pck_box_jitter') == [0.05, 0.2]
