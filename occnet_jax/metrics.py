@@ -1,8 +1,8 @@
 """Evaluation metrics: PCK, occlusion ROC/AUC and mean pixel error.
 
-`pck_counts` and `mean_pixel_error` are jax.numpy (jit-able; numpy arrays
-work too); PCK returns counts so that results aggregate exactly over
-batches. `occlusion_roc` is numpy on
+`pck_hits` (per view), `pck_counts` and `mean_pixel_error` are jax.numpy
+(jit-able; numpy arrays work too); PCK returns counts so that results
+aggregate exactly over batches (and resample per view, `bootstrap`). `occlusion_roc` is numpy on
 scikit-learn and runs once on the scores gathered over a whole split.
 """
 
@@ -48,15 +48,8 @@ def pck_hits(pred, gt, boxes, mask, alphas):
 def pck_counts(pred, gt, boxes, mask, alphas):
   """Counts keypoints within alpha * L of the ground truth (PCK, paper 4.2).
 
-  `pck_hits` summed over every view: PCK@alpha = num_correct / num_total,
-  summed over batches first.
-
-  Args:
-    pred: (..., K, 2) predicted pixels.
-    gt: (..., K, 2) ground-truth pixels.
-    boxes: (..., 4) boxes (x0, y0, x1, y1) in pixels.
-    mask: (..., K) bool, the keypoints to evaluate (e.g. occluded ones).
-    alphas: (A,) thresholds.
+  `pck_hits` (same arguments) summed over every view: PCK@alpha =
+  num_correct / num_total, summed over batches first.
 
   Returns:
     (num_correct, num_total): int32 counts, shapes (A,) and ().

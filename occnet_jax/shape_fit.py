@@ -7,7 +7,7 @@ perspective camera (`geometry.perspective_projection`, box coordinates,
 parametrised as in `models.kgnn3d`), to weighted 2D keypoints of each view:
 a robust (pseudo-Huber, scale `ROBUST_SCALE` box units) reprojection error
 plus a small ridge on the shape coefficients, minimised by `NUM_STEPS` Adam
-steps from `NUM_YAWS` initial yaws around the car (a single start falls
+steps from `NUM_YAWS` initial yaws around the car (a single start can fall
 into the front/back and left/right mirror minima), keeping the best start.
 It learns nothing: its only knowledge is the basis.
 
