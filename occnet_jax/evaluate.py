@@ -3,19 +3,24 @@
 Every view of every car of a split is evaluated on its own (single-view test
 time). Methods (paper section 4): `heatmap` (the heatmap head's keypoints,
 the MaskRCNN-style baseline), `kgnn2d` (2D-KGNN decoder) and `kgnn3d` (the
-3D-KGNN keypoints projected into the view). Ground truth is the dataset's
+3D-KGNN keypoints projected into the view), and two baselines that fit the
+PCA shape basis and a camera to a view (`shape_fit` module): `shape_fit`
+(to the heatmap keypoints its confidence calls visible) and `oracle_fit` (to
+the true visible keypoints: the headroom, an upper reference). Ground truth is the dataset's
 `true_keypoints`: exact positions for synthetic data, the human labels for
 real CarFusion. Where the labels differ from them (synthetic CarFusion
 written with annotator noise), PCK is also reported against the labels, as a
 real benchmark would measure it.
 
-metrics.json keys:
+metrics.json keys (`metric_keys` writes and parses them):
   - `pck.<method>.<subset>.<alpha>`: fraction of keypoints within alpha * L
     of the ground truth, L = max(box width, box height). Subsets: `all`
     (labelled keypoints), `visible`, `occluded`, and `occluded_<n>`: the
     occluded keypoints of views with exactly n of K keypoints not visible
-    (occluded or unlabelled), as the paper's "n/12 invisible points". An
-    empty subset is null.
+    (occluded or unlabelled), as the paper's "n/12 invisible points";
+    `occluded_self`, `occluded_vehicle`, `occluded_object`: the occluded
+    keypoints by `occlusion_kind` (Table 1's columns). An empty subset is
+    null.
   - `pck_labels.<method>.<subset>.<alpha>`: the same against the labels
     (`keypoints`), only when some label differs from its true position.
   - `count.<subset>`: the number of keypoints in each of those subsets.
@@ -25,7 +30,8 @@ metrics.json keys:
   - `robustness.<method>.<sigma>`: PCK@0.1 over all labelled keypoints when
     Gaussian noise of standard deviation sigma * L (per coordinate, pixels)
     is added to the heatmap keypoints fed to the graph networks in
-    keypoints-in mode (`heatmap` is the noisy input itself).
+    keypoints-in mode and to `shape_fit` (`heatmap` is the noisy input
+    itself); `PERTURBED_METHODS` only, as for box jitter.
   - `pck_box_jitter.<method>.<sigma>` (`config.eval.box_jitter`): PCK@0.1
     over all labelled keypoints when every box is moved at random as a
     detector would err (`box_jitter`: centre shifts and log-scale changes of
@@ -42,6 +48,16 @@ metrics.json keys:
     exact cameras). `multiview_fraction.<method>.<n>`: the same divided by
     K * n. `multiview_subsets.<n>`: the number of subsets (0, and the means
     null, when no car has n views).
+  - `yaw_error.<method>.median_deg`, `yaw_error.<method>.within_30deg`
+    (Table 1; `YAW_METHODS`): the median absolute error in degrees, and the
+    fraction within 30 degrees, of the predicted camera's yaw about the car
+    (`geometry.viewing_yaw` of its centre) against the true camera's, over
+    the views whose true camera is known (`camera_error` 0: rendered or
+    calibrated, not PnP-estimated). Null without such views.
+  - `<key>_ci` for every `pck`, `pck_labels`, `robustness`, `pck_box_jitter`,
+    `occlusion_auc` and `yaw_error` figure: its 95% percentile bootstrap
+    interval [low, high] over `bootstrap.NUM_RESAMPLES` seeded resamples of
+    the split's cars (`bootstrap` module), null where the figure is.
   - `num_instances` (evaluated views, i.e. car instances in images),
     `num_cars`, `step`.
 """
@@ -60,62 +76,42 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
+from occnet_jax import bootstrap
 from occnet_jax import box_jitter as box_jitter_lib
 from occnet_jax import boxes as boxes_lib
+from occnet_jax import geometry
 from occnet_jax import input_pipeline
 from occnet_jax import labels
+from occnet_jax import metric_keys
 from occnet_jax import metrics as metrics_lib
 from occnet_jax import multiview
+from occnet_jax import shape_fit
+from occnet_jax.models import occlusion_net
 
-METHODS = ('heatmap', 'kgnn2d', 'kgnn3d')
+NETWORK_METHODS = ('heatmap', 'kgnn2d', 'kgnn3d')
+BASELINE_METHODS = ('shape_fit', 'oracle_fit')
+METHODS = NETWORK_METHODS + BASELINE_METHODS
+# Methods scored under input noise and box jitter: `oracle_fit` reads the
+# true keypoints, not the model's.
+PERTURBED_METHODS = NETWORK_METHODS + ('shape_fit',)
 # `labels`: the ground-truth keypoints, the multi-view upper bound.
 MULTIVIEW_METHODS = METHODS + ('labels',)
 METHOD_OUTPUTS = {'heatmap': 'initial_keypoints', 'kgnn2d': 'keypoints_2d',
                   'kgnn3d': 'reprojected'}
 OCCLUSION_METHODS = ('heatmap', 'kgnn2d')
+# Methods with a camera, scored by yaw error.
+YAW_METHODS = ('kgnn3d',) + BASELINE_METHODS
 OCCLUSION_LEVELS = tuple(range(3, 10))
+# Subsets of occluded keypoints by why they are hidden.
+OCCLUSION_KIND_SUBSETS = {
+    'occluded_self': labels.OcclusionKind.SELF,
+    'occluded_vehicle': labels.OcclusionKind.OTHER_VEHICLE,
+    'occluded_object': labels.OcclusionKind.OTHER_OBJECT}
+YAW_TOLERANCE_DEG = 30.0
 ROBUSTNESS_ALPHA = 0.1
 VISIBLE = labels.Visibility.VISIBLE
 OCCLUDED = labels.Visibility.OCCLUDED
 _AXIS = input_pipeline.DEVICE_AXIS
-
-
-def pck_key(method: str, subset: str, alpha: float) -> str:
-  """'pck.<method>.<subset>.<alpha>', alpha written as str(float)."""
-  return f'pck.{method}.{subset}.{float(alpha)}'
-
-
-def label_pck_key(method: str, subset: str, alpha: float) -> str:
-  """'pck_labels.<method>.<subset>.<alpha>': PCK against the labels."""
-  return f'pck_labels.{method}.{subset}.{float(alpha)}'
-
-
-def box_jitter_key(method: str, sigma: float) -> str:
-  """'pck_box_jitter.<method>.<sigma>', sigma written as str(float)."""
-  return f'pck_box_jitter.{method}.{float(sigma)}'
-
-
-def box_jitter_sigmas(results: Mapping[str, Any]) -> list[float]:
-  """The box-jitter sigmas of a metrics dict, sorted."""
-  prefix = f'pck_box_jitter.{METHODS[0]}.'
-  return sorted(float(key[len(prefix):]) for key in results
-                if key.startswith(prefix))
-
-
-def count_key(subset: str) -> str:
-  """'count.<subset>': how many keypoints a PCK subset holds."""
-  return f'count.{subset}'
-
-
-def robustness_key(method: str, sigma: float) -> str:
-  """'robustness.<method>.<sigma>', sigma written as str(float)."""
-  return f'robustness.{method}.{float(sigma)}'
-
-
-def multiview_key(method: str, num_views: int, *,
-                  fraction: bool = False) -> str:
-  """'multiview.<method>.<n>' or 'multiview_fraction.<method>.<n>'."""
-  return f'multiview{"_fraction" if fraction else ""}.{method}.{num_views}'
 
 
 def metrics_path(workdir: str, split: str) -> str:
@@ -124,8 +120,8 @@ def metrics_path(workdir: str, split: str) -> str:
 
 
 def predict_views(variables: Any, crops: jax.Array, boxes: jax.Array,
-                  rng: jax.Array, *, model: nn.Module,
-                  noise_sigmas: Sequence[float],
+                  visible_keypoints: jax.Array, rng: jax.Array, *,
+                  model: nn.Module, noise_sigmas: Sequence[float],
                   box_jitter: Sequence[float] = ()) -> dict[str, jax.Array]:
   """Every method's keypoints (pixels) and occlusion scores for N views.
 
@@ -133,18 +129,21 @@ def predict_views(variables: Any, crops: jax.Array, boxes: jax.Array,
     variables: the model's variables.
     crops: (N, S, S, 3) uint8 crops.
     boxes: (N, 4) boxes in pixels.
+    visible_keypoints: (N, K, 2) the true keypoints (pixels) where visible
+      and NaN elsewhere: `oracle_fit`'s input, no network's.
     rng: key of the robustness noise and the box jitter.
-    model: the model.
+    model: the model (an `OcclusionNet`; its shape basis is the fits').
     noise_sigmas: robustness noise levels, fractions of the box scale.
     box_jitter: box-jitter levels (`box_jitter.jitter_boxes`).
 
   Returns:
-    `heatmap`, `kgnn2d`, `kgnn3d`: (N, K, 2) pixels; `occlusion.heatmap`,
-    `occlusion.kgnn2d`: (N, K) scores, higher = more likely occluded;
-    `keypoints_3d`, `occlusion_score` and the 3D camera for prediction;
+    `METHODS`: (N, K, 2) pixels; `occlusion.heatmap`, `occlusion.kgnn2d`:
+    (N, K) scores, higher = more likely occluded; `yaw.<method>`
+    (`YAW_METHODS`): (N,) the predicted camera's yaw; `keypoints_3d`,
+    `occlusion_score` and the 3D camera for prediction;
     `noisy.<method>`: (len(noise_sigmas), N, K, 2) under input noise;
     `jitter.<method>`: (len(box_jitter), N, K, 2) from moved boxes (absent
-    without levels).
+    without levels), both for `PERTURBED_METHODS`.
   """
   noise_rng, jitter_rng = jax.random.split(rng)
   outputs = model.apply(variables, crops, boxes, train=False)
@@ -152,13 +151,20 @@ def predict_views(variables: Any, crops: jax.Array, boxes: jax.Array,
             for method, key in METHOD_OUTPUTS.items()}
   result['occlusion.heatmap'] = -outputs['confidence']
   result['occlusion.kgnn2d'] = outputs['occlusion_score']
+  result['yaw.kgnn3d'] = geometry.viewing_yaw(geometry.pose_center(
+      outputs['quaternion'], outputs['translation']))
   for key in ('keypoints_3d', 'occlusion_score', 'focal', 'quaternion',
               'translation', 'confidence'):
     result[key] = outputs[key]
+  # Every shape fit of the call, (box-coordinate keypoints, weights, boxes)
+  # per level, runs as one batch: clean, noisy and jittered heatmap
+  # keypoints, then the true visible ones.
+  heatmap_weights = shape_fit.confident(outputs['confidence'])
+  fits = [(outputs['initial_keypoints'], heatmap_weights, boxes)]
 
   scale = boxes_lib.box_scale(boxes)[:, None, None]
   box_size = (boxes[:, 2:] - boxes[:, :2])[:, None, :]
-  noisy = {method: [] for method in METHODS}
+  noisy = {method: [] for method in NETWORK_METHODS}
   for index, sigma in enumerate(noise_sigmas):
     noise = sigma * scale * jax.random.normal(
         jax.random.fold_in(noise_rng, index), result['heatmap'].shape)
@@ -171,10 +177,9 @@ def predict_views(variables: Any, crops: jax.Array, boxes: jax.Array,
     for method in ('kgnn2d', 'kgnn3d'):
       noisy[method].append(boxes_lib.from_box_coordinates(
           noisy_outputs[METHOD_OUTPUTS[method]], boxes))
-  for method, values in noisy.items():
-    result[f'noisy.{method}'] = jnp.stack(values)
+    fits.append((inputs, heatmap_weights, boxes))
 
-  jittered = {method: [] for method in METHODS}
+  jittered = {method: [] for method in NETWORK_METHODS}
   for index, sigma in enumerate(box_jitter):
     moved = box_jitter_lib.jitter_boxes(
         boxes, jax.random.fold_in(jitter_rng, index), sigma)
@@ -184,6 +189,27 @@ def predict_views(variables: Any, crops: jax.Array, boxes: jax.Array,
     for method, values in jittered.items():
       values.append(boxes_lib.from_box_coordinates(
           moved_outputs[METHOD_OUTPUTS[method]], moved))
+    fits.append((moved_outputs['initial_keypoints'],
+                 shape_fit.confident(moved_outputs['confidence']), moved))
+
+  visible = jnp.all(jnp.isfinite(visible_keypoints), axis=-1)
+  fits.append((boxes_lib.to_box_coordinates(
+      jnp.where(visible[..., None], visible_keypoints, 0.0), boxes),
+               visible, boxes))
+  fit_boxes = jnp.concatenate([b for _, _, b in fits])
+  fitted = shape_fit.fit(
+      model.shape_basis, jnp.concatenate([k for k, _, _ in fits]),
+      jnp.concatenate([w for _, w, _ in fits]).astype(jnp.float32),
+      occlusion_net.box_aspect(fit_boxes))
+  levels = boxes_lib.from_box_coordinates(fitted.keypoints, fit_boxes).reshape(
+      (len(fits),) + result['heatmap'].shape)
+  yaws = shape_fit.yaw(fitted).reshape(len(fits), -1)
+  result['shape_fit'], result['oracle_fit'] = levels[0], levels[-1]
+  result['yaw.shape_fit'], result['yaw.oracle_fit'] = yaws[0], yaws[-1]
+  noisy['shape_fit'] = list(levels[1:1 + len(noise_sigmas)])
+  jittered['shape_fit'] = list(levels[1 + len(noise_sigmas):-1])
+  for method, values in noisy.items():
+    result[f'noisy.{method}'] = jnp.stack(values)
   for method, values in jittered.items():
     if values:
       result[f'jitter.{method}'] = jnp.stack(values)
@@ -203,16 +229,20 @@ def make_predict_fn(model: nn.Module, eval_config: ml_collections.ConfigDict,
   perturbed predictions.
 
   Returns:
-    fn(variables, crops, boxes, rng) with crops (B, V, S, S, 3) and boxes
-    (B, V, 4) global arrays sharded over the mesh; outputs have leading
-    axes (B * V) (noisy and jittered ones (levels, B * V)).
+    fn(variables, crops, boxes, visible_keypoints, rng) with crops
+    (B, V, S, S, 3), boxes (B, V, 4) and visible_keypoints (B, V, K, 2)
+    (`predict_views`) global arrays sharded over the mesh; outputs have
+    leading axes (B * V) (noisy and jittered ones (levels, B * V)).
   """
 
-  def per_device(variables, crops, boxes, rng):
+  def per_device(variables, crops, boxes, visible_keypoints, rng):
     rng = jax.random.fold_in(rng, jax.lax.axis_index(_AXIS))
     crops, boxes = input_pipeline.flatten_views(
         {'crops': crops, 'boxes': boxes})
-    return predict_views(variables, crops, boxes, rng, model=model,
+    visible_keypoints = visible_keypoints.reshape(
+        (-1,) + visible_keypoints.shape[2:])
+    return predict_views(variables, crops, boxes, visible_keypoints, rng,
+                         model=model,
                          noise_sigmas=tuple(eval_config.noise_sigmas),
                          box_jitter=tuple(eval_config.box_jitter))
 
@@ -221,15 +251,24 @@ def make_predict_fn(model: nn.Module, eval_config: ml_collections.ConfigDict,
                for key in _prediction_keys(bool(eval_config.box_jitter))}
   return jax.jit(jax.shard_map(
       per_device, mesh=mesh,
-      in_specs=(replicated, sharded, sharded, replicated),
+      in_specs=(replicated, sharded, sharded, sharded, replicated),
       out_specs=out_specs))
 
 
 def _prediction_keys(box_jitter: bool) -> tuple[str, ...]:
   return METHODS + tuple(f'occlusion.{m}' for m in OCCLUSION_METHODS) + (
-      'keypoints_3d', 'occlusion_score', 'focal', 'quaternion', 'translation',
-      'confidence') + tuple(f'noisy.{m}' for m in METHODS) + (
-          tuple(f'jitter.{m}' for m in METHODS) if box_jitter else ())
+      tuple(f'yaw.{m}' for m in YAW_METHODS)) + (
+          'keypoints_3d', 'occlusion_score', 'focal', 'quaternion',
+          'translation', 'confidence') + tuple(
+              f'noisy.{m}' for m in PERTURBED_METHODS) + (
+                  tuple(f'jitter.{m}' for m in PERTURBED_METHODS)
+                  if box_jitter else ())
+
+
+def oracle_inputs(batch: Mapping[str, np.ndarray]) -> np.ndarray:
+  """`oracle_fit`'s input: the true keypoints where visible, NaN elsewhere."""
+  return np.where((batch['visibility'] == VISIBLE)[..., None],
+                  batch['true_keypoints'], np.nan).astype(np.float32)
 
 
 def collect_predictions(config: ml_collections.ConfigDict,
@@ -252,8 +291,8 @@ def collect_predictions(config: ml_collections.ConfigDict,
   Returns:
     Per view (M real views): every `predict_views` output (noisy and
     jittered ones with the level axis first), `keypoints`, `true_keypoints`,
-    `visibility`, `boxes`, `cameras`, `car_id`, and `crops` of the first
-    `num_gallery` views.
+    `visibility`, `occlusion_kind`, `boxes`, `cameras`, `camera_error`,
+    `car_id`, and `crops` of the first `num_gallery` views.
   """
   sharding = jax.NamedSharding(mesh, jax.P(_AXIS))
   local = input_pipeline.local_batch_size(config.eval.batch_size)
@@ -262,19 +301,21 @@ def collect_predictions(config: ml_collections.ConfigDict,
   rng = jax.random.key(config.seed)
   for index, (batch, car_ids) in enumerate(input_pipeline.eval_batches(
       source, config.data.num_views, config.eval.batch_size, max_instances)):
-    crops, boxes = (
+    crops, boxes, visible_keypoints = (
         jax.make_array_from_process_local_data(
-            sharding, batch[name][offset:offset + local])
-        for name in ('crops', 'boxes'))
-    outputs = predict_fn(variables, crops, boxes,
+            sharding, inputs[offset:offset + local])
+        for inputs in (batch['crops'], batch['boxes'],
+                       oracle_inputs(batch)))
+    outputs = predict_fn(variables, crops, boxes, visible_keypoints,
                          jax.random.fold_in(rng, index))
     outputs = multihost_utils.process_allgather(outputs, tiled=True)
     valid = batch['view_mask'].reshape(-1)
     chunk = {key: (np.asarray(value)[:, valid] if _per_level(key)
                    else np.asarray(value)[valid])
              for key, value in outputs.items()}
-    for name in ('keypoints', 'true_keypoints', 'visibility', 'boxes',
-                 'cameras', 'crops'):
+    for name in ('keypoints', 'true_keypoints', 'visibility',
+                 'occlusion_kind', 'boxes', 'cameras', 'camera_error',
+                 'crops'):
       chunk[name] = batch[name].reshape((-1,) + batch[name].shape[2:])[valid]
     chunk['car_id'] = np.repeat(np.array(car_ids), config.data.num_views)[valid]
     if sum(len(c['car_id']) for c in chunks) >= num_gallery:
@@ -296,7 +337,9 @@ def collect_predictions(config: ml_collections.ConfigDict,
 def compute_metrics(predictions: Mapping[str, np.ndarray],
                     alphas: Sequence[float],
                     noise_sigmas: Sequence[float],
-                    box_jitter: Sequence[float] = ()) -> dict[str, Any]:
+                    box_jitter: Sequence[float] = (), *,
+                    num_resamples: int = bootstrap.NUM_RESAMPLES,
+                    seed: int = 0) -> dict[str, Any]:
   """metrics.json's values (module docstring) from `collect_predictions`.
 
   Args:
@@ -304,63 +347,119 @@ def compute_metrics(predictions: Mapping[str, np.ndarray],
     alphas: PCK thresholds.
     noise_sigmas: the robustness noise levels of the predictions.
     box_jitter: the box-jitter levels of the predictions.
+    num_resamples: bootstrap resamples of the cars.
+    seed: the resamples' seed.
 
   Returns:
-    A flat dict of floats (None for empty subsets).
+    A flat dict of floats (None for empty subsets) and [low, high]
+    intervals.
   """
   visibility = predictions['visibility']
   target, view_boxes = predictions['true_keypoints'], predictions['boxes']
   noisy_labels = not np.array_equal(predictions['keypoints'], target)
   num_keypoints = visibility.shape[-1]
   invisible = np.sum(visibility != VISIBLE, axis=-1)[:, None]
+  occluded = visibility == OCCLUDED
   subsets = {'all': visibility > 0, 'visible': visibility == VISIBLE,
-             'occluded': visibility == OCCLUDED}
+             'occluded': occluded}
   for level in OCCLUSION_LEVELS:
     if level <= num_keypoints:
-      subsets[f'occluded_{level}'] = (visibility == OCCLUDED) & (
-          invisible == level)
+      subsets[f'occluded_{level}'] = occluded & (invisible == level)
+  for subset, kind in OCCLUSION_KIND_SUBSETS.items():
+    subsets[subset] = occluded & (predictions['occlusion_kind'] == kind)
+  weights = bootstrap.resample_weights(predictions['car_id'], num_resamples,
+                                       seed)
+  results = {}
+
+  def record(key, value, interval):
+    results[key] = value
+    results[metric_keys.interval(key)] = interval
 
   def pck(predicted, mask, alphas, truth=target):
-    correct, total = metrics_lib.pck_counts(predicted, truth, view_boxes,
-                                            mask, alphas)
-    total = int(total)
-    return [int(c) / total if total else None for c in np.asarray(correct)]
+    """PCK per alpha (None if the mask is empty) and its intervals."""
+    hits, totals = (np.asarray(counts) for counts in metrics_lib.pck_hits(
+        predicted, truth, view_boxes, mask, alphas))
+    total = int(totals.sum())
+    values = [int(c) / total if total else None for c in hits.sum(0)]
+    return zip(values, bootstrap.ratio_interval(weights, hits, totals))
 
-  results = {count_key(subset): int(np.sum(mask))
-             for subset, mask in subsets.items()}
+  for subset, mask in subsets.items():
+    results[metric_keys.count(subset)] = int(np.sum(mask))
   for method in METHODS:
     for subset, mask in subsets.items():
-      for alpha, value in zip(alphas, pck(predictions[method], mask, alphas)):
-        results[pck_key(method, subset, alpha)] = value
+      for alpha, figure in zip(alphas, pck(predictions[method], mask,
+                                           alphas)):
+        record(metric_keys.pck(method, subset, alpha), *figure)
       if noisy_labels:
-        for alpha, value in zip(alphas, pck(predictions[method], mask, alphas,
-                                            predictions['keypoints'])):
-          results[label_pck_key(method, subset, alpha)] = value
+        for alpha, figure in zip(alphas, pck(predictions[method], mask, alphas,
+                                             predictions['keypoints'])):
+          record(metric_keys.label_pck(method, subset, alpha), *figure)
   labelled = visibility > 0
+  keypoint_views = np.nonzero(labelled)[0]
   for method in OCCLUSION_METHODS:
-    roc = metrics_lib.occlusion_roc(
-        predictions[f'occlusion.{method}'][labelled],
-        visibility[labelled] == OCCLUDED)
-    results[f'occlusion_auc.{method}'] = roc.auc if roc.is_defined else None
-  for method in METHODS:
+    scores = predictions[f'occlusion.{method}'][labelled]
+    roc = metrics_lib.occlusion_roc(scores, occluded[labelled])
+    record(metric_keys.occlusion_auc(method),
+           roc.auc if roc.is_defined else None,
+           bootstrap.auc_interval(weights, keypoint_views, scores,
+                                  occluded[labelled])
+           if roc.is_defined else None)
+  for method in PERTURBED_METHODS:
     for sigma, noisy in zip(noise_sigmas, predictions[f'noisy.{method}']):
-      results[robustness_key(method, sigma)] = pck(
-          noisy, labelled, [ROBUSTNESS_ALPHA])[0]
+      record(metric_keys.robustness(method, sigma),
+             *next(pck(noisy, labelled, [ROBUSTNESS_ALPHA])))
     for sigma, moved in zip(box_jitter,
                             predictions.get(f'jitter.{method}', ())):
-      results[box_jitter_key(method, sigma)] = pck(
-          moved, labelled, [ROBUSTNESS_ALPHA])[0]
+      record(metric_keys.box_jitter(method, sigma),
+             *next(pck(moved, labelled, [ROBUSTNESS_ALPHA])))
+  _yaw_metrics(predictions, weights, record)
   for method in MULTIVIEW_METHODS:
     counts = multiview.correspondence_counts(
         predictions['true_keypoints' if method == 'labels' else method],
         predictions['cameras'], view_boxes, predictions['car_id'], labelled)
     for n, count in counts.items():
-      results[multiview_key(method, n)] = count.mean_count
-      results[multiview_key(method, n, fraction=True)] = count.mean_fraction
-      results[f'multiview_subsets.{n}'] = count.num_subsets
+      results[metric_keys.multiview(method, n)] = count.mean_count
+      results[metric_keys.multiview(method, n, fraction=True)] = (
+          count.mean_fraction)
+      results[metric_keys.multiview_subsets(n)] = count.num_subsets
   results['num_instances'] = int(len(visibility))
   results['num_cars'] = int(len(np.unique(predictions['car_id'])))
   return results
+
+
+def yaw_errors(predicted: np.ndarray, cameras: np.ndarray) -> np.ndarray:
+  """Absolute yaw errors in degrees, in [0, 180].
+
+  Args:
+    predicted: (M,) predicted yaws (radians, `geometry.viewing_yaw`).
+    cameras: (M, 3, 4) the true cameras, object frame -> pixels.
+
+  Returns:
+    (M,) degrees.
+  """
+  centers = np.asarray(geometry.camera_center(np.asarray(cameras,
+                                                         np.float64)))
+  difference = np.asarray(predicted, np.float64) - np.asarray(
+      geometry.viewing_yaw(centers))
+  return np.degrees(np.abs(np.angle(np.exp(1j * difference))))
+
+
+def _yaw_metrics(predictions, weights, record):
+  """`yaw_error.*` over the views with a known, finite true camera."""
+  cameras = predictions['cameras']
+  known = (predictions['camera_error'] == 0) & (
+      np.abs(np.linalg.det(cameras[:, :, :3].astype(np.float64))) > 0)
+  views = np.nonzero(known)[0]
+  for method in YAW_METHODS:
+    errors = yaw_errors(predictions[f'yaw.{method}'][known], cameras[known])
+    within = np.zeros(len(known))
+    within[views] = errors <= YAW_TOLERANCE_DEG
+    record(metric_keys.yaw_error(method, metric_keys.MEDIAN_DEG),
+           float(np.median(errors)) if len(errors) else None,
+           bootstrap.median_interval(weights, views, errors))
+    record(metric_keys.yaw_error(method, metric_keys.WITHIN_30DEG),
+           float(np.mean(errors <= YAW_TOLERANCE_DEG)) if len(errors)
+           else None, bootstrap.ratio_interval(weights, within, known))
 
 
 def evaluate_variables(config: ml_collections.ConfigDict,
@@ -397,12 +496,13 @@ def summary_scalars(results: Mapping[str, Any]) -> dict[str, float]:
   scalars = {}
   for method in METHODS:
     for subset in ('all', 'visible', 'occluded'):
-      value = results.get(pck_key(method, subset, 0.1))
+      value = results.get(metric_keys.pck(method, subset, 0.1))
       if value is not None:
         scalars[f'{method}_pck_{subset}_alpha0.1'] = value
   for method in OCCLUSION_METHODS:
-    if results[f'occlusion_auc.{method}'] is not None:
-      scalars[f'{method}_occlusion_auc'] = results[f'occlusion_auc.{method}']
+    auc = results[metric_keys.occlusion_auc(method)]
+    if auc is not None:
+      scalars[f'{method}_occlusion_auc'] = auc
   return scalars
 
 
@@ -412,16 +512,19 @@ def format_summary(results: Mapping[str, Any]) -> str:
   def percent(value):
     return '   n/a' if value is None else f'{100 * value:6.1f}'
 
+  def pck(method, subset):
+    return results[metric_keys.pck(method, subset, 0.1)]
+
   lines = [f'{results["num_instances"]} views of {results["num_cars"]} cars'
            f' (step {results.get("step", "?")})',
            f'{"PCK@0.1 (%)":<12}{"all":>8}{"visible":>9}{"occluded":>10}'
            f'{"occ. AUC":>10}']
   for method in METHODS:
-    auc = results.get(f'occlusion_auc.{method}')
+    auc = results.get(metric_keys.occlusion_auc(method))
     lines.append(
-        f'{method:<12}{percent(results[pck_key(method, "all", 0.1)]):>8}'
-        f'{percent(results[pck_key(method, "visible", 0.1)]):>9}'
-        f'{percent(results[pck_key(method, "occluded", 0.1)]):>10}'
+        f'{method:<12}{percent(pck(method, "all")):>8}'
+        f'{percent(pck(method, "visible")):>9}'
+        f'{percent(pck(method, "occluded")):>10}'
         f'{"" if auc is None else f"{auc:.3f}":>10}')
   return '\n'.join(lines)
 

@@ -354,9 +354,12 @@ def trifocal_loss(keypoints_2d, keypoints, visibility, cameras, boxes,
   give the trifocal tensor T(P_a, P_v, P_c), with the target view in the
   second slot as in Eq. 9.
   - 'algebraic': the incidence residual [x_v]_x (sum_i x_a^i T_i) [x_c]_x of
-    `geometry.normalized_trifocal_residual` with the prediction as x_v,
-    multiplied by f_v / L_v (focal length of view v over its box scale) so
-    that it is measured in box scales like the geometric variant.
+    `geometry.normalized_trifocal_residual` with the prediction as x_v, in
+    focal lengths of view v (normalised by its growth per unit
+    displacement), multiplied by f_v / L_v (focal length of view v over its
+    box scale) so that it is measured in box scales like the geometric
+    variant: to first order, the distance of the prediction from the
+    transferred point over L_v.
   - 'geometric': the distance between the prediction and the point
     transferred from (x_a, x_c) (`trifocal_targets`), divided by the box
     scale L_v.

@@ -1,8 +1,8 @@
 """Evaluation metrics: PCK, occlusion ROC/AUC and mean pixel error.
 
-`pck_counts` and `mean_pixel_error` are jax.numpy (jit-able; numpy arrays
-work too); PCK returns counts so that results aggregate exactly over
-batches. `occlusion_roc` is numpy on
+`pck_hits` (per view), `pck_counts` and `mean_pixel_error` are jax.numpy
+(jit-able; numpy arrays work too); PCK returns counts so that results
+aggregate exactly over batches (and resample per view, `bootstrap`). `occlusion_roc` is numpy on
 scikit-learn and runs once on the scores gathered over a whole split.
 """
 
@@ -19,13 +19,12 @@ def _distances(pred, gt):
   return jnp.linalg.norm(jnp.asarray(pred) - jnp.asarray(gt), axis=-1)
 
 
-def pck_counts(pred, gt, boxes, mask, alphas):
-  """Counts keypoints within alpha * L of the ground truth (PCK, paper 4.2).
+def pck_hits(pred, gt, boxes, mask, alphas):
+  """Per-view counts of keypoints within alpha * L of the ground truth.
 
   A keypoint is correct when ||pred - gt|| <= alpha * L, with
   L = max(box width, box height) (`boxes.box_scale`). Non-finite
-  predictions count as wrong. PCK@alpha = num_correct / num_total, summed
-  over batches first.
+  predictions count as wrong.
 
   Args:
     pred: (..., K, 2) predicted pixels.
@@ -35,15 +34,29 @@ def pck_counts(pred, gt, boxes, mask, alphas):
     alphas: (A,) thresholds.
 
   Returns:
-    (num_correct, num_total): int32 counts, shapes (A,) and ().
+    (num_correct, num_total): int32 counts per view, shapes (..., A) and
+    (...).
   """
   mask = jnp.asarray(mask, bool)
   scale = boxes_lib.box_scale(jnp.asarray(boxes))[..., None, None]
   thresholds = jnp.asarray(alphas) * scale  # (..., 1, A)
   correct = (_distances(pred, gt)[..., None] <= thresholds) & mask[..., None]
-  num_correct = jnp.sum(correct.reshape(-1, correct.shape[-1]), axis=0,
-                        dtype=jnp.int32)
-  return num_correct, jnp.sum(mask, dtype=jnp.int32)
+  return (jnp.sum(correct, axis=-2, dtype=jnp.int32),
+          jnp.sum(mask, axis=-1, dtype=jnp.int32))
+
+
+def pck_counts(pred, gt, boxes, mask, alphas):
+  """Counts keypoints within alpha * L of the ground truth (PCK, paper 4.2).
+
+  `pck_hits` (same arguments) summed over every view: PCK@alpha =
+  num_correct / num_total, summed over batches first.
+
+  Returns:
+    (num_correct, num_total): int32 counts, shapes (A,) and ().
+  """
+  correct, total = pck_hits(pred, gt, boxes, mask, alphas)
+  return (jnp.sum(correct.reshape(-1, correct.shape[-1]), axis=0,
+                  dtype=jnp.int32), jnp.sum(total, dtype=jnp.int32))
 
 
 def mean_pixel_error(pred, gt, mask):

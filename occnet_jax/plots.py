@@ -42,14 +42,17 @@ import numpy as np
 
 from occnet_jax import evaluate
 from occnet_jax import keypoints as keypoints_lib
+from occnet_jax import metric_keys
 from occnet_jax import metrics as metrics_lib
 from occnet_jax import multiview
 
 METHOD_LABELS = {'heatmap': 'Heatmap (baseline)', 'kgnn2d': '2D-KGNN',
-                 'kgnn3d': '3D-KGNN'}
+                 'kgnn3d': '3D-KGNN', 'shape_fit': 'Shape fit (baseline)',
+                 'oracle_fit': 'Oracle fit (upper reference)'}
 # The one meaning of each colour, in every figure.
 COLOURS = {'heatmap': 'tab:orange', 'kgnn2d': 'tab:blue',
-           'kgnn3d': 'tab:purple', 'labels': 'tab:gray', 'paper': 'black',
+           'kgnn3d': 'tab:purple', 'shape_fit': 'tab:brown',
+           'oracle_fit': 'tab:pink', 'labels': 'tab:gray', 'paper': 'black',
            'visible': 'tab:green', 'occluded': 'tab:red',
            'detector_box': 'gold'}
 # The paper's panels of Figs. 5/8; levels without data are replaced by
@@ -119,7 +122,7 @@ def pck_vs_alpha(results: Mapping[str, Any], alphas: Sequence[float],
   axes = axes[0]
   for axis, level in zip(axes, levels):
     for method, label in METHOD_LABELS.items():
-      values = [results.get(evaluate.pck_key(method, f'occluded_{level}', a))
+      values = [results.get(metric_keys.pck(method, f'occluded_{level}', a))
                 for a in alphas]
       axis.plot(alphas, _percent(values), 'o-', label=label,
                 color=COLOURS[method])
@@ -139,8 +142,8 @@ def pck_vs_invisible(results: Mapping[str, Any], levels: Sequence[int],
   figure, axes = _subplots(1, 2, figsize=(8, 3.4))
   for axis, alpha in zip(axes, (0.1, 0.2)):
     for method, label in METHOD_LABELS.items():
-      values = [results.get(evaluate.pck_key(method, f'occluded_{level}',
-                                             alpha)) for level in levels]
+      values = [results.get(metric_keys.pck(method, f'occluded_{level}',
+                                            alpha)) for level in levels]
       axis.plot(levels, _percent(values), 'o-', label=label,
                 color=COLOURS[method])
     axis.set_title(f'Alpha α = {alpha:g}')
@@ -189,7 +192,7 @@ def robustness(results: Mapping[str, Any], noise_sigmas: Sequence[float],
                path: str, *, title: str) -> figure_lib.Figure:
   """PCK@0.1 vs Gaussian noise on the graph networks' input (Fig. 10)."""
   return _pck_per_level(
-      results, noise_sigmas, evaluate.robustness_key,
+      results, noise_sigmas, metric_keys.robustness,
       'Noise standard deviation σ (fraction of box scale)', path,
       f'Robustness, {title}')
 
@@ -198,7 +201,8 @@ def box_jitter(results: Mapping[str, Any], path: str, *,
                title: str) -> figure_lib.Figure:
   """PCK@0.1 vs random box error (`config.eval.box_jitter`)."""
   return _pck_per_level(
-      results, evaluate.box_jitter_sigmas(results), evaluate.box_jitter_key,
+      results, metric_keys.levels(results, 'pck_box_jitter'),
+      metric_keys.box_jitter,
       'Box jitter σ (fraction of box size)', path, f'Box jitter, {title}')
 
 
@@ -207,9 +211,9 @@ def _pck_per_level(results: Mapping[str, Any], levels: Sequence[float],
                    title: str) -> figure_lib.Figure:
   """One PCK@0.1 line per method against a perturbation's levels."""
   figure, axis = _subplots(figsize=(4.5, 3.4))
-  for method, label in METHOD_LABELS.items():
+  for method in evaluate.PERTURBED_METHODS:
     values = [results.get(key(method, level)) for level in levels]
-    axis.plot(levels, _percent(values), 'o-', label=label,
+    axis.plot(levels, _percent(values), 'o-', label=METHOD_LABELS[method],
               color=COLOURS[method])
   axis.set_xlabel(xlabel)
   axis.set_ylabel('PCK@0.1 (in %)')
@@ -239,8 +243,8 @@ def ablations(results: Mapping[str, Mapping[str, Any]],
   """
   figure, axis = _subplots(figsize=(4.5, 3.4))
   for label, run_results in results.items():
-    values = [run_results.get(evaluate.pck_key(method, f'occluded_{level}',
-                                               alpha)) for level in levels]
+    values = [run_results.get(metric_keys.pck(method, f'occluded_{level}',
+                                              alpha)) for level in levels]
     axis.plot(levels, _percent(values), 'o-',
               label=f'{label} (step {run_results.get("step")})')
   axis.set_xticks(list(levels))
@@ -259,7 +263,7 @@ def multiview_correspondences(results: Mapping[str, Any],
   lines.append(('labels', 'Labels (upper bound)', 's--', COLOURS['labels']))
   figure, axis = _subplots(figsize=(4.5, 3.4))
   for method, label, style, colour in lines:
-    values = [results.get(evaluate.multiview_key(method, n))
+    values = [results.get(metric_keys.multiview(method, n))
               for n in view_counts]
     axis.plot(view_counts, _values(values), style, label=label, color=colour)
   axis.set_xticks(list(view_counts))
@@ -409,8 +413,8 @@ def write_all(directory: str, results: Mapping[str, Any],
     noise_sigmas: robustness noise levels of the results.
   """
   levels = [level for level in evaluate.OCCLUSION_LEVELS
-            if results.get(evaluate.pck_key('kgnn2d', f'occluded_{level}',
-                                            0.1)) is not None]
+            if results.get(metric_keys.pck('kgnn2d', f'occluded_{level}',
+                                           0.1)) is not None]
   title = caption(split, results['step'])
   pck_vs_alpha(results, alphas, levels, category.num_keypoints,
                os.path.join(directory, 'pck_vs_alpha.png'), title=title)
@@ -421,7 +425,7 @@ def write_all(directory: str, results: Mapping[str, Any],
                 title=title)
   robustness(results, noise_sigmas, os.path.join(directory, 'robustness.png'),
              title=title)
-  if evaluate.box_jitter_sigmas(results):
+  if metric_keys.levels(results, 'pck_box_jitter'):
     box_jitter(results, os.path.join(directory, 'box_jitter.png'),
                title=title)
   multiview_correspondences(results, multiview.VIEW_COUNTS,

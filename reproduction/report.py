@@ -43,6 +43,7 @@ import numpy as np
 
 from occnet_jax import evaluate
 from occnet_jax import machine
+from occnet_jax import metric_keys
 from occnet_jax import multiview
 from occnet_jax import plots
 from occnet_jax import workdir as workdir_lib
@@ -58,7 +59,9 @@ NOT_MEASURED = 'not measured'
 MET, MISSED = 'met', 'missed'
 ALPHA = 0.1
 METHOD_NAMES = {'heatmap': 'heatmap', 'kgnn2d': '2D-KGNN',
-                'kgnn3d': '3D-KGNN', 'labels': 'labels (upper bound)'}
+                'kgnn3d': '3D-KGNN', 'shape_fit': 'shape fit',
+                'oracle_fit': 'oracle fit (upper reference)',
+                'labels': 'labels (upper bound)'}
 LABEL_ALPHAS = (0.05, 0.1, 0.2)
 ABLATIONS_FIGURE = 'ablations.png'
 
@@ -192,7 +195,7 @@ def config_changes(config: Mapping[str, Any]) -> list[str]:
 def pck(metrics: Mapping[str, Any], method: str, subset: str,
         alpha: float = ALPHA) -> float | None:
   """A PCK value of metrics.json, None where absent or empty."""
-  return metrics.get(evaluate.pck_key(method, subset, alpha))
+  return metrics.get(metric_keys.pck(method, subset, alpha))
 
 
 def level_gains(metrics: Mapping[str, Any],
@@ -217,9 +220,7 @@ def populated_levels(metrics: Sequence[Mapping[str, Any]]) -> list[int]:
 
 def noise_sigmas(metrics: Mapping[str, Any]) -> list[float]:
   """The robustness noise levels of metrics.json, ascending."""
-  prefix = 'robustness.kgnn2d.'
-  return sorted(float(key[len(prefix):]) for key in metrics
-                if key.startswith(prefix))
+  return metric_keys.levels(metrics, 'robustness', 'kgnn2d')
 
 
 # Targets (issue 6): each returns (measured, status).
@@ -233,8 +234,8 @@ def auc_target(metrics: Mapping[str, Any] | None) -> tuple[str, str]:
   """2D-KGNN occlusion AUC >= 0.95 and >= the heatmap's + 0.05."""
   if metrics is None:
     return cells.EMPTY, NOT_RUN
-  ours = metrics.get('occlusion_auc.kgnn2d')
-  base = metrics.get('occlusion_auc.heatmap')
+  ours = metrics.get(metric_keys.occlusion_auc('kgnn2d'))
+  base = metrics.get(metric_keys.occlusion_auc('heatmap'))
   if ours is None or base is None:
     return cells.EMPTY, NOT_MEASURED
   return (f'{auc(ours)} (heatmap {auc(base)})',
@@ -275,7 +276,7 @@ def robustness_target(metrics: Mapping[str, Any] | None) -> tuple[str, str]:
   sigmas = noise_sigmas(metrics)
   if len(sigmas) < 2:
     return cells.EMPTY, NOT_MEASURED
-  values = {method: [metrics.get(evaluate.robustness_key(method, sigma))
+  values = {method: [metrics.get(metric_keys.robustness(method, sigma))
                      for sigma in (sigmas[0], sigmas[-1])]
             for method in ('kgnn2d', 'kgnn3d')}
   if any(None in pair for pair in values.values()):
@@ -346,7 +347,7 @@ def render_headline(inputs: Inputs) -> str:
       rows.append([f'`{name}`', METHOD_NAMES[method]] + [
           cells.percent(pck(results.metrics, method, subset))
           for subset in ('all', 'visible', 'occluded')] + [
-              auc(results.metrics.get(f'occlusion_auc.{method}'))])
+              auc(results.metrics.get(metric_keys.occlusion_auc(method)))])
   for method, value in claims.PAPER_AUC.items():
     rows.append(['paper (Fig. 3)', METHOD_NAMES[method]]
                 + [cells.EMPTY] * 3 + [auc(value)])
@@ -371,7 +372,7 @@ def render_levels(results: RunResults) -> str:
             gain(pck(results.metrics, 'kgnn2d', subset),
                  pck(results.metrics, 'heatmap', subset)),
             paper.get(level, cells.EMPTY),
-            str(results.metrics.get(evaluate.count_key(subset),
+            str(results.metrics.get(metric_keys.count(subset),
                                     cells.EMPTY))])
   return cells.table(header, rows)
 
@@ -386,9 +387,9 @@ def render_robustness(inputs: Inputs) -> str:
     if run_metrics is None:
       rows.append(_not_run_row([f'`{name}`'], len(header)))
       continue
-    for method in evaluate.METHODS:
+    for method in evaluate.PERTURBED_METHODS:
       rows.append([f'`{name}`', METHOD_NAMES[method]] + [
-          cells.percent(run_metrics.get(evaluate.robustness_key(method, sigma)))
+          cells.percent(run_metrics.get(metric_keys.robustness(method, sigma)))
           for sigma in sigmas])
   return cells.table(header, rows)
 
@@ -418,7 +419,7 @@ def render_ablations(inputs: Inputs, figures_link: str) -> str:
         cells.percent(pck(metrics, method, subset))
         for method in ('kgnn2d', 'kgnn3d')
         for subset in ('visible', 'occluded')] + [
-            auc(metrics.get('occlusion_auc.kgnn2d'))] + [
+            auc(metrics.get(metric_keys.occlusion_auc('kgnn2d')))] + [
                 cells.percent(pck(metrics, 'kgnn2d', f'occluded_{level}'))
                 for level in levels])
   text = ('PCK@0.1 (%) of the 2D- and 3D-KGNN:\n\n'
@@ -438,7 +439,7 @@ def render_multiview(inputs: Inputs) -> str:
     if metrics is None:
       rows.append(_not_run_row([f'`{name}`'], len(header)))
       continue
-    if not any(key.startswith('multiview.') for key in metrics):
+    if not metric_keys.levels(metrics, 'multiview'):
       logging.warning('%s: no multiview.* keys in metrics.json.', name)
       rows.append([f'`{name}`', NOT_MEASURED]
                   + [cells.EMPTY] * len(multiview.VIEW_COUNTS))
@@ -446,15 +447,15 @@ def render_multiview(inputs: Inputs) -> str:
     for method in evaluate.MULTIVIEW_METHODS:
       row = []
       for n in multiview.VIEW_COUNTS:
-        count = metrics.get(evaluate.multiview_key(method, n))
-        fraction = metrics.get(evaluate.multiview_key(method, n,
-                                                      fraction=True))
+        count = metrics.get(metric_keys.multiview(method, n))
+        fraction = metrics.get(metric_keys.multiview(method, n,
+                                                     fraction=True))
         row.append(cells.EMPTY if count is None else
                    f'{count:.1f} ({cells.percent(fraction)}%)')
       rows.append([f'`{name}`', METHOD_NAMES[method]] + row)
     rows.append([f'`{name}`', 'subsets'] + [
-        cells.EMPTY if metrics.get(f'multiview_subsets.{n}') is None
-        else str(metrics[f'multiview_subsets.{n}'])
+        cells.EMPTY if metrics.get(metric_keys.multiview_subsets(n)) is None
+        else str(metrics[metric_keys.multiview_subsets(n)])
         for n in multiview.VIEW_COUNTS])
   return ('Mean number of keypoint correspondences (inliers at alpha 0.1) '
           'per n-view subset of a car, and their share of the subset\'s '

@@ -28,6 +28,7 @@ from launch import train as train_command
 from occnet_jax import checkpointing
 from occnet_jax import evaluate
 from occnet_jax import geometry
+from occnet_jax import metric_keys
 from occnet_jax import predict
 from occnet_jax import train
 from occnet_jax import workdir as workdir_lib
@@ -102,24 +103,37 @@ def test_training_leaves_checkpoint_metrics_and_plots(workdir):
     for subset in ('all', 'visible', 'occluded', *(
         f'occluded_{n}' for n in range(3, 10))):
       for alpha in ('0.05', '0.1', '0.15', '0.2', '0.25', '0.3'):
-        value = results[f'pck.{method}.{subset}.{alpha}']
+        value = results[metric_keys.pck(method, subset, alpha)]
         assert value is None or 0.0 <= value <= 1.0
     # PCK grows with alpha.
-    curve = [results[f'pck.{method}.all.{a}'] for a in config.eval.alphas]
+    curve = [results[metric_keys.pck(method, 'all', a)]
+             for a in config.eval.alphas]
     assert curve == sorted(curve)
+    low, high = results[metric_keys.interval(metric_keys.pck(method, 'all',
+                                                             0.1))]
+    assert low <= results[metric_keys.pck(method, 'all', 0.1)] <= high
+    for subset in evaluate.OCCLUSION_KIND_SUBSETS:
+      assert metric_keys.pck(method, subset, 0.1) in results
+  for method in evaluate.YAW_METHODS:
+    median = results[metric_keys.yaw_error(method, metric_keys.MEDIAN_DEG)]
+    low, high = results[metric_keys.interval(
+        metric_keys.yaw_error(method, metric_keys.MEDIAN_DEG))]
+    assert 0.0 <= low <= median <= high <= 180.0
+  for method in evaluate.PERTURBED_METHODS:
     # Noise 0 feeds the heatmap keypoints unchanged: the plain PCK@0.1.
-    assert results[f'robustness.{method}.0.0'] == pytest.approx(
-        results[f'pck.{method}.all.0.1'])
+    assert results[metric_keys.robustness(method, 0.0)] == pytest.approx(
+        results[metric_keys.pck(method, 'all', 0.1)])
     for sigma in config.eval.box_jitter:
-      assert 0.0 <= results[evaluate.box_jitter_key(method, sigma)] <= 1.0
+      assert 0.0 <= results[metric_keys.box_jitter(method, sigma)] <= 1.0
   # Labels are exact here: no PCK against labels is reported twice.
   assert not any(key.startswith('pck_labels.') for key in results)
   for method in evaluate.OCCLUSION_METHODS:
-    assert 0.0 <= results[f'occlusion_auc.{method}'] <= 1.0
-  assert (results['count.visible'] + results['count.occluded']
-          == results['count.all'] > 0)
-  assert sum(results[f'count.occluded_{n}'] for n in range(3, 10)) <= (
-      results['count.occluded'])
+    assert 0.0 <= results[metric_keys.occlusion_auc(method)] <= 1.0
+  assert (results[metric_keys.count('visible')]
+          + results[metric_keys.count('occluded')]
+          == results[metric_keys.count('all')] > 0)
+  assert sum(results[metric_keys.count(f'occluded_{n}')]
+             for n in range(3, 10)) <= results[metric_keys.count('occluded')]
   # Every view of the 6 test cars (3 views each) is an instance.
   assert results['num_instances'] == 18 and results['num_cars'] == 6
   assert results['step'] == config.train.num_steps

@@ -54,10 +54,12 @@ def test_trifocal_is_zero_at_truth_and_grows_with_distance(rng, mode):
   assert terms['trifocal_terms'] > 0
   assert values[0] < 1e-9
   assert np.all(np.diff(values) > 0), values
-  if mode == 'geometric':
-    # The transferred point is the truth: the loss is exactly distance^2.
-    np.testing.assert_allclose(values[1:], np.square(distances[1:]),
-                               rtol=1e-3)
+  # The transferred point is the truth: the geometric loss is exactly
+  # distance^2, the algebraic one to first order in the distance (its
+  # docstring's box scales).
+  rtol = 1e-3 if mode == 'geometric' else 0.1
+  np.testing.assert_allclose(values[1:4], np.square(distances[1:4]),
+                             rtol=rtol)
 
 
 def degenerate_cases():

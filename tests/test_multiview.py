@@ -9,6 +9,7 @@ import pytest
 from occnet_jax import boxes as boxes_lib
 from occnet_jax import evaluate
 from occnet_jax import geometry
+from occnet_jax import metric_keys
 from occnet_jax import multiview
 from occnet_jax import plots
 import synthetic_cars
@@ -27,6 +28,10 @@ def cars(module_seed):
            for name in ('keypoints', 'cameras', 'boxes', 'visibility')}
   views['car_id'] = np.repeat([f'car{i}' for i in range(NUM_CARS)],
                               NUM_VIEWS)
+  views['occlusion_kind'] = np.where(views['visibility'] == 2, 1, 0)
+  views['camera_error'] = np.zeros(len(views['car_id']), np.float32)
+  for method in evaluate.YAW_METHODS:
+    views[f'yaw.{method}'] = np.zeros(len(views['car_id']), np.float32)
   return views
 
 
@@ -161,9 +166,9 @@ def test_compute_metrics_reports_multiview_keys_and_plot(cars, rng,
   num_views = len(cars['car_id'])
   noisy = cars['keypoints'] + 10.0 * _scales(cars)[:, None, None] * (
       rng.normal(size=cars['keypoints'].shape))
-  predictions = dict(cars, heatmap=noisy, kgnn2d=cars['keypoints'],
-                     kgnn3d=cars['keypoints'],
-                     true_keypoints=cars['keypoints'])
+  predictions = dict(cars, heatmap=noisy, true_keypoints=cars['keypoints'])
+  for method in evaluate.METHODS[1:]:
+    predictions[method] = cars['keypoints']
   for method in evaluate.METHODS:
     predictions[f'noisy.{method}'] = predictions[method][None]
   for method in evaluate.OCCLUSION_METHODS:
@@ -172,11 +177,11 @@ def test_compute_metrics_reports_multiview_keys_and_plot(cars, rng,
   results = evaluate.compute_metrics(predictions, [0.1], [0.0])
   num_keypoints = cars['keypoints'].shape[1]
   for n in multiview.VIEW_COUNTS:
-    subsets = results[f'multiview_subsets.{n}']
+    subsets = results[metric_keys.multiview_subsets(n)]
     assert subsets == NUM_CARS * math.comb(NUM_VIEWS, n)
     for method in evaluate.MULTIVIEW_METHODS:
-      count = results[evaluate.multiview_key(method, n)]
-      fraction = results[evaluate.multiview_key(method, n, fraction=True)]
+      count = results[metric_keys.multiview(method, n)]
+      fraction = results[metric_keys.multiview(method, n, fraction=True)]
       if not subsets:
         assert count is None and fraction is None
       elif method == 'heatmap':
@@ -205,8 +210,9 @@ def test_metrics_score_true_positions_and_noisy_labels_apart(cars, rng):
         size=cars['visibility'].shape)
   results = evaluate.compute_metrics(predictions, [0.1], [0.0], [0.05, 0.2])
   for method in evaluate.METHODS:
-    assert results[evaluate.pck_key(method, 'all', 0.1)] == 1.0
-    assert results[evaluate.label_pck_key(method, 'all', 0.1)] == 0.0
-    assert results[evaluate.box_jitter_key(method, 0.05)] == 0.0
-    assert results[evaluate.box_jitter_key(method, 0.2)] == 1.0
-  assert evaluate.box_jitter_sigmas(results) == [0.05, 0.2]
+    assert results[metric_keys.pck(method, 'all', 0.1)] == 1.0
+    assert results[metric_keys.label_pck(method, 'all', 0.1)] == 0.0
+  for method in evaluate.PERTURBED_METHODS:
+    assert results[metric_keys.box_jitter(method, 0.05)] == 0.0
+    assert results[metric_keys.box_jitter(method, 0.2)] == 1.0
+  assert metric_keys.levels(results, 'pck_box_jitter') == [0.05, 0.2]

@@ -6,6 +6,7 @@ import pytest
 
 from occnet_jax import evaluate
 from occnet_jax import keypoints
+from occnet_jax import metric_keys
 from occnet_jax import multiview
 from occnet_jax import plots
 
@@ -28,13 +29,13 @@ def results(rng):
   for method in evaluate.METHODS:
     for level in LEVELS:
       for alpha in ALPHAS + (0.1, 0.2):
-        values[evaluate.pck_key(method, f'occluded_{level}', alpha)] = float(
+        values[metric_keys.pck(method, f'occluded_{level}', alpha)] = float(
             rng.uniform())
     for sigma in SIGMAS:
-      values[evaluate.robustness_key(method, sigma)] = float(rng.uniform())
+      values[metric_keys.robustness(method, sigma)] = float(rng.uniform())
   for method in evaluate.MULTIVIEW_METHODS:
     for n in multiview.VIEW_COUNTS:
-      values[evaluate.multiview_key(method, n)] = float(rng.uniform(0, 12))
+      values[metric_keys.multiview(method, n)] = float(rng.uniform(0, 12))
   return values
 
 

@@ -16,6 +16,7 @@ import pytest
 
 from occnet_jax import evaluate
 from occnet_jax import machine
+from occnet_jax import metric_keys
 from occnet_jax import multiview
 from occnet_jax import workdir as workdir_lib
 from occnet_jax.configs import default as default_config
@@ -56,21 +57,21 @@ def random_metrics(rng: np.random.Generator) -> dict:
       for alpha in ALPHAS:
         populated = not subset.startswith('occluded_') or int(
             subset.split('_')[1]) not in empty
-        metrics[evaluate.pck_key(method, subset, alpha)] = (
+        metrics[metric_keys.pck(method, subset, alpha)] = (
             float(rng.random()) if populated else None)
     for sigma in SIGMAS:
-      metrics[evaluate.robustness_key(method, sigma)] = float(rng.random())
+      metrics[metric_keys.robustness(method, sigma)] = float(rng.random())
   for level in evaluate.OCCLUSION_LEVELS:
-    metrics[evaluate.count_key(f'occluded_{level}')] = (
+    metrics[metric_keys.count(f'occluded_{level}')] = (
         0 if level in empty else int(rng.integers(1, 1000)))
   for method in evaluate.OCCLUSION_METHODS:
-    metrics[f'occlusion_auc.{method}'] = float(rng.uniform(0.5, 1.0))
+    metrics[metric_keys.occlusion_auc(method)] = float(rng.uniform(0.5, 1.0))
   for n in multiview.VIEW_COUNTS:
-    metrics[f'multiview_subsets.{n}'] = int(rng.integers(1, 100))
+    metrics[metric_keys.multiview_subsets(n)] = int(rng.integers(1, 100))
     for method in evaluate.MULTIVIEW_METHODS:
       fraction = float(rng.random())
-      metrics[evaluate.multiview_key(method, n)] = 12 * n * fraction
-      metrics[evaluate.multiview_key(method, n, fraction=True)] = fraction
+      metrics[metric_keys.multiview(method, n)] = 12 * n * fraction
+      metrics[metric_keys.multiview(method, n, fraction=True)] = fraction
   return metrics
 
 
@@ -215,8 +216,8 @@ def test_headline_cells_equal_inputs(tree, blocks):
     method = {v: k for k, v in report.METHOD_NAMES.items()}[row[1]]
     metrics = written['metrics'][name]
     for cell, subset in zip(row[2:5], ('all', 'visible', 'occluded')):
-      assert_percent(cell, metrics[evaluate.pck_key(method, subset, 0.1)])
-    auc = metrics.get(f'occlusion_auc.{method}')
+      assert_percent(cell, metrics[metric_keys.pck(method, subset, 0.1)])
+    auc = metrics.get(metric_keys.occlusion_auc(method))
     assert row[5] == ('-' if auc is None else f'{auc:.3f}')
     seen.add(name)
   assert seen == {run.name for run in runs.RUNS}
@@ -229,28 +230,31 @@ def test_level_tables_and_gains(tree, blocks):
     header, rows = parse_table(blocks[f'levels_{name}'])
     assert [int(row[0]) for row in rows] == list(evaluate.OCCLUSION_LEVELS)
     gains = report.level_gains(metrics)
+    # Both alphas of every method, then gain, paper gain and count.
+    num_pck = 2 * len(evaluate.METHODS)
     for row in rows:
       level, subset = int(row[0]), f'occluded_{row[0]}'
-      for cell, column in zip(row[1:7], header[1:7]):
+      gain, paper_gain, count = row[1 + num_pck:]
+      for cell, column in zip(row[1:1 + num_pck], header[1:1 + num_pck]):
         method = {v: k for k, v in report.METHOD_NAMES.items()}[
             column.split(' @')[0]]
         alpha = float(column.split('@')[1])
-        assert_percent(cell, metrics[evaluate.pck_key(method, subset,
-                                                      alpha)])
-      ours = metrics[evaluate.pck_key('kgnn2d', subset, 0.1)]
-      base = metrics[evaluate.pck_key('heatmap', subset, 0.1)]
+        assert_percent(cell, metrics[metric_keys.pck(method, subset,
+                                                     alpha)])
+      ours = metrics[metric_keys.pck('kgnn2d', subset, 0.1)]
+      base = metrics[metric_keys.pck('heatmap', subset, 0.1)]
       if ours is None:
-        assert row[7] == '-' and level not in gains
+        assert gain == '-' and level not in gains
       else:
         assert gains[level] == ours - base
-        assert abs(float(row[7]) - 100 * (ours - base)) <= ROUNDING
+        assert abs(float(gain) - 100 * (ours - base)) <= ROUNDING
       paper = runs.RUNS_BY_NAME[name].paper
       expected = {('car_render', 3): '+22', ('car_render', 9): '+10',
                   ('carfusion', 4): 'about +25',
                   ('carfusion', 5): 'about +12'}.get(
                       (paper, level), '>= +6' if paper == 'carfusion' else '-')
-      assert row[8] == expected
-      assert int(row[9]) == metrics[evaluate.count_key(subset)]
+      assert paper_gain == expected
+      assert int(count) == metrics[metric_keys.count(subset)]
 
 
 def test_missing_run_gives_not_run_rows(tree):
@@ -258,19 +262,20 @@ def test_missing_run_gives_not_run_rows(tree):
   results = report.load_run(workdirs, runs.RUNS_BY_NAME[MISSING_RUN])
   assert results.metrics is None and results.config is None
   _, rows = parse_table(report.render_levels(results))
-  assert rows == [['not run'] + ['-'] * 9]
+  assert rows == [['not run'] + ['-'] * (2 * len(evaluate.METHODS) + 3)]
 
 
 def test_robustness_cells(tree, blocks):
   _, written = tree
   header, rows = parse_table(blocks['robustness'])
   assert header[2:] == [f'σ {sigma:g}' for sigma in SIGMAS]
-  assert len(rows) == 3 * len(runs.DATASET_RUNS)
+  assert len(rows) == len(evaluate.PERTURBED_METHODS) * len(
+      runs.DATASET_RUNS)
   for row in rows:
     metrics = written['metrics'][row[0].strip('`')]
     method = {v: k for k, v in report.METHOD_NAMES.items()}[row[1]]
     for cell, sigma in zip(row[2:], SIGMAS):
-      assert_percent(cell, metrics[evaluate.robustness_key(method, sigma)])
+      assert_percent(cell, metrics[metric_keys.robustness(method, sigma)])
 
 
 def test_ablation_cells(tree, blocks):
@@ -279,7 +284,7 @@ def test_ablation_cells(tree, blocks):
   available = [written['metrics'][name] for name in runs.ABLATION_RUNS
                if name != MISSING_RUN]
   levels = [level for level in evaluate.OCCLUSION_LEVELS
-            if any(m[evaluate.pck_key('kgnn2d', f'occluded_{level}', 0.1)]
+            if any(m[metric_keys.pck('kgnn2d', f'occluded_{level}', 0.1)]
                    is not None for m in available)]
   assert header[7:] == [f'2D-KGNN occluded, {level} invisible'
                         for level in levels]
@@ -290,15 +295,15 @@ def test_ablation_cells(tree, blocks):
       assert row[2] == report.NOT_RUN
       continue
     metrics = written['metrics'][name]
-    expected = [metrics[evaluate.pck_key(method, subset, 0.1)]
+    expected = [metrics[metric_keys.pck(method, subset, 0.1)]
                 for method in ('kgnn2d', 'kgnn3d')
                 for subset in ('visible', 'occluded')]
     expected += [None] + [
-        metrics[evaluate.pck_key('kgnn2d', f'occluded_{level}', 0.1)]
+        metrics[metric_keys.pck('kgnn2d', f'occluded_{level}', 0.1)]
         for level in levels]
     for index, (cell, value) in enumerate(zip(row[2:], expected)):
       if index == 4:
-        assert cell == f'{metrics["occlusion_auc.kgnn2d"]:.3f}'
+        assert cell == f'{metrics[metric_keys.occlusion_auc("kgnn2d")]:.3f}'
       else:
         assert_percent(cell, value)
   assert 'figs/ablations.png' in blocks['ablations']
@@ -311,15 +316,15 @@ def test_multiview_cells(tree, blocks):
   for row in rows:
     metrics = written['metrics'][row[0].strip('`')]
     if row[1] == 'subsets':
-      assert row[2:] == [str(metrics[f'multiview_subsets.{n}'])
+      assert row[2:] == [str(metrics[metric_keys.multiview_subsets(n)])
                          for n in multiview.VIEW_COUNTS]
       continue
     method = {v: k for k, v in report.METHOD_NAMES.items()}[row[1]]
     for cell, n in zip(row[2:], multiview.VIEW_COUNTS):
       count, fraction = cell.rstrip('%)').split(' (')
-      assert abs(float(count) - metrics[evaluate.multiview_key(method, n)]
+      assert abs(float(count) - metrics[metric_keys.multiview(method, n)]
                  ) <= 0.05 + 1e-9
-      assert_percent(fraction, metrics[evaluate.multiview_key(
+      assert_percent(fraction, metrics[metric_keys.multiview(
           method, n, fraction=True)])
 
 
@@ -462,14 +467,14 @@ def metrics_with(**values) -> dict:
   metrics = {}
   for name, value in values.items():
     if name.startswith('auc_'):
-      metrics[f'occlusion_auc.{name[4:]}'] = value
+      metrics[metric_keys.occlusion_auc(name[4:])] = value
     elif name.startswith('noise_'):
       method, sigma = name[6:].split('_')
-      metrics[evaluate.robustness_key(method, float(sigma))] = value
+      metrics[metric_keys.robustness(method, float(sigma))] = value
     else:
       method, subset = name.split('_', 1)
-      metrics[evaluate.pck_key(method, subset.replace('level', 'occluded_'),
-                               0.1)] = value
+      metrics[metric_keys.pck(method, subset.replace('level', 'occluded_'),
+                              0.1)] = value
   return metrics
 
 

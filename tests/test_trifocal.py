@@ -78,6 +78,12 @@ def test_perturbed_points_give_a_clearly_nonzero_residual(rng):
   # The residual is linear in x2 and vanishes at the true point.
   np.testing.assert_allclose(two_pixels, 2.0 * one_pixel, rtol=1e-6)
   assert one_pixel.min() > 1e-6
+  # Its norm is the displacement in focal lengths of view 2, up to the
+  # anisotropy of points away from the principal point (and skew here).
+  focal = 1.0 / np.asarray(cameras.normalizing_transform(P2))[0, 0]
+  pixels = one_pixel * focal
+  assert abs(np.median(pixels) - 1.0) < 0.1
+  assert 0.6 < pixels.min() and pixels.max() < 1.6
 
 
 def test_normalized_residual_is_scale_free(rng):

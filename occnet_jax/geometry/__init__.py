@@ -8,10 +8,12 @@ from occnet_jax.geometry.cameras import intrinsics_matrix
 from occnet_jax.geometry.cameras import look_at
 from occnet_jax.geometry.cameras import normalizing_transform
 from occnet_jax.geometry.cameras import perspective_projection
+from occnet_jax.geometry.cameras import pose_center
 from occnet_jax.geometry.cameras import project
 from occnet_jax.geometry.cameras import projection_matrix
 from occnet_jax.geometry.cameras import quaternion_to_rotation
 from occnet_jax.geometry.cameras import rotation_to_quaternion
+from occnet_jax.geometry.cameras import viewing_yaw
 from occnet_jax.geometry.pnp import PnPError
 from occnet_jax.geometry.pnp import PnPResult
 from occnet_jax.geometry.pnp import solve_pnp

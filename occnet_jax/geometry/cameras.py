@@ -307,3 +307,25 @@ def perspective_projection(points_3d, focal, quaternion, translation, aspect,
   aspect = jnp.asarray(aspect)[..., None]
   return jnp.stack([focal * camera[..., 0] / depth,
                     aspect * focal * camera[..., 1] / depth], -1)
+
+
+def pose_center(quaternion, translation):
+  """Camera centres C = -R(q)^T t of poses x_cam = R(q) X + t, (..., 3)."""
+  rotation = quaternion_to_rotation(quaternion)
+  return -jnp.einsum('...ji,...j->...i', rotation, translation)
+
+
+def viewing_yaw(center):
+  """Azimuth (radians, in (-pi, pi]) of camera centres about the car.
+
+  The object frame of docs/design.md has x forward, y up and z lateral: the
+  yaw is the angle about y from the front (+x) towards +z, whatever the
+  camera's elevation, distance or principal point.
+
+  Args:
+    center: (..., 3) camera centres in the object frame.
+
+  Returns:
+    (...) yaws.
+  """
+  return jnp.arctan2(center[..., 2], center[..., 0])

@@ -33,10 +33,13 @@ from occnet_jax import shape_basis as shape_basis_lib
 from occnet_jax.models import layers
 
 # Half turn about the x axis, (w, x, y, z).
-_INITIAL_QUATERNION = np.array([0.0, 1.0, 0.0, 0.0], np.float32)
+INITIAL_QUATERNION = np.array([0.0, 1.0, 0.0, 0.0], np.float32)
 _SOFTPLUS_AT_ZERO = np.log(2.0)
 # Bound on |beta|, in standard deviations of each PCA component.
 MAX_SHAPE_COEFFICIENT = 5.0
+# The untrained camera (module docstring), also where `shape_fit` starts.
+INITIAL_FOCAL = 4.0
+INITIAL_DEPTH = 9.0
 
 
 class KGNN3D(nn.Module):
@@ -53,8 +56,8 @@ class KGNN3D(nn.Module):
   shape_basis: shape_basis_lib.ShapeBasis
   hidden: int
   dropout_rate: float = 0.0
-  initial_focal: float = 4.0
-  initial_depth: float = 9.0
+  initial_focal: float = INITIAL_FOCAL
+  initial_depth: float = INITIAL_DEPTH
 
   @nn.compact
   def __call__(self, graph: jraph.GraphsTuple, aspect: jax.Array, *,
@@ -88,7 +91,7 @@ class KGNN3D(nn.Module):
     beta = MAX_SHAPE_COEFFICIENT * jnp.tanh(raw_beta / MAX_SHAPE_COEFFICIENT)
     focal = (self.initial_focal / _SOFTPLUS_AT_ZERO
              * jax.nn.softplus(raw_focal[:, 0]))
-    quaternion = raw_quaternion + _INITIAL_QUATERNION
+    quaternion = raw_quaternion + INITIAL_QUATERNION
     # The epsilon keeps the normalisation differentiable at q = 0.
     quaternion = quaternion * jax.lax.rsqrt(
         jnp.sum(quaternion**2, axis=-1, keepdims=True) + 1e-12)

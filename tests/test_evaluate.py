@@ -1,0 +1,101 @@
+"""Tests of metrics.json's occlusion-kind subsets, yaw errors and intervals."""
+
+import numpy as np
+import pytest
+
+from occnet_jax import evaluate
+from occnet_jax import geometry
+from occnet_jax import labels
+from occnet_jax import metric_keys
+import synthetic_cars
+
+NUM_CARS = 6
+NUM_VIEWS = 3
+KINDS = tuple(evaluate.OCCLUSION_KIND_SUBSETS.items())
+
+
+@pytest.fixture(scope='module')
+def case(module_seed):
+  """Views whose predictions are exact on self-occlusion only, and yaws."""
+  rng = np.random.default_rng(module_seed)
+  batch = synthetic_cars.make_batch(rng, NUM_CARS, NUM_VIEWS, 0.5)
+  views = {name: batch[name].reshape((-1,) + batch[name].shape[2:])
+           for name in ('keypoints', 'cameras', 'boxes', 'visibility')}
+  num = len(views['boxes'])
+  occluded = views['visibility'] == labels.Visibility.OCCLUDED
+  kinds = np.array([kind for _, kind in KINDS])[
+      rng.integers(0, len(KINDS), occluded.shape)]
+  views['occlusion_kind'] = np.where(occluded, kinds, 0)
+  views['true_keypoints'] = views['keypoints']
+  views['car_id'] = np.repeat(np.arange(NUM_CARS), NUM_VIEWS)
+  # Every method is exact except on occluded keypoints not self-occluded,
+  # which it misses by a box.
+  scale = np.max(views['boxes'][:, 2:] - views['boxes'][:, :2], axis=1)
+  wrong = occluded & (views['occlusion_kind'] != labels.OcclusionKind.SELF)
+  predicted = views['keypoints'] + np.where(wrong[..., None],
+                                            scale[:, None, None], 0.0)
+  for method in evaluate.METHODS:
+    views[method] = predicted
+    views[f'noisy.{method}'] = predicted[None]
+  for method in evaluate.OCCLUSION_METHODS:
+    views[f'occlusion.{method}'] = rng.normal(size=occluded.shape) + occluded
+  # Yaw errors of known size; the last view's camera is PnP-estimated.
+  views['camera_error'] = np.zeros(num, np.float32)
+  views['camera_error'][-1] = 1.5
+  centers = geometry.camera_center(views['cameras'].astype(np.float64))
+  true_yaw = np.asarray(geometry.viewing_yaw(centers))
+  offsets = {method: rng.uniform(-180, 180, num)
+             for method in evaluate.YAW_METHODS}
+  for method, offset in offsets.items():
+    views[f'yaw.{method}'] = true_yaw + np.radians(offset)
+  results = evaluate.compute_metrics(views, [0.1, 0.2], [0.0])
+  return dict(views=views, results=results, offsets=offsets)
+
+
+def test_occlusion_kind_subsets_split_the_occluded_keypoints(case):
+  results = case['results']
+  assert sum(results[metric_keys.count(subset)] for subset, _ in KINDS) == (
+      results[metric_keys.count('occluded')])
+  for method in evaluate.METHODS:
+    for subset, kind in KINDS:
+      value = results[metric_keys.pck(method, subset, 0.1)]
+      assert value == (1.0 if kind == labels.OcclusionKind.SELF else 0.0)
+
+
+def test_yaw_error_over_the_views_with_known_cameras(case):
+  results = case['results']
+  for method, offset in case['offsets'].items():
+    errors = np.abs(offset[:-1])
+    assert results[metric_keys.yaw_error(method, metric_keys.MEDIAN_DEG)] == (
+        pytest.approx(np.median(errors), abs=1e-3))
+    assert results[metric_keys.yaw_error(
+        method, metric_keys.WITHIN_30DEG)] == pytest.approx(
+            np.mean(errors <= 30))
+
+
+def test_every_figure_has_an_interval_around_it(case):
+  results = case['results']
+  figures = [key for key in results if not key.endswith('_ci')
+             and (metric_keys.try_parse(key) or metric_keys.MetricKey(''))
+             .family in metric_keys.INTERVAL_FAMILIES]
+  assert {metric_keys.parse(key).family for key in figures} == set(
+      metric_keys.INTERVAL_FAMILIES) - {'pck_labels', 'pck_box_jitter'}
+  for key in figures:
+    value, interval = results[key], results[metric_keys.interval(key)]
+    if value is None:
+      assert interval is None
+    else:
+      low, high = interval
+      assert low <= value + 1e-9 and value <= high + 1e-9, key
+
+
+def test_oracle_inputs_hold_no_occluded_position(rng):
+  visibility = rng.integers(0, 3, (4, 3, 12))
+  truth = rng.normal(size=(4, 3, 12, 2))
+  moved = np.where((visibility != labels.Visibility.VISIBLE)[..., None],
+                   truth + rng.normal(size=truth.shape), truth)
+  inputs = evaluate.oracle_inputs(
+      {'visibility': visibility, 'true_keypoints': truth})
+  np.testing.assert_array_equal(inputs, evaluate.oracle_inputs(
+      {'visibility': visibility, 'true_keypoints': moved}))
+  assert np.all(np.isnan(inputs[visibility != labels.Visibility.VISIBLE]))
