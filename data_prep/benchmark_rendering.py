@@ -19,11 +19,11 @@ from absl import flags
 import jax
 import numpy as np
 
+from data_prep.rendering import mesh as mesh_lib
+from data_prep.rendering import procedural_cars
+from data_prep.rendering import rasterizer
 from occnet_jax import cli
 from occnet_jax.geometry import cameras
-from occnet_jax.rendering import mesh as mesh_lib
-from occnet_jax.rendering import procedural_cars
-from occnet_jax.rendering import rasterizer
 
 FLAGS = flags.FLAGS
 

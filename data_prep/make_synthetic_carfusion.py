@@ -9,7 +9,7 @@ every kind drive through on one road and queue on the other, poles, signs
 and street cabinets line the curbs, pedestrians walk on the sidewalks and
 crosswalks, and `--cameras` cameras
 mounted a few metres high around it film `--frames` frames. Every frame of
-every camera is rendered in full (`occnet_jax.rendering.rasterizer`) and
+every camera is rendered in full (`data_prep.rendering.rasterizer`) and
 written with `data_prep.carfusion_format` exactly as CarFusion is laid out:
 
   <output>/<split>/<sequence>/images_jpg/<camera>_<frame>.jpg
@@ -22,7 +22,7 @@ A car is labelled in a view when at least `--min_visible` of its keypoints
 are visible. Its keypoints inside the image are written with visibility 1
 (visible) or 2 (occluded) and the occlusion kind in the sixth column (self,
 other vehicle, other object), from the depth test of
-`occnet_jax.rendering.visibility` against the whole scene; keypoints
+`data_prep.rendering.visibility` against the whole scene; keypoints
 outside the frame are written outside the image with kind 4 (truncation),
 which the reader keeps as truncated, unlabelled keypoints.
 
@@ -60,14 +60,14 @@ import numpy as np
 from data_prep import carfusion_format
 from data_prep import records
 from data_prep import scenes
+from data_prep.rendering import mesh as mesh_lib
+from data_prep.rendering import procedural_cars
+from data_prep.rendering import rasterizer
+from data_prep.rendering import visibility as visibility_lib
 from occnet_jax import annotator
 from occnet_jax import cli
 from occnet_jax import labels
 from occnet_jax.geometry import cameras as cameras_lib
-from occnet_jax.rendering import mesh as mesh_lib
-from occnet_jax.rendering import procedural_cars
-from occnet_jax.rendering import rasterizer
-from occnet_jax.rendering import visibility as visibility_lib
 
 FLAGS = flags.FLAGS
 

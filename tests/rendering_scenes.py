@@ -2,10 +2,10 @@
 
 import numpy as np
 
+from data_prep.rendering import mesh as mesh_lib
+from data_prep.rendering import procedural_cars
+from data_prep.rendering import visibility
 from occnet_jax.geometry import cameras
-from occnet_jax.rendering import mesh as mesh_lib
-from occnet_jax.rendering import procedural_cars
-from occnet_jax.rendering import visibility
 
 
 def orbit_cameras(rng, num_views, image_size, *, target=(0.0, 0.0, 0.0),

@@ -15,12 +15,12 @@ import pytest
 
 from data_prep import dataset_report
 from data_prep.car_render import car_render_dataset_builder as builder_lib
+from data_prep.rendering import procedural_cars
+from data_prep.rendering import visibility as visibility_lib
 from occnet_jax import boxes as boxes_lib
 from occnet_jax import geometry
 from occnet_jax import keypoints
 from occnet_jax import labels
-from occnet_jax.rendering import procedural_cars
-from occnet_jax.rendering import visibility as visibility_lib
 
 SIZES = (8, 3, 3)
 CONFIG = builder_lib.CarRenderConfig(

@@ -8,11 +8,11 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from data_prep.rendering import mesh as mesh_lib
+from data_prep.rendering import procedural_cars
+from data_prep.rendering import rasterizer
+from data_prep.rendering import visibility
 from occnet_jax.geometry import cameras
-from occnet_jax.rendering import mesh as mesh_lib
-from occnet_jax.rendering import procedural_cars
-from occnet_jax.rendering import rasterizer
-from occnet_jax.rendering import visibility
 from tests import rendering_scenes
 
 FRAME_SIZE = (256, 192)

@@ -2,12 +2,12 @@
 
 import numpy as np
 
+from data_prep.rendering import mesh as mesh_lib
+from data_prep.rendering import procedural_cars
+from data_prep.rendering import proxy_mesh
+from data_prep.rendering import visibility
 from occnet_jax import labels
 from occnet_jax.geometry import cameras
-from occnet_jax.rendering import mesh as mesh_lib
-from occnet_jax.rendering import procedural_cars
-from occnet_jax.rendering import proxy_mesh
-from occnet_jax.rendering import visibility
 from tests import rendering_scenes
 
 IMAGE_SIZE = (320, 240)

@@ -6,7 +6,7 @@ subdivided icosahedron (upper hemisphere and near-horizontal), at random
 focal lengths and distances (`data_prep.viewpoints`); each view's ROI crop is
 rendered directly at the crop size inside the view's box, with a random textured background, light and pixel noise. A
 keypoint is visible when the depth buffer at its exact projection matches its
-depth within the tolerance of `occnet_jax.rendering.visibility` (paper 4.1:
+depth within the tolerance of `data_prep.rendering.visibility` (paper 4.1:
 "we trace a ray toward the object from a pixel and check if the first
 intersection is close to the ground truth location"); the data tests check
 these labels against an independent float64 ray cast.
@@ -20,7 +20,7 @@ occluded, moves it.
 Car models: the 3D keypoint annotations in the manual dir
 (`car_keypoints_3d.npy`, see MANUAL_DOWNLOAD_INSTRUCTIONS) rendered through
 a proxy hull mesh when that file exists, else procedural cars
-(`occnet_jax.rendering.procedural_cars`). The three splits hold disjoint
+(`data_prep.rendering.procedural_cars`). The three splits hold disjoint
 models.
 """
 
@@ -36,14 +36,14 @@ import tensorflow_datasets as tfds
 
 from data_prep import records
 from data_prep import viewpoints
+from data_prep.rendering import mesh as mesh_lib
+from data_prep.rendering import procedural_cars
+from data_prep.rendering import proxy_mesh
+from data_prep.rendering import rasterizer
+from data_prep.rendering import visibility as visibility_lib
 from occnet_jax import keypoints
 from occnet_jax import shape_basis
 from occnet_jax.geometry import cameras as cameras_lib
-from occnet_jax.rendering import mesh as mesh_lib
-from occnet_jax.rendering import procedural_cars
-from occnet_jax.rendering import proxy_mesh
-from occnet_jax.rendering import rasterizer
-from occnet_jax.rendering import visibility as visibility_lib
 
 SHAPES_FILE = 'car_keypoints_3d.npy'
 SPLITS = ('train', 'validation', 'test')

@@ -27,7 +27,7 @@ Public API:
 import numpy as np
 import scipy.spatial
 
-from occnet_jax.rendering import mesh as mesh_lib
+from data_prep.rendering import mesh as mesh_lib
 
 # Indices in keypoints.CAR order.
 _WHEELS = (0, 1, 2, 3)

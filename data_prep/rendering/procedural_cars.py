@@ -36,7 +36,7 @@ import dataclasses
 
 import numpy as np
 
-from occnet_jax.rendering import mesh as mesh_lib
+from data_prep.rendering import mesh as mesh_lib
 
 CAR_KINDS = ('sedan', 'hatchback', 'suv', 'van', 'pickup')
 
