@@ -63,6 +63,7 @@ import numpy as np
 from occnet_jax import box_jitter as box_jitter_lib
 from occnet_jax import boxes as boxes_lib
 from occnet_jax import input_pipeline
+from occnet_jax import keypoints as keypoints_lib
 from occnet_jax import labels
 from occnet_jax import metrics as metrics_lib
 from occnet_jax import multiview
@@ -73,7 +74,6 @@ MULTIVIEW_METHODS = METHODS + ('labels',)
 METHOD_OUTPUTS = {'heatmap': 'initial_keypoints', 'kgnn2d': 'keypoints_2d',
                   'kgnn3d': 'reprojected'}
 OCCLUSION_METHODS = ('heatmap', 'kgnn2d')
-OCCLUSION_LEVELS = tuple(range(3, 10))
 ROBUSTNESS_ALPHA = 0.1
 VISIBLE = labels.Visibility.VISIBLE
 OCCLUDED = labels.Visibility.OCCLUDED
@@ -315,10 +315,9 @@ def compute_metrics(predictions: Mapping[str, np.ndarray],
   invisible = np.sum(visibility != VISIBLE, axis=-1)[:, None]
   subsets = {'all': visibility > 0, 'visible': visibility == VISIBLE,
              'occluded': visibility == OCCLUDED}
-  for level in OCCLUSION_LEVELS:
-    if level <= num_keypoints:
-      subsets[f'occluded_{level}'] = (visibility == OCCLUDED) & (
-          invisible == level)
+  for level in keypoints_lib.occlusion_levels(num_keypoints):
+    subsets[f'occluded_{level}'] = (visibility == OCCLUDED) & (
+        invisible == level)
 
   def pck(predicted, mask, alphas, truth=target):
     correct, total = metrics_lib.pck_counts(predicted, truth, view_boxes,

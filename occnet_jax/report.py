@@ -44,6 +44,7 @@ from occnet_jax import machine
 from occnet_jax import multiview
 from occnet_jax import plots
 from occnet_jax import workdir as workdir_lib
+from occnet_jax.categories import car as car_lib
 from occnet_jax.configs import default as default_config
 
 NOT_RUN = 'not run'
@@ -73,7 +74,8 @@ PAPER_AUC = {'heatmap': 0.83, 'kgnn2d': 0.95}
 # 6, 8, 9).
 PAPER_LEVEL_GAINS = {
     'car_render': {3: '+22', 9: '+10'},
-    'carfusion': {**{level: '>= +6' for level in evaluate.OCCLUSION_LEVELS},
+    'carfusion': {**{level: '>= +6'
+                     for level in car_lib.CAR.occlusion_levels},
                   4: 'about +25', 5: 'about +12'},
 }
 # Hand-labelled occluded CarFusion points within alpha 0.1 of the trifocal
@@ -289,7 +291,7 @@ def level_gains(metrics: Mapping[str, Any],
                 alpha: float = ALPHA) -> dict[int, float]:
   """2D-KGNN minus heatmap occluded PCK by populated occlusion level."""
   gains = {}
-  for level in evaluate.OCCLUSION_LEVELS:
+  for level in car_lib.CAR.occlusion_levels:
     subset = f'occluded_{level}'
     ours, base = (pck(metrics, method, subset, alpha)
                   for method in ('kgnn2d', 'heatmap'))
@@ -300,7 +302,7 @@ def level_gains(metrics: Mapping[str, Any],
 
 def populated_levels(metrics: Sequence[Mapping[str, Any]]) -> list[int]:
   """Occlusion levels with a 2D-KGNN PCK in any of the metrics."""
-  return [level for level in evaluate.OCCLUSION_LEVELS
+  return [level for level in car_lib.CAR.occlusion_levels
           if any(pck(m, 'kgnn2d', f'occluded_{level}') is not None
                  for m in metrics)]
 
@@ -458,7 +460,7 @@ def render_levels(results: RunResults) -> str:
     return table(header, [_not_run_row([], len(header))])
   paper = PAPER_LEVEL_GAINS[results.run.paper]
   rows = []
-  for level in evaluate.OCCLUSION_LEVELS:
+  for level in car_lib.CAR.occlusion_levels:
     subset = f'occluded_{level}'
     rows.append([str(level)] + [
         percent(pck(results.metrics, method, subset, alpha))

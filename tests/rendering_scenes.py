@@ -2,9 +2,9 @@
 
 import numpy as np
 
-from data_prep.rendering import mesh as mesh_lib
-from data_prep.rendering import procedural_cars
 from data_prep.rendering import visibility
+from occnet_jax import mesh as mesh_lib
+from occnet_jax.categories import car as car_lib
 from occnet_jax.geometry import cameras
 
 
@@ -44,7 +44,7 @@ def street_scene(rng):
   """
   meshes, points = [], []
   for object_id, z in enumerate((-1.4, 1.4)):
-    car = procedural_cars.random_car(rng, object_id=object_id)
+    car = car_lib.random_car(rng, object_id=object_id)
     offset = np.array([rng.uniform(-1.0, 1.0), -car.ground_y, z])
     meshes.append(mesh_lib.transform(car.mesh, np.eye(3), offset))
     points.append(car.keypoints + offset)

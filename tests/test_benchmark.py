@@ -14,7 +14,7 @@ import pytest
 
 from occnet_jax import benchmark
 from occnet_jax import boxes as boxes_lib
-from occnet_jax import keypoints as keypoints_lib
+from occnet_jax.categories import car as car_lib
 from occnet_jax.configs import test as test_config
 
 SETTINGS = benchmark.Settings(warmup=1, repeats=3, budget_seconds=1.0,
@@ -205,7 +205,7 @@ def test_goals_met_missed_and_not_measured(rng):
 
 
 def test_synthetic_batch_is_consistent(rng):
-  category = keypoints_lib.CAR
+  category = car_lib.CAR
   cars, views, crop = rng.integers(1, 4), rng.integers(1, 4), 16
   batch = benchmark.synthetic_batch(rng, category, cars, views, crop)
   k = category.num_keypoints

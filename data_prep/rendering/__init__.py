@@ -1,9 +1,12 @@
-"""Synthetic car imagery: procedural cars, proxy hulls, a jax rasteriser.
+"""Synthetic imagery: proxy hulls, a jax rasteriser, keypoint visibility.
+
+The meshes rendered come from `occnet_jax.mesh` primitives: a category's
+procedural models (`keypoints.Synthesis`, e.g. `occnet_jax.categories.car`)
+and the scenes' occluders.
 
 Modules:
-  mesh: `Mesh`, primitives, merging, padding to `Triangles` budgets.
-  procedural_cars: random cars of five kinds with their 12 keypoints.
-  proxy_mesh: a closed hull around 12 keypoints, for keypoint-only data.
+  proxy_mesh: a closed hull around a model's keypoints, for keypoint-only
+    data.
   rasterizer: tiled z-buffer rasteriser (frames, ROI windows, points).
   visibility: keypoint visibility and occlusion kinds, plus a ray cast.
 """

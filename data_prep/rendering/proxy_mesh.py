@@ -1,80 +1,49 @@
-"""A car-shaped closed hull around 12 keypoints, for data without meshes.
+"""A closed hull around a model's keypoints, for data without meshes.
 
 Some data comes as 3D keypoints alone (the paper's 472 annotated CAD cars).
-To render them and decide which keypoints a view sees, the car is stood in
-for by the convex hull of its keypoints plus points derived from them that
-give it a car's volume below the lights:
-
-  - ground contacts under each wheel, one wheel radius below the hub and a
-    little inboard (the radius is estimated as a fixed share of the
-    wheelbase, as for the mean car);
-  - bumper corners under each headlight and tail light, at the height of
-    the underbody.
-
-The derived points lie inside the box spanned by the keypoints in x and z,
-so the keypoints themselves stay on the hull's surface whenever they are
-its outermost points along some direction, as car keypoints are (tops
-highest, lights at the ends, hubs outermost); the test checks this on the
-mean shape and on procedural cars. A keypoint inside the hull would always
-read as self-occluded.
+To render them and decide which keypoints a view sees, the model is stood in
+for by the convex hull of its keypoints plus the points its category derives
+from them to give it volume (`keypoints.Synthesis.proxy_points`; for a car,
+ground contacts and bumper corners below the lights). A keypoint inside the
+hull would always read as self-occluded, so the category's points must keep
+every keypoint on the hull; the tests check this for the car on the mean
+shape and on procedural cars.
 
 Public API:
-  TRIANGLE_BUDGET: most faces a proxy mesh can have (pad to this)
-  derived_points(keypoints_3d) -> (8, 3) ground contacts and bumper corners
-  proxy_mesh(keypoints_3d, color, object_id=0) -> mesh.Mesh
+  triangle_budget(category) -> most faces a proxy mesh can have (pad to this)
+  proxy_mesh(keypoints_3d, category, color, object_id=0) -> mesh.Mesh
 """
 
 import numpy as np
 import scipy.spatial
 
-from data_prep.rendering import mesh as mesh_lib
-
-# Indices in keypoints.CAR order.
-_WHEELS = (0, 1, 2, 3)
-_HEADLIGHTS = (4, 5)
-_BACK_LIGHTS = (6, 7)
-# Wheel radius over wheelbase, and underbody height over wheel radius, of
-# the mean car (radius about 0.33 m, wheelbase 3.0 m, underbody 0.15 m).
-_RADIUS_PER_WHEELBASE = 0.11
-_UNDERBODY_PER_RADIUS = 0.45
-# Ground contacts sit this share of the hub's lateral offset inboard, so
-# the hub stays the outermost point.
-_CONTACT_INBOARD = 0.05
-# A triangulated convex hull of n points has at most 2n - 4 faces; here
-# n = 12 keypoints + 8 derived points.
-TRIANGLE_BUDGET = 2 * (12 + 8) - 4
+from occnet_jax import keypoints
+from occnet_jax import mesh as mesh_lib
 
 
-def derived_points(keypoints_3d) -> np.ndarray:
-  """Ground contacts (4) and bumper corners (4) implied by the keypoints.
+def triangle_budget(category: keypoints.Category) -> int:
+  """Most faces of a proxy mesh of the category.
+
+  A triangulated convex hull of n points has at most 2n - 4 faces; here n is
+  the keypoints and the derived points (as many for every shape).
 
   Args:
-    keypoints_3d: (12, 3) keypoints in `keypoints.CAR` order, object frame
-      (y up).
+    category: a category with a `synthesis`.
 
   Returns:
-    (8, 3) points: contacts under the four wheels, then corners under the
-    two headlights and the two back lights.
+    The budget.
   """
-  points = np.asarray(keypoints_3d, np.float64)
-  wheels = points[list(_WHEELS)]
-  wheelbase = 0.5 * (np.linalg.norm(wheels[0] - wheels[2])
-                     + np.linalg.norm(wheels[1] - wheels[3]))
-  radius = _RADIUS_PER_WHEELBASE * wheelbase
-  contacts = wheels - np.array([0.0, radius, 0.0])
-  contacts[:, 2] *= 1.0 - _CONTACT_INBOARD
-  underbody_y = np.mean(contacts[:, 1]) + _UNDERBODY_PER_RADIUS * radius
-  lights = points[list(_HEADLIGHTS + _BACK_LIGHTS)]
-  bumpers = lights.copy()
-  bumpers[:, 1] = np.minimum(lights[:, 1], underbody_y)
-  return np.concatenate([contacts, bumpers])
+  num_derived = len(category.synthesis.proxy_points(category.mean_shape))
+  return 2 * (category.num_keypoints + num_derived) - 4
 
 
-def proxy_mesh(keypoints_3d, color, object_id: int = 0) -> mesh_lib.Mesh:
-  """The closed convex hull of the keypoints and `derived_points`.
+def proxy_mesh(keypoints_3d, category: keypoints.Category, color,
+               object_id: int = 0) -> mesh_lib.Mesh:
+  """The closed convex hull of the keypoints and the category's points.
 
   Args:
-    keypoints_3d: (12, 3) keypoints in `keypoints.CAR` order.
+    keypoints_3d: (K, 3) keypoints in the category's order, object frame.
+    category: gives `synthesis.proxy_points`.
     color: (3,) albedo of every face.
     object_id: id written on every face.
 
@@ -82,8 +51,9 @@ def proxy_mesh(keypoints_3d, color, object_id: int = 0) -> mesh_lib.Mesh:
     A closed mesh with outward (counter-clockwise) faces, tagged
     `Part.BODY`.
   """
-  points = np.concatenate([np.asarray(keypoints_3d, np.float64),
-                           derived_points(keypoints_3d)])
+  points = np.concatenate([
+      np.asarray(keypoints_3d, np.float64),
+      np.asarray(category.synthesis.proxy_points(keypoints_3d), np.float64)])
   hull = scipy.spatial.ConvexHull(points)
   faces = hull.simplices.copy()
   # Qhull does not orient its simplices; its facet planes point outward.

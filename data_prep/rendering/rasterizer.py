@@ -48,7 +48,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from data_prep.rendering import mesh as mesh_lib
+from occnet_jax import mesh as mesh_lib
 from occnet_jax.geometry import cameras as cameras_lib
 from occnet_jax.geometry import small_linalg
 
