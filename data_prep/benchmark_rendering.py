@@ -19,11 +19,11 @@ from absl import flags
 import jax
 import numpy as np
 
+from data_prep.rendering import rasterizer
 from occnet_jax import cli
+from occnet_jax import mesh as mesh_lib
+from occnet_jax.categories import car as car_lib
 from occnet_jax.geometry import cameras
-from occnet_jax.rendering import mesh as mesh_lib
-from occnet_jax.rendering import procedural_cars
-from occnet_jax.rendering import rasterizer
 
 FLAGS = flags.FLAGS
 
@@ -77,7 +77,7 @@ def _street(rng, num_cars):
   meshes = [mesh_lib.quad([(-60, 0, -60), (-60, 0, 60), (60, 0, 60),
                            (60, 0, -60)], (0.35, 0.35, 0.37))]
   for object_id in range(num_cars):
-    car = procedural_cars.random_car(rng, object_id=object_id + 1)
+    car = car_lib.random_car(rng, object_id=object_id + 1)
     yaw = rng.uniform(0, 2 * np.pi)
     rotation = np.array([[np.cos(yaw), 0, np.sin(yaw)], [0, 1, 0],
                          [-np.sin(yaw), 0, np.cos(yaw)]])
@@ -111,8 +111,8 @@ def main(argv):
   del argv
   rng = np.random.default_rng(FLAGS.seed)
   num_views, crop_size = FLAGS.num_views, FLAGS.crop_size
-  car = procedural_cars.random_car(rng)
-  triangles = mesh_lib.to_triangles(car.mesh, procedural_cars.TRIANGLE_BUDGET)
+  car = car_lib.random_car(rng)
+  triangles = mesh_lib.to_triangles(car.mesh, car_lib.TRIANGLE_BUDGET)
   views, boxes, backgrounds = _roi_views(rng, car, num_views, crop_size)
   seconds = _median_seconds(
       lambda: rasterizer.render_windows(

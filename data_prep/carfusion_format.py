@@ -13,7 +13,7 @@ A gt line labels one keypoint of one car:
   x, y, keypoint_id, instance_id, visibility[, occlusion_kind]
 
 in full-frame pixels; keypoint_id is the 1-based CarFusion slot (1..14, see
-`keypoints.CARFUSION_SLOT_TO_KEYPOINT`; Exhaust and Center are ignored);
+`categories.car.CAR.raw_slot_to_keypoint`; Exhaust and Center are ignored);
 visibility 1 or 3 is visible and 2 occluded. The optional sixth column is ours
 (the synthetic generator knows why a point is hidden): a
 `labels.OcclusionKind`, 0 for visible points and 1..5 for occluded ones.
@@ -57,8 +57,8 @@ from etils import epath
 import numpy as np
 
 from occnet_jax import geometry
-from occnet_jax import keypoints as keypoints_lib
 from occnet_jax import labels
+from occnet_jax.categories import car as car_lib
 
 IMAGE_DIR = 'images_jpg'
 GT_DIR = 'gt'
@@ -69,7 +69,9 @@ GT_SUFFIX = '.txt'
 CALIBRATION_FILE = 'calibration.json'
 CALIBRATION_FORMAT_VERSION = 1
 
-NUM_KEYPOINTS = len(keypoints_lib.CARFUSION_KEYPOINT_TO_SLOT)
+# CarFusion labels cars.
+CATEGORY = car_lib.CAR
+NUM_KEYPOINTS = CATEGORY.num_keypoints
 RAW_VISIBLE = (1, 3)
 RAW_OCCLUDED = 2
 
@@ -196,7 +198,7 @@ def instance_gt_lines(instance_id: int, points: np.ndarray,
     One `GtLine` per labelled or truncated keypoint, in model keypoint order.
   """
   lines = []
-  for k, slot in enumerate(keypoints_lib.CARFUSION_KEYPOINT_TO_SLOT):
+  for k, slot in enumerate(CATEGORY.keypoint_to_raw_slot):
     truncated = (occlusion_kind is not None and
                  occlusion_kind[k] == labels.OcclusionKind.TRUNCATION)
     if visibility[k] == labels.Visibility.UNLABELLED and not truncated:
@@ -231,7 +233,7 @@ def _check_line(text: str) -> tuple[GtLine | None, str | None]:
     return None, 'non_numeric'
   x, y = values[:2]
   keypoint_id, instance_id, visibility, *kind = (int(v) for v in values[2:])
-  if not 1 <= keypoint_id <= keypoints_lib.CARFUSION_NUM_SLOTS:
+  if not 1 <= keypoint_id <= len(CATEGORY.raw_slot_to_keypoint):
     return None, 'keypoint_id_out_of_range'
   if visibility not in RAW_VISIBLE and visibility != RAW_OCCLUDED:
     return None, 'visibility_out_of_range'
@@ -269,7 +271,7 @@ def parse_gt_lines(lines: Iterable[str], *, image_size: tuple[int, int],
     where = f'{source}:{line_number}'
     line, reason = _check_line(text)
     if reason is None:
-      keypoint = keypoints_lib.CARFUSION_SLOT_TO_KEYPOINT[line.keypoint_id - 1]
+      keypoint = CATEGORY.raw_slot_to_keypoint[line.keypoint_id - 1]
       if keypoint < 0:
         reason = 'unused_keypoint_slot'
       elif not (0 <= line.x < width and 0 <= line.y < height):

@@ -20,6 +20,7 @@ from absl import flags
 import numpy as np
 import tensorflow_datasets as tfds
 
+from occnet_jax import categories
 from occnet_jax import cli
 from occnet_jax import errors
 from occnet_jax import keypoints
@@ -103,7 +104,7 @@ def main(argv):
     shapes, source = FLAGS.shapes, FLAGS.shapes
   basis = fit_and_save(shapes, FLAGS.num_components, FLAGS.output,
                        FLAGS.symmetric,
-                       keypoints.get_category(FLAGS.category), source)
+                       categories.get_category(FLAGS.category), source)
   for k, (ratio, stddev) in enumerate(
       zip(basis.explained_variance_ratio, basis.stddevs)):
     print(f'component {k + 1}: explained variance {100 * ratio:5.1f}% '

@@ -9,7 +9,7 @@ every kind drive through on one road and queue on the other, poles, signs
 and street cabinets line the curbs, pedestrians walk on the sidewalks and
 crosswalks, and `--cameras` cameras
 mounted a few metres high around it film `--frames` frames. Every frame of
-every camera is rendered in full (`occnet_jax.rendering.rasterizer`) and
+every camera is rendered in full (`data_prep.rendering.rasterizer`) and
 written with `data_prep.carfusion_format` exactly as CarFusion is laid out:
 
   <output>/<split>/<sequence>/images_jpg/<camera>_<frame>.jpg
@@ -22,7 +22,7 @@ A car is labelled in a view when at least `--min_visible` of its keypoints
 are visible. Its keypoints inside the image are written with visibility 1
 (visible) or 2 (occluded) and the occlusion kind in the sixth column (self,
 other vehicle, other object), from the depth test of
-`occnet_jax.rendering.visibility` against the whole scene; keypoints
+`data_prep.rendering.visibility` against the whole scene; keypoints
 outside the frame are written outside the image with kind 4 (truncation),
 which the reader keeps as truncated, unlabelled keypoints.
 
@@ -59,15 +59,15 @@ import numpy as np
 
 from data_prep import carfusion_format
 from data_prep import scenes
+from data_prep.rendering import rasterizer
+from data_prep.rendering import visibility as visibility_lib
 from occnet_jax import annotator
 from occnet_jax import cli
 from occnet_jax import cropping
 from occnet_jax import labels
+from occnet_jax import mesh as mesh_lib
+from occnet_jax.categories import car as car_lib
 from occnet_jax.geometry import cameras as cameras_lib
-from occnet_jax.rendering import mesh as mesh_lib
-from occnet_jax.rendering import procedural_cars
-from occnet_jax.rendering import rasterizer
-from occnet_jax.rendering import visibility as visibility_lib
 
 FLAGS = flags.FLAGS
 
@@ -130,7 +130,7 @@ class Scene:
       world -> camera.
   """
 
-  cars: Sequence[procedural_cars.Car]
+  cars: Sequence[car_lib.Car]
   meshes: Sequence[mesh_lib.Mesh]
   object_kinds: np.ndarray
   poses: np.ndarray
@@ -174,7 +174,7 @@ def make_scene(rng: np.random.Generator, settings: SceneSettings,
     The scene.
   """
   frames, interval = settings.num_frames, settings.frame_interval
-  cars = [procedural_cars.random_car(rng, object_id=i)
+  cars = [car_lib.random_car(rng, object_id=i)
           for i in range(settings.num_cars)]
   car_poses = scenes.place_traffic(
       rng, np.array([car.shape.length for car in cars]), frames, interval,
@@ -335,7 +335,7 @@ def generate_sequence(rng: np.random.Generator, sequence_dir: epath.PathLike,
         labels_of_car = annotator.annotate(
             pixels[car], visibility[c, car],
             cropping.padded_box(box.reshape(2, 2)), settings.label_noise,
-            noise_rng)
+            noise_rng, car_lib.CAR)
         labelled = visibility[c, car] != labels.Visibility.UNLABELLED
         # An annotator clicks inside the image.
         labels_of_car[labelled] = np.clip(labels_of_car[labelled], 0.0,

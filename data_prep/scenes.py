@@ -9,9 +9,9 @@ walk on the sidewalks and occlude cars. Cameras are mounted around the
 intersection a few metres high, as at the CarFusion intersections.
 
 Everything here is numpy and deterministic given a `np.random.Generator`;
-the occluder meshes are built from `occnet_jax.rendering.mesh` primitives
+the occluder meshes are built from `occnet_jax.mesh` primitives
 (object frame: origin on the ground, y up, x forward), cars come from
-`occnet_jax.rendering.procedural_cars`.
+`occnet_jax.categories.car`.
 
 Public API:
   Street: road and sidewalk dimensions
@@ -30,8 +30,8 @@ import dataclasses
 
 import numpy as np
 
+from occnet_jax import mesh
 from occnet_jax.geometry import cameras
-from occnet_jax.rendering import mesh
 
 _UP = np.array([0.0, 1.0, 0.0])
 # Turns a z-axis `mesh.cylinder` upright (z -> y).

@@ -30,6 +30,8 @@ _DATASET = flags.DEFINE_string(
     'dataset', 'car_render/small',
     'TFDS name with its builder config, e.g. car_render/small or '
     'carfusion/default.')
+_CATEGORY = flags.DEFINE_string('category', 'car',
+                                'Keypoint category of the dataset.')
 _SPLIT = flags.DEFINE_string('split', 'test', 'Split to study.')
 _DATA_DIR = flags.DEFINE_string('data_dir', 'workdirs/tensorflow_datasets',
                                 'TFDS data dir.')
@@ -67,8 +69,9 @@ def main(argv):
   # The study builds its dataset on first use: TFDS needs its builder.
   builders.register(_DATASET.value.partition('/')[0])
   result = label_study.run_study(
-      dataset=_DATASET.value, split=_SPLIT.value, data_dir=_DATA_DIR.value,
-      output=_OUTPUT.value, noise=noise, seed=_SEED.value,
+      dataset=_DATASET.value, category=_CATEGORY.value, split=_SPLIT.value,
+      data_dir=_DATA_DIR.value, output=_OUTPUT.value, noise=noise,
+      seed=_SEED.value,
       max_cars=_MAX_CARS.value, num_views=_NUM_VIEWS.value,
       batch_size=_BATCH_SIZE.value)
   print(label_study.format_summary(result))

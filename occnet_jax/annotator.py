@@ -75,7 +75,7 @@ NOISE_FREE = AnnotatorNoise(0.0, 0.0, 0.0)
 def annotate(keypoints: np.ndarray, visibility: np.ndarray,
              boxes: np.ndarray, noise: AnnotatorNoise,
              rng: np.random.Generator,
-             category: keypoints_lib.Category = keypoints_lib.CAR,
+             category: keypoints_lib.Category,
              ) -> np.ndarray:
   """Simulated hand labels of true keypoints (module docstring).
 

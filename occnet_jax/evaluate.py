@@ -81,6 +81,7 @@ from occnet_jax import box_jitter as box_jitter_lib
 from occnet_jax import boxes as boxes_lib
 from occnet_jax import geometry
 from occnet_jax import input_pipeline
+from occnet_jax import keypoints as keypoints_lib
 from occnet_jax import labels
 from occnet_jax import metric_keys
 from occnet_jax import metrics as metrics_lib
@@ -101,7 +102,6 @@ METHOD_OUTPUTS = {'heatmap': 'initial_keypoints', 'kgnn2d': 'keypoints_2d',
 OCCLUSION_METHODS = ('heatmap', 'kgnn2d')
 # Methods with a camera, scored by yaw error.
 YAW_METHODS = ('kgnn3d',) + BASELINE_METHODS
-OCCLUSION_LEVELS = tuple(range(3, 10))
 # Subsets of occluded keypoints by why they are hidden.
 OCCLUSION_KIND_SUBSETS = {
     'occluded_self': labels.OcclusionKind.SELF,
@@ -362,9 +362,8 @@ def compute_metrics(predictions: Mapping[str, np.ndarray],
   occluded = visibility == OCCLUDED
   subsets = {'all': visibility > 0, 'visible': visibility == VISIBLE,
              'occluded': occluded}
-  for level in OCCLUSION_LEVELS:
-    if level <= num_keypoints:
-      subsets[f'occluded_{level}'] = occluded & (invisible == level)
+  for level in keypoints_lib.occlusion_levels(num_keypoints):
+    subsets[f'occluded_{level}'] = occluded & (invisible == level)
   for subset, kind in OCCLUSION_KIND_SUBSETS.items():
     subsets[subset] = occluded & (predictions['occlusion_kind'] == kind)
   weights = bootstrap.resample_weights(predictions['car_id'], num_resamples,

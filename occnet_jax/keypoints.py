@@ -1,19 +1,53 @@
-"""Keypoint category definitions: names, order, mirror pairs, types, shape.
+"""What a keypoint category is: names, order, mirror pairs, types, shape.
 
-A `Category` is plain data. Models, losses, metrics and data tools read the
-number of keypoints, their types and mirror pairs from it, so another object
-category needs a new `Category`, not model edits. `CAR` is the 12-keypoint
-vehicle definition of the paper and of CarFusion.
+A `Category` is plain data. Models, losses, metrics, plots and data tools
+read the number of keypoints, their types, mirror pairs and occlusion levels
+from it, so another object category is a new `Category` (one file in
+`occnet_jax/categories/`), not edits elsewhere. Data preparation reads what
+it needs to render the category from `Category.synthesis`: pure numpy, so the
+library holds it without importing data preparation.
 
 3D conventions (object frame): x forward, y up, z lateral with the right side
 negative; units are metres.
 """
 
+from collections.abc import Callable
 import dataclasses
+from typing import Any
 
 import numpy as np
 
-from occnet_jax import errors
+# Occlusion levels (numbers of invisible keypoints of a view) start here:
+# fewer are hardly occluded. They stop where a view keeps this many visible.
+_FEWEST_INVISIBLE = 3
+_FEWEST_VISIBLE = 3
+
+
+def occlusion_levels(num_keypoints: int) -> tuple[int, ...]:
+  """The reported numbers of invisible keypoints: 3..9 for the 12 of a car."""
+  return tuple(range(_FEWEST_INVISIBLE, num_keypoints - _FEWEST_VISIBLE + 1))
+
+
+@dataclasses.dataclass(frozen=True)
+class Synthesis:
+  """What data preparation needs to render a category (pure numpy).
+
+  Attributes:
+    random_model: rng -> a procedural model with `mesh` (`occnet_jax.mesh.
+      Mesh`, object frame, metres) and `keypoints` ((K, 3) on its surface, in
+      model order); a deterministic function of the generator's state.
+    triangle_budget: most faces of a `random_model` mesh (the rasteriser
+      pads to it and compiles once per budget).
+    random_paint: rng -> (3,) albedo of a keypoint-only model's proxy hull.
+    proxy_points: (K, 3) keypoints -> (P, 3) points added to their convex
+      hull to give a keypoint-only model its volume (`data_prep.rendering.
+      proxy_mesh`); each keypoint must stay on the hull.
+  """
+
+  random_model: Callable[[np.random.Generator], Any]
+  triangle_budget: int
+  random_paint: Callable[[np.random.Generator], np.ndarray]
+  proxy_points: Callable[[np.ndarray], np.ndarray]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -30,6 +64,12 @@ class Category:
     skeleton: keypoint index pairs drawn in figures (the graph networks use a
       fully connected graph, not this skeleton).
     mean_shape: (K, 3) mean 3D keypoints in metres, object frame.
+    coco_category_id: the COCO category of predictions written as COCO
+      keypoint results.
+    raw_slot_to_keypoint: the raw dataset's keypoint slots (raw id =
+      slot + 1) mapped to model indices, -1 for slots that are dropped;
+      None when the category has no raw format.
+    synthesis: how data preparation renders it; None if it cannot.
   """
 
   name: str
@@ -38,6 +78,9 @@ class Category:
   types: tuple[int, ...]
   skeleton: tuple[tuple[int, int], ...]
   mean_shape: np.ndarray = dataclasses.field(repr=False)
+  coco_category_id: int
+  raw_slot_to_keypoint: tuple[int, ...] | None = None
+  synthesis: Synthesis | None = dataclasses.field(default=None, repr=False)
 
   def __post_init__(self):
     k = len(self.keypoint_names)
@@ -52,6 +95,10 @@ class Category:
     for i, j in self.skeleton:
       if not (0 <= i < k and 0 <= j < k):
         raise ValueError(f'{self.name}: skeleton edge {(i, j)} out of range.')
+    if self.raw_slot_to_keypoint is not None and sorted(
+        i for i in self.raw_slot_to_keypoint if i >= 0) != list(range(k)):
+      raise ValueError(f'{self.name}: raw_slot_to_keypoint must name each '
+                       f'of the {k} keypoints once.')
 
   @property
   def num_keypoints(self) -> int:
@@ -61,69 +108,12 @@ class Category:
   def num_types(self) -> int:
     return max(self.types) + 1
 
+  @property
+  def occlusion_levels(self) -> tuple[int, ...]:
+    return occlusion_levels(self.num_keypoints)
 
-# Mean of 472 ShapeNet cars (right-side points), in a unit where the car is
-# about 0.78 long; rescaled below so that the mean car is 4.5 m long.
-_REFERENCE_RIGHT_SIDE = {
-    'front_wheel': (0.2667, -0.0738, -0.1607),
-    'back_wheel': (-0.2504, -0.0731, -0.1611),
-    'front_headlight': (0.3806, 0.0038, -0.1345),
-    'back_light': (-0.3979, 0.0423, -0.1303),
-    'front_top': (0.0527, 0.1129, -0.1140),
-    'back_top': (-0.2186, 0.1118, -0.1068),
-}
-_REFERENCE_LENGTH = 0.3806 + 0.3979
-MEAN_CAR_LENGTH_METRES = 4.5
-
-
-def _car_mean_shape() -> np.ndarray:
-  # Model order pairs each right point with its left mirror (z negated), in
-  # the order wheels front, wheels back, headlights, back lights, tops.
-  rows = []
-  for part in ('front_wheel', 'back_wheel', 'front_headlight', 'back_light',
-               'front_top', 'back_top'):
-    right = np.array(_REFERENCE_RIGHT_SIDE[part])
-    rows += [right, right * np.array([1.0, 1.0, -1.0])]
-  return np.stack(rows) * (MEAN_CAR_LENGTH_METRES / _REFERENCE_LENGTH)
-
-
-CAR = Category(
-    name='car',
-    keypoint_names=(
-        'right_front_wheel', 'left_front_wheel',
-        'right_back_wheel', 'left_back_wheel',
-        'right_front_headlight', 'left_front_headlight',
-        'right_back_light', 'left_back_light',
-        'right_front_top', 'left_front_top',
-        'right_back_top', 'left_back_top',
-    ),
-    mirror=(1, 0, 3, 2, 5, 4, 7, 6, 9, 8, 11, 10),
-    types=tuple(range(12)),
-    skeleton=((0, 2), (1, 3), (0, 1), (2, 3), (8, 10), (9, 11), (8, 9),
-              (10, 11), (4, 0), (4, 8), (4, 5), (5, 1), (5, 9), (6, 2),
-              (6, 10), (7, 3), (7, 11), (6, 7)),
-    mean_shape=_car_mean_shape(),
-)
-
-# CarFusion annotates 14 slots (raw ids 1..14 = slot + 1). Exhaust (slot 8)
-# and Center (slot 13) are not labelled consistently and are dropped.
-CARFUSION_NUM_SLOTS = 14
-CARFUSION_SLOT_TO_KEYPOINT = (0, 1, 2, 3, 4, 5, 6, 7, -1, 8, 9, 10, 11, -1)
-CARFUSION_KEYPOINT_TO_SLOT = tuple(
-    s for s in range(CARFUSION_NUM_SLOTS) if CARFUSION_SLOT_TO_KEYPOINT[s] >= 0)
-
-_CATEGORIES = {'car': CAR}
-
-
-def register_category(category: Category) -> None:
-  """Makes a user-defined category available to `get_category`."""
-  _CATEGORIES[category.name] = category
-
-
-def get_category(name: str) -> Category:
-  try:
-    return _CATEGORIES[name]
-  except KeyError:
-    raise errors.UserError(
-        f'Unknown keypoint category {name!r}; known: {sorted(_CATEGORIES)}.'
-    ) from None
+  @property
+  def keypoint_to_raw_slot(self) -> tuple[int, ...]:
+    """The raw slot of each keypoint (`raw_slot_to_keypoint` inverted)."""
+    return tuple(self.raw_slot_to_keypoint.index(k)
+                 for k in range(self.num_keypoints))

@@ -412,7 +412,7 @@ def write_all(directory: str, results: Mapping[str, Any],
     alphas: PCK thresholds of the results.
     noise_sigmas: robustness noise levels of the results.
   """
-  levels = [level for level in evaluate.OCCLUSION_LEVELS
+  levels = [level for level in category.occlusion_levels
             if results.get(metric_keys.pck('kgnn2d', f'occluded_{level}',
                                            0.1)) is not None]
   title = caption(split, results['step'])

@@ -47,6 +47,7 @@ from PIL import Image
 from PIL import ImageOps
 
 from occnet_jax import boxes as boxes_lib
+from occnet_jax import categories
 from occnet_jax import cropping
 from occnet_jax import errors
 from occnet_jax import geometry
@@ -55,7 +56,6 @@ from occnet_jax import plots
 from occnet_jax import workdir as workdir_lib
 from occnet_jax.models import occlusion_net
 
-COCO_CAR_CATEGORY = 3
 OCCLUDED_THRESHOLD = 0.5
 # The input formats, for the command's --help (the README says the same).
 BOXES_FORMATS = (
@@ -202,7 +202,7 @@ class Predictor:
     """Restores the latest (or the given) complete checkpoint."""
     self.config, self.model, self.variables, _, self.step = (
         workdir_lib.restore_workdir(workdir, step))
-    self.category = keypoints_lib.get_category(self.config.category)
+    self.category = categories.get_category(self.config.category)
     self._apply = jax.jit(
         lambda variables, crops, boxes, points, confidence: self.model.apply(
             variables, crops, boxes, train=False, keypoints=points,
@@ -288,8 +288,7 @@ def car_score(car: dict[str, Any]) -> float:
 
 
 def to_coco_results(cars: Sequence[dict[str, Any]], image_id: int,
-                    category_id: int = COCO_CAR_CATEGORY,
-                    ) -> list[dict[str, Any]]:
+                    category_id: int) -> list[dict[str, Any]]:
   """COCO keypoint results: [x, y, v] triplets, v 2 visible, 1 occluded."""
   results = []
   for car in cars:
@@ -380,7 +379,8 @@ def predict_files(workdir: str, image_path: str, boxes_path: str,
       {'image': image_path, 'image_id': image_id, 'step': predictor.step,
        'keypoints_in': bool(keypoints_path),
        'score_threshold': score_threshold, 'cars': cars}, indent=1))
-  coco_path.write_text(json.dumps(to_coco_results(cars, image_id)))
+  coco_path.write_text(json.dumps(to_coco_results(
+      cars, image_id, predictor.category.coco_category_id)))
   height, width = image.shape[:2]
   images_path.write_text(json.dumps(
       [{'id': image_id, 'file_name': os.path.basename(image_path),

@@ -32,12 +32,12 @@ import numpy as np
 import tensorboardX
 from tensorboardX.proto import event_pb2
 
+from occnet_jax import categories
 from occnet_jax import checkpointing
 from occnet_jax import configs
 from occnet_jax import errors
 from occnet_jax import evaluate
 from occnet_jax import input_pipeline
-from occnet_jax import keypoints
 from occnet_jax import machine
 from occnet_jax import models
 from occnet_jax import multihost
@@ -281,7 +281,7 @@ def prepare_shape_basis(config: ml_collections.ConfigDict,
     The shape basis.
   """
   saved = epath.Path(workdir) / SHAPE_BASIS_FILE
-  category = keypoints.get_category(config.category)
+  category = categories.get_category(config.category)
   if saved.exists():
     return shape_basis_lib.load(saved)
   if config.shape_basis.path:
@@ -558,7 +558,7 @@ def evaluate_workdir(workdir: epath.PathLike, *, split: str | None = None,
     directory = epath.Path(evaluate.metrics_path(workdir, split)).parent
     evaluate.write_metrics(directory, results)
     plots.write_all(directory, results, predictions,
-                    keypoints.get_category(config.category), split=split,
+                    categories.get_category(config.category), split=split,
                     alphas=config.eval.alphas,
                     noise_sigmas=config.eval.noise_sigmas)
   return results

@@ -54,6 +54,7 @@ import numpy as np
 
 from data_prep import viewpoints
 from occnet_jax import boxes as boxes_lib
+from occnet_jax import categories
 from occnet_jax import configs
 from occnet_jax import cropping
 from occnet_jax import geometry
@@ -413,7 +414,7 @@ def benchmark_size(base: ml_collections.ConfigDict, size: str, *,
     the model's widths and those of `measure_compiled`.
   """
   config = sized_config(base, size, settings.train_batch)
-  category = keypoints_lib.get_category(config.category)
+  category = categories.get_category(config.category)
   basis = synthetic_shape_basis(rng, category,
                                 config.shape_basis.num_components)
   num_views = config.data.num_views

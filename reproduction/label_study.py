@@ -44,7 +44,9 @@ import numpy as np
 
 from occnet_jax import annotator
 from occnet_jax import boxes as boxes_lib
+from occnet_jax import categories
 from occnet_jax import input_pipeline
+from occnet_jax import keypoints as keypoints_lib
 from occnet_jax import labels
 from occnet_jax import losses
 from occnet_jax import metrics
@@ -128,8 +130,9 @@ def _fractions(within: np.ndarray, total: int) -> list[float | None]:
 
 
 def study(batches: Iterable[Mapping[str, np.ndarray]],
-          noise: annotator.AnnotatorNoise,
-          rng: np.random.Generator, log_every: int = 0) -> dict[str, Any]:
+          noise: annotator.AnnotatorNoise, rng: np.random.Generator,
+          category: keypoints_lib.Category,
+          log_every: int = 0) -> dict[str, Any]:
   """Fig. 4 left over batches of cars, with and without annotator noise.
 
   Args:
@@ -138,6 +141,7 @@ def study(batches: Iterable[Mapping[str, np.ndarray]],
       `visibility`, `cameras`, `boxes` and `view_mask`.
     noise: the annotator model of the noisy curve.
     rng: draws the annotator noise (`annotate`), batch after batch.
+    category: the labels' keypoint category (mirror pairs of the noise).
     log_every: log progress every this many batches (0 = never).
 
   Returns:
@@ -160,7 +164,7 @@ def study(batches: Iterable[Mapping[str, np.ndarray]],
     fields = (batch['visibility'], batch['cameras'], batch['boxes'],
               batch['view_mask'])
     noisy = annotator.annotate(batch['keypoints'], batch['visibility'],
-                               batch['boxes'], noise, rng)
+                               batch['boxes'], noise, rng, category)
     error, supervised = jax.device_get(target_errors(
         batch['keypoints'], batch['true_keypoints'], *fields))
     errors.append(error[supervised])
@@ -219,8 +223,9 @@ def car_batches(source: Sequence[Mapping[str, Any]], num_views: int,
     yield input_pipeline.stack(examples)
 
 
-def run_study(*, dataset: str, split: str, data_dir: str, output: str,
-              noise: annotator.AnnotatorNoise, seed: int, max_cars: int = 0,
+def run_study(*, dataset: str, category: str, split: str, data_dir: str,
+              output: str, noise: annotator.AnnotatorNoise, seed: int,
+              max_cars: int = 0,
               num_views: int = 4, batch_size: int = 32) -> dict[str, Any]:
   """Runs `study` on a TFDS split; writes RESULT_FILE and PLOT_FILE.
 
@@ -229,6 +234,7 @@ def run_study(*, dataset: str, split: str, data_dir: str, output: str,
 
   Args:
     dataset: TFDS name, with its builder config after a '/'.
+    category: name of its keypoint category (`occnet_jax.categories`).
     split: the split.
     data_dir: the TFDS data dir.
     output: directory of the JSON and the PNG (created).
@@ -258,7 +264,8 @@ def run_study(*, dataset: str, split: str, data_dir: str, output: str,
   result = {'dataset': dataset, 'split': split}
   result.update(study(
       car_batches(source, num_views, batch_size, max_cars, view_rng), noise,
-      noise_rng, log_every=LOG_EVERY_BATCHES))
+      noise_rng, categories.get_category(category),
+      log_every=LOG_EVERY_BATCHES))
   os.makedirs(output, exist_ok=True)
   with open(os.path.join(output, RESULT_FILE), 'w') as file:
     json.dump(result, file, indent=2)

@@ -47,6 +47,7 @@ from occnet_jax import metric_keys
 from occnet_jax import multiview
 from occnet_jax import plots
 from occnet_jax import workdir as workdir_lib
+from occnet_jax.categories import car as car_lib
 from occnet_jax.configs import default as default_config
 from reproduction import cells
 from reproduction import claims
@@ -202,7 +203,7 @@ def level_gains(metrics: Mapping[str, Any],
                 alpha: float = ALPHA) -> dict[int, float]:
   """2D-KGNN minus heatmap occluded PCK by populated occlusion level."""
   gains = {}
-  for level in evaluate.OCCLUSION_LEVELS:
+  for level in car_lib.CAR.occlusion_levels:
     subset = f'occluded_{level}'
     ours, base = (pck(metrics, method, subset, alpha)
                   for method in ('kgnn2d', 'heatmap'))
@@ -213,7 +214,7 @@ def level_gains(metrics: Mapping[str, Any],
 
 def populated_levels(metrics: Sequence[Mapping[str, Any]]) -> list[int]:
   """Occlusion levels with a 2D-KGNN PCK in any of the metrics."""
-  return [level for level in evaluate.OCCLUSION_LEVELS
+  return [level for level in car_lib.CAR.occlusion_levels
           if any(pck(m, 'kgnn2d', f'occluded_{level}') is not None
                  for m in metrics)]
 
@@ -364,7 +365,7 @@ def render_levels(results: RunResults) -> str:
     return cells.table(header, [_not_run_row([], len(header))])
   paper = claims.PAPER_LEVEL_GAINS[results.run.paper]
   rows = []
-  for level in evaluate.OCCLUSION_LEVELS:
+  for level in car_lib.CAR.occlusion_levels:
     subset = f'occluded_{level}'
     rows.append([str(level)] + [
         cells.percent(pck(results.metrics, method, subset, alpha))

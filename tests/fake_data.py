@@ -17,8 +17,8 @@ import tensorflow_datasets as tfds
 from data_prep import records
 from occnet_jax import cropping
 from occnet_jax import geometry
-from occnet_jax import keypoints
 from occnet_jax import labels
+from occnet_jax.categories import car as car_lib
 
 IMAGE_SIZE = (160, 120)
 FOCAL = 120.0
@@ -27,7 +27,7 @@ NAME = 'fake_cars'
 
 def _car_views(rng: np.random.Generator, num_views: int,
                crop_size: int) -> tuple[list[records.View], np.ndarray]:
-  category = keypoints.CAR
+  category = car_lib.CAR
   shape = category.mean_shape * rng.uniform(0.9, 1.1, size=3)
   width, height = IMAGE_SIZE
   intrinsics = np.asarray(geometry.intrinsics_matrix(
@@ -83,7 +83,7 @@ class FakeCars(tfds.core.GeneratorBasedBuilder, skip_registration=True):
 
   def _info(self) -> tfds.core.DatasetInfo:
     return tfds.core.DatasetInfo(builder=self, features=records.features(
-        self._num_views, keypoints.CAR.num_keypoints, self._crop_size))
+        self._num_views, car_lib.CAR.num_keypoints, self._crop_size))
 
   def _split_generators(self, dl_manager):
     del dl_manager

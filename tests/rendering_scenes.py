@@ -2,10 +2,10 @@
 
 import numpy as np
 
+from data_prep.rendering import visibility
+from occnet_jax import mesh as mesh_lib
+from occnet_jax.categories import car as car_lib
 from occnet_jax.geometry import cameras
-from occnet_jax.rendering import mesh as mesh_lib
-from occnet_jax.rendering import procedural_cars
-from occnet_jax.rendering import visibility
 
 
 def orbit_cameras(rng, num_views, image_size, *, target=(0.0, 0.0, 0.0),
@@ -44,7 +44,7 @@ def street_scene(rng):
   """
   meshes, points = [], []
   for object_id, z in enumerate((-1.4, 1.4)):
-    car = procedural_cars.random_car(rng, object_id=object_id)
+    car = car_lib.random_car(rng, object_id=object_id)
     offset = np.array([rng.uniform(-1.0, 1.0), -car.ground_y, z])
     meshes.append(mesh_lib.transform(car.mesh, np.eye(3), offset))
     points.append(car.keypoints + offset)

@@ -1,6 +1,6 @@
 """Noiseless multi-view car scenes for the model and loss tests (numpy).
 
-Every car is `keypoints.CAR.mean_shape`, slightly scaled per axis, seen by
+Every car is `categories.car.CAR.mean_shape`, slightly scaled per axis, seen by
 pinhole cameras placed around it at random azimuths, elevations, distances
 and focal lengths, all looking at the car's origin. Visibility is random
 (not rendered): each keypoint of each view is occluded with a fixed
@@ -9,7 +9,7 @@ probability, labelled 2, with its true position kept as the label.
 
 import numpy as np
 
-from occnet_jax import keypoints as keypoints_lib
+from occnet_jax.categories import car as car_lib
 
 IMAGE_SIZE = (1920, 1080)
 
@@ -64,7 +64,7 @@ def make_batch(rng, num_cars, num_views, occluded_probability=0.3):
     The batch dict (float32/int32/bool numpy arrays with leading (B, V)),
     plus `shape_3d` per car.
   """
-  category = keypoints_lib.CAR
+  category = car_lib.CAR
   k = category.num_keypoints
   batch = dict(
       keypoints=np.zeros((num_cars, num_views, k, 2), np.float32),

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from occnet_jax import boxes as boxes_lib
-from occnet_jax import keypoints as keypoints_lib
+from occnet_jax.categories import car as car_lib
 from occnet_jax.configs import test as test_config
 from reproduction import benchmark
 from reproduction import claims
@@ -207,7 +207,7 @@ def test_goals_met_missed_and_not_measured(rng):
 
 
 def test_synthetic_batch_is_consistent(rng):
-  category = keypoints_lib.CAR
+  category = car_lib.CAR
   cars, views, crop = rng.integers(1, 4), rng.integers(1, 4), 16
   batch = benchmark.synthetic_batch(rng, category, cars, views, crop)
   k = category.num_keypoints

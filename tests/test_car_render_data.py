@@ -15,16 +15,15 @@ import pytest
 
 from data_prep import dataset_report
 from data_prep.car_render import car_render_dataset_builder as builder_lib
+from data_prep.rendering import visibility as visibility_lib
 from occnet_jax import boxes as boxes_lib
 from occnet_jax import geometry
-from occnet_jax import keypoints
 from occnet_jax import labels
-from occnet_jax.rendering import procedural_cars
-from occnet_jax.rendering import visibility as visibility_lib
+from occnet_jax.categories import car as car_lib
 
 SIZES = (8, 3, 3)
 CONFIG = builder_lib.CarRenderConfig(
-    name='tiny', num_procedural_cars=SIZES, num_views=6, crop_size=32)
+    name='tiny', num_procedural_models=SIZES, num_views=6, crop_size=32)
 Visibility = labels.Visibility
 OcclusionKind = labels.OcclusionKind
 
@@ -89,7 +88,7 @@ def test_visibility_codes_agree_with_kinds_and_a_ray_cast(examples,
   agree = []
   for example in examples:
     index = int(example['car_id'].decode().split('/')[1])
-    car = procedural_cars.random_car(
+    car = car_lib.random_car(
         np.random.default_rng((module_seed, index)))
     np.testing.assert_allclose(example['shape_3d'], car.keypoints)
     cast = visibility_lib.views_keypoint_visibility_by_ray_cast(
@@ -164,7 +163,7 @@ def _pnp_cameras(examples, shape_for):
 def test_trifocal_transfer_with_pnp_poses(examples, shape_name):
   shape_for = {
       'true': lambda example: example['shape_3d'],
-      'mean': lambda example: keypoints.CAR.mean_shape,
+      'mean': lambda example: car_lib.CAR.mean_shape,
   }[shape_name]
   triplets = _transfer_triplets(examples)
   cameras = _pnp_cameras(examples, shape_for)

@@ -12,11 +12,12 @@ from data_prep import carfusion_format
 from occnet_jax import cropping
 from occnet_jax import keypoints
 from occnet_jax import labels
+from occnet_jax.categories import car as car_lib
 
 WIDTH, HEIGHT = 640, 480
-USED_IDS = tuple(slot + 1 for slot in keypoints.CARFUSION_KEYPOINT_TO_SLOT)
+USED_IDS = tuple(slot + 1 for slot in car_lib.CAR.keypoint_to_raw_slot)
 UNUSED_IDS = tuple(
-    slot + 1 for slot, k in enumerate(keypoints.CARFUSION_SLOT_TO_KEYPOINT)
+    slot + 1 for slot, k in enumerate(car_lib.CAR.raw_slot_to_keypoint)
     if k < 0)
 BAD_WORDS = ('abc', 'x1', '1.2.3', '--', '0x10', 'one', '1e', '+')
 NON_FINITE_WORDS = ('nan', 'NaN', 'inf', '-inf', 'Infinity')
@@ -127,7 +128,7 @@ def test_parser_keeps_every_valid_line_and_counts_every_bad_one(entries):
   for reason, _, line in entries:
     if line is not None:
       key = (line.instance_id,
-             keypoints.CARFUSION_SLOT_TO_KEYPOINT[line.keypoint_id - 1])
+             car_lib.CAR.raw_slot_to_keypoint[line.keypoint_id - 1])
     if reason in ('outside_image', 'truncation_label'):
       truncated.add(key)
     if reason == 'truncation_label':
@@ -164,7 +165,7 @@ def test_parser_keeps_every_valid_line_and_counts_every_bad_one(entries):
 
 
 def test_written_instance_lines_read_back_exactly(rng, tmp_path):
-  num_keypoints = keypoints.CAR.num_keypoints
+  num_keypoints = car_lib.CAR.num_keypoints
   points = rng.uniform((0, 0), (WIDTH, HEIGHT), (num_keypoints, 2))
   visibility = rng.integers(0, 3, num_keypoints)
   kinds = np.where(visibility == labels.Visibility.VISIBLE, 0,
@@ -259,7 +260,7 @@ def random_calibration(rng):
       '0000': {
           3: carfusion_format.ObjectPose(
               random_rotation(rng), rng.normal(size=3),
-              rng.normal(size=(keypoints.CAR.num_keypoints, 3))),
+              rng.normal(size=(car_lib.CAR.num_keypoints, 3))),
           7: carfusion_format.ObjectPose(random_rotation(rng),
                                          rng.normal(size=3)),
       }

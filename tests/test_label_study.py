@@ -19,6 +19,7 @@ from occnet_jax import boxes as boxes_lib
 from occnet_jax import geometry
 from occnet_jax import keypoints as keypoints_lib
 from occnet_jax import losses
+from occnet_jax.categories import car as car_lib
 from reproduction import label_study
 from tests import fake_data
 from tests import synthetic_cars
@@ -28,7 +29,8 @@ NUM_CARS, NUM_VIEWS = 64, 4
 # support labels' noise is sigma_visible * L_BOX in pixels.
 L_BOX = 800.0
 OCCLUDED = 2
-MIRROR = np.asarray(keypoints_lib.CAR.mirror)
+CAR = car_lib.CAR
+MIRROR = np.asarray(CAR.mirror)
 SAMPLES = 4000  # Monte Carlo draws per point of the expected fraction.
 
 
@@ -96,7 +98,7 @@ def expected_probabilities(batch, noise, alphas, rng):
 
 
 def test_noise_free_labels_lie_on_their_targets(batch, rng):
-  result = label_study.study([batch], annotator.NOISE_FREE, rng)
+  result = label_study.study([batch], annotator.NOISE_FREE, rng, CAR)
   _, valid, _ = supports_and_jacobians(*study_fields(batch))
   occluded = batch['visibility'] == OCCLUDED
   assert result['num_occluded'] == occluded.sum()
@@ -119,8 +121,9 @@ def test_target_error_measures_the_labels_distance_to_the_truth(batch, rng):
   noise = annotator.AnnotatorNoise(sigma_visible=0.02, sigma_occluded=0.0,
                                    mirror_swap_rate=0.0)
   noisy = dict(batch, keypoints=annotator.annotate(
-      batch['keypoints'], batch['visibility'], batch['boxes'], noise, rng))
-  error = label_study.study([noisy], annotator.NOISE_FREE, rng)[
+      batch['keypoints'], batch['visibility'], batch['boxes'], noise, rng,
+      CAR))
+  error = label_study.study([noisy], annotator.NOISE_FREE, rng, CAR)[
       'target_error']
   # Noise on the support labels moves the targets by about sigma * L.
   assert 0.5 < error['median'] < 10.0 and error['p90'] > error['median']
@@ -132,7 +135,7 @@ def test_target_error_measures_the_labels_distance_to_the_truth(batch, rng):
     annotator.AnnotatorNoise(0.03, 0.03, 0.1),
 ], ids=str)
 def test_fraction_follows_the_noise_model(batch, rng, noise):
-  result = label_study.study([batch], noise, rng)
+  result = label_study.study([batch], noise, rng, CAR)
   fractions = np.array(result['fraction_within'])
   assert np.all(np.diff(fractions) >= 0.0)
   assert result['noise_model'] == dict(
@@ -166,7 +169,7 @@ def test_annotate_is_deterministic_and_leaves_unlabelled_points(seed):
 
   def annotate(annotation_seed):
     return annotator.annotate(keypoints, visibility, boxes, noise,
-                                np.random.default_rng(annotation_seed))
+                              np.random.default_rng(annotation_seed), CAR)
 
   first, again, other = annotate(seed), annotate(seed), annotate(seed + 1)
   assert first.dtype == keypoints.dtype
@@ -178,7 +181,7 @@ def test_annotate_is_deterministic_and_leaves_unlabelled_points(seed):
   assert np.all(np.any(first != other, -1)[~unlabelled])
   noise_free = annotator.annotate(keypoints, visibility, boxes,
                                     annotator.NOISE_FREE,
-                                    np.random.default_rng(seed))
+                                    np.random.default_rng(seed), CAR)
   np.testing.assert_array_equal(noise_free, keypoints)
 
 
@@ -187,7 +190,7 @@ def test_annotate_noise_has_the_model_spread(rng):
   noise = annotator.AnnotatorNoise(sigma_visible=rng.uniform(0.005, 0.02),
                                      sigma_occluded=rng.uniform(0.03, 0.1),
                                      mirror_swap_rate=0.0)
-  labels = annotator.annotate(keypoints, visibility, boxes, noise, rng)
+  labels = annotator.annotate(keypoints, visibility, boxes, noise, rng, CAR)
   scale = np.asarray(boxes_lib.box_scale(boxes))[..., None, None]
   offsets = (labels.astype(np.float64) - keypoints) / scale
   for code, sigma in ((1, noise.sigma_visible), (OCCLUDED,
@@ -205,7 +208,7 @@ def test_annotate_swaps_occluded_labels_with_their_mirror(rng):
   rate = rng.uniform(0.1, 0.5)
   labels = annotator.annotate(
       keypoints, visibility, boxes,
-      annotator.AnnotatorNoise(0.0, 0.0, rate), rng)
+      annotator.AnnotatorNoise(0.0, 0.0, rate), rng, CAR)
   mirrored = keypoints[..., MIRROR, :]
   swapped = np.all(labels == mirrored, -1) & np.any(labels != keypoints, -1)
   kept = np.all(labels == keypoints, -1)
@@ -263,7 +266,8 @@ def test_cli_writes_json_and_plot(tmp_path, seed):
                                 split_sizes={'test': 3}, seed=seed)
   output = str(tmp_path / 'out')
   result = label_study.run_study(
-      dataset=name, split='test', data_dir=data_dir, output=output,
+      dataset=name, category='car', split='test', data_dir=data_dir,
+      output=output,
       noise=annotator.AnnotatorNoise(), seed=seed, max_cars=0,
       num_views=4, batch_size=2)
   with open(os.path.join(output, label_study.RESULT_FILE)) as file:

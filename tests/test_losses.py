@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from occnet_jax import boxes as boxes_lib
-from occnet_jax import keypoints as keypoints_lib
 from occnet_jax import losses
+from occnet_jax.categories import car as car_lib
 from occnet_jax.models import graphs
 from tests import synthetic_cars
 
@@ -86,7 +86,7 @@ def degenerate_cases():
 @pytest.mark.parametrize('case', sorted(degenerate_cases()))
 def test_trifocal_masks_degenerate_triples(rng, mode, case):
   cameras, masked_fraction, degenerate_fraction = degenerate_cases()[case]
-  shape = keypoints_lib.CAR.mean_shape
+  shape = car_lib.CAR.mean_shape
   valid = [np.all(np.isfinite(c)) and np.any(c) for c in cameras]
   keypoints = np.stack([synthetic_cars.project(c, shape) if ok
                         else np.zeros((12, 2))

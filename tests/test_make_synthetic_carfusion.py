@@ -9,13 +9,13 @@ import pytest
 from data_prep import carfusion_format
 from data_prep import make_synthetic_carfusion
 from data_prep.carfusion import carfusion_dataset_builder as builder_lib
+from data_prep.rendering import rasterizer
+from data_prep.rendering import visibility as visibility_lib
 from occnet_jax import annotator
 from occnet_jax import boxes as boxes_lib
 from occnet_jax import labels
+from occnet_jax import mesh as mesh_lib
 from occnet_jax.geometry import cameras as cameras_lib
-from occnet_jax.rendering import mesh as mesh_lib
-from occnet_jax.rendering import rasterizer
-from occnet_jax.rendering import visibility as visibility_lib
 
 TINY = make_synthetic_carfusion.SceneSettings(
     num_cameras=3, num_frames=2, num_cars=8, image_size=(320, 180))

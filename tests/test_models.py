@@ -11,16 +11,16 @@ import numpy as np
 import pytest
 
 from occnet_jax import geometry
-from occnet_jax import keypoints as keypoints_lib
 from occnet_jax import models
 from occnet_jax import shape_basis as shape_basis_lib
+from occnet_jax.categories import car as car_lib
 from occnet_jax.models import graphs
 from occnet_jax.models import heatmap_head
 from occnet_jax.models import kgnn2d
 from occnet_jax.models import kgnn3d
 from occnet_jax.models import layers
 
-CATEGORY = keypoints_lib.CAR
+CATEGORY = car_lib.CAR
 K = CATEGORY.num_keypoints
 NUM_VIEWS = 3
 CROP_SIZE = 16

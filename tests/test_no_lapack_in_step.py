@@ -17,8 +17,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from occnet_jax import categories
 from occnet_jax import configs
-from occnet_jax import keypoints as keypoints_lib
 from occnet_jax import losses
 from occnet_jax import models
 from occnet_jax import train
@@ -79,7 +79,7 @@ def test_train_step_has_no_lapack_call(rng):
   config.train.heatmap_steps = 0
   config.train.graph_steps = 0
   configs.validate(config, num_devices=1)
-  category = keypoints_lib.get_category(config.category)
+  category = categories.get_category(config.category)
   basis = benchmark.synthetic_shape_basis(rng, category,
                                           config.shape_basis.num_components)
   batch = benchmark.synthetic_batch(rng, category, config.data.batch_size,

@@ -18,16 +18,16 @@ from scipy import spatial
 
 from occnet_jax import boxes as boxes_lib
 from occnet_jax import geometry
-from occnet_jax import keypoints as keypoints_lib
 from occnet_jax import losses
 from occnet_jax import models
 from occnet_jax import shape_basis as shape_basis_lib
+from occnet_jax.categories import car as car_lib
 from occnet_jax.models import graphs
 from occnet_jax.models import heatmap_head
 from occnet_jax.models import kgnn3d
 from tests import synthetic_cars
 
-CATEGORY = keypoints_lib.CAR
+CATEGORY = car_lib.CAR
 K = CATEGORY.num_keypoints
 
 

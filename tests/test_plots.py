@@ -9,6 +9,7 @@ from occnet_jax import keypoints
 from occnet_jax import metric_keys
 from occnet_jax import multiview
 from occnet_jax import plots
+from occnet_jax.categories import car as car_lib
 
 ALPHAS = (0.05, 0.1, 0.2)
 SIGMAS = (0.0, 0.1)
@@ -41,7 +42,7 @@ def results(rng):
 
 @pytest.fixture(scope='module')
 def predictions(rng):
-  num, size, k = 3, 32, keypoints.CAR.num_keypoints
+  num, size, k = 3, 32, car_lib.CAR.num_keypoints
   boxes = np.tile(np.array([[10.0, 20.0, 74.0, 84.0]]), (num, 1))
   visibility = rng.integers(0, 3, (num, k))
   return {
@@ -75,7 +76,7 @@ def _figures(results, predictions, tmp_path):
       'multiview': plots.multiview_correspondences(
           results, multiview.VIEW_COUNTS, str(tmp_path / 'e.png'),
           title=TITLE),
-      'gallery': plots.gallery(predictions, keypoints.CAR,
+      'gallery': plots.gallery(predictions, car_lib.CAR,
                                str(tmp_path / 'f.png'), title=TITLE),
   }
 

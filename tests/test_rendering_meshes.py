@@ -1,4 +1,7 @@
-"""Tests of rendering.mesh, procedural_cars and proxy_mesh (numpy only)."""
+"""Tests of occnet_jax.mesh, the categories' procedural models and proxy_mesh.
+
+Numpy only.
+"""
 
 import collections
 
@@ -6,10 +9,10 @@ import numpy as np
 import pytest
 from scipy.spatial.transform import Rotation
 
-from occnet_jax import keypoints
-from occnet_jax.rendering import mesh as mesh_lib
-from occnet_jax.rendering import procedural_cars
-from occnet_jax.rendering import proxy_mesh
+from data_prep.rendering import proxy_mesh
+from occnet_jax import categories
+from occnet_jax import mesh as mesh_lib
+from occnet_jax.categories import car as car_lib
 
 
 def _directed_edge_counts(faces):
@@ -124,13 +127,13 @@ def cars():
   seed = np.random.SeedSequence().entropy
   print(f'cars seed={seed}')
   rng = np.random.default_rng(seed)
-  return [procedural_cars.random_car(rng, kind)
-          for kind in procedural_cars.CAR_KINDS for _ in range(8)]
+  return [car_lib.random_car(rng, kind)
+          for kind in car_lib.CAR_KINDS for _ in range(8)]
 
 
 def test_cars_are_closed_within_budget(cars):
   for car in cars:
-    assert car.mesh.num_faces <= procedural_cars.TRIANGLE_BUDGET
+    assert car.mesh.num_faces <= car_lib.TRIANGLE_BUDGET
     assert_closed_and_oriented(car.mesh)
     assert signed_volume(car.mesh) > 0.5 * car.shape.length * car.shape.width
 
@@ -158,7 +161,7 @@ def test_cars_are_mirror_symmetric(cars):
   mirror = np.array([1.0, 1.0, -1.0])
   for car in cars:
     np.testing.assert_allclose(
-        car.keypoints[list(keypoints.CAR.mirror)], car.keypoints * mirror,
+        car.keypoints[list(car_lib.CAR.mirror)], car.keypoints * mirror,
         atol=1e-6)
     # Right side is negative z.
     assert np.all(car.keypoints[0::2, 2] < 0)
@@ -168,7 +171,7 @@ def test_cars_are_mirror_symmetric(cars):
 
 
 def test_car_proportions_are_near_the_mean_shape(cars):
-  mean_shape = keypoints.CAR.mean_shape
+  mean_shape = car_lib.CAR.mean_shape
   sedans = np.stack([c.keypoints for c in cars if c.kind == 'sedan'])
   sedan_error = np.linalg.norm(sedans.mean(0) - mean_shape, axis=-1)
   print('sedan mean keypoint error (m):', sedan_error.round(3))
@@ -178,15 +181,15 @@ def test_car_proportions_are_near_the_mean_shape(cars):
   # Kinds differ the way real cars do.
   height = {kind: np.mean([c.keypoints[8, 1] - c.ground_y for c in cars
                            if c.kind == kind])
-            for kind in procedural_cars.CAR_KINDS}
+            for kind in car_lib.CAR_KINDS}
   assert height['sedan'] < height['suv'] < height['van']
 
 
 def test_cars_are_deterministic(rng):
   seed = int(rng.integers(2**31))
-  first = procedural_cars.random_car(np.random.default_rng(seed))
-  second = procedural_cars.random_car(np.random.default_rng(seed))
-  other = procedural_cars.random_car(np.random.default_rng(seed + 1))
+  first = car_lib.random_car(np.random.default_rng(seed))
+  second = car_lib.random_car(np.random.default_rng(seed))
+  other = car_lib.random_car(np.random.default_rng(seed + 1))
   np.testing.assert_array_equal(first.keypoints, second.keypoints)
   np.testing.assert_array_equal(first.mesh.vertices, second.mesh.vertices)
   np.testing.assert_array_equal(first.mesh.face_colors,
@@ -195,18 +198,53 @@ def test_cars_are_deterministic(rng):
 
 
 def test_proxy_mesh_is_a_closed_hull_through_the_keypoints(cars, rng):
-  shapes = [keypoints.CAR.mean_shape] + [c.keypoints for c in cars]
+  shapes = [car_lib.CAR.mean_shape] + [c.keypoints for c in cars]
   # Annotated cars are not perfectly symmetric.
-  shapes += [keypoints.CAR.mean_shape * rng.uniform(0.85, 1.15, 3)
+  shapes += [car_lib.CAR.mean_shape * rng.uniform(0.85, 1.15, 3)
              + rng.normal(scale=0.02, size=(12, 3)) for _ in range(10)]
   for shape in shapes:
-    hull = proxy_mesh.proxy_mesh(shape, (0.4, 0.5, 0.6), object_id=3)
-    assert hull.num_faces <= proxy_mesh.TRIANGLE_BUDGET
+    hull = proxy_mesh.proxy_mesh(shape, car_lib.CAR, (0.4, 0.5, 0.6),
+                                 object_id=3)
+    assert hull.num_faces <= proxy_mesh.triangle_budget(car_lib.CAR)
     assert_closed_and_oriented(hull)
     assert signed_volume(hull) > 0
     np.testing.assert_array_equal(hull.object_ids, 3)
     assert np.all(distance_to_surface(shape, hull) < 1e-5)
     # The hull reaches down to the ground under the wheels.
-    ground = proxy_mesh.derived_points(shape)[:4, 1]
+    ground = car_lib.proxy_points(shape)[:4, 1]
     np.testing.assert_allclose(hull.vertices[:, 1].min(), ground.min(),
                                atol=1e-5)
+
+
+SYNTHESISED = [categories.get_category(name) for name in categories.names()
+               if categories.get_category(name).synthesis is not None]
+
+
+@pytest.mark.parametrize('category', SYNTHESISED, ids=lambda c: c.name)
+def test_every_category_makes_closed_symmetric_models(category, rng):
+  synthesis = category.synthesis
+  seed = int(rng.integers(2**31))
+  models = [synthesis.random_model(np.random.default_rng(seed + i))
+            for i in range(12)]
+  again = synthesis.random_model(np.random.default_rng(seed))
+  np.testing.assert_array_equal(again.keypoints, models[0].keypoints)
+  np.testing.assert_array_equal(again.mesh.vertices, models[0].mesh.vertices)
+  mirror = np.array([1.0, 1.0, -1.0])
+  for model in models:
+    assert model.keypoints.shape == (category.num_keypoints, 3)
+    assert model.mesh.num_faces <= synthesis.triangle_budget
+    assert_closed_and_oriented(model.mesh)
+    assert signed_volume(model.mesh) > 0
+    assert np.all(distance_to_surface(model.keypoints, model.mesh) < 1e-5)
+    np.testing.assert_allclose(model.keypoints[list(category.mirror)],
+                               model.keypoints * mirror, atol=1e-6)
+  # The mean shape is a typical model's.
+  size = np.ptp(category.mean_shape, axis=0).max()
+  mean = np.mean([model.keypoints for model in models], axis=0)
+  assert np.linalg.norm(mean - category.mean_shape, axis=-1).max() < 0.2 * size
+  # Keypoint-only models of the category keep every keypoint on their hull.
+  for shape in [category.mean_shape] + [model.keypoints for model in models]:
+    hull = proxy_mesh.proxy_mesh(shape, category, synthesis.random_paint(rng))
+    assert hull.num_faces <= proxy_mesh.triangle_budget(category)
+    assert_closed_and_oriented(hull)
+    assert np.all(distance_to_surface(shape, hull) < 1e-5)

@@ -8,16 +8,16 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from data_prep.rendering import rasterizer
+from data_prep.rendering import visibility
+from occnet_jax import mesh as mesh_lib
+from occnet_jax.categories import car as car_lib
 from occnet_jax.geometry import cameras
-from occnet_jax.rendering import mesh as mesh_lib
-from occnet_jax.rendering import procedural_cars
-from occnet_jax.rendering import rasterizer
-from occnet_jax.rendering import visibility
 from tests import rendering_scenes
 
 FRAME_SIZE = (256, 192)
 CROP = 64
-BUDGET = 2 * procedural_cars.TRIANGLE_BUDGET + 16
+BUDGET = 2 * car_lib.TRIANGLE_BUDGET + 16
 
 
 @functools.partial(jax.jit, static_argnames=('size', 'capacity'))
@@ -83,7 +83,7 @@ def test_coverage_matches_projected_triangles(scene, rng):
 
 
 def test_marker_centroids_project_where_the_camera_says(rng):
-  car = procedural_cars.random_car(rng)
+  car = car_lib.random_car(rng)
   view = rendering_scenes.orbit_cameras(rng, 1, FRAME_SIZE,
                                         target=(0.0, 0.0, 0.0))[0]
   intrinsics, rotation = cv2.decomposeProjectionMatrix(
@@ -181,8 +181,8 @@ def test_window_equals_crop_of_the_frame(scene, rng):
 
 
 def test_window_of_a_huge_frame_needs_no_frame(rng):
-  car = procedural_cars.random_car(rng)
-  triangles = mesh_lib.to_triangles(car.mesh, procedural_cars.TRIANGLE_BUDGET)
+  car = car_lib.random_car(rng)
+  triangles = mesh_lib.to_triangles(car.mesh, car_lib.TRIANGLE_BUDGET)
   # A 1e6 x 1e6 frame (4 TB of pixels): the car sits near its centre.
   centre = 5e5
   intrinsics = cameras.intrinsics_matrix(rng.uniform(2e3, 4e3),
@@ -276,8 +276,8 @@ def test_lambert_shading_and_background(rng):
 
 
 def test_batched_cars_match_single_renders(rng):
-  cars = [procedural_cars.random_car(rng, object_id=i) for i in range(2)]
-  triangles = [mesh_lib.to_triangles(c.mesh, procedural_cars.TRIANGLE_BUDGET)
+  cars = [car_lib.random_car(rng, object_id=i) for i in range(2)]
+  triangles = [mesh_lib.to_triangles(c.mesh, car_lib.TRIANGLE_BUDGET)
                for c in cars]
   views = rendering_scenes.orbit_cameras(rng, 2, (CROP, CROP))
   light = rng.normal(size=(2, 3))

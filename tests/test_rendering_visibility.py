@@ -2,12 +2,12 @@
 
 import numpy as np
 
+from data_prep.rendering import proxy_mesh
+from data_prep.rendering import visibility
 from occnet_jax import labels
+from occnet_jax import mesh as mesh_lib
+from occnet_jax.categories import car as car_lib
 from occnet_jax.geometry import cameras
-from occnet_jax.rendering import mesh as mesh_lib
-from occnet_jax.rendering import procedural_cars
-from occnet_jax.rendering import proxy_mesh
-from occnet_jax.rendering import visibility
 from tests import rendering_scenes
 
 IMAGE_SIZE = (320, 240)
@@ -36,11 +36,11 @@ def _look_at_camera(eye, target, focal):
 def test_labels_agree_with_ray_cast_on_random_cars_and_views(rng):
   agree = total = 0
   counts = np.zeros(len(Kind), int)
-  for kind in procedural_cars.CAR_KINDS:
+  for kind in car_lib.CAR_KINDS:
     for _ in range(4):
-      car = procedural_cars.random_car(rng, kind)
+      car = car_lib.random_car(rng, kind)
       triangles = mesh_lib.to_triangles(car.mesh,
-                                        procedural_cars.TRIANGLE_BUDGET)
+                                        car_lib.TRIANGLE_BUDGET)
       views = rendering_scenes.orbit_cameras(
           rng, 16, IMAGE_SIZE, target=(0.0, 0.0, 0.0),
           distance_range=(4.0, 15.0), elevation_range=(-0.2, 1.4),
@@ -65,9 +65,10 @@ def test_labels_agree_with_ray_cast_on_random_cars_and_views(rng):
 def test_proxy_mesh_labels_agree_with_ray_cast(rng):
   agree = total = 0
   for _ in range(6):
-    shape = procedural_cars.random_car(rng).keypoints
-    hull = proxy_mesh.proxy_mesh(shape, (0.5, 0.5, 0.5))
-    triangles = mesh_lib.to_triangles(hull, proxy_mesh.TRIANGLE_BUDGET)
+    shape = car_lib.random_car(rng).keypoints
+    hull = proxy_mesh.proxy_mesh(shape, car_lib.CAR, (0.5, 0.5, 0.5))
+    triangles = mesh_lib.to_triangles(hull,
+                                      proxy_mesh.triangle_budget(car_lib.CAR))
     views = rendering_scenes.orbit_cameras(rng, 16, IMAGE_SIZE,
                                            focal_range=(150.0, 400.0))
     rendered = np.asarray(_views_visibility(
@@ -83,8 +84,8 @@ def test_proxy_mesh_labels_agree_with_ray_cast(rng):
 
 
 def test_side_and_front_views_see_the_expected_parts(rng):
-  car = procedural_cars.random_car(rng)
-  triangles = mesh_lib.to_triangles(car.mesh, procedural_cars.TRIANGLE_BUDGET)
+  car = car_lib.random_car(rng)
+  triangles = mesh_lib.to_triangles(car.mesh, car_lib.TRIANGLE_BUDGET)
   views = np.stack([
       _look_at_camera((0.0, 0.0, -12.0), (0.0, 0.0, 0.0), 150.0),  # right
       _look_at_camera((0.0, 0.0, 12.0), (0.0, 0.0, 0.0), 150.0),  # left
@@ -110,8 +111,8 @@ def test_side_and_front_views_see_the_expected_parts(rng):
 
 
 def test_other_vehicles_objects_and_truncation(rng):
-  near_car = procedural_cars.random_car(rng, object_id=1)
-  far_car = procedural_cars.random_car(rng, object_id=0)
+  near_car = car_lib.random_car(rng, object_id=1)
+  far_car = car_lib.random_car(rng, object_id=0)
   # The far car at the origin, the near one 5 m towards the camera (+z).
   near_offset = np.array([0.0, 0.0, 5.0])
   eye = np.array([0.0, -far_car.ground_y + 0.4, 16.0])
@@ -125,7 +126,7 @@ def test_other_vehicles_objects_and_truncation(rng):
       near_car.mesh, np.eye(3), near_offset), post])
   kinds_of_objects = np.array([visibility.ObjectKind.VEHICLE] * 2
                               + [visibility.ObjectKind.SIGN], np.int32)
-  triangles = mesh_lib.to_triangles(scene, 2 * procedural_cars.TRIANGLE_BUDGET
+  triangles = mesh_lib.to_triangles(scene, 2 * car_lib.TRIANGLE_BUDGET
                                     + 12)
   # A wide and a narrow camera at the same place: the narrow one cuts the
   # cars' ends off.
@@ -166,8 +167,8 @@ def test_other_vehicles_objects_and_truncation(rng):
 
 
 def test_keypoints_behind_the_camera_are_truncated(rng):
-  car = procedural_cars.random_car(rng)
-  triangles = mesh_lib.to_triangles(car.mesh, procedural_cars.TRIANGLE_BUDGET)
+  car = car_lib.random_car(rng)
+  triangles = mesh_lib.to_triangles(car.mesh, car_lib.TRIANGLE_BUDGET)
   # Camera inside the cabin, looking forward: the back of the car is
   # behind it.
   camera = _look_at_camera((-0.2, 0.3, 0.0), (10.0, 0.3, 0.0), 100.0)

@@ -19,6 +19,7 @@ from occnet_jax import machine
 from occnet_jax import metric_keys
 from occnet_jax import multiview
 from occnet_jax import workdir as workdir_lib
+from occnet_jax.categories import car as car_lib
 from occnet_jax.configs import default as default_config
 from reproduction import benchmark
 from reproduction import cells
@@ -46,14 +47,14 @@ MACHINE = {'cpu_model': 'Test CPU', 'cpu_count': 4, 'usable_cpus': 2,
 
 def random_metrics(rng: np.random.Generator) -> dict:
   """metrics.json with random values; some occlusion levels empty."""
-  empty = [level for level in evaluate.OCCLUSION_LEVELS
+  empty = [level for level in car_lib.CAR.occlusion_levels
            if rng.random() < 0.3]
-  if len(empty) == len(evaluate.OCCLUSION_LEVELS):
+  if len(empty) == len(car_lib.CAR.occlusion_levels):
     empty = empty[1:]
   metrics = {'num_instances': int(rng.integers(10, 100)), 'num_cars': 5}
   for method in evaluate.METHODS:
     for subset in ['all', 'visible', 'occluded'] + [
-        f'occluded_{level}' for level in evaluate.OCCLUSION_LEVELS]:
+        f'occluded_{level}' for level in car_lib.CAR.occlusion_levels]:
       for alpha in ALPHAS:
         populated = not subset.startswith('occluded_') or int(
             subset.split('_')[1]) not in empty
@@ -61,7 +62,7 @@ def random_metrics(rng: np.random.Generator) -> dict:
             float(rng.random()) if populated else None)
     for sigma in SIGMAS:
       metrics[metric_keys.robustness(method, sigma)] = float(rng.random())
-  for level in evaluate.OCCLUSION_LEVELS:
+  for level in car_lib.CAR.occlusion_levels:
     metrics[metric_keys.count(f'occluded_{level}')] = (
         0 if level in empty else int(rng.integers(1, 1000)))
   for method in evaluate.OCCLUSION_METHODS:
@@ -228,7 +229,7 @@ def test_level_tables_and_gains(tree, blocks):
   for name in runs.DATASET_RUNS:
     metrics = written['metrics'][name]
     header, rows = parse_table(blocks[f'levels_{name}'])
-    assert [int(row[0]) for row in rows] == list(evaluate.OCCLUSION_LEVELS)
+    assert [int(row[0]) for row in rows] == list(car_lib.CAR.occlusion_levels)
     gains = report.level_gains(metrics)
     # Both alphas of every method, then gain, paper gain and count.
     num_pck = 2 * len(evaluate.METHODS)
@@ -283,7 +284,7 @@ def test_ablation_cells(tree, blocks):
   header, rows = parse_table(blocks['ablations'])
   available = [written['metrics'][name] for name in runs.ABLATION_RUNS
                if name != MISSING_RUN]
-  levels = [level for level in evaluate.OCCLUSION_LEVELS
+  levels = [level for level in car_lib.CAR.occlusion_levels
             if any(m[metric_keys.pck('kgnn2d', f'occluded_{level}', 0.1)]
                    is not None for m in available)]
   assert header[7:] == [f'2D-KGNN occluded, {level} invisible'
@@ -493,7 +494,7 @@ def test_auc_target_both_sides(rng):
 
 
 def test_level_target_both_sides(rng):
-  levels = sorted(rng.choice(evaluate.OCCLUSION_LEVELS, 3, replace=False))
+  levels = sorted(rng.choice(car_lib.CAR.occlusion_levels, 3, replace=False))
   base = rng.uniform(0, 0.5, len(levels))
   gains = rng.uniform(0.1 + 1e-4, 0.4, len(levels))
 

@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 
 from data_prep import fit_shape_basis as fit_tool
-from occnet_jax import keypoints
 from occnet_jax import shape_basis
+from occnet_jax.categories import car as car_lib
 import fake_data
 
-CAR = keypoints.CAR
+CAR = car_lib.CAR
 K = CAR.num_keypoints
 NUM_SHAPES = 50
 

@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 
 from occnet_jax import geometry
-from occnet_jax import keypoints as keypoints_lib
 from occnet_jax import shape_basis as shape_basis_lib
 from occnet_jax import shape_fit
+from occnet_jax.categories import car as car_lib
 
 NUM_VIEWS = 32
 
@@ -18,7 +18,7 @@ NUM_VIEWS = 32
 def views(module_seed):
   """Basis shapes seen by random cameras, a third of the keypoints hidden."""
   rng = np.random.default_rng(module_seed)
-  category = keypoints_lib.CAR
+  category = car_lib.CAR
   shapes = category.mean_shape[None] * rng.uniform(0.85, 1.15, (40, 1, 3))
   basis = shape_basis_lib.fit_shape_basis(shapes, 2, mirror=category.mirror)
   shapes = shape_basis_lib.compose(basis, rng.normal(size=(NUM_VIEWS, 2)))

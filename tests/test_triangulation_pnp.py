@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy.spatial.transform import Rotation
 
-from occnet_jax import keypoints
+from occnet_jax.categories import car as car_lib
 from occnet_jax.geometry import cameras
 from occnet_jax.geometry import pnp
 from occnet_jax.geometry import triangulation
@@ -195,7 +195,7 @@ def _rotation_error_deg(R, expected):
 
 def _car_correspondences(rng):
   """A perturbed car shape, a pose, intrinsics and exact pixels."""
-  points = keypoints.CAR.mean_shape * rng.uniform(0.9, 1.1, size=3)
+  points = car_lib.CAR.mean_shape * rng.uniform(0.9, 1.1, size=3)
   R, t = _random_pose(rng)
   K = _intrinsics(rng)
   pixels = _project_views(K[None] @ np.c_[R, t], points)[0]

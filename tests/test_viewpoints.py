@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from data_prep import viewpoints
-from occnet_jax import keypoints
+from occnet_jax.categories import car as car_lib
 
 
 @pytest.mark.parametrize('level', [0, 1, 2, 3])
@@ -38,7 +38,7 @@ def test_view_directions_keep_the_upper_band_of_the_level5_sphere():
 def test_sampled_cameras_frame_the_object_within_the_ranges(rng):
   sampling = viewpoints.ViewSampling(image_size=(640, 480))
   directions = viewpoints.view_directions(3)
-  shape = keypoints.CAR.mean_shape * rng.uniform(0.8, 1.2)
+  shape = car_lib.CAR.mean_shape * rng.uniform(0.8, 1.2)
   num_views = 16
   cameras = viewpoints.sample_view_cameras(
       rng, directions, num_views, shape, sampling)

@@ -1,12 +1,16 @@
 """The `car_render` TFDS builder: the paper's Car-render self-occlusion set.
 
+It renders any keypoint category with a `keypoints.Synthesis` (`category`
+of the builder config; the car unless named): each registered category
+other than the car gets `<category>_mini` and `<category>_small` configs.
+
 Each example is one car model seen in `num_views` views (docs/design.md,
 "Dataset record"). Views come from distinct directions on a level-5
 subdivided icosahedron (upper hemisphere and near-horizontal), at random
 focal lengths and distances (`data_prep.viewpoints`); each view's ROI crop is
 rendered directly at the crop size inside the view's box, with a random textured background, light and pixel noise. A
 keypoint is visible when the depth buffer at its exact projection matches its
-depth within the tolerance of `occnet_jax.rendering.visibility` (paper 4.1:
+depth within the tolerance of `data_prep.rendering.visibility` (paper 4.1:
 "we trace a ray toward the object from a pixel and check if the first
 intersection is close to the ground truth location"); the data tests check
 these labels against an independent float64 ray cast.
@@ -19,8 +23,8 @@ occluded, moves it.
 
 Car models: the 3D keypoint annotations in the manual dir
 (`car_keypoints_3d.npy`, see MANUAL_DOWNLOAD_INSTRUCTIONS) rendered through
-a proxy hull mesh when that file exists, else procedural cars
-(`occnet_jax.rendering.procedural_cars`). The three splits hold disjoint
+a proxy hull mesh when that file exists, else the category's procedural
+models (`occnet_jax.categories.car`). The three splits hold disjoint
 models.
 """
 
@@ -36,33 +40,34 @@ import tensorflow_datasets as tfds
 
 from data_prep import records
 from data_prep import viewpoints
+from data_prep.rendering import proxy_mesh
+from data_prep.rendering import rasterizer
+from data_prep.rendering import visibility as visibility_lib
+from occnet_jax import categories
 from occnet_jax import cropping
 from occnet_jax import keypoints
+from occnet_jax import mesh as mesh_lib
 from occnet_jax import shape_basis
 from occnet_jax.geometry import cameras as cameras_lib
-from occnet_jax.rendering import mesh as mesh_lib
-from occnet_jax.rendering import procedural_cars
-from occnet_jax.rendering import proxy_mesh
-from occnet_jax.rendering import rasterizer
-from occnet_jax.rendering import visibility as visibility_lib
 
-SHAPES_FILE = 'car_keypoints_3d.npy'
 SPLITS = ('train', 'validation', 'test')
 # The paper's split of the 472 annotated CAD cars, and the fractions used
 # for any other number of models.
 PAPER_NUM_MODELS = 472
 PAPER_SPLIT_SIZES = (300, 72, 100)
 SPLIT_FRACTIONS = (0.64, 0.15, 0.21)
-# Every car is rendered alone: its only object id 0 is a vehicle.
+# Every model is rendered alone: its only object id 0 is the labelled
+# instance (a `VEHICLE`, the kind whose keypoints are labelled).
 _VEHICLE_ONLY = np.array([visibility_lib.ObjectKind.VEHICLE], np.int32)
 
 
 @dataclasses.dataclass(kw_only=True)
 class CarRenderConfig(tfds.core.BuilderConfig):
-  """How many cars and views, and how they are rendered.
+  """Which category, how many models and views, and how they are rendered.
 
   Attributes:
-    num_procedural_cars: (train, validation, test) model counts when no
+    category: the keypoint category rendered (`occnet_jax.categories`).
+    num_procedural_models: (train, validation, test) model counts when no
       shapes file is given.
     num_views: V, views per car.
     crop_size: S, side of the rendered ROI crops.
@@ -75,7 +80,8 @@ class CarRenderConfig(tfds.core.BuilderConfig):
       the model's index.
   """
 
-  num_procedural_cars: tuple[int, int, int] = (256, 32, 32)
+  category: str = 'car'
+  num_procedural_models: tuple[int, int, int] = (256, 32, 32)
   num_views: int = 6
   crop_size: int = records.DEFAULT_CROP_SIZE
   image_size: tuple[int, int] = (1920, 1080)
@@ -113,23 +119,25 @@ def split_sizes(num_models: int) -> tuple[int, int, int]:
   return train, validation, num_models - train - validation
 
 
-def load_manual_shapes(path: epath.PathLike) -> np.ndarray:
+def load_manual_shapes(path: epath.PathLike,
+                       category: keypoints.Category) -> np.ndarray:
   """Annotated 3D keypoints rescaled to metres.
 
   The authors' file is in a unit where a car is about 0.78 long; any unit is
   accepted: the shapes are scaled together so that their mean length (x
-  extent of the keypoints) is `keypoints.MEAN_CAR_LENGTH_METRES`.
+  extent of the keypoints) is that of the category's mean shape.
 
   Args:
     path: `.npy` file of (N, K, 3) xyz or (N, K, 6) rows whose last three
       columns are xyz (`shape_basis.load_shapes`).
+    category: gives the mean length.
 
   Returns:
     (N, K, 3) float64 shapes in metres.
   """
   shapes = np.asarray(shape_basis.load_shapes(path), np.float64)
   lengths = np.ptp(shapes[..., 0], axis=-1)
-  return shapes * (keypoints.MEAN_CAR_LENGTH_METRES / lengths.mean())
+  return shapes * (np.ptp(category.mean_shape[:, 0]) / lengths.mean())
 
 
 def _split_models(car_ids: Sequence[str],
@@ -205,8 +213,31 @@ def render_views(rng: np.random.Generator, car_mesh: mesh_lib.Mesh,
   ]
 
 
+def shapes_file(category: str) -> str:
+  """The manual dir's annotated 3D keypoints of a category."""
+  return f'{category}_keypoints_3d.npy'
+
+
+def _other_category_configs() -> list[CarRenderConfig]:
+  """`<category>_small` and `<category>_mini` for each non-car category."""
+  configs = []
+  for name in categories.names():
+    if name == 'car' or categories.get_category(name).synthesis is None:
+      continue
+    configs += [
+        CarRenderConfig(
+            name=f'{name}_small', category=name,
+            description=f'{name}: 256/32/32 models, 6 views, 64 px.'),
+        CarRenderConfig(
+            name=f'{name}_mini', category=name,
+            description=f'{name} at the test config\'s size: 16/4/4 models, '
+                        '4 views, 16 px.',
+            num_procedural_models=(16, 4, 4), num_views=4, crop_size=16)]
+  return configs
+
+
 class Builder(tfds.core.GeneratorBasedBuilder):
-  """Car-render: single cars rendered from many viewpoints."""
+  """Car-render: single cars (or other models) seen from many viewpoints."""
 
   VERSION = tfds.core.Version('2.0.0')
   RELEASE_NOTES = {
@@ -222,19 +253,21 @@ class Builder(tfds.core.GeneratorBasedBuilder):
           name='full',
           description=('The paper\'s size: 300/72/100 cars (472 models), '
                        '24 views, 96 px crops.'),
-          num_procedural_cars=PAPER_SPLIT_SIZES, num_views=24, crop_size=96),
+          num_procedural_models=PAPER_SPLIT_SIZES, num_views=24, crop_size=96),
       CarRenderConfig(
           name='mini',
           description=('The test config\'s size (occnet_jax/configs/test.py): '
                        '16/4/4 cars, 4 views, 16 px.'),
-          num_procedural_cars=(16, 4, 4), num_views=4, crop_size=16),
-  ]
+          num_procedural_models=(16, 4, 4), num_views=4, crop_size=16),
+  ] + _other_category_configs()
   MANUAL_DOWNLOAD_INSTRUCTIONS = f"""\
-  Optional. Without a manual dir the cars are procedural. To render annotated
-  CAD cars instead (the paper's 472 ShapeNet cars), put their 3D keypoints in
-  `<manual_dir>/{SHAPES_FILE}`: a numpy array (N, 12, 3) of xyz, or (N, 12, 6)
-  whose last three columns are xyz, keypoints in `keypoints.CAR` order, x
-  forward, y up, z lateral (right side negative), any length unit.
+  Optional. Without a manual dir the models are procedural. To render
+  annotated CAD cars instead (the paper's 472 ShapeNet cars), put their 3D
+  keypoints in `<manual_dir>/{shapes_file('car')}`: a numpy array (N, 12, 3)
+  of xyz, or (N, 12, 6) whose last three columns are xyz, keypoints in
+  `categories.car.CAR` order, x forward, y up, z lateral (right side
+  negative), any length unit. Another category reads
+  `<category>_keypoints_3d.npy`, in its own keypoint order.
   """
 
   def __init__(self, *, file_format=tfds.core.FileFormat.ARRAY_RECORD,
@@ -242,11 +275,15 @@ class Builder(tfds.core.GeneratorBasedBuilder):
     # array_record is what `tfds.data_source` and grain read.
     super().__init__(file_format=file_format, **kwargs)
 
+  @property
+  def _category(self) -> keypoints.Category:
+    return categories.get_category(self.builder_config.category)
+
   def _info(self) -> tfds.core.DatasetInfo:
     config = self.builder_config
     return self.dataset_info_from_configs(
         features=records.features(config.num_views,
-                                  keypoints.CAR.num_keypoints,
+                                  self._category.num_keypoints,
                                   config.crop_size),
         homepage='https://github.com/dineshreddy91/Occlusion_Net',
     )
@@ -255,7 +292,7 @@ class Builder(tfds.core.GeneratorBasedBuilder):
     config = self.builder_config
     shapes = self._manual_shapes(dl_manager)
     if shapes is None:
-      sizes = config.num_procedural_cars
+      sizes = config.num_procedural_models
       car_ids = [f'procedural/{i:05d}' for i in range(sum(sizes))]
     else:
       sizes = split_sizes(len(shapes))
@@ -268,30 +305,31 @@ class Builder(tfds.core.GeneratorBasedBuilder):
       manual_dir = dl_manager.manual_dir
     except AssertionError:
       # TFDS raises this when the manual dir is missing or empty: no
-      # annotated shapes, so procedural cars.
+      # annotated shapes, so procedural models.
       return None
-    path = manual_dir / SHAPES_FILE
+    path = manual_dir / shapes_file(self.builder_config.category)
     if not path.exists():
-      logging.info('No %s in %s: procedural cars.', SHAPES_FILE, manual_dir)
+      logging.info('No %s in %s: procedural models.', path.name, manual_dir)
       return None
-    return load_manual_shapes(path)
+    return load_manual_shapes(path, self._category)
 
   def _generate_examples(self, models: Sequence[CarModel]
                          ) -> Iterator[tuple[str, dict[str, object]]]:
-    config = self.builder_config
+    config, synthesis = self.builder_config, self._category.synthesis
     directions = viewpoints.view_directions(
         config.icosphere_level, config.min_elevation_deg,
         config.max_elevation_deg)
     for model in models:
       rng = np.random.default_rng((config.seed, model.index))
       if model.shape_3d is None:
-        car = procedural_cars.random_car(rng)
-        car_mesh, shape_3d = car.mesh, car.keypoints
-        budget = procedural_cars.TRIANGLE_BUDGET
+        procedural = synthesis.random_model(rng)
+        model_mesh, shape_3d = procedural.mesh, procedural.keypoints
+        budget = synthesis.triangle_budget
       else:
         shape_3d = model.shape_3d
-        car_mesh = proxy_mesh.proxy_mesh(shape_3d,
-                                         procedural_cars.random_paint(rng))
-        budget = proxy_mesh.TRIANGLE_BUDGET
-      views = render_views(rng, car_mesh, shape_3d, directions, config, budget)
+        model_mesh = proxy_mesh.proxy_mesh(shape_3d, self._category,
+                                           synthesis.random_paint(rng))
+        budget = proxy_mesh.triangle_budget(self._category)
+      views = render_views(rng, model_mesh, shape_3d, directions, config,
+                           budget)
       yield model.car_id, records.make_example(model.car_id, views, shape_3d)

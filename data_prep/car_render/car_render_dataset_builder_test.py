@@ -15,7 +15,7 @@ import numpy as np
 import tensorflow_datasets as tfds
 
 from data_prep.car_render import car_render_dataset_builder
-from occnet_jax import keypoints
+from occnet_jax.categories import car as car_lib
 
 
 class CarRenderTest(tfds.testing.DatasetBuilderTestCase):
@@ -32,13 +32,13 @@ class CarRenderTest(tfds.testing.DatasetBuilderTestCase):
                               file_format=tfds.core.FileFormat.TFRECORD)
 
   def test_manual_shapes_are_rescaled_to_metres(self):
-    path = self.dummy_data / car_render_dataset_builder.SHAPES_FILE
-    shapes = car_render_dataset_builder.load_manual_shapes(path)
+    path = self.dummy_data / car_render_dataset_builder.shapes_file('car')
+    shapes = car_render_dataset_builder.load_manual_shapes(path, car_lib.CAR)
     with path.open('rb') as file:
       raw = np.load(file)
     self.assertEqual(shapes.shape, (10, 12, 3))
     self.assertAlmostEqual(np.ptp(shapes[..., 0], axis=-1).mean(),
-                           keypoints.MEAN_CAR_LENGTH_METRES, places=5)
+                           car_lib.MEAN_CAR_LENGTH_METRES, places=5)
     np.testing.assert_allclose(shapes / shapes[0, 0, 0],
                                raw[..., 3:] / raw[0, 0, 3], rtol=1e-5)
 

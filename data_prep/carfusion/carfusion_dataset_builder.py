@@ -34,9 +34,9 @@ from data_prep import carfusion_format
 from data_prep import records
 from occnet_jax import cropping
 from occnet_jax import geometry
-from occnet_jax import keypoints
 from occnet_jax import labels
 from occnet_jax import shape_basis
+from occnet_jax.categories import car as car_lib
 
 SPLITS = ('train', 'test')
 MIN_VIEWS = 3
@@ -84,7 +84,7 @@ class CarfusionConfig(tfds.core.BuilderConfig):
     focal_in_widths: focal length of uncalibrated views for PnP, in units of
       the image width (1.0: a 53 degree horizontal field of view).
     shape_basis_path: a fitted shape basis (`occnet_jax.shape_basis.save`)
-      whose mean is the 3D car shape for PnP; '' for `keypoints.CAR`'s mean
+      whose mean is the 3D car shape for PnP; '' for `categories.car.CAR`'s mean
       shape.
     use_box_files: read each car's box from bb/ when the sequence has one;
       False: always the hull of its visible keypoints. A car's visible pixels
@@ -121,7 +121,7 @@ def pnp_shape(config: CarfusionConfig) -> np.ndarray:
   if config.shape_basis_path:
     return np.asarray(shape_basis.load(config.shape_basis_path).mean,
                       np.float64)
-  return np.asarray(keypoints.CAR.mean_shape, np.float64)
+  return np.asarray(car_lib.CAR.mean_shape, np.float64)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -386,7 +386,7 @@ class Builder(tfds.core.GeneratorBasedBuilder):
   def _info(self) -> tfds.core.DatasetInfo:
     return self.dataset_info_from_configs(
         features=records.features(
-            num_views=None, num_keypoints=keypoints.CAR.num_keypoints,
+            num_views=None, num_keypoints=car_lib.CAR.num_keypoints,
             crop_size=self.builder_config.crop_size),
         supervised_keys=None,
         homepage='http://www.cs.cmu.edu/~ILIM/projects/IM/CarFusion/',

@@ -32,9 +32,9 @@ from data_prep import carfusion_format
 from data_prep.carfusion import carfusion_dataset_builder as builder_lib
 from occnet_jax import cropping
 from occnet_jax import geometry
-from occnet_jax import keypoints
 from occnet_jax import labels
 from occnet_jax import shape_basis
+from occnet_jax.categories import car as car_lib
 
 DUMMY_DATA = epath.Path(__file__).parent / 'dummy_data'
 CONFIG = builder_lib.Builder.BUILDER_CONFIGS[0]
@@ -75,7 +75,7 @@ EXPECTED_CARS = {
     'test': ['penn_badcalib/0000/2', 'penn_sim/0000/2'],
 }
 CAMERAS = {'craig_sim': ('01', '02', '03', '04')}
-MEAN_SHAPE = np.asarray(keypoints.CAR.mean_shape)
+MEAN_SHAPE = np.asarray(car_lib.CAR.mean_shape)
 
 
 @pytest.fixture(scope='module')

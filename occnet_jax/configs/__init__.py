@@ -8,6 +8,7 @@ from collections.abc import Mapping
 
 import ml_collections
 
+from occnet_jax import categories
 from occnet_jax import errors
 from occnet_jax import keypoints
 from occnet_jax import losses
@@ -63,7 +64,7 @@ def validate(config: ml_collections.ConfigDict, num_devices: int) -> None:
       raise ConfigError(f'config.{key} = {value!r}: {what}.')
 
   try:
-    keypoints.get_category(config.category)
+    categories.get_category(config.category)
   except ValueError as error:
     raise ConfigError(str(error)) from None
   data, train, evaluation = config.data, config.train, config.eval

@@ -3,6 +3,7 @@
 
 import ml_collections
 
+from occnet_jax import categories
 from occnet_jax import keypoints as keypoints_lib
 from occnet_jax import shape_basis as shape_basis_lib
 from occnet_jax.models.occlusion_net import OcclusionNet
@@ -42,5 +43,5 @@ def create_model(model_config: ml_collections.ConfigDict,
 def from_config(config: ml_collections.ConfigDict,
                 shape_basis: shape_basis_lib.ShapeBasis) -> OcclusionNet:
   """The `OcclusionNet` of an experiment config (`config.model`, category)."""
-  return create_model(config.model, keypoints_lib.get_category(
+  return create_model(config.model, categories.get_category(
       config.category), shape_basis)

@@ -1,8 +1,11 @@
 """Triangle meshes for the synthetic data: primitives, merging, padding.
 
 Meshes are built on the host with numpy (they are data, made once per car or
-scene) and handed to the jax rasteriser as `Triangles`, a pytree padded to a
-fixed triangle budget so that `jit` compiles once per budget.
+scene) and handed to the jax rasteriser (`data_prep.rendering`) as
+`Triangles`, a pytree padded to a fixed triangle budget so that `jit`
+compiles once per budget. They sit in the library because a category's
+procedural models (`keypoints.Synthesis`, in `occnet_jax/categories/`) are
+built from these primitives; nothing here renders.
 
 Conventions: faces are wound counter-clockwise seen from outside, so the
 face normal `(v1 - v0) x (v2 - v0)` points out of a closed solid. Every
@@ -23,6 +26,7 @@ Public API:
   transform(mesh, rotation, translation) -> Mesh
   with_object_id(mesh, object_id) -> Mesh
   recolor(mesh, face_mask, color, part) -> Mesh
+  random_color(rng, palette, jitter=0.03) -> (3,) jittered palette colour
   face_normals(vertices, faces) -> (F, 3)
   to_triangles(mesh, budget) -> Triangles
   stack_triangles(triangles_list) -> Triangles   (leading batch axis)
@@ -314,6 +318,13 @@ def recolor(mesh: Mesh, face_mask, color, part) -> Mesh:
       face_colors=np.where(face_mask[:, None], np.asarray(color, np.float32),
                            mesh.face_colors),
       part_ids=np.where(face_mask, int(part), mesh.part_ids).astype(np.int32))
+
+
+def random_color(rng: np.random.Generator, palette,
+                 jitter: float = 0.03) -> np.ndarray:
+  """A colour of the palette with a little Gaussian jitter, (3,) in [0, 1]."""
+  color = np.asarray(palette[rng.integers(len(palette))])
+  return np.clip(color + rng.normal(scale=jitter, size=3), 0.0, 1.0)
 
 
 def face_normals(vertices, faces) -> np.ndarray:

@@ -48,9 +48,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from occnet_jax import mesh as mesh_lib
 from occnet_jax.geometry import cameras as cameras_lib
 from occnet_jax.geometry import small_linalg
-from occnet_jax.rendering import mesh as mesh_lib
 
 DEFAULT_NEAR = 0.05
 DEFAULT_TILE_SIZE = 16

@@ -50,10 +50,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from data_prep.rendering import rasterizer
 from occnet_jax import labels
+from occnet_jax import mesh as mesh_lib
 from occnet_jax.geometry import cameras as cameras_lib
-from occnet_jax.rendering import mesh as mesh_lib
-from occnet_jax.rendering import rasterizer
 
 ABSOLUTE_TOLERANCE = 0.01
 RELATIVE_TOLERANCE = 1e-3

@@ -1,15 +1,23 @@
-"""Procedural low-poly cars with their 12 keypoints.
+"""The car: the paper's and CarFusion's 12-keypoint vehicle category.
 
-A car is a few closed solids: a body (a convex side profile extruded across
-the car), a glass cabin whose roof is narrower than its base, four thin
-light boxes (headlights, tail lights) and four wheels whose hub caps are
-coloured differently from the tyres. Dimensions are drawn per kind (sedan,
+Everything the code knows about cars is here: the keypoint definition
+(`CAR`: names, mirror pairs, types, skeleton, mean shape), CarFusion's raw
+keypoint ids, the COCO category, and what data preparation renders: the
+procedural low-poly cars below and the points that give a keypoint-only
+car's proxy hull its volume (`proxy_points`).
+
+3D conventions (object frame): x forward, y up, z lateral with the right side
+negative; units are metres.
+
+Procedural cars: a car is a few closed solids: a body (a convex side profile
+extruded across the car), a glass cabin whose roof is narrower than its base,
+four thin light boxes (headlights, tail lights) and four wheels whose hub caps
+are coloured differently from the tyres. Dimensions are drawn per kind (sedan,
 hatchback, SUV, van, pick-up) from ranges around real cars, so the 12
-keypoints come out close to `keypoints.CAR.mean_shape` for sedans and vary
-as the kinds do.
+keypoints come out close to `CAR.mean_shape` for sedans and vary as the kinds
+do.
 
-Frame (docs/design.md): x forward, y up, z lateral with the right side
-negative, metres. The body is centred on x = 0 and the wheels touch the
+The body is centred on x = 0 and the wheels touch the
 ground plane y = `Car.ground_y` (about -0.53 of the height, as in the mean
 shape): place a car on a road at height h with a translation of
 h - ground_y along y.
@@ -22,6 +30,9 @@ corners (mesh vertices).
 Everything is numpy and deterministic given the `np.random.Generator`.
 
 Public API:
+  CAR: the `keypoints.Category`
+  MEAN_CAR_LENGTH_METRES: length of the mean shape
+  proxy_points(keypoints_3d) -> (8, 3) ground contacts and bumper corners
   CAR_KINDS: ('sedan', 'hatchback', 'suv', 'van', 'pickup')
   CarShape: sampled dimensions of one car (metres)
   Car(mesh, keypoints, kind, shape, ground_y)
@@ -36,7 +47,8 @@ import dataclasses
 
 import numpy as np
 
-from occnet_jax.rendering import mesh as mesh_lib
+from occnet_jax import keypoints
+from occnet_jax import mesh as mesh_lib
 
 CAR_KINDS = ('sedan', 'hatchback', 'suv', 'van', 'pickup')
 
@@ -153,7 +165,7 @@ class Car:
 
   Attributes:
     mesh: the closed mesh (object frame), faces tagged with `Part`s.
-    keypoints: (12, 3) float32 keypoints in `keypoints.CAR` order.
+    keypoints: (12, 3) float32 keypoints in `CAR` order.
     kind: one of `CAR_KINDS`.
     shape: the dimensions it was built from.
     ground_y: height of the plane the wheels stand on (negative).
@@ -286,7 +298,7 @@ def build_car(shape: CarShape, body_color, object_id: int = 0) -> Car:
       (x_roof_front, y_roof, -roof_half_width),
       (x_roof_rear, y_roof, -roof_half_width),
   ])
-  # keypoints.CAR order: each right point followed by its left mirror.
+  # `CAR` order: each right point followed by its left mirror.
   points = np.stack([right, right * np.array([1.0, 1.0, -1.0])], axis=1)
   return Car(mesh=car_mesh, keypoints=points.reshape(-1, 3).astype(np.float32),
              kind=s.kind, shape=s, ground_y=ground_y)
@@ -312,6 +324,100 @@ def random_car(rng: np.random.Generator, kind: str | None = None,
 
 def random_paint(rng: np.random.Generator) -> np.ndarray:
   """A common car paint colour with a little jitter, (3,) in [0, 1]."""
-  paint = np.asarray(_PAINTS[rng.integers(len(_PAINTS))])
-  return np.clip(paint + rng.normal(scale=0.03, size=3), 0.0, 1.0)
+  return mesh_lib.random_color(rng, _PAINTS)
 
+
+
+# Mean of 472 ShapeNet cars (right-side points), in a unit where the car is
+# about 0.78 long; rescaled below so that the mean car is 4.5 m long.
+_REFERENCE_RIGHT_SIDE = {
+    'front_wheel': (0.2667, -0.0738, -0.1607),
+    'back_wheel': (-0.2504, -0.0731, -0.1611),
+    'front_headlight': (0.3806, 0.0038, -0.1345),
+    'back_light': (-0.3979, 0.0423, -0.1303),
+    'front_top': (0.0527, 0.1129, -0.1140),
+    'back_top': (-0.2186, 0.1118, -0.1068),
+}
+_REFERENCE_LENGTH = 0.3806 + 0.3979
+MEAN_CAR_LENGTH_METRES = 4.5
+
+
+def _car_mean_shape() -> np.ndarray:
+  # Model order pairs each right point with its left mirror (z negated), in
+  # the order wheels front, wheels back, headlights, back lights, tops.
+  rows = []
+  for part in ('front_wheel', 'back_wheel', 'front_headlight', 'back_light',
+               'front_top', 'back_top'):
+    right = np.array(_REFERENCE_RIGHT_SIDE[part])
+    rows += [right, right * np.array([1.0, 1.0, -1.0])]
+  return np.stack(rows) * (MEAN_CAR_LENGTH_METRES / _REFERENCE_LENGTH)
+
+
+# Indices in `CAR` order.
+_WHEELS = (0, 1, 2, 3)
+_HEADLIGHTS = (4, 5)
+_BACK_LIGHTS = (6, 7)
+# Wheel radius over wheelbase, and underbody height over wheel radius, of
+# the mean car (radius about 0.33 m, wheelbase 3.0 m, underbody 0.15 m).
+_RADIUS_PER_WHEELBASE = 0.11
+_UNDERBODY_PER_RADIUS = 0.45
+# Ground contacts sit this share of the hub's lateral offset inboard, so
+# the hub stays the outermost point.
+_CONTACT_INBOARD = 0.05
+
+
+def proxy_points(keypoints_3d) -> np.ndarray:
+  """Ground contacts (4) and bumper corners (4) implied by the keypoints.
+
+  They give a keypoint-only car's proxy hull (`data_prep.rendering.
+  proxy_mesh`) a car's volume below the lights. They lie inside the box
+  spanned by the keypoints in x and z, so the keypoints stay on the hull
+  (tops highest, lights at the ends, hubs outermost).
+
+  Args:
+    keypoints_3d: (12, 3) keypoints in `CAR` order, object frame (y up).
+
+  Returns:
+    (8, 3) points: contacts under the four wheels (one estimated wheel
+    radius below the hub, a little inboard), then corners under the two
+    headlights and the two back lights at the height of the underbody.
+  """
+  points = np.asarray(keypoints_3d, np.float64)
+  wheels = points[list(_WHEELS)]
+  wheelbase = 0.5 * (np.linalg.norm(wheels[0] - wheels[2])
+                     + np.linalg.norm(wheels[1] - wheels[3]))
+  radius = _RADIUS_PER_WHEELBASE * wheelbase
+  contacts = wheels - np.array([0.0, radius, 0.0])
+  contacts[:, 2] *= 1.0 - _CONTACT_INBOARD
+  underbody_y = np.mean(contacts[:, 1]) + _UNDERBODY_PER_RADIUS * radius
+  lights = points[list(_HEADLIGHTS + _BACK_LIGHTS)]
+  bumpers = lights.copy()
+  bumpers[:, 1] = np.minimum(lights[:, 1], underbody_y)
+  return np.concatenate([contacts, bumpers])
+
+
+CAR = keypoints.Category(
+    name='car',
+    keypoint_names=(
+        'right_front_wheel', 'left_front_wheel',
+        'right_back_wheel', 'left_back_wheel',
+        'right_front_headlight', 'left_front_headlight',
+        'right_back_light', 'left_back_light',
+        'right_front_top', 'left_front_top',
+        'right_back_top', 'left_back_top',
+    ),
+    mirror=(1, 0, 3, 2, 5, 4, 7, 6, 9, 8, 11, 10),
+    types=tuple(range(12)),
+    skeleton=((0, 2), (1, 3), (0, 1), (2, 3), (8, 10), (9, 11), (8, 9),
+              (10, 11), (4, 0), (4, 8), (4, 5), (5, 1), (5, 9), (6, 2),
+              (6, 10), (7, 3), (7, 11), (6, 7)),
+    mean_shape=_car_mean_shape(),
+    coco_category_id=3,
+    # CarFusion annotates 14 slots (raw ids 1..14 = slot + 1). Exhaust
+    # (slot 8) and Center (slot 13) are not labelled consistently and are
+    # dropped.
+    raw_slot_to_keypoint=(0, 1, 2, 3, 4, 5, 6, 7, -1, 8, 9, 10, 11, -1),
+    synthesis=keypoints.Synthesis(
+        random_model=random_car, triangle_budget=TRIANGLE_BUDGET,
+        random_paint=random_paint, proxy_points=proxy_points),
+)
