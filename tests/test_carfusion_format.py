@@ -10,7 +10,6 @@ import pytest
 
 from data_prep import carfusion_format
 from occnet_jax import cropping
-from occnet_jax import keypoints
 from occnet_jax import labels
 from occnet_jax.categories import car as car_lib
 

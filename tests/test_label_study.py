@@ -17,7 +17,6 @@ import pytest
 from occnet_jax import annotator
 from occnet_jax import boxes as boxes_lib
 from occnet_jax import geometry
-from occnet_jax import keypoints as keypoints_lib
 from occnet_jax import losses
 from occnet_jax.categories import car as car_lib
 from reproduction import label_study

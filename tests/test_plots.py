@@ -5,7 +5,6 @@ import numpy as np
 import pytest
 
 from occnet_jax import evaluate
-from occnet_jax import keypoints
 from occnet_jax import metric_keys
 from occnet_jax import multiview
 from occnet_jax import plots

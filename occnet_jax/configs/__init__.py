@@ -10,7 +10,6 @@ import ml_collections
 
 from occnet_jax import categories
 from occnet_jax import errors
-from occnet_jax import keypoints
 from occnet_jax import losses
 from occnet_jax.configs import default
 
