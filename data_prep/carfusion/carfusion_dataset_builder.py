@@ -84,8 +84,8 @@ class CarfusionConfig(tfds.core.BuilderConfig):
     focal_in_widths: focal length of uncalibrated views for PnP, in units of
       the image width (1.0: a 53 degree horizontal field of view).
     shape_basis_path: a fitted shape basis (`occnet_jax.shape_basis.save`)
-      whose mean is the 3D car shape for PnP; '' for `categories.car.CAR`'s mean
-      shape.
+      whose mean is the 3D car shape for PnP; '' for the mean shape of
+      `categories.car.CAR`.
     use_box_files: read each car's box from bb/ when the sequence has one;
       False: always the hull of its visible keypoints. A car's visible pixels
       show more of it than its visible keypoints do (RESULTS.md, "Boxes a
@@ -308,7 +308,8 @@ def sequence_examples(sequence_dir: epath.PathLike, config: CarfusionConfig,
   """
   sequence_dir = epath.Path(sequence_dir)
   calibration = _read_calibration(sequence_dir, issues)
-  if config.use_box_files and not _has_box_files(sequence_dir, config):
+  if config.use_box_files and not (
+      sequence_dir / carfusion_format.BOX_DIR).is_dir():
     issues.report('sequence_without_boxes', str(sequence_dir))
   views = carfusion_format.list_views(sequence_dir, issues)
   for frame, frame_files in itertools.groupby(views, lambda v: v.frame):
