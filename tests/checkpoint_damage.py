@@ -2,16 +2,6 @@
 
 import os
 
-import pytest
-
-# A restore that fails leaves TensorStore callbacks aimed at Orbax's closed
-# event loop; Python reports them as unraisable exceptions when they are
-# collected, in whichever test runs then. They are not errors of the code
-# under test: a test that fails restores in-process takes this mark and
-# calls gc.collect() before it ends, so that they are collected under it.
-FAILED_RESTORES = pytest.mark.filterwarnings(
-    'ignore::pytest.PytestUnraisableExceptionWarning')
-
 
 def flip_a_byte(step_directory: str | os.PathLike) -> None:
   """Flips the middle byte of a step's state manifest.
