@@ -65,8 +65,9 @@ def safe_boxes(boxes, view_mask):
   return jnp.where(valid[..., None], boxes, boxes_lib.UNIT_BOX)
 
 
-def keypoint_loss(heatmaps, keypoints, visibility, boxes, view_mask):
-  """The t^2-way softmax cross-entropy of the heatmaps, visible keypoints only.
+def keypoint_loss(heatmaps, keypoints, visibility, boxes, view_mask,
+                  supervise_occluded=False):
+  """The t^2-way softmax cross-entropy of the heatmaps at labelled keypoints.
 
   The target spreads each labelled point bilinearly over its four nearest
   heatmap cells (`heatmap_head.heatmap_targets`), so the loss is minimal
@@ -75,9 +76,12 @@ def keypoint_loss(heatmaps, keypoints, visibility, boxes, view_mask):
   Args:
     heatmaps: (N, K, H, W) logits.
     keypoints: (N, K, 2) labelled keypoints in pixels.
-    visibility: (N, K) labels; only 1 (visible) supervises.
+    visibility: (N, K) labels; 1 (visible) supervises.
     boxes: (N, 4) boxes in pixels.
     view_mask: (N,) False for padding views.
+    supervise_occluded: True also supervises occluded (2) labels: the
+      authors' release's loss, a fully supervised reference, not the
+      paper's.
 
   Returns:
     The mean cross-entropy over supervised keypoints.
@@ -89,8 +93,10 @@ def keypoint_loss(heatmaps, keypoints, visibility, boxes, view_mask):
   log_probs = jax.nn.log_softmax(
       heatmaps.reshape(*heatmaps.shape[:-2], -1), axis=-1)
   cross_entropy = -jnp.sum(targets.reshape(log_probs.shape) * log_probs, -1)
-  return _masked_mean(cross_entropy,
-                      (visibility == VISIBLE) & view_mask[:, None])
+  supervised = visibility == VISIBLE
+  if supervise_occluded:
+    supervised |= visibility == labels.Visibility.OCCLUDED
+  return _masked_mean(cross_entropy, supervised & view_mask[:, None])
 
 
 def _squared_relative_distance(predicted, target, boxes):
@@ -435,10 +441,11 @@ def total_loss(outputs, batch, loss_config: ml_collections.ConfigDict):
     outputs: the model's outputs on the flattened views (N = B * V).
     batch: the batch dict, arrays with leading axes (B, V).
     loss_config: `config.loss`: a weight per term of `LOSS_TERMS`, the
-      `trifocal_mode` (one of `TRIFOCAL_MODES`) and `reproj_trains_2d`
+      `trifocal_mode` (one of `TRIFOCAL_MODES`), `reproj_trains_2d`
       (False stops the reprojection loss's gradient into the 2D keypoints,
-      so it trains the 3D branch only). In keypoints-in mode (no
-      `heatmaps`) the keypoint term is 0.
+      so it trains the 3D branch only) and `keypoints_occluded` (True also
+      supervises the heatmaps with occluded labels). In keypoints-in mode
+      (no `heatmaps`) the keypoint term is 0.
 
   Returns:
     (loss, terms): the weighted sum and a dict of every unweighted term
@@ -455,7 +462,8 @@ def total_loss(outputs, batch, loss_config: ml_collections.ConfigDict):
   keypoints, boxes = flat(batch['keypoints']), flat(batch['boxes'])
   if 'heatmaps' in outputs:
     keypoints_term = keypoint_loss(outputs['heatmaps'], keypoints, visibility,
-                                   boxes, view_mask)
+                                   boxes, view_mask,
+                                   loss_config.keypoints_occluded)
   else:
     keypoints_term = jnp.zeros((), jnp.float32)
   edge_term, edge_accuracy = edge_loss(outputs['edge_logits'], visibility,

@@ -24,9 +24,10 @@ warm-up, with `block_until_ready` around each call. Its FLOPs come from
 XLA's cost analysis of the compiled program and are compared with this
 machine's matrix-multiply ceiling, measured in the same run (a large jitted
 float32 matmul): once at the start, and again beside every timed call (one
-matmul, timed on its own, right before each call), so that on a shared
-machine whose load drifts the ratio `fraction_of_ceiling_beside` compares
-the call with the ceiling under the same load. Everything runs on one
+matmul, timed on its own, before each call and after the last), so that on
+a shared machine whose load drifts the ratio `fraction_of_ceiling_beside`
+compares each call with the matmuls that bracket it, under the same load,
+and takes the median over the calls. Everything runs on one
 device: on a CPU host XLA already spreads each operation over all cores,
 and fake CPU devices would only split the same cores.
 
@@ -340,10 +341,13 @@ def measure_compiled(compiled: Any, compile_seconds: float,
     `compiled_memory_bytes`, `timed`, `peak_rss_bytes` (so far) and
     `device_memory`; timed calls add `repeats`, `seconds` and
     `cars_per_second` (median, min, max), `views_per_second`,
-    `flops_per_second` and `fraction_of_ceiling` (and with `ceiling_call`,
-    `ceiling_beside`: the matmul FLOP/s from the median of the matmuls
-    timed beside the calls, and `fraction_of_ceiling_beside`); calls not
-    run add `cars_per_second_at_ceiling`.
+    `flops_per_second`, `fraction_of_ceiling` and `call_seconds` (each
+    timed call); with `ceiling_call` also `ceiling_seconds_beside` (each
+    matmul timed beside), `ceiling_beside` (the matmul FLOP/s from their
+    median), `fraction_of_ceiling_beside` (the median over the calls of
+    each call's FLOP/s over the matmuls' that bracket it) and
+    `fraction_of_ceiling_beside_range` ([min, max] of those). Calls not run
+    add `cars_per_second_at_ceiling`.
   """
   flops = compiled_flops(compiled)
   record = {
@@ -374,14 +378,44 @@ def measure_compiled(compiled: Any, compile_seconds: float,
                          'min': cars / seconds['max'],
                          'max': cars / seconds['min']},
         views_per_second=cars * views_per_car / seconds['median'],
-        flops_per_second=achieved, fraction_of_ceiling=achieved / ceiling)
+        flops_per_second=achieved, fraction_of_ceiling=achieved / ceiling,
+        call_seconds=times)
     if ceiling_call:
-      beside = ceiling_call[1] / float(np.median(ceiling_times))
-      record.update(ceiling_beside=beside,
-                    fraction_of_ceiling_beside=achieved / beside)
+      # One matmul more after the last call brackets every call between
+      # two; their mean time is the ceiling under the load during the call,
+      # which on a shared machine drifts from call to call.
+      time_ceiling()
+      ratios = beside_ratios(flops, times, ceiling_call[1], ceiling_times)
+      record.update(
+          ceiling_seconds_beside=ceiling_times,
+          ceiling_beside=ceiling_call[1] / float(np.median(ceiling_times)),
+          fraction_of_ceiling_beside=float(np.median(ratios)),
+          fraction_of_ceiling_beside_range=[float(np.min(ratios)),
+                                            float(np.max(ratios))])
   record['peak_rss_bytes'] = peak_rss_bytes()
   record['device_memory'] = device_memory(jax.devices()[0])
   return record
+
+
+def beside_ratios(flops: float, call_seconds: Sequence[float],
+                  ceiling_flops: float,
+                  ceiling_seconds: Sequence[float]) -> np.ndarray:
+  """Each call's FLOP/s over the ceiling's FLOP/s timed around it.
+
+  Args:
+    flops: FLOPs per call.
+    call_seconds: the n calls' times.
+    ceiling_flops: FLOPs per ceiling matmul.
+    ceiling_seconds: the n + 1 matmuls' times, one before each call and one
+      after the last.
+
+  Returns:
+    (n,) fractions of the ceiling: call i against the mean time of the
+    matmuls right before and right after it.
+  """
+  bracket = (np.asarray(ceiling_seconds[:-1])
+             + np.asarray(ceiling_seconds[1:])) / 2
+  return (flops / np.asarray(call_seconds)) / (ceiling_flops / bracket)
 
 
 def _logged(record: dict[str, Any]) -> dict[str, Any]:

@@ -31,15 +31,18 @@ PAPER_LABEL_FRACTION_AT_0_1 = '~90'
 
 @dataclasses.dataclass(frozen=True)
 class Goal:
-  """A throughput (at least `target`) or compile-time (below) target.
+  """A throughput or efficiency (at least `target`) or compile-time target.
 
   Attributes:
     name: what the goal says, for the table.
-    target: cars/s (throughput) or seconds (compile).
+    target: cars/s (throughput), a fraction (efficiency) or seconds
+      (compile).
     size: model size of the measurement ('' for the compile goal).
-    pipeline: one of `benchmark.PIPELINES` (throughput goals).
-    mode: one of `benchmark.MODES` (throughput goals).
-    batch: cars per call (throughput goals).
+    pipeline: one of `benchmark.PIPELINES` (measurement goals).
+    mode: one of `benchmark.MODES` (measurement goals).
+    batch: cars per call (measurement goals).
+    quantity: the measurement's field that meets the target:
+      'cars_per_second' (its median), or 'fraction_of_ceiling_beside'.
   """
 
   name: str
@@ -48,6 +51,7 @@ class Goal:
   pipeline: str = ''
   mode: str = ''
   batch: int = 0
+  quantity: str = 'cars_per_second'
 
 
 # The speed goals of the 2-core CPU demo machine (issue 6).
@@ -56,6 +60,11 @@ SPEED_GOALS = (
          'paper', 'graph', 'inference', 64),
     Goal('paper graph stages, train step, batch 64 >= 70 cars/s', 70.0,
          'paper', 'graph', 'train', 64),
+    # Issue 15. Judged against the matmuls timed beside the step, because
+    # this virtual machine's matmul rate moves by 2x within a minute.
+    Goal('paper graph stages, train step, batch 64 >= 60% of the matmul '
+         'ceiling timed beside it', 0.6, 'paper', 'graph', 'train', 64,
+         quantity='fraction_of_ceiling_beside'),
     Goal('default full pipeline, inference, batch 64 >= 500 cars/s', 500.0,
          'default', 'full', 'inference', 64),
     Goal('every train step compiles in < 30 s', 30.0),

@@ -30,8 +30,12 @@ def row(record: Mapping[str, Any]) -> list[str]:
     speed = f'{rate["median"]:.1f} ({rate["min"]:.1f}-{rate["max"]:.1f})'
     call = f'{record["seconds"]["median"] * 1e3:.2f}'
     ceiling = cells.percent(record['fraction_of_ceiling'])
-    # Benchmarks before the ceiling was timed beside each call have none.
+    # Benchmarks before the ceiling was timed beside each call have none,
+    # and those before it bracketed each call have no range.
     beside = cells.percent(record.get('fraction_of_ceiling_beside'))
+    if 'fraction_of_ceiling_beside_range' in record:
+      low, high = record['fraction_of_ceiling_beside_range']
+      beside += f' ({cells.percent(low)}-{cells.percent(high)})'
   else:
     speed = f'<= {record["cars_per_second_at_ceiling"]:.1f} (not run)'
     call = ceiling = beside = cells.EMPTY
@@ -60,11 +64,18 @@ def summary(bench: Mapping[str, Any]) -> str:
 
 def goal_measured(goal: Mapping[str, Any]) -> str:
   """What was measured of a goal of `evaluate_goals`, against the ceiling."""
-  measured = cells.EMPTY if goal['value'] is None else f'{goal["value"]:.1f}'
+  # Goals of benchmarks before efficiency goals have no quantity.
+  fraction_goal = goal.get('quantity') == 'fraction_of_ceiling_beside'
+  if goal['value'] is None:
+    measured = cells.EMPTY
+  elif fraction_goal:
+    measured = f'{cells.percent(goal["value"])}%'
+  else:
+    measured = f'{goal["value"]:.1f}'
   notes = []
   if 'fraction_of_ceiling' in goal:
     notes.append(f'{cells.percent(goal["fraction_of_ceiling"])}% of ceiling')
-  if 'fraction_of_ceiling_beside' in goal:
+  if 'fraction_of_ceiling_beside' in goal and not fraction_goal:
     notes.append(f'{cells.percent(goal["fraction_of_ceiling_beside"])}% of '
                  'the ceiling timed beside it')
   if 'required_fraction_of_ceiling' in goal:
@@ -103,15 +114,17 @@ def evaluate_goals(measurements: Sequence[Mapping[str, Any]],
     goals: the goals.
 
   Returns:
-    Per goal: `name`, `target`, `value` (cars/s or seconds; None when not
-    measured), `status` ('met', 'missed' or 'not measured'); throughput
-    goals add `required_fraction_of_ceiling` (the target's FLOP/s over the
-    ceiling: above 1, no code can meet it), `fraction_of_ceiling` and, where
-    measured, `fraction_of_ceiling_beside`.
+    Per goal: `name`, `target`, `quantity`, `value` (the goal's quantity;
+    None when not measured), `status` ('met', 'missed' or 'not measured');
+    throughput goals add `required_fraction_of_ceiling` (the target's
+    FLOP/s over the ceiling: above 1, no code can meet it); measurement
+    goals add `fraction_of_ceiling` and, where measured,
+    `fraction_of_ceiling_beside`.
   """
   results = []
   for goal in goals:
-    result = {'name': goal.name, 'target': goal.target, 'value': None,
+    result = {'name': goal.name, 'target': goal.target,
+              'quantity': goal.quantity, 'value': None,
               'status': 'not measured'}
     if not goal.size:
       compile_times = [r['compile_seconds'] for r in measurements
@@ -123,19 +136,23 @@ def evaluate_goals(measurements: Sequence[Mapping[str, Any]],
       results.append(result)
       continue
     record = _find(measurements, goal)
+    throughput = goal.quantity == 'cars_per_second'
     if record is not None:
-      flops_per_car = record['flops_per_call'] / record['batch_cars']
-      result['required_fraction_of_ceiling'] = (goal.target * flops_per_car
-                                                / ceiling)
+      if throughput:
+        flops_per_car = record['flops_per_call'] / record['batch_cars']
+        result['required_fraction_of_ceiling'] = (goal.target * flops_per_car
+                                                  / ceiling)
       if record['timed']:
-        result['value'] = record['cars_per_second']['median']
         result['fraction_of_ceiling'] = record['fraction_of_ceiling']
         if 'fraction_of_ceiling_beside' in record:
           result['fraction_of_ceiling_beside'] = record[
               'fraction_of_ceiling_beside']
-        result['status'] = ('met' if result['value'] >= goal.target
-                            else 'missed')
-      elif record['cars_per_second_at_ceiling'] < goal.target:
+        result['value'] = (record['cars_per_second']['median'] if throughput
+                           else result.get('fraction_of_ceiling_beside'))
+        if result['value'] is not None:
+          result['status'] = ('met' if result['value'] >= goal.target
+                              else 'missed')
+      elif throughput and record['cars_per_second_at_ceiling'] < goal.target:
         # Even at the ceiling the FLOPs do not fit: missed without timing.
         result['status'] = 'missed'
     results.append(result)

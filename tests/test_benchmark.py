@@ -27,8 +27,9 @@ MEASUREMENT_FIELDS = {
     'heatmap_layers', 'crop_size', 'batch_cars', 'views_per_car',
     'compile_seconds', 'flops_per_call', 'compiled_memory_bytes', 'timed',
     'repeats', 'seconds', 'cars_per_second', 'views_per_second',
-    'flops_per_second', 'fraction_of_ceiling', 'ceiling_beside',
-    'fraction_of_ceiling_beside', 'peak_rss_bytes', 'device_memory'}
+    'flops_per_second', 'fraction_of_ceiling', 'call_seconds',
+    'ceiling_seconds_beside', 'ceiling_beside', 'fraction_of_ceiling_beside',
+    'fraction_of_ceiling_beside_range', 'peak_rss_bytes', 'device_memory'}
 
 
 @pytest.fixture(scope='module')
@@ -88,9 +89,17 @@ def test_values_are_sane(results):
     assert record['flops_per_call'] > 0 and record['compile_seconds'] > 0
     assert record['fraction_of_ceiling'] == pytest.approx(
         record['flops_per_second'] / ceiling['flops_per_second'])
-    assert record['ceiling_beside'] > 0
+    calls, matmuls = record['call_seconds'], record['ceiling_seconds_beside']
+    assert len(calls) == record['repeats'] and len(matmuls) == len(calls) + 1
+    assert record['seconds']['median'] == pytest.approx(np.median(calls))
+    assert record['ceiling_beside'] == pytest.approx(
+        ceiling['flops'] / np.median(matmuls))
+    ratios = benchmark.beside_ratios(record['flops_per_call'], calls,
+                                     ceiling['flops'], matmuls)
     assert record['fraction_of_ceiling_beside'] == pytest.approx(
-        record['flops_per_second'] / record['ceiling_beside'])
+        np.median(ratios))
+    assert record['fraction_of_ceiling_beside_range'] == pytest.approx(
+        [ratios.min(), ratios.max()])
     assert record['hidden'] == config.model.hidden
     assert record['compiled_memory_bytes']['argument'] > 0
     # A high-water mark never goes down.
@@ -165,8 +174,24 @@ def test_calls_beyond_the_budget_are_not_run(rng):
       cars / (2 * size**3))
 
 
+def test_beside_ratios_follow_a_drifting_load(rng):
+  # The machine slows down linearly: matmul i takes c (1 + a i), and the
+  # call between matmuls i and i + 1 takes t (1 + a (i + 1/2)). Bracketing
+  # cancels the drift exactly; the matmul before each call alone would not.
+  n = rng.integers(2, 8)
+  c, t, drift = rng.uniform(0.1, 1.0, 3)
+  flops, ceiling_flops = rng.uniform(1e9, 1e10, 2)
+  matmuls = c * (1 + drift * np.arange(n + 1))
+  calls = t * (1 + drift * (np.arange(n) + 0.5))
+  ratios = benchmark.beside_ratios(flops, calls, ceiling_flops, matmuls)
+  np.testing.assert_allclose(ratios, (flops / t) / (ceiling_flops / c),
+                             rtol=1e-12)
+  before_only = (flops / calls) / (ceiling_flops / matmuls[:-1])
+  assert np.all(before_only < ratios)
+
+
 def _record(size, pipeline, mode, batch, *, rate=None, flops=1e9,
-            compile_seconds=1.0):
+            compile_seconds=1.0, beside=None):
   record = {'size': size, 'pipeline': pipeline, 'mode': mode,
             'batch_cars': batch, 'flops_per_call': flops,
             'compile_seconds': compile_seconds, 'timed': rate is not None}
@@ -175,6 +200,8 @@ def _record(size, pipeline, mode, batch, *, rate=None, flops=1e9,
   else:
     record['cars_per_second'] = {'median': rate, 'min': rate, 'max': rate}
     record['fraction_of_ceiling'] = rate * flops / batch / 1e10
+    if beside is not None:
+      record['fraction_of_ceiling_beside'] = beside
   return record
 
 
@@ -182,28 +209,43 @@ def test_goals_met_missed_and_not_measured(rng):
   ceiling = 1e10
   met_rate = 200.0 * rng.uniform(1.0, 2.0)
   missed_rate = 70.0 * rng.uniform(0.1, 0.99)
+  efficient = rng.uniform(0.6, 1.0)
   slowest_compile = rng.uniform(30.0, 60.0)
   measurements = [
       _record('paper', 'graph', 'inference', 64, rate=met_rate),
       _record('paper', 'graph', 'train', 64, rate=missed_rate,
-              compile_seconds=slowest_compile),
+              compile_seconds=slowest_compile, beside=efficient),
       # Beyond the ceiling: 1e10 FLOP/s / 1e9 FLOP per car = 10 cars/s.
       _record('default', 'full', 'inference', 64, flops=64e9),
       _record('default', 'full', 'train', 64, rate=1.0),
   ]
   goals = speed_table.evaluate_goals(measurements, ceiling)
-  assert [goal['status'] for goal in goals] == ['met', 'missed', 'missed',
-                                                'missed']
+  assert [goal['quantity'] for goal in goals] == [
+      goal.quantity for goal in claims.SPEED_GOALS]
+  assert [goal['status'] for goal in goals] == ['met', 'missed', 'met',
+                                                'missed', 'missed']
   assert goals[0]['value'] == met_rate
   assert goals[0]['required_fraction_of_ceiling'] == pytest.approx(
       200.0 * 1e9 / 64 / ceiling)
-  assert goals[2]['value'] is None
-  assert goals[3]['value'] == slowest_compile
+  assert goals[2]['value'] == efficient
+  assert 'required_fraction_of_ceiling' not in goals[2]
+  assert speed_table.goal_measured(goals[2]).startswith(
+      f'{100 * efficient:.1f}%')
+  assert goals[3]['value'] is None
+  assert goals[4]['value'] == slowest_compile
+  # Below 60% of the ceiling beside it, or never timed beside it.
+  measurements[1] = _record('paper', 'graph', 'train', 64, rate=missed_rate,
+                            beside=rng.uniform(0.0, 0.6))
+  assert speed_table.evaluate_goals(measurements, ceiling)[2]['status'] == (
+      'missed')
+  measurements[1] = _record('paper', 'graph', 'train', 64, rate=missed_rate)
+  assert speed_table.evaluate_goals(measurements, ceiling)[2]['status'] == (
+      'not measured')
   # Without those measurements nothing is judged.
   assert all(goal['status'] == 'not measured'
              for goal in speed_table.evaluate_goals(measurements[3:], ceiling)
-             [:3])
-  assert speed_table.evaluate_goals([], ceiling)[3]['status'] == 'not measured'
+             [:4])
+  assert speed_table.evaluate_goals([], ceiling)[4]['status'] == 'not measured'
 
 
 def test_synthetic_batch_is_consistent(rng):

@@ -145,10 +145,11 @@ def random_outputs(rng, num_views):
       reprojected=rng.uniform(-1.0, 1.0, size=(n, 12, 2)))
 
 
-def loss_config(mode, reproj_trains_2d=True):
+def loss_config(mode, reproj_trains_2d=True, keypoints_occluded=False):
   return ml_collections.ConfigDict(dict(
       keypoints=1.0, edge=0.5, visible=0.75, trifocal=2.0, reproj=0.25,
-      trifocal_mode=mode, reproj_trains_2d=reproj_trains_2d))
+      trifocal_mode=mode, reproj_trains_2d=reproj_trains_2d,
+      keypoints_occluded=keypoints_occluded))
 
 
 @functools.partial(jax.jit, static_argnames='mode')
@@ -209,6 +210,28 @@ def test_reprojection_can_leave_the_2d_keypoints_alone(rng):
   for gradients in (flowing, stopped):
     np.testing.assert_allclose(gradients['reprojected'], expected, rtol=1e-5)
   np.testing.assert_allclose(flowing['keypoints_2d'], -expected, rtol=1e-5)
+
+
+def test_supervised_heatmaps_also_learn_occluded_labels(rng):
+  batch = synthetic_cars.make_batch(rng, NUM_CARS, NUM_VIEWS)
+  outputs = jax.tree.map(np.float32, random_outputs(rng, NUM_VIEWS))
+  # Some keypoints unlabelled as well: they never supervise.
+  unlabelled = rng.random(batch['visibility'].shape) < 0.2
+  batch['visibility'] = np.where(unlabelled, 0, batch['visibility'])
+  config = loss_config('algebraic', keypoints_occluded=True)
+  gradient = np.asarray(jax.grad(lambda o: losses.total_loss(
+      o, batch, config)[1]['keypoints'])(outputs)['heatmaps'])
+  visibility = batch['visibility'].reshape(-1, 12)
+  assert np.all(gradient[visibility == 0] == 0.0)
+  assert np.all(np.any(gradient[visibility != 0] != 0.0, axis=(-2, -1)))
+  # An occluded label supervises exactly as a visible one would.
+  arguments = (outputs['heatmaps'], batch['keypoints'].reshape(-1, 12, 2))
+  boxes = batch['boxes'].reshape(-1, 4), batch['view_mask'].reshape(-1)
+  np.testing.assert_allclose(
+      losses.keypoint_loss(*arguments, visibility, *boxes,
+                           supervise_occluded=True),
+      losses.keypoint_loss(*arguments, np.minimum(visibility, 1), *boxes),
+      rtol=1e-6)
 
 
 visible_and_gradient = jax.jit(jax.value_and_grad(losses.visible_loss))

@@ -121,7 +121,8 @@ def test_trifocal_loss_alone_moves_occluded_keypoints_to_truth(rng):
                             confidence=flat(confidence))
   loss_config = ml_collections.ConfigDict(dict(
       keypoints=0.0, edge=0.0, visible=0.0, trifocal=1.0, reproj=0.0,
-      trifocal_mode='algebraic', reproj_trains_2d=True))
+      trifocal_mode='algebraic', reproj_trains_2d=True,
+      keypoints_occluded=False))
   params = model.init(jax.random.key(0), None, flat(batch['boxes']),
                       train=False, keypoints=flat(initial),
                       confidence=flat(confidence))

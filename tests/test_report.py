@@ -95,7 +95,10 @@ def random_record(rng: np.random.Generator, size: str, pipeline: str,
                   seconds={'median': batch / median},
                   fraction_of_ceiling=float(rng.random()))
     if rng.random() < 0.5:
-      record['fraction_of_ceiling_beside'] = float(rng.random())
+      low, median, high = np.sort(rng.random(3))
+      record['fraction_of_ceiling_beside'] = float(median)
+      if rng.random() < 0.5:  # Benchmarks since calls were bracketed.
+        record['fraction_of_ceiling_beside_range'] = [low, high]
   else:
     record['cars_per_second_at_ceiling'] = float(rng.uniform(0, 10))
   return record
@@ -386,7 +389,14 @@ def test_speed_cells(tree, blocks):
       assert abs(float(cell['ms/call']) * 1e-3 * rate['median']
                  - record['batch_cars']) <= 1e-3 * rate['median']
       assert_percent(cell['% of ceiling'], record['fraction_of_ceiling'])
-      if 'fraction_of_ceiling_beside' in record:
+      if 'fraction_of_ceiling_beside_range' in record:
+        median, low, high = cell['% of ceiling timed beside'].replace(
+            ' (', '-').rstrip(')').split('-')
+        assert_percent(median, record['fraction_of_ceiling_beside'])
+        for value, expected in zip(
+            (low, high), record['fraction_of_ceiling_beside_range']):
+          assert_percent(value, expected)
+      elif 'fraction_of_ceiling_beside' in record:
         assert_percent(cell['% of ceiling timed beside'],
                        record['fraction_of_ceiling_beside'])
       else:

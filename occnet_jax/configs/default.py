@@ -50,6 +50,10 @@ def get_config() -> ml_collections.ConfigDict:
 
   config.loss = loss = ml_collections.ConfigDict()
   loss.keypoints = 1.0
+  # True also trains the heatmap head on occluded labels, as the authors'
+  # release does: the `heatmap_supervised` reference run. The paper's head
+  # learns from visible keypoints only.
+  loss.keypoints_occluded = False
   loss.edge = 1.0
   # The decoder's visible keypoints against their labels (losses.py).
   loss.visible = 1.0
