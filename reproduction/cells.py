@@ -13,6 +13,15 @@ def percent(value: float | None) -> str:
   return EMPTY if value is None else f'{100 * value:.1f}'
 
 
+def percent_interval(value: float | None,
+                     interval: Sequence[float] | None) -> str:
+  """A percentage with its [low, high] interval, e.g. '21.3 [19.5, 23.1]'."""
+  if value is None or interval is None:
+    return percent(value)
+  low, high = interval
+  return f'{percent(value)} [{percent(low)}, {percent(high)}]'
+
+
 def mib(value: float) -> str:
   """Bytes in whole MiB."""
   return f'{value / 2**20:.0f}'

@@ -10,7 +10,8 @@ launch.report` then calls `write_report`, which
     the benchmark JSON into the repository (`copy_figures`) and draws the
     ablation comparison (`plots.ablations`);
   - renders one markdown block per study (`render_blocks`: `runs`,
-    `headline`, `levels_<run>`, `robustness`, `ablations`, `multiview`,
+    `headline`, `levels_<run>`, `robustness`, `ablations`, `tuning`,
+    `multiview`,
     `trifocal_labels`, `speed`, `targets`, `figures`) and writes each
     between the markers `<!-- report:NAME -->` and `<!-- /report:NAME -->`
     of RESULTS.md (`replace_blocks`), leaving the prose around them alone.
@@ -199,6 +200,14 @@ def pck(metrics: Mapping[str, Any], method: str, subset: str,
   return metrics.get(metric_keys.pck(method, subset, alpha))
 
 
+def pck_with_interval(metrics: Mapping[str, Any], method: str, subset: str,
+                      alpha: float = ALPHA) -> str:
+  """A PCK cell with its bootstrap interval where metrics.json has one."""
+  key = metric_keys.pck(method, subset, alpha)
+  return cells.percent_interval(metrics.get(key),
+                                metrics.get(key + metric_keys.CI_SUFFIX))
+
+
 def level_gains(metrics: Mapping[str, Any],
                 alpha: float = ALPHA) -> dict[int, float]:
   """2D-KGNN minus heatmap occluded PCK by populated occlusion level."""
@@ -340,7 +349,8 @@ def render_headline(inputs: Inputs) -> str:
   """`headline`: PCK@0.1 all/visible/occluded and occlusion AUC per run."""
   header = ['run', 'method', 'all', 'visible', 'occluded', 'occlusion AUC']
   rows = []
-  for name, results in inputs.runs.items():
+  for name in runs.TESTED_RUNS:
+    results = inputs.runs[name]
     if results.metrics is None:
       rows.append(_not_run_row([f'`{name}`'], len(header)))
       continue
@@ -428,6 +438,33 @@ def render_ablations(inputs: Inputs, figures_link: str) -> str:
   if available:
     text += (f'\n\n![occluded PCK by level, ablations]'
              f'({figures_link}/{ABLATIONS_FIGURE})')
+  return text
+
+
+def render_tuning(inputs: Inputs) -> str:
+  """`tuning`: the trifocal sweep's validation PCK@0.1, best marked."""
+  header = ['run', 'trifocal mode', 'weight', '2D-KGNN occluded',
+            '2D-KGNN visible', '3D-KGNN occluded', '2D-KGNN occlusion AUC']
+  rows, occluded = [], {}
+  for mode, weight in runs.TRIFOCAL_SWEEP:
+    name = runs.trifocal_run_name(mode, weight)
+    first = [f'`{name}`', mode, str(weight)]
+    metrics = inputs.runs[name].metrics
+    if metrics is None:
+      rows.append(_not_run_row(first, len(header)))
+      continue
+    occluded[name] = pck(metrics, 'kgnn2d', 'occluded')
+    rows.append(first + [
+        pck_with_interval(metrics, method, subset)
+        for method, subset in (('kgnn2d', 'occluded'), ('kgnn2d', 'visible'),
+                               ('kgnn3d', 'occluded'))] + [
+            auc(metrics.get(metric_keys.occlusion_auc('kgnn2d')))])
+  text = ('Validation PCK@0.1 (%), 95% bootstrap intervals over cars:\n\n'
+          + cells.table(header, rows))
+  if occluded:
+    best = max(occluded, key=occluded.get)
+    text += (f'\n\nHighest 2D-KGNN occluded PCK@0.1 on validation: '
+             f'`{best}`.')
   return text
 
 
@@ -540,9 +577,10 @@ def render_targets(inputs: Inputs) -> str:
 
 
 def render_figures(inputs: Inputs, figures_link: str) -> str:
-  """`figures`: links to every run's copied evaluation figures."""
+  """`figures`: links to every tested run's copied evaluation figures."""
   lines = []
-  for name, results in inputs.runs.items():
+  for name in runs.TESTED_RUNS:
+    results = inputs.runs[name]
     if not results.figures:
       lines.append(f'- `{name}`: {NOT_RUN}')
       continue
@@ -564,7 +602,7 @@ def render_blocks(inputs: Inputs, figures_link: str) -> dict[str, str]:
 
   Returns:
     Markdown by block name: `runs`, `headline`, `levels_<run>` for each of
-    `runs.DATASET_RUNS`, `robustness`, `ablations`, `multiview`,
+    `runs.DATASET_RUNS`, `robustness`, `ablations`, `tuning`, `multiview`,
     `trifocal_labels`, `speed`, `targets`, `figures`.
   """
   blocks = {'runs': render_runs(inputs), 'headline': render_headline(inputs)}
@@ -573,6 +611,7 @@ def render_blocks(inputs: Inputs, figures_link: str) -> dict[str, str]:
   blocks.update(
       robustness=render_robustness(inputs),
       ablations=render_ablations(inputs, figures_link),
+      tuning=render_tuning(inputs),
       multiview=render_multiview(inputs),
       trifocal_labels=render_trifocal_labels(inputs, figures_link),
       speed=render_speed(inputs),
@@ -649,7 +688,8 @@ def copy_figures(inputs: Inputs, figures: str) -> None:
   `<figures>/ablations.png`.
   """
   for name, results in inputs.runs.items():
-    for path in results.figures:
+    # A tuning run's validation figures would only add bulk.
+    for path in results.figures if name in runs.TESTED_RUNS else ():
       _copy(path, os.path.join(figures, name, os.path.basename(path)))
     if results.metrics is not None:
       _copy(os.path.join(results.eval_dir, 'metrics.json'),

@@ -54,6 +54,9 @@ class Run:
     paper: the paper's dataset its claims are compared with ('car_render'
       or 'carfusion'), '' for ablations.
     ablation_of: the run it ablates, '' for the runs of a dataset.
+    tunes: the run one of whose settings it varies, to choose that setting
+      by validation PCK ('' for the runs that are tested). A tuning run is
+      evaluated on the validation split only.
     needs: the names of the `PREPARATIONS` it needs first.
   """
 
@@ -64,6 +67,7 @@ class Run:
   overrides: tuple[str, ...] = ()
   paper: str = ''
   ablation_of: str = ''
+  tunes: str = ''
   needs: tuple[str, ...] = ()
 
 
@@ -99,8 +103,28 @@ RUNS = (
         overrides=(f'--config.shape_basis.path={CAR_RENDER_BASIS}',),
         paper='carfusion', needs=('synthetic_carfusion', 'car_render_basis')),
 )
+# The trifocal loss's (mode, weight) pairs tried on validation (issue 12):
+# both residuals are in box scales, so one weight means the same in either.
+TRIFOCAL_SWEEP = tuple((mode, weight) for mode in ('algebraic', 'geometric')
+                       for weight in (0.1, 0.3, 1.0))
+
+
+def trifocal_run_name(mode: str, weight: float) -> str:
+  """The tuning run of a (mode, weight) of `TRIFOCAL_SWEEP`."""
+  return f'tune_trifocal_{mode}_{weight}'
+
+
+RUNS += tuple(
+    Run(trifocal_run_name(mode, weight), 'default.py', 'Car-render small',
+        f'demo with the {mode} trifocal loss at weight {weight}',
+        overrides=(f'--config.loss.trifocal_mode={mode}',
+                   f'--config.loss.trifocal={weight}'), tunes='demo')
+    for mode, weight in TRIFOCAL_SWEEP)
 RUNS_BY_NAME = {run.name: run for run in RUNS}
-DATASET_RUNS = tuple(run.name for run in RUNS if not run.ablation_of)
+TESTED_RUNS = tuple(run.name for run in RUNS if not run.tunes)
+TUNING_RUNS = tuple(run.name for run in RUNS if run.tunes)
+DATASET_RUNS = tuple(run.name for run in RUNS
+                     if not run.ablation_of and not run.tunes)
 ABLATION_RUNS = ('demo',) + tuple(run.name for run in RUNS
                                   if run.ablation_of == 'demo')
 
@@ -185,9 +209,12 @@ STUDIES = tuple(
 
 def train_flags(run: Run, workdirs: str) -> list[str]:
   """The `launch.train` flags of a run."""
+  # Tuning reads validation only: its runs never touch the test split.
+  split = ('--config.eval.split=validation',) if run.tunes else ()
   return [f'--config={os.path.join(CONFIG_DIR, run.config)}',
           f'--workdir={os.path.join(workdirs, run.name)}'] + [
-              flag.format(workdirs=workdirs) for flag in run.overrides]
+              flag.format(workdirs=workdirs)
+              for flag in run.overrides + split]
 
 
 def step_flags(step: Step, workdirs: str) -> list[str]:

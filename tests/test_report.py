@@ -58,8 +58,12 @@ def random_metrics(rng: np.random.Generator) -> dict:
       for alpha in ALPHAS:
         populated = not subset.startswith('occluded_') or int(
             subset.split('_')[1]) not in empty
-        metrics[metric_keys.pck(method, subset, alpha)] = (
-            float(rng.random()) if populated else None)
+        key = metric_keys.pck(method, subset, alpha)
+        metrics[key] = float(rng.random()) if populated else None
+        if populated and rng.random() < 0.5:
+          low, high = np.sort(rng.random(2))
+          metrics[key + metric_keys.CI_SUFFIX] = [
+              min(low, metrics[key]), max(high, metrics[key])]
     for sigma in SIGMAS:
       metrics[metric_keys.robustness(method, sigma)] = float(rng.random())
   for level in car_lib.CAR.occlusion_levels:
@@ -124,8 +128,12 @@ def tree(tmp_path_factory, module_seed):
     config = json.loads(json.dumps(defaults))
     if run.name == 'no_trifocal':
       config['loss']['trifocal'] = 0.0
-    if run.name == VALIDATION_RUN:
+    if run.name == VALIDATION_RUN or run.tunes:
       config['eval']['split'] = 'validation'
+    if run.tunes:
+      [(mode, weight)] = [pair for pair in runs.TRIFOCAL_SWEEP
+                          if runs.trifocal_run_name(*pair) == run.name]
+      config['loss'].update(trifocal_mode=mode, trifocal=weight)
     segments = [{'steps': [start, end],
                  'train_seconds': float(rng.uniform(0, 3000)),
                  'eval_seconds': float(rng.uniform(0, 100)),
@@ -224,7 +232,33 @@ def test_headline_cells_equal_inputs(tree, blocks):
     auc = metrics.get(metric_keys.occlusion_auc(method))
     assert row[5] == ('-' if auc is None else f'{auc:.3f}')
     seen.add(name)
-  assert seen == {run.name for run in runs.RUNS}
+  assert seen == set(runs.TESTED_RUNS)
+
+
+def test_tuning_cells_and_the_best(tree, blocks):
+  _, written = tree
+  header, rows = parse_table(blocks['tuning'])
+  assert header[:3] == ['run', 'trifocal mode', 'weight']
+  assert [(row[1], float(row[2])) for row in rows] == list(
+      runs.TRIFOCAL_SWEEP)
+  assert [row[0].strip('`') for row in rows] == list(runs.TUNING_RUNS)
+  occluded = {}
+  for row in rows:
+    name = row[0].strip('`')
+    metrics = written['metrics'][name]
+    for cell, (method, subset) in zip(row[3:6], (
+        ('kgnn2d', 'occluded'), ('kgnn2d', 'visible'),
+        ('kgnn3d', 'occluded'))):
+      key = metric_keys.pck(method, subset, 0.1)
+      value, *interval = cell.replace('[', '').replace(']', '').replace(
+          ',', '').split()
+      assert_percent(value, metrics[key])
+      expected = metrics.get(key + metric_keys.CI_SUFFIX)
+      assert len(interval) == (0 if expected is None else 2)
+      for bound, truth in zip(interval, expected or ()):
+        assert_percent(bound, truth)
+    occluded[name] = metrics[metric_keys.pck('kgnn2d', 'occluded', 0.1)]
+  assert f'`{max(occluded, key=occluded.get)}`.' in blocks['tuning']
 
 
 def test_level_tables_and_gains(tree, blocks):
@@ -432,6 +466,7 @@ def test_benchmark_prints_the_report_s_speed_table(tree, blocks):
 
 def test_runs_table(tree, blocks):
   _, written = tree
+  default_loss = default_config.get_config().loss
   _, rows = parse_table(blocks['runs'])
   assert [row[0].strip('`') for row in rows] == [r.name for r in runs.RUNS]
   for row in rows:
@@ -449,6 +484,12 @@ def test_runs_table(tree, blocks):
                                        for s in segments}))
     expected = {'no_trifocal': '`loss.trifocal=0.0`',
                 VALIDATION_RUN: '`eval.split=validation`'}.get(name, 'none')
+    if runs.RUNS_BY_NAME[name].tunes:
+      loss, defaults = written['configs'][name]['loss'], default_loss
+      expected = ', '.join(
+          ['`eval.split=validation`'] +
+          [f'`loss.{key}={loss[key]}`' for key in ('trifocal', 'trifocal_mode')
+           if loss[key] != defaults[key]])
     assert row[3] == expected
 
 
@@ -628,7 +669,8 @@ def test_write_report(tree, tmp_path, rng):
     with open(figures / name / 'metrics.json') as file:
       assert json.load(file) == metrics
     for figure in FIGURES:
-      assert (figures / name / figure).exists()
+      # Tuning runs keep their numbers, not their figures.
+      assert (figures / name / figure).exists() == (name in runs.TESTED_RUNS)
   assert not (figures / MISSING_RUN).exists()
   assert (figures / 'trifocal_labels_car_render_full.png').exists()
   assert (figures / 'trifocal_labels_car_render_full.json').exists()

@@ -40,7 +40,9 @@ def test_every_run_is_a_valid_config_its_overrides_change(run, monkeypatch):
     default, parsed = base, config
     for part in key.split('.'):
       default, parsed = default[part], parsed[part]
-    assert parsed != default, f'{override} changes nothing'
+    # A sweep holds the default setting too; every other override changes
+    # the config.
+    assert parsed != default or run.tunes, f'{override} changes nothing'
 
 
 def test_the_table_is_consistent():
@@ -48,9 +50,22 @@ def test_the_table_is_consistent():
   assert len(set(names)) == len(names)
   for run in runs.RUNS:
     assert set(run.needs) <= set(runs.PREPARATIONS)
-    assert (run.paper in ('car_render', 'carfusion')) != bool(run.ablation_of)
-    assert run.ablation_of in ('', *names)
-  assert set(runs.DATASET_RUNS) | set(runs.ABLATION_RUNS) == set(names)
+    # A run is of a dataset, or ablates one, or tunes one: one of these.
+    assert [run.paper in ('car_render', 'carfusion'), bool(run.ablation_of),
+            bool(run.tunes)].count(True) == 1, run.name
+    assert run.ablation_of in ('', *names) and run.tunes in ('', *names)
+  assert set(runs.DATASET_RUNS) | set(runs.ABLATION_RUNS) | set(
+      runs.TUNING_RUNS) == set(names)
+  assert set(runs.TESTED_RUNS) == set(names) - set(runs.TUNING_RUNS)
+
+
+def test_tuning_runs_never_read_test(monkeypatch):
+  monkeypatch.chdir(REPOSITORY)
+  for name in runs.TUNING_RUNS:
+    config = parsed_config(runs.train_flags(runs.RUNS_BY_NAME[name], 'w'))
+    assert config.eval.split == config.data.eval_split == 'validation'
+  assert [runs.trifocal_run_name(*pair) for pair in runs.TRIFOCAL_SWEEP] == (
+      list(runs.TUNING_RUNS))
 
 
 def test_commands_prepare_once_before_the_first_run_that_needs_it():
