@@ -1,7 +1,7 @@
 r"""Regenerates every table and figure of RESULTS.md from the workdirs.
 
     python -m launch.report [--workdirs=workdirs] [--results=RESULTS.md] \
-        [--figures=docs/results]
+        [--figures=docs/results] [--blocks=speed,targets]
 
 Rewrites only what lies between RESULTS.md's `<!-- report:NAME -->` and
 `<!-- /report:NAME -->` markers, copies the figures and metrics into
@@ -23,6 +23,10 @@ _RESULTS = flags.DEFINE_string(
 _FIGURES = flags.DEFINE_string(
     'figures', 'docs/results',
     'Where figures, metrics.json files and bench.json are copied.')
+_BLOCKS = flags.DEFINE_list(
+    'blocks', [],
+    'Rewrite only these blocks (e.g. `speed` after a benchmark on a machine '
+    'without the runs); default: every block.')
 
 
 def main(argv):
@@ -30,7 +34,7 @@ def main(argv):
     raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
   try:
     updated = report.write_report(_WORKDIRS.value, _RESULTS.value,
-                                  _FIGURES.value)
+                                  _FIGURES.value, _BLOCKS.value)
   except ValueError as error:
     raise app.UsageError(f'{_RESULTS.value}: {error}') from None
   print(f'Updated blocks of {_RESULTS.value}: '

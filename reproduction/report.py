@@ -661,7 +661,8 @@ def replace_blocks(text: str, blocks: Mapping[str, str],
 
   def substitute(match: re.Match[str]) -> str:
     name, old = match.group(1), match.group(2)
-    new = f'\n{blocks[name].strip()}\n'
+    content = blocks[name].strip()
+    new = f'\n{content}\n' if content else '\n'
     if old != new:
       updated.append(name)
     return f'<!-- report:{name} -->{new}<!-- /report:{name} -->'
@@ -714,22 +715,45 @@ def copy_figures(inputs: Inputs, figures: str) -> None:
                     split=', '.join(splits))
 
 
-def write_report(workdirs: str, results: str, figures: str) -> list[str]:
+def current_blocks(text: str) -> dict[str, str]:
+  """The content of every block of a document, by name."""
+  return {match.group(1): match.group(2) for match in re.finditer(
+      r'<!-- report:(\S+) -->(.*?)<!-- /report:\1 -->', text, re.DOTALL)}
+
+
+def write_report(workdirs: str, results: str, figures: str,
+                 only: Sequence[str] = ()) -> list[str]:
   """Regenerates RESULTS.md's blocks and figures from the workdirs.
 
   Args:
     workdirs: the runs' workdirs (`launch.reproduce`).
     results: RESULTS.md, with a marker pair per block of `render_blocks`.
-    figures: the directory the figures are copied to.
+    figures: the directory the figures are copied to (what the workdirs
+      hold; nothing there is removed).
+    only: the names of the blocks to rewrite, e.g. ('speed',) after a
+      benchmark on a machine without the runs; () rewrites every block.
 
   Returns:
     The names of the blocks whose content changed.
+
+  Raises:
+    ValueError: `only` names no block, or the markers are wrong
+      (`replace_blocks`).
   """
   inputs = load_inputs(workdirs)
   link = os.path.relpath(figures, os.path.dirname(os.path.abspath(results)))
   text = epath.Path(results).read_text()
+  blocks = render_blocks(inputs, link)
+  unknown = sorted(set(only) - set(blocks))
+  if unknown:
+    raise ValueError(f'No such report blocks: {unknown}; the blocks are '
+                     f'{sorted(blocks)}.')
+  if only:
+    kept = current_blocks(text)
+    blocks = {name: content if name in only else kept.get(name, content)
+              for name, content in blocks.items()}
   # Markers are checked before anything is written.
-  text, updated = replace_blocks(text, render_blocks(inputs, link))
+  text, updated = replace_blocks(text, blocks)
   copy_figures(inputs, figures)
   if updated:
     epath.Path(results).write_text(text)

@@ -680,3 +680,21 @@ def test_write_report(tree, tmp_path, rng):
     assert json.load(file) == written['bench']
   # Links are relative to RESULTS.md.
   assert '(docs/results/demo/pck_vs_alpha.png)' in text
+
+
+def test_write_report_can_rewrite_some_blocks_only(tree, tmp_path, rng):
+  workdirs, _ = tree
+  names = list(report.render_blocks(report.load_inputs(workdirs), 'x'))
+  picked = set(rng.choice(names, 2, replace=False).tolist())
+  chosen = [name for name in names if name in picked]  # Document order.
+  results = tmp_path / 'RESULTS.md'
+  before = document(names, rng)
+  results.write_text(before)
+  figures = str(tmp_path / 'figures')
+  assert report.write_report(workdirs, str(results), figures,
+                             only=chosen) == chosen
+  old, new = (report.current_blocks(text)
+              for text in (before, results.read_text()))
+  assert [name for name in names if old[name] != new[name]] == chosen
+  with pytest.raises(ValueError, match="'nonesuch'"):
+    report.write_report(workdirs, str(results), figures, only=['nonesuch'])
