@@ -18,6 +18,7 @@ import time
 
 import cv2
 from etils import epath
+import gcsfs.retry
 import jax
 import numpy as np
 import pytest
@@ -287,6 +288,10 @@ def bucket():
         'TENSORSTORE_GCS_HTTP_URL': endpoint,
         'GOOGLE_AUTH_TOKEN_FOR_TESTING': 'emulator'}.items():
       patch.setenv(name, value)
+    # The emulator has no moveTo API (HTTP 501, Not Implemented), which
+    # gcsfs tries first for every rename and retries for 33 s before it
+    # falls back to copy and delete: 501 is not retried here.
+    patch.setattr(gcsfs.retry, 'errs', gcsfs.retry.errs - {501, '501'})
     # epath caches whether it uses TensorFlow at its first path (a private
     # cache): read the environment again, and once more afterwards.
     tf_cache = epath.gpath._is_tf_installed  # pylint: disable=protected-access
