@@ -29,7 +29,8 @@ CROP_SIZE = 16
 def model_config(**overrides):
   config = ml_collections.ConfigDict(dict(
       heatmap_features=8, heatmap_layers=2, heatmap_size=8, hidden=16,
-      dropout=0.5, use_keypoint_type=True, use_encoder=True))
+      dropout=0.5, use_keypoint_type=True, use_encoder=True,
+      graph_trains_head=False))
   config.update(overrides)
   return config
 
@@ -429,3 +430,27 @@ def test_3d_branch_reads_the_2d_graph_as_data(rng, model_and_variables):
 
 def squared_norm(tree):
   return float(sum(jnp.sum(leaf**2) for leaf in jax.tree.leaves(tree)))
+
+
+@pytest.mark.parametrize('graph_trains_head', [False, True])
+def test_graph_outputs_reach_the_head_only_if_configured(
+    rng, model_and_variables, graph_trains_head):
+  model, variables = model_and_variables
+  model = model.clone(graph_trains_head=graph_trains_head)
+  variables = perturbed(rng, variables, scale=0.05)
+  crops, boxes, _, _ = random_inputs(rng)
+  weights = rng.normal(size=(NUM_VIEWS, K, 2))
+
+  def gradients(output):
+    return jax.grad(lambda params: jnp.sum(weights * model.apply(
+        {'params': params}, crops, boxes, train=False)[output]))(
+            variables['params'])
+
+  # The decoder's keypoints: what the visible and trifocal losses read.
+  graph = gradients('keypoints_2d')
+  head = sum(squared_norm(subtree) for name, subtree in graph.items()
+             if name.startswith('HeatmapHead'))
+  assert (head > 0.0) == graph_trains_head
+  assert squared_norm(graph['KGNNDecoder_0']) > 0.0
+  # The head's own keypoints always train it (the keypoint loss's path).
+  assert squared_norm(gradients('initial_keypoints')['HeatmapHead_0']) > 0.0

@@ -47,6 +47,10 @@ def get_config() -> ml_collections.ConfigDict:
   model.dropout = 0.1
   model.use_keypoint_type = True
   model.use_encoder = True
+  # False: the graph losses never reach the heatmap head, which learns from
+  # visible labels only, in every stage (the `heatmap` baseline is such a
+  # head). True: they fine-tune it end to end.
+  model.graph_trains_head = False
 
   config.loss = loss = ml_collections.ConfigDict()
   loss.keypoints = 1.0

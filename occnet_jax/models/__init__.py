@@ -17,7 +17,8 @@ def create_model(model_config: ml_collections.ConfigDict,
   Args:
     model_config: `config.model` with keys `heatmap_features`,
       `heatmap_layers`, `heatmap_size`, `hidden`, `dropout`,
-      `use_keypoint_type`, `use_encoder` (docs/design.md).
+      `use_keypoint_type`, `use_encoder`, `graph_trains_head`
+      (docs/design.md).
     category: the keypoint category (K, types).
     shape_basis: the PCA shape basis of the 3D branch (K keypoints).
 
@@ -37,7 +38,8 @@ def create_model(model_config: ml_collections.ConfigDict,
       hidden=model_config.hidden,
       dropout_rate=model_config.dropout,
       use_keypoint_type=model_config.use_keypoint_type,
-      use_encoder=model_config.use_encoder)
+      use_encoder=model_config.use_encoder,
+      graph_trains_head=model_config.graph_trains_head)
 
 
 def from_config(config: ml_collections.ConfigDict,

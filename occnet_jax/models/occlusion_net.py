@@ -40,6 +40,11 @@ class OcclusionNet(nn.Module):
     use_keypoint_type: node features include the keypoint type.
     use_encoder: the decoder uses the encoder's edge probabilities (False:
       uniform ones, the ablation).
+    graph_trains_head: the graph losses' gradients reach the heatmap head
+      through its keypoints and confidences (end to end). False (the
+      default config) keeps the head a detector trained on visible
+      keypoints only, so that no occluded supervision reaches it and the
+      `heatmap` method stays a baseline that knows nothing of hidden points.
   """
 
   category: keypoints_lib.Category
@@ -51,6 +56,7 @@ class OcclusionNet(nn.Module):
   dropout_rate: float
   use_keypoint_type: bool = True
   use_encoder: bool = True
+  graph_trains_head: bool = False
 
   @nn.compact
   def __call__(self, crops: jax.Array | None, boxes: jax.Array, *,
@@ -80,6 +86,8 @@ class OcclusionNet(nn.Module):
       raise ValueError('Keypoints-in mode needs both keypoints and confidence.')
     outputs['initial_keypoints'] = keypoints
     outputs['confidence'] = confidence
+    if not self.graph_trains_head:
+      keypoints, confidence = jax.lax.stop_gradient((keypoints, confidence))
     num_views, num_keypoints, _ = keypoints.shape
 
     graph = graphs.batch_graphs(graphs.node_features(
