@@ -93,6 +93,13 @@ RUNS = (
     Run('visible_weight_4', 'default.py', 'Car-render small',
         'demo with the decoder\'s visible term weighted 4x',
         overrides=('--config.loss.visible=4',), ablation_of='demo'),
+    # Full supervision for reference: its heatmap row shows how far the
+    # self-supervised graph networks are from a head told the hidden points.
+    Run('heatmap_supervised', 'default.py', 'Car-render small',
+        'demo whose heatmap head also learns occluded labels (the authors\' '
+        'release\'s loss)',
+        overrides=('--config.loss.keypoints_occluded=True',),
+        ablation_of='demo'),
     Run('car_render_full_cpu', 'car_render_full_cpu.py', 'Car-render full',
         'the demo model on the full set, 96 px crops', paper='car_render'),
     # The basis is fitted on the Car-render training cars (built by `demo`).
