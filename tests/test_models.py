@@ -280,13 +280,16 @@ class TwoDropouts(nn.Module):
 @pytest.mark.parametrize('impl', ['threefry2x32', 'rbg', 'unsafe_rbg'])
 def test_dropout_rate_and_independence(rng, impl):
   """Bernoulli(1 - rate) masks, independent within and across layers."""
-  rate = float(rng.choice([0.1, 0.5, rng.uniform(0.05, 0.95)]))
+  rate = float(rng.choice([0.1, 0.5, 0.25, 0.875, 1 - 37 / 256,
+                           rng.uniform(0.05, 0.95)]))
   shape = (int(rng.integers(200, 300)), 2 * int(rng.integers(200, 300)) + 1)
   key = jax.random.key(int(rng.integers(2**31)), impl=impl)
   layer = TwoDropouts(rate)
   first, second = layer.apply({}, jnp.ones(shape), rngs={'dropout': key})
-  keep = round((1 - rate) * 2**16) / 2**16
-  assert abs(keep - (1 - rate)) <= 2**-17
+  bits = layers.draw_bits(1 - rate)
+  keep = round((1 - rate) * 2**bits) / 2**bits
+  # Exact where a few bits hold the rate, else within 2^-17.
+  assert keep == 1 - rate if bits < 16 else abs(keep - (1 - rate)) <= 2**-17
   for output in (first, second):
     kept = np.asarray(output) != 0
     # Kept values are scaled by the inverse of the rounded keep rate.
@@ -300,10 +303,14 @@ def test_dropout_rate_and_independence(rng, impl):
 
   kept, other = np.asarray(first) != 0, np.asarray(second) != 0
   check(kept, keep)
-  flat = kept.reshape(-1)[:kept.size // 2 * 2]
-  # Two draws of one random word, neighbouring elements of a row and of a
-  # column, and the same element in two layers: independent.
-  check(flat[0::2] & flat[1::2], keep**2)
+  per_word = 32 // bits
+  flat = kept.reshape(-1)[:kept.size // per_word * per_word].reshape(
+      -1, per_word)
+  # Draws of one random word (its first and last, and two neighbours),
+  # neighbouring elements of a row and of a column, and the same element
+  # in two layers: independent.
+  check(flat[:, 0] & flat[:, -1], keep**2)
+  check(flat[:, ::2][:, :per_word // 2] & flat[:, 1::2], keep**2)
   check(kept[:, :-1] & kept[:, 1:], keep**2)
   check(kept[:-1] & kept[1:], keep**2)
   check(kept & other, keep**2)
@@ -454,3 +461,10 @@ def test_graph_outputs_reach_the_head_only_if_configured(
   assert squared_norm(graph['KGNNDecoder_0']) > 0.0
   # The head's own keypoints always train it (the keypoint loss's path).
   assert squared_norm(gradients('initial_keypoints')['HeatmapHead_0']) > 0.0
+
+
+@pytest.mark.parametrize('keep, bits', [(0.5, 1), (0.25, 2), (0.75, 2),
+                                        (0.625, 4), (37 / 256, 8), (0.9, 16),
+                                        (0.1, 16)])
+def test_dropout_draws_as_few_bits_as_hold_the_rate(keep, bits):
+  assert layers.draw_bits(keep) == bits

@@ -10,14 +10,16 @@ the edges: the same function for K matmuls instead of K(K-1).
 `MessagePassing` is the node -> edge -> node block that both graph networks
 start with.
 
-`Dropout` draws its masks from 16-bit uniform integers, two from each 32-bit
-random word. At the paper's sizes dropout draws a mask bit for every one of
-the 512 features of 132 edges x 256 views in every edge MLP layer, and on
-XLA:CPU generating the random words costs more than the matmuls around
-them; flax's `nn.Dropout` spends one word (a float uniform) per element.
-The keep probability is rounded to a multiple of 2^-16 (the rate moves by at
-most 2^-17, 7.6e-6; 0.5 and 0.25 are exact) and the kept values are scaled
-by its inverse, so the layer stays unbiased.
+`Dropout` draws each mask element from as few random bits as hold its keep
+probability exactly: 1 bit for the paper's rate 0.5, 2 for 0.25 or 0.75, up
+to 16 bits, packed 32 / bits to a 32-bit random word. At the paper's sizes
+dropout draws a mask element for every one of the 512 features of 132 edges
+x 256 views in every edge MLP layer, and on XLA:CPU generating the random
+words costs more than the matmuls around them; flax's `nn.Dropout` spends
+one word (a float uniform) per element. A keep probability that no 8 bits
+hold exactly (0.9, say) is rounded to a multiple of 2^-16 (the rate moves
+by at most 2^-17, 7.6e-6), and the kept values are scaled by the inverse
+of the probability used, so the layer stays unbiased.
 """
 
 from collections.abc import Sequence
@@ -30,31 +32,43 @@ import jraph
 from occnet_jax.models import graphs
 
 
-_DRAW_BITS = 16
+_MAX_DRAW_BITS = 16
+
+
+def draw_bits(keep_probability: float) -> int:
+  """The fewest bits of 1, 2, 4, 8 that hold the probability exactly, or 16."""
+  for bits in (1, 2, 4, 8):
+    if (keep_probability * 2**bits).is_integer():
+      return bits
+  return _MAX_DRAW_BITS
 
 
 class Dropout(nn.Module):
-  """Inverted dropout with 16-bit draws, training only (reads rng 'dropout').
+  """Inverted dropout with few-bit draws, training only (reads rng 'dropout').
 
   Attributes:
-    rate: probability of zeroing an element (rounded to 2^-16).
+    rate: probability of zeroing an element (rounded to 2^-16 where no
+      fewer bits hold it).
   """
 
   rate: float
 
   @nn.compact
   def __call__(self, x: jax.Array, *, train: bool) -> jax.Array:
-    keep = round((1.0 - self.rate) * 2**_DRAW_BITS)
-    if not train or keep >= 2**_DRAW_BITS:
+    bits = draw_bits(1.0 - self.rate)
+    keep = round((1.0 - self.rate) * 2**bits)
+    if not train or keep >= 2**bits:
       return x
     if keep == 0:
       return jnp.zeros_like(x)
-    size = x.size
-    words = jax.random.bits(self.make_rng('dropout'), ((size + 1) // 2,),
-                            jnp.uint32)
-    draws = jax.lax.bitcast_convert_type(words, jnp.uint16).reshape(-1)
-    kept = draws[:size].reshape(x.shape) < keep
-    return jnp.where(kept, x * (2**_DRAW_BITS / keep), 0.0).astype(x.dtype)
+    size, per_word = x.size, 32 // bits
+    words = jax.random.bits(self.make_rng('dropout'),
+                            (-(-size // per_word), 1), jnp.uint32)
+    # Word i holds draws i * per_word ... from its low bits up.
+    shifts = jnp.arange(0, 32, bits, dtype=jnp.uint32)
+    draws = (words >> shifts) & (2**bits - 1)
+    kept = draws.reshape(-1)[:size].reshape(x.shape) < keep
+    return jnp.where(kept, x * (2**bits / keep), 0.0).astype(x.dtype)
 
 
 class MLP(nn.Module):
