@@ -10,9 +10,9 @@ launch.report` then calls `write_report`, which
     the benchmark JSON into the repository (`copy_figures`) and draws the
     ablation comparison (`plots.ablations`);
   - renders one markdown block per study (`render_blocks`: `runs`,
-    `headline`, `levels_<run>`, `robustness`, `ablations`, `tuning`,
-    `multiview`,
-    `trifocal_labels`, `speed`, `targets`, `figures`) and writes each
+    `claims`, `headline`, `seeds`, `kinds`, `levels_<run>`, `robustness`,
+    `ablations`, `tuning`, `multiview`, `trifocal_labels`, `speed`,
+    `targets`, `figures`) and writes each
     between the markers `<!-- report:NAME -->` and `<!-- /report:NAME -->`
     of RESULTS.md (`replace_blocks`), leaving the prose around them alone.
 
@@ -66,6 +66,9 @@ METHOD_NAMES = {'heatmap': 'heatmap', 'kgnn2d': '2D-KGNN',
                 'labels': 'labels (upper bound)'}
 LABEL_ALPHAS = (0.05, 0.1, 0.2)
 ABLATIONS_FIGURE = 'ablations.png'
+# Occlusion levels with fewer keypoints than this are marked in the tables.
+FEW_KEYPOINTS = 100
+FEW_MARK = '*'
 
 
 @dataclasses.dataclass(frozen=True)
@@ -298,6 +301,47 @@ def robustness_target(metrics: Mapping[str, Any] | None) -> tuple[str, str]:
   return measured, _status(change['kgnn3d'] > change['kgnn2d'])
 
 
+def interval_above(metrics: Mapping[str, Any], key: str, base_key: str,
+                   show: Callable[[float, Sequence[float] | None], str],
+                   ) -> tuple[str, bool | None]:
+  """Whether a figure's 95% interval lies wholly above another's.
+
+  Args:
+    metrics: metrics.json.
+    key: the figure that should be higher.
+    base_key: the figure it is compared with.
+    show: formats a value and its interval for the table.
+
+  Returns:
+    (both figures with their intervals, True / False, or None where a
+    figure or an interval is missing).
+  """
+  value, base = metrics.get(key), metrics.get(base_key)
+  if value is None or base is None:
+    return cells.EMPTY, None
+  interval = metrics.get(metric_keys.interval(key))
+  base_interval = metrics.get(metric_keys.interval(base_key))
+  measured = f'{show(value, interval)} against {show(base, base_interval)}'
+  if interval is None or base_interval is None:
+    return measured + ' (no intervals)', None
+  return measured, bool(interval[0] > base_interval[1])
+
+
+def _above_target(metrics: Mapping[str, Any] | None, key: str,
+                  base_key: str, show=cells.percent_interval) -> tuple[str, str]:
+  """`interval_above` as a target: (measured, met / missed)."""
+  if metrics is None:
+    return cells.EMPTY, NOT_RUN
+  measured, above = interval_above(metrics, key, base_key, show)
+  return measured, NOT_MEASURED if above is None else _status(above)
+
+
+def shape_fit_target(metrics: Mapping[str, Any] | None) -> tuple[str, str]:
+  """2D-KGNN occluded PCK@0.1 interval above the shape fit's."""
+  return _above_target(metrics, metric_keys.pck('kgnn2d', 'occluded', ALPHA),
+                       metric_keys.pck('shape_fit', 'occluded', ALPHA))
+
+
 RUN_TARGETS: tuple[tuple[str, Callable[..., tuple[str, str]]], ...] = (
     (f'occlusion AUC of the 2D-KGNN >= {claims.TARGET_AUC:g} and >= '
      f'heatmap + {claims.TARGET_AUC_MARGIN:g}', auc_target),
@@ -308,7 +352,62 @@ RUN_TARGETS: tuple[tuple[str, Callable[..., tuple[str, str]]], ...] = (
      f'{100 * claims.TARGET_VISIBLE_LOSS:g}', visible_target),
     ('noise costs the 3D-KGNN less PCK@0.1 than the 2D-KGNN',
      robustness_target),
+    ('2D-KGNN occluded PCK@0.1 above the shape fit\'s (95% intervals apart)',
+     shape_fit_target),
 )
+
+
+# The paper's claims (`claims.CLAIMS`): each check returns (measured,
+# True / False / None) for a run's metrics.
+
+
+def occlusion_auc_claim(metrics: Mapping[str, Any]) -> tuple[str, bool | None]:
+  return interval_above(metrics, metric_keys.occlusion_auc('kgnn2d'),
+                        metric_keys.occlusion_auc('heatmap'), auc_interval)
+
+
+def occluded_pck_claim(metrics: Mapping[str, Any]) -> tuple[str, bool | None]:
+  return interval_above(metrics, metric_keys.pck('kgnn2d', 'occluded', ALPHA),
+                        metric_keys.pck('heatmap', 'occluded', ALPHA),
+                        cells.percent_interval)
+
+
+def robustness_claim(metrics: Mapping[str, Any]) -> tuple[str, bool | None]:
+  sigmas = noise_sigmas(metrics)
+  if not sigmas:
+    return cells.EMPTY, None
+  measured, above = interval_above(
+      metrics, metric_keys.robustness('kgnn3d', sigmas[-1]),
+      metric_keys.robustness('kgnn2d', sigmas[-1]), cells.percent_interval)
+  return f'σ {sigmas[-1]:g}: {measured}', above
+
+
+def multiview_claim(metrics: Mapping[str, Any]) -> tuple[str, bool | None]:
+  counts = [n for n in multiview.VIEW_COUNTS
+            if metrics.get(metric_keys.multiview_subsets(n))]
+  means = {n: {method: metrics.get(metric_keys.multiview(method, n))
+               for method in ('kgnn3d', 'kgnn2d', 'heatmap')} for n in counts}
+  if not counts or any(None in row.values() for row in means.values()):
+    return cells.EMPTY, None
+  measured = '; '.join(
+      f'{n} views: ' + ', '.join(f'{METHOD_NAMES[method]} {value:.1f}'
+                                 for method, value in row.items())
+      for n, row in means.items())
+  return measured, all(row['kgnn3d'] > max(row['kgnn2d'], row['heatmap'])
+                       for row in means.values())
+
+
+CLAIM_CHECKS: dict[str, Callable[[Mapping[str, Any]],
+                                 tuple[str, bool | None]]] = {
+    'occlusion_auc': occlusion_auc_claim, 'occluded_pck': occluded_pck_claim,
+    'robustness': robustness_claim, 'multiview': multiview_claim}
+
+
+def claim_verdict(above: bool | None) -> str:
+  """The verdict of a check's outcome."""
+  if above is None:
+    return NOT_MEASURED
+  return claims.REPRODUCED if above else claims.NOT_REPRODUCED
 
 
 # Blocks.
@@ -345,24 +444,140 @@ def render_runs(inputs: Inputs) -> str:
   return cells.table(header, rows)
 
 
+def auc_interval(value: float | None,
+                 interval: Sequence[float] | None) -> str:
+  """An AUC with its [low, high] interval where there is one."""
+  if value is None or interval is None:
+    return auc(value)
+  return f'{auc(value)} [{auc(interval[0])}, {auc(interval[1])}]'
+
+
+def auc_with_interval(metrics: Mapping[str, Any], method: str) -> str:
+  """An occlusion-AUC cell of metrics.json with its bootstrap interval."""
+  key = metric_keys.occlusion_auc(method)
+  return auc_interval(metrics.get(key), metrics.get(metric_keys.interval(key)))
+
+
 def render_headline(inputs: Inputs) -> str:
   """`headline`: PCK@0.1 all/visible/occluded and occlusion AUC per run."""
   header = ['run', 'method', 'all', 'visible', 'occluded', 'occlusion AUC']
   rows = []
-  for name in runs.TESTED_RUNS:
+  for name in runs.DATASET_RUNS:
     results = inputs.runs[name]
     if results.metrics is None:
       rows.append(_not_run_row([f'`{name}`'], len(header)))
       continue
     for method in evaluate.METHODS:
       rows.append([f'`{name}`', METHOD_NAMES[method]] + [
-          cells.percent(pck(results.metrics, method, subset))
+          pck_with_interval(results.metrics, method, subset)
           for subset in ('all', 'visible', 'occluded')] + [
-              auc(results.metrics.get(metric_keys.occlusion_auc(method)))])
+              auc_with_interval(results.metrics, method)
+              if method in evaluate.OCCLUSION_METHODS else cells.EMPTY])
   for method, value in claims.PAPER_AUC.items():
     rows.append(['paper (Fig. 3)', METHOD_NAMES[method]]
                 + [cells.EMPTY] * 3 + [auc(value)])
-  return cells.table(header, rows)
+  return ('PCK@0.1 (%) and occlusion AUC with 95% bootstrap intervals over '
+          'the test split\'s cars:\n\n' + cells.table(header, rows))
+
+
+def mean_sd(values: Sequence[float | None], scale: float = 100.0,
+            digits: int = 1) -> str:
+  """'mean ± sd (n)' of the values that exist, scaled; '-' if none do.
+
+  The sd is the sample standard deviation across seeds (ddof 1), absent for
+  a single value.
+  """
+  present = [scale * value for value in values if value is not None]
+  if not present:
+    return cells.EMPTY
+  if len(present) == 1:
+    return f'{present[0]:.{digits}f} (1 seed)'
+  return (f'{np.mean(present):.{digits}f} ± '
+          f'{np.std(present, ddof=1):.{digits}f} ({len(present)})')
+
+
+def render_seeds(inputs: Inputs) -> str:
+  """`seeds`: each dataset run's PCK@0.1 and AUC, mean ± sd over seeds."""
+  header = ['run', 'seeds', 'method', 'visible', 'occluded',
+            'occlusion AUC', 'yaw error median (deg)']
+  rows = []
+  for name, group in runs.SEED_GROUPS.items():
+    metrics = [inputs.runs[member].metrics for member in group]
+    present = [m for m in metrics if m is not None]
+    seeds = f'{len(present)} of {len(group)}'
+    if not present:
+      rows.append(_not_run_row([f'`{name}`', seeds], len(header)))
+      continue
+    for method in evaluate.METHODS:
+      rows.append([f'`{name}`', seeds, METHOD_NAMES[method]] + [
+          mean_sd([pck(m, method, subset) for m in present])
+          for subset in ('visible', 'occluded')] + [
+              mean_sd([m.get(metric_keys.occlusion_auc(method))
+                       for m in present], scale=1.0, digits=3)
+              if method in evaluate.OCCLUSION_METHODS else cells.EMPTY,
+              mean_sd([m.get(metric_keys.yaw_error(
+                  method, metric_keys.MEDIAN_DEG)) for m in present],
+                      scale=1.0)
+              if method in evaluate.YAW_METHODS else cells.EMPTY])
+  return ('Test PCK@0.1 (%), occlusion AUC and yaw error of each dataset '
+          'run and its repeats with other seeds (`config.seed`: '
+          'initialisation, data order, dropout): mean ± sample sd over the '
+          'seeds (their number):\n\n' + cells.table(header, rows))
+
+
+# Table 1's columns: visible keypoints, then the occluded ones by kind.
+KIND_SUBSETS = ('visible', *evaluate.OCCLUSION_KIND_SUBSETS)
+KIND_NAMES = {'visible': 'visible', 'occluded_self': 'self-occluded',
+              'occluded_vehicle': 'occluded by a vehicle',
+              'occluded_object': 'occluded by an object'}
+
+
+def render_kinds(inputs: Inputs) -> str:
+  """`kinds`: PCK@0.1 by occlusion kind and yaw error (paper Table 1)."""
+  header = ['run', 'method'] + [KIND_NAMES[subset] for subset in
+                                KIND_SUBSETS] + [
+      'yaw error median (deg)', 'yaw within 30 deg (%)']
+  rows = []
+  for name in runs.DATASET_RUNS:
+    metrics = inputs.runs[name].metrics
+    if metrics is None:
+      rows.append(_not_run_row([f'`{name}`'], len(header)))
+      continue
+    for method in evaluate.METHODS:
+      yaw = [cells.EMPTY, cells.EMPTY]
+      if method in evaluate.YAW_METHODS:
+        median = metric_keys.yaw_error(method, metric_keys.MEDIAN_DEG)
+        within = metric_keys.yaw_error(method, metric_keys.WITHIN_30DEG)
+        yaw = [degrees_with_interval(metrics.get(median), metrics.get(
+            metric_keys.interval(median))), cells.percent_interval(
+                metrics.get(within), metrics.get(
+                    metric_keys.interval(within)))]
+      rows.append([f'`{name}`', METHOD_NAMES[method]] + [
+          pck_with_interval(metrics, method, subset)
+          for subset in KIND_SUBSETS] + yaw)
+    rows.append([f'`{name}`', 'keypoints'] + [
+        str(metrics.get(metric_keys.count(subset), cells.EMPTY))
+        for subset in KIND_SUBSETS] + [cells.EMPTY] * 2)
+  paper = ', '.join(f'{kind.replace("_", " ")} {value:g}'
+                    for kind, value in claims.PAPER_TABLE1_PCK.items())
+  return ('Test PCK@0.1 (%) by why a keypoint is hidden, and the camera '
+          'yaw error of the methods with a camera, with 95% bootstrap '
+          'intervals over cars:\n\n' + cells.table(header, rows) + '\n\n'
+          'The paper\'s Table 1 measures another quantity on KITTI-3D, which '
+          'is not here: PCK@0.1 of *visible* keypoints grouped by how the '
+          f'whole car is occluded ({paper}) and a yaw error of '
+          f'{claims.PAPER_TABLE1_YAW_ERROR_DEG:g} degrees on unoccluded '
+          'cars.')
+
+
+def degrees_with_interval(value: float | None,
+                          interval: Sequence[float] | None) -> str:
+  """Degrees with one decimal and their [low, high] interval."""
+  if value is None:
+    return cells.EMPTY
+  if interval is None:
+    return f'{value:.1f}'
+  return f'{value:.1f} [{interval[0]:.1f}, {interval[1]:.1f}]'
 
 
 def render_levels(results: RunResults) -> str:
@@ -377,15 +592,18 @@ def render_levels(results: RunResults) -> str:
   rows = []
   for level in car_lib.CAR.occlusion_levels:
     subset = f'occluded_{level}'
-    rows.append([str(level)] + [
+    count = results.metrics.get(metric_keys.count(subset))
+    few = count is not None and 0 < count < FEW_KEYPOINTS
+    rows.append([f'{level}{FEW_MARK if few else ""}'] + [
         cells.percent(pck(results.metrics, method, subset, alpha))
         for alpha in (0.1, 0.2) for method in evaluate.METHODS] + [
             gain(pck(results.metrics, 'kgnn2d', subset),
                  pck(results.metrics, 'heatmap', subset)),
             paper.get(level, cells.EMPTY),
-            str(results.metrics.get(metric_keys.count(subset),
-                                    cells.EMPTY))])
-  return cells.table(header, rows)
+            cells.EMPTY if count is None else str(count)])
+  return (cells.table(header, rows) + f'\n\n{FEW_MARK}: fewer than '
+          f'{FEW_KEYPOINTS} keypoints at that level; its PCK is a rough '
+          'estimate.')
 
 
 def render_robustness(inputs: Inputs) -> str:
@@ -415,7 +633,7 @@ def render_ablations(inputs: Inputs, figures_link: str) -> str:
   """`ablations`: the demo against each ablation, and their figure."""
   available = ablation_metrics(inputs)
   levels = populated_levels(list(available.values()))
-  header = ['run', 'what'] + [
+  header = ['run', 'what', 'heatmap occluded'] + [
       f'{METHOD_NAMES[method]} {subset}' for method in ('kgnn2d', 'kgnn3d')
       for subset in ('visible', 'occluded')] + ['2D-KGNN occlusion AUC'] + [
           f'2D-KGNN occluded, {level} invisible' for level in levels]
@@ -426,14 +644,15 @@ def render_ablations(inputs: Inputs, figures_link: str) -> str:
     if metrics is None:
       rows.append(_not_run_row(first, len(header)))
       continue
-    rows.append(first + [
+    rows.append(first + [cells.percent(pck(metrics, 'heatmap', 'occluded'))] + [
         cells.percent(pck(metrics, method, subset))
         for method in ('kgnn2d', 'kgnn3d')
         for subset in ('visible', 'occluded')] + [
             auc(metrics.get(metric_keys.occlusion_auc('kgnn2d')))] + [
                 cells.percent(pck(metrics, 'kgnn2d', f'occluded_{level}'))
                 for level in levels])
-  text = ('PCK@0.1 (%) of the 2D- and 3D-KGNN:\n\n'
+  text = ('Test PCK@0.1 (%) of the heatmap head on occluded keypoints and '
+          'of the 2D- and 3D-KGNN:\n\n'
           + cells.table(header, rows))
   if available:
     text += (f'\n\n![occluded PCK by level, ablations]'
@@ -576,10 +795,32 @@ def render_targets(inputs: Inputs) -> str:
   return cells.table(header, rows)
 
 
+def render_claims(inputs: Inputs) -> str:
+  """`claims`: each claim of the paper, tested on each dataset run."""
+  header = ['paper says', 'where', 'test'] + [
+      f'`{name}`' for name in runs.DATASET_RUNS]
+  rows = []
+  for claim in claims.CLAIMS:
+    row = [claim.name, claim.source, claim.rule]
+    for name in runs.DATASET_RUNS:
+      metrics = inputs.runs[name].metrics
+      if not claim.check:
+        row.append(claims.NOT_TESTABLE)
+      elif metrics is None:
+        row.append(NOT_RUN)
+      else:
+        measured, above = CLAIM_CHECKS[claim.check](metrics)
+        row.append(f'**{claim_verdict(above)}**: {measured}')
+    rows.append(row)
+  return ('Each claim on each dataset run\'s test split (seed 0), with 95% '
+          'bootstrap intervals over cars; "not reproduced" includes '
+          'intervals that overlap:\n\n' + cells.table(header, rows))
+
+
 def render_figures(inputs: Inputs, figures_link: str) -> str:
-  """`figures`: links to every tested run's copied evaluation figures."""
+  """`figures`: links to the copied evaluation figures of `FIGURE_RUNS`."""
   lines = []
-  for name in runs.TESTED_RUNS:
+  for name in runs.FIGURE_RUNS:
     results = inputs.runs[name]
     if not results.figures:
       lines.append(f'- `{name}`: {NOT_RUN}')
@@ -601,11 +842,14 @@ def render_blocks(inputs: Inputs, figures_link: str) -> dict[str, str]:
     figures_link: the figures directory relative to RESULTS.md.
 
   Returns:
-    Markdown by block name: `runs`, `headline`, `levels_<run>` for each of
-    `runs.DATASET_RUNS`, `robustness`, `ablations`, `tuning`, `multiview`,
-    `trifocal_labels`, `speed`, `targets`, `figures`.
+    Markdown by block name: `runs`, `claims`, `headline`, `seeds`,
+    `kinds`, `levels_<run>` for each of `runs.DATASET_RUNS`, `robustness`,
+    `ablations`, `tuning`, `multiview`, `trifocal_labels`, `speed`,
+    `targets`, `figures`.
   """
-  blocks = {'runs': render_runs(inputs), 'headline': render_headline(inputs)}
+  blocks = {'runs': render_runs(inputs), 'claims': render_claims(inputs),
+            'headline': render_headline(inputs),
+            'seeds': render_seeds(inputs), 'kinds': render_kinds(inputs)}
   for name in runs.DATASET_RUNS:
     blocks[f'levels_{name}'] = render_levels(inputs.runs[name])
   blocks.update(
@@ -689,8 +933,7 @@ def copy_figures(inputs: Inputs, figures: str) -> None:
   `<figures>/ablations.png`.
   """
   for name, results in inputs.runs.items():
-    # A tuning run's validation figures would only add bulk.
-    for path in results.figures if name in runs.TESTED_RUNS else ():
+    for path in results.figures if name in runs.FIGURE_RUNS else ():
       _copy(path, os.path.join(figures, name, os.path.basename(path)))
     if results.metrics is not None:
       _copy(os.path.join(results.eval_dir, 'metrics.json'),

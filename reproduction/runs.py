@@ -57,6 +57,8 @@ class Run:
     tunes: the run one of whose settings it varies, to choose that setting
       by validation PCK ('' for the runs that are tested). A tuning run is
       evaluated on the validation split only.
+    seed_of: the dataset run it repeats with another `config.seed` ('' for
+      the rest), for the mean and spread across seeds.
     needs: the names of the `PREPARATIONS` it needs first.
   """
 
@@ -68,15 +70,13 @@ class Run:
   paper: str = ''
   ablation_of: str = ''
   tunes: str = ''
+  seed_of: str = ''
   needs: tuple[str, ...] = ()
 
 
 RUNS = (
     Run('demo', 'default.py', 'Car-render small',
         'the `default` config (`make demo`)', paper='car_render'),
-    Run('demo_seed_1', 'default.py', 'Car-render small',
-        'demo with another seed (initialisation, data order, dropout)',
-        overrides=('--config.seed=1',), ablation_of='demo'),
     Run('no_trifocal', 'default.py', 'Car-render small',
         'demo without the trifocal loss',
         overrides=('--config.loss.trifocal=0',), ablation_of='demo'),
@@ -110,6 +110,23 @@ RUNS = (
         overrides=(f'--config.shape_basis.path={CAR_RENDER_BASIS}',),
         paper='carfusion', needs=('synthetic_carfusion', 'car_render_basis')),
 )
+# Every dataset run is repeated with these seeds (initialisation, data
+# order, dropout): the report gives the mean and spread over its seeds.
+EXTRA_SEEDS = (1, 2)
+
+
+def seed_run_name(name: str, seed: int) -> str:
+  """The run that repeats dataset run `name` with `seed`."""
+  return f'{name}_seed_{seed}'
+
+
+RUNS += tuple(
+    dataclasses.replace(
+        run, name=seed_run_name(run.name, seed),
+        description=f'`{run.name}` with seed {seed}',
+        overrides=run.overrides + (f'--config.seed={seed}',), paper='',
+        seed_of=run.name)
+    for run in RUNS if run.paper for seed in EXTRA_SEEDS)
 # The trifocal loss's (mode, weight) pairs tried on validation (issue 12):
 # both residuals are in box scales, so one weight means the same in either.
 TRIFOCAL_SWEEP = tuple((mode, weight) for mode in ('algebraic', 'geometric')
@@ -130,8 +147,15 @@ RUNS += tuple(
 RUNS_BY_NAME = {run.name: run for run in RUNS}
 TESTED_RUNS = tuple(run.name for run in RUNS if not run.tunes)
 TUNING_RUNS = tuple(run.name for run in RUNS if run.tunes)
-DATASET_RUNS = tuple(run.name for run in RUNS
-                     if not run.ablation_of and not run.tunes)
+DATASET_RUNS = tuple(run.name for run in RUNS if run.paper)
+# Each dataset run and its repeats with `EXTRA_SEEDS`.
+SEED_GROUPS = {name: (name,) + tuple(run.name for run in RUNS
+                                     if run.seed_of == name)
+               for name in DATASET_RUNS}
+# The runs whose evaluation figures RESULTS.md links (a seed's repeat or a
+# tuning run would only add bulk).
+FIGURE_RUNS = tuple(run.name for run in RUNS
+                    if not run.tunes and not run.seed_of)
 ABLATION_RUNS = ('demo',) + tuple(run.name for run in RUNS
                                   if run.ablation_of == 'demo')
 

@@ -30,6 +30,8 @@ from reproduction import runs
 from reproduction import speed_table
 
 MISSING_RUN = 'no_keypoint_type'
+# A repeat with another seed left out: its group's mean has one seed fewer.
+MISSING_SEED = runs.seed_run_name('demo', runs.EXTRA_SEEDS[-1])
 MISSING_LABELS = 'carfusion_synthetic'
 # This run evaluates another split, so its metrics are found through its
 # config.
@@ -52,25 +54,42 @@ def random_metrics(rng: np.random.Generator) -> dict:
   if len(empty) == len(car_lib.CAR.occlusion_levels):
     empty = empty[1:]
   metrics = {'num_instances': int(rng.integers(10, 100)), 'num_cars': 5}
+
+  def put(key, value, low=0.0, high=1.0):
+    # A figure, and in half the cases an interval around it.
+    metrics[key] = value
+    if value is not None and rng.random() < 0.5:
+      bounds = np.sort(rng.uniform(low, high, 2))
+      metrics[metric_keys.interval(key)] = [min(bounds[0], value),
+                                            max(bounds[1], value)]
+
+  levels = [f'occluded_{level}' for level in car_lib.CAR.occlusion_levels]
+  kinds = list(evaluate.OCCLUSION_KIND_SUBSETS)
+  empty_kind = kinds[rng.integers(len(kinds))]
   for method in evaluate.METHODS:
-    for subset in ['all', 'visible', 'occluded'] + [
-        f'occluded_{level}' for level in car_lib.CAR.occlusion_levels]:
+    for subset in ['all', 'visible', 'occluded'] + levels + kinds:
       for alpha in ALPHAS:
-        populated = not subset.startswith('occluded_') or int(
-            subset.split('_')[1]) not in empty
-        key = metric_keys.pck(method, subset, alpha)
-        metrics[key] = float(rng.random()) if populated else None
-        if populated and rng.random() < 0.5:
-          low, high = np.sort(rng.random(2))
-          metrics[key + metric_keys.CI_SUFFIX] = [
-              min(low, metrics[key]), max(high, metrics[key])]
+        populated = subset != empty_kind and (
+            subset not in levels or int(subset.split('_')[1]) not in empty)
+        put(metric_keys.pck(method, subset, alpha),
+            float(rng.random()) if populated else None)
     for sigma in SIGMAS:
-      metrics[metric_keys.robustness(method, sigma)] = float(rng.random())
+      put(metric_keys.robustness(method, sigma), float(rng.random()))
   for level in car_lib.CAR.occlusion_levels:
+    # Some levels below report.FEW_KEYPOINTS, some above.
     metrics[metric_keys.count(f'occluded_{level}')] = (
         0 if level in empty else int(rng.integers(1, 1000)))
+  for subset in ['visible'] + kinds:
+    metrics[metric_keys.count(subset)] = (
+        0 if subset == empty_kind else int(rng.integers(1, 1000)))
   for method in evaluate.OCCLUSION_METHODS:
-    metrics[metric_keys.occlusion_auc(method)] = float(rng.uniform(0.5, 1.0))
+    put(metric_keys.occlusion_auc(method), float(rng.uniform(0.5, 1.0)),
+        0.5, 1.0)
+  for method in evaluate.YAW_METHODS:
+    put(metric_keys.yaw_error(method, metric_keys.MEDIAN_DEG),
+        float(rng.uniform(0, 90)), 0, 90)
+    put(metric_keys.yaw_error(method, metric_keys.WITHIN_30DEG),
+        float(rng.random()))
   for n in multiview.VIEW_COUNTS:
     metrics[metric_keys.multiview_subsets(n)] = int(rng.integers(1, 100))
     for method in evaluate.MULTIVIEW_METHODS:
@@ -122,12 +141,14 @@ def tree(tmp_path_factory, module_seed):
   written = {'metrics': {}, 'configs': {}, 'segments': {}, 'labels': {}}
   defaults = json.loads(json.dumps(default_config.get_config().to_dict()))
   for run in runs.RUNS:
-    if run.name == MISSING_RUN:
+    if run.name in (MISSING_RUN, MISSING_SEED):
       continue
     workdir = os.path.join(workdirs, run.name)
     config = json.loads(json.dumps(defaults))
     if run.name == 'no_trifocal':
       config['loss']['trifocal'] = 0.0
+    if run.seed_of:
+      config['seed'] = int(run.name.rsplit('_', 1)[1])
     if run.name == VALIDATION_RUN or run.tunes:
       config['eval']['split'] = 'validation'
     if run.tunes:
@@ -209,30 +230,175 @@ def assert_percent(cell: str, value) -> None:
     assert abs(float(cell) - 100 * value) <= ROUNDING, (cell, value)
 
 
+def split_interval(cell: str) -> tuple[str, list[str]]:
+  """'12.3 [10.1, 14.0]' -> ('12.3', ['10.1', '14.0']); no interval: []."""
+  value, *interval = cell.replace('[', '').replace(']', '').replace(
+      ',', '').split()
+  return value, interval
+
+
+def assert_figure(cell: str, metrics, key, check=None) -> None:
+  """A cell holds metrics[key] and its interval where metrics has one."""
+  check = check or assert_percent
+  value, interval = split_interval(cell)
+  check(value, metrics.get(key))
+  expected = metrics.get(metric_keys.interval(key))
+  if metrics.get(key) is None:
+    expected = None
+  assert len(interval) == (0 if expected is None else 2), (cell, key)
+  for bound, truth in zip(interval, expected or ()):
+    check(bound, truth)
+
+
+def assert_rounded(digits):
+  def check(cell, value):
+    if value is None:
+      assert cell == '-'
+    else:
+      assert cell == f'{value:.{digits}f}', (cell, value)
+  return check
+
+
+METHOD_KEYS = {v: k for k, v in report.METHOD_NAMES.items()}
+
+
 def test_headline_cells_equal_inputs(tree, blocks):
   _, written = tree
   header, rows = parse_table(blocks['headline'])
   assert header == ['run', 'method', 'all', 'visible', 'occluded',
                     'occlusion AUC']
-  seen = set()
+  seen = []
   for row in rows:
     name = row[0].strip('`')
-    if name == MISSING_RUN:
-      assert row[1] == report.NOT_RUN
-      seen.add(name)
-      continue
     if name.startswith('paper'):
       method = {'heatmap': 'heatmap', '2D-KGNN': 'kgnn2d'}[row[1]]
       assert float(row[5]) == claims.PAPER_AUC[method]
       continue
-    method = {v: k for k, v in report.METHOD_NAMES.items()}[row[1]]
+    method = METHOD_KEYS[row[1]]
     metrics = written['metrics'][name]
     for cell, subset in zip(row[2:5], ('all', 'visible', 'occluded')):
-      assert_percent(cell, metrics[metric_keys.pck(method, subset, 0.1)])
-    auc = metrics.get(metric_keys.occlusion_auc(method))
-    assert row[5] == ('-' if auc is None else f'{auc:.3f}')
-    seen.add(name)
-  assert seen == set(runs.TESTED_RUNS)
+      assert_figure(cell, metrics, metric_keys.pck(method, subset, 0.1))
+    if method in evaluate.OCCLUSION_METHODS:
+      assert_figure(row[5], metrics, metric_keys.occlusion_auc(method),
+                    assert_rounded(3))
+    else:
+      assert row[5] == '-'
+    seen.append((name, method))
+  assert seen == [(name, method) for name in runs.DATASET_RUNS
+                  for method in evaluate.METHODS]
+
+
+def test_seed_means_and_spreads(tree, blocks):
+  _, written = tree
+  header, rows = parse_table(blocks['seeds'])
+  assert header[:3] == ['run', 'seeds', 'method']
+  assert [(row[0].strip('`'), METHOD_KEYS[row[2]]) for row in rows] == [
+      (name, method) for name in runs.DATASET_RUNS
+      for method in evaluate.METHODS]
+  for row in rows:
+    group = runs.SEED_GROUPS[row[0].strip('`')]
+    present = [written['metrics'][member] for member in group
+               if member in written['metrics']]
+    assert row[1] == f'{len(present)} of {len(group)}'
+    method = METHOD_KEYS[row[2]]
+    keys = [metric_keys.pck(method, subset, 0.1)
+            for subset in ('visible', 'occluded')]
+    scales = [100, 100]
+    if method in evaluate.OCCLUSION_METHODS:
+      keys.append(metric_keys.occlusion_auc(method))
+      scales.append(1)
+    for key, scale, cell in zip(keys, scales, row[3:]):
+      values = scale * np.array([m[key] for m in present])
+      digits = 1 if scale == 100 else 3
+      assert cell == (f'{values.mean():.{digits}f} ± '
+                      f'{values.std(ddof=1):.{digits}f} ({len(values)})')
+    if method in evaluate.YAW_METHODS:
+      yaw = np.array([m[metric_keys.yaw_error(method, metric_keys.MEDIAN_DEG)]
+                      for m in present])
+      assert row[6] == f'{yaw.mean():.1f} ± {yaw.std(ddof=1):.1f} ({len(yaw)})'
+    else:
+      assert row[6] == '-'
+  assert report.mean_sd([None, 0.25]) == '25.0 (1 seed)'
+  assert report.mean_sd([None]) == '-'
+
+
+def test_kind_table_and_yaw(tree, blocks):
+  _, written = tree
+  header, rows = parse_table(blocks['kinds'])
+  subsets = report.KIND_SUBSETS
+  assert header[2:2 + len(subsets)] == [report.KIND_NAMES[s] for s in subsets]
+  for row in rows:
+    name = row[0].strip('`')
+    metrics = written['metrics'][name]
+    if row[1] == 'keypoints':
+      assert row[2:2 + len(subsets)] == [
+          str(metrics[metric_keys.count(subset)]) for subset in subsets]
+      continue
+    method = METHOD_KEYS[row[1]]
+    for cell, subset in zip(row[2:], subsets):
+      assert_figure(cell, metrics, metric_keys.pck(method, subset, 0.1))
+    median, within = row[2 + len(subsets):]
+    if method in evaluate.YAW_METHODS:
+      assert_figure(median, metrics, metric_keys.yaw_error(
+          method, metric_keys.MEDIAN_DEG), assert_rounded(1))
+      assert_figure(within, metrics, metric_keys.yaw_error(
+          method, metric_keys.WITHIN_30DEG))
+    else:
+      assert median == within == '-'
+  assert len(rows) == len(runs.DATASET_RUNS) * (len(evaluate.METHODS) + 1)
+  assert f'{claims.PAPER_TABLE1_YAW_ERROR_DEG:g} degrees' in blocks['kinds']
+
+
+def test_claims_verdicts_follow_the_intervals(tree, blocks):
+  _, written = tree
+  header, rows = parse_table(blocks['claims'])
+  assert header[3:] == [f'`{name}`' for name in runs.DATASET_RUNS]
+  assert [row[0] for row in rows] == [claim.name for claim in claims.CLAIMS]
+  for claim, row in zip(claims.CLAIMS, rows):
+    if not claim.check:
+      assert row[3:] == [claims.NOT_TESTABLE] * len(runs.DATASET_RUNS)
+      continue
+    for name, cell in zip(runs.DATASET_RUNS, row[3:]):
+      verdict = cell.split('**')[1]
+      assert verdict in (claims.REPRODUCED, claims.NOT_REPRODUCED,
+                         report.NOT_MEASURED)
+      if claim.check != 'occluded_pck':
+        continue
+      metrics = written['metrics'][name]
+      ours, base = (metrics.get(metric_keys.interval(metric_keys.pck(
+          method, 'occluded', 0.1))) for method in ('kgnn2d', 'heatmap'))
+      assert verdict == (
+          report.NOT_MEASURED if ours is None or base is None else
+          claims.REPRODUCED if ours[0] > base[1] else claims.NOT_REPRODUCED)
+
+
+def test_interval_above_both_sides(rng):
+  key, base_key = 'pck.kgnn2d.occluded.0.1', 'pck.heatmap.occluded.0.1'
+  low = float(rng.uniform(0.1, 0.5))
+  eps = float(rng.uniform(1e-4, 0.01))
+  metrics = {key: low + 0.1, metric_keys.interval(key): [low, low + 0.2],
+             base_key: low - 0.1}
+  for gap, expected in ((eps, True), (-eps, False)):
+    metrics[metric_keys.interval(base_key)] = [low - 0.2, low - gap]
+    assert report.interval_above(metrics, key, base_key,
+                                 cells.percent_interval)[1] is expected
+  del metrics[metric_keys.interval(base_key)]
+  measured, above = report.interval_above(metrics, key, base_key,
+                                          cells.percent_interval)
+  assert above is None and measured.endswith('(no intervals)')
+
+
+def test_multiview_claim_needs_every_view_count(rng):
+  metrics = {}
+  for n in multiview.VIEW_COUNTS:
+    metrics[metric_keys.multiview_subsets(n)] = 3
+    base = float(rng.uniform(1, 10))
+    for method, extra in (('kgnn3d', 1.0), ('kgnn2d', 0.5), ('heatmap', 0)):
+      metrics[metric_keys.multiview(method, n)] = base + extra
+  assert report.multiview_claim(metrics)[1] is True
+  last = multiview.VIEW_COUNTS[-1]
+  metrics[metric_keys.multiview('heatmap', last)] += 2
+  assert report.multiview_claim(metrics)[1] is False
 
 
 def test_tuning_cells_and_the_best(tree, blocks):
@@ -249,14 +415,7 @@ def test_tuning_cells_and_the_best(tree, blocks):
     for cell, (method, subset) in zip(row[3:6], (
         ('kgnn2d', 'occluded'), ('kgnn2d', 'visible'),
         ('kgnn3d', 'occluded'))):
-      key = metric_keys.pck(method, subset, 0.1)
-      value, *interval = cell.replace('[', '').replace(']', '').replace(
-          ',', '').split()
-      assert_percent(value, metrics[key])
-      expected = metrics.get(key + metric_keys.CI_SUFFIX)
-      assert len(interval) == (0 if expected is None else 2)
-      for bound, truth in zip(interval, expected or ()):
-        assert_percent(bound, truth)
+      assert_figure(cell, metrics, metric_keys.pck(method, subset, 0.1))
     occluded[name] = metrics[metric_keys.pck('kgnn2d', 'occluded', 0.1)]
   assert f'`{max(occluded, key=occluded.get)}`.' in blocks['tuning']
 
@@ -266,12 +425,17 @@ def test_level_tables_and_gains(tree, blocks):
   for name in runs.DATASET_RUNS:
     metrics = written['metrics'][name]
     header, rows = parse_table(blocks[f'levels_{name}'])
-    assert [int(row[0]) for row in rows] == list(car_lib.CAR.occlusion_levels)
+    assert [int(row[0].rstrip(report.FEW_MARK)) for row in rows] == list(
+        car_lib.CAR.occlusion_levels)
     gains = report.level_gains(metrics)
     # Both alphas of every method, then gain, paper gain and count.
     num_pck = 2 * len(evaluate.METHODS)
     for row in rows:
-      level, subset = int(row[0]), f'occluded_{row[0]}'
+      level = int(row[0].rstrip(report.FEW_MARK))
+      subset = f'occluded_{level}'
+      count = metrics[metric_keys.count(subset)]
+      assert row[0].endswith(report.FEW_MARK) == (
+          0 < count < report.FEW_KEYPOINTS)
       gain, paper_gain, count = row[1 + num_pck:]
       for cell, column in zip(row[1:1 + num_pck], header[1:1 + num_pck]):
         method = {v: k for k, v in report.METHOD_NAMES.items()}[
@@ -324,7 +488,7 @@ def test_ablation_cells(tree, blocks):
   levels = [level for level in car_lib.CAR.occlusion_levels
             if any(m[metric_keys.pck('kgnn2d', f'occluded_{level}', 0.1)]
                    is not None for m in available)]
-  assert header[7:] == [f'2D-KGNN occluded, {level} invisible'
+  assert header[8:] == [f'2D-KGNN occluded, {level} invisible'
                         for level in levels]
   assert [row[0].strip('`') for row in rows] == list(runs.ABLATION_RUNS)
   for row in rows:
@@ -333,14 +497,15 @@ def test_ablation_cells(tree, blocks):
       assert row[2] == report.NOT_RUN
       continue
     metrics = written['metrics'][name]
-    expected = [metrics[metric_keys.pck(method, subset, 0.1)]
-                for method in ('kgnn2d', 'kgnn3d')
-                for subset in ('visible', 'occluded')]
+    expected = [metrics[metric_keys.pck('heatmap', 'occluded', 0.1)]] + [
+        metrics[metric_keys.pck(method, subset, 0.1)]
+        for method in ('kgnn2d', 'kgnn3d')
+        for subset in ('visible', 'occluded')]
     expected += [None] + [
         metrics[metric_keys.pck('kgnn2d', f'occluded_{level}', 0.1)]
         for level in levels]
     for index, (cell, value) in enumerate(zip(row[2:], expected)):
-      if index == 4:
+      if index == 5:
         assert cell == f'{metrics[metric_keys.occlusion_auc("kgnn2d")]:.3f}'
       else:
         assert_percent(cell, value)
@@ -471,7 +636,7 @@ def test_runs_table(tree, blocks):
   assert [row[0].strip('`') for row in rows] == [r.name for r in runs.RUNS]
   for row in rows:
     name = row[0].strip('`')
-    if name == MISSING_RUN:
+    if name in (MISSING_RUN, MISSING_SEED):
       assert row[3] == report.NOT_RUN
       continue
     segments = written['segments'][name]
@@ -484,6 +649,8 @@ def test_runs_table(tree, blocks):
                                        for s in segments}))
     expected = {'no_trifocal': '`loss.trifocal=0.0`',
                 VALIDATION_RUN: '`eval.split=validation`'}.get(name, 'none')
+    if runs.RUNS_BY_NAME[name].seed_of:
+      expected = f'`seed={written["configs"][name]["seed"]}`'
     if runs.RUNS_BY_NAME[name].tunes:
       loss, defaults = written['configs'][name]['loss'], default_loss
       expected = ', '.join(
@@ -669,8 +836,8 @@ def test_write_report(tree, tmp_path, rng):
     with open(figures / name / 'metrics.json') as file:
       assert json.load(file) == metrics
     for figure in FIGURES:
-      # Tuning runs keep their numbers, not their figures.
-      assert (figures / name / figure).exists() == (name in runs.TESTED_RUNS)
+      # Tuning runs and seed repeats keep their numbers, not their figures.
+      assert (figures / name / figure).exists() == (name in runs.FIGURE_RUNS)
   assert not (figures / MISSING_RUN).exists()
   assert (figures / 'trifocal_labels_car_render_full.png').exists()
   assert (figures / 'trifocal_labels_car_render_full.json').exists()

@@ -50,13 +50,30 @@ def test_the_table_is_consistent():
   assert len(set(names)) == len(names)
   for run in runs.RUNS:
     assert set(run.needs) <= set(runs.PREPARATIONS)
-    # A run is of a dataset, or ablates one, or tunes one: one of these.
+    # A run is of a dataset, or ablates, tunes or repeats one: one of these.
     assert [run.paper in ('car_render', 'carfusion'), bool(run.ablation_of),
-            bool(run.tunes)].count(True) == 1, run.name
-    assert run.ablation_of in ('', *names) and run.tunes in ('', *names)
+            bool(run.tunes), bool(run.seed_of)].count(True) == 1, run.name
+    for field in (run.ablation_of, run.tunes, run.seed_of):
+      assert field in ('', *names)
   assert set(runs.DATASET_RUNS) | set(runs.ABLATION_RUNS) | set(
-      runs.TUNING_RUNS) == set(names)
+      runs.TUNING_RUNS) | {run.name for run in runs.RUNS if run.seed_of} == (
+          set(names))
   assert set(runs.TESTED_RUNS) == set(names) - set(runs.TUNING_RUNS)
+
+
+def test_every_dataset_run_has_its_seeds(monkeypatch):
+  monkeypatch.chdir(REPOSITORY)
+  assert set(runs.SEED_GROUPS) == set(runs.DATASET_RUNS)
+  for name, group in runs.SEED_GROUPS.items():
+    base = parsed_config(runs.train_flags(runs.RUNS_BY_NAME[name], 'w'))
+    seeds = [base.seed]
+    for member in group[1:]:
+      config = parsed_config(runs.train_flags(runs.RUNS_BY_NAME[member], 'w'))
+      seeds.append(config.seed)
+      # Only the seed differs from the run it repeats.
+      config.seed = base.seed
+      assert config.to_dict() == base.to_dict()
+    assert sorted(seeds) == [0, *runs.EXTRA_SEEDS]
 
 
 def test_tuning_runs_never_read_test(monkeypatch):
