@@ -14,7 +14,9 @@ launch.report` then calls `write_report`, which
     `ablations`, `tuning`, `multiview`, `trifocal_labels`, `speed`,
     `targets`, `figures`) and writes each
     between the markers `<!-- report:NAME -->` and `<!-- /report:NAME -->`
-    of RESULTS.md (`replace_blocks`), leaving the prose around them alone.
+    of RESULTS.md (`replace_blocks`);
+  - rewrites the numbers the prose around them quotes as inline values
+    (`prose_values`), leaving the rest of the prose alone.
 
 Inputs under the workdirs:
 
@@ -53,6 +55,7 @@ from occnet_jax.configs import default as default_config
 from reproduction import cells
 from reproduction import claims
 from reproduction import label_study
+from reproduction import prose_values
 from reproduction import runs
 from reproduction import speed_table
 
@@ -66,6 +69,8 @@ METHOD_NAMES = {'heatmap': 'heatmap', 'kgnn2d': '2D-KGNN',
                 'labels': 'labels (upper bound)'}
 LABEL_ALPHAS = (0.05, 0.1, 0.2)
 ABLATIONS_FIGURE = 'ablations.png'
+# `write_report`'s name for the prose's inline values.
+VALUES = 'inline values'
 # Occlusion levels with fewer keypoints than this are marked in the tables.
 FEW_KEYPOINTS = 100
 FEW_MARK = '*'
@@ -977,11 +982,12 @@ def write_report(workdirs: str, results: str, figures: str,
       benchmark on a machine without the runs; () rewrites every block.
 
   Returns:
-    The names of the blocks whose content changed.
+    The names of the blocks whose content changed, and `VALUES` where an
+    inline value of the prose did (`prose_values`).
 
   Raises:
-    ValueError: `only` names no block, or the markers are wrong
-      (`replace_blocks`).
+    ValueError: `only` names no block, the markers are wrong
+      (`replace_blocks`) or an inline value has no source.
   """
   inputs = load_inputs(workdirs)
   link = os.path.relpath(figures, os.path.dirname(os.path.abspath(results)))
@@ -997,6 +1003,12 @@ def write_report(workdirs: str, results: str, figures: str,
               for name, content in blocks.items()}
   # Markers are checked before anything is written.
   text, updated = replace_blocks(text, blocks)
+  valued = prose_values.replace_values(
+      text, {name: results.metrics for name, results in inputs.runs.items()},
+      inputs.bench)
+  if valued != text:
+    updated.append(VALUES)
+    text = valued
   copy_figures(inputs, figures)
   if updated:
     epath.Path(results).write_text(text)

@@ -825,11 +825,15 @@ def test_write_report(tree, tmp_path, rng):
   workdirs, written = tree
   names = list(report.render_blocks(report.load_inputs(workdirs), 'x'))
   results = tmp_path / 'RESULTS.md'
-  results.write_text(document(names, rng))
+  key = metric_keys.pck('kgnn2d', 'visible', 0.1)
+  results.write_text(document(names, rng) + (
+      f'\nQuoted: <!-- value:demo:{key} -->stale<!-- /value -->.\n'))
   figures = tmp_path / 'docs' / 'results'
   updated = report.write_report(workdirs, str(results), str(figures))
-  assert updated == names
+  assert updated == names + [report.VALUES]
   text = results.read_text()
+  assert (f'<!-- value:demo:{key} -->'
+          f'{100 * written["metrics"]["demo"][key]:.1f}<!-- /value -->') in text
   assert report.write_report(workdirs, str(results), str(figures)) == []
   assert results.read_text() == text
   for name, metrics in written['metrics'].items():
