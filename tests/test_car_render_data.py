@@ -194,3 +194,40 @@ def test_dataset_report_counts_kinds_and_views(splits):
       int(h): int(np.sum(hidden == h)) for h in np.unique(hidden)}
   text = dataset_report.format_summary(summary)
   assert f'cars: {SIZES[0]}' in text and 'other vehicle' in text
+
+
+def test_annotated_cars_from_the_default_manual_dir(tmp_path, rng):
+  # What README's "own CAD cars" recipe does: the keypoint file in the data
+  # dir's downloads/manual, a build with no download config.
+  count = int(rng.integers(14, 22))
+  unit = float(rng.uniform(0.1, 2.0))  # Any length unit.
+  shapes = unit * (car_lib.CAR.mean_shape[None]
+                   + rng.normal(0, 0.05, (count, car_lib.CAR.num_keypoints,
+                                          3)))
+  manual = tmp_path / 'downloads' / 'manual'
+  manual.mkdir(parents=True)
+  path = manual / builder_lib.shapes_file('car')
+  np.save(path, shapes)
+  builder = builder_lib.Builder(
+      config=dataclasses.replace(CONFIG, name='annotated', num_views=2,
+                                 crop_size=16), data_dir=tmp_path)
+  builder.download_and_prepare()
+  splits = {split: list(source)
+            for split, source in builder.as_data_source().items()}
+  assert [len(splits[split]) for split in builder_lib.SPLITS] == list(
+      builder_lib.split_sizes(count))
+  expected = builder_lib.load_manual_shapes(path, car_lib.CAR)
+  seen = set()
+  for example in (e for split in splits.values() for e in split):
+    car_id = example['car_id']
+    kind, index = (car_id.decode() if isinstance(car_id, bytes)
+                   else car_id).split('/')
+    assert kind == 'annotated'
+    seen.add(int(index))
+    np.testing.assert_allclose(example['shape_3d'], expected[int(index)],
+                               rtol=1e-5, atol=1e-5)
+  assert seen == set(range(count))
+  # Rescaled to the category's length whatever the unit.
+  length = np.ptp(expected[..., 0], axis=-1).mean()
+  assert length == pytest.approx(np.ptp(car_lib.CAR.mean_shape[:, 0]),
+                                 rel=1e-6)
