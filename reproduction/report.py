@@ -32,7 +32,7 @@ The paper's numbers and the targets they are compared with are in
 Percentages have one decimal; gains are differences in percentage points.
 """
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 import dataclasses
 import json
 import os
@@ -449,6 +449,21 @@ def render_runs(inputs: Inputs) -> str:
   return cells.table(header, rows)
 
 
+def tested_metrics(inputs: Inputs, rows: list[list[str]], width: int,
+                   ) -> Iterator[tuple[str, dict[str, Any]]]:
+  """(name, metrics) of each dataset run that has them, in table order.
+
+  A run without metrics gets its 'not run' row of `width` cells in `rows`
+  instead, so a table's rows keep the order of `runs.DATASET_RUNS`.
+  """
+  for name in runs.DATASET_RUNS:
+    metrics = inputs.runs[name].metrics
+    if metrics is None:
+      rows.append(_not_run_row([f'`{name}`'], width))
+    else:
+      yield name, metrics
+
+
 def auc_interval(value: float | None,
                  interval: Sequence[float] | None) -> str:
   """An AUC with its [low, high] interval where there is one."""
@@ -467,16 +482,12 @@ def render_headline(inputs: Inputs) -> str:
   """`headline`: PCK@0.1 all/visible/occluded and occlusion AUC per run."""
   header = ['run', 'method', 'all', 'visible', 'occluded', 'occlusion AUC']
   rows = []
-  for name in runs.DATASET_RUNS:
-    results = inputs.runs[name]
-    if results.metrics is None:
-      rows.append(_not_run_row([f'`{name}`'], len(header)))
-      continue
+  for name, metrics in tested_metrics(inputs, rows, len(header)):
     for method in evaluate.METHODS:
       rows.append([f'`{name}`', METHOD_NAMES[method]] + [
-          pck_with_interval(results.metrics, method, subset)
+          pck_with_interval(metrics, method, subset)
           for subset in ('all', 'visible', 'occluded')] + [
-              auc_with_interval(results.metrics, method)
+              auc_with_interval(metrics, method)
               if method in evaluate.OCCLUSION_METHODS else cells.EMPTY])
   for method, value in claims.PAPER_AUC.items():
     rows.append(['paper (Fig. 3)', METHOD_NAMES[method]]
@@ -543,11 +554,7 @@ def render_kinds(inputs: Inputs) -> str:
                                 KIND_SUBSETS] + [
       'yaw error median (deg)', 'yaw within 30 deg (%)']
   rows = []
-  for name in runs.DATASET_RUNS:
-    metrics = inputs.runs[name].metrics
-    if metrics is None:
-      rows.append(_not_run_row([f'`{name}`'], len(header)))
-      continue
+  for name, metrics in tested_metrics(inputs, rows, len(header)):
     for method in evaluate.METHODS:
       yaw = [cells.EMPTY, cells.EMPTY]
       if method in evaluate.YAW_METHODS:
@@ -696,11 +703,7 @@ def render_multiview(inputs: Inputs) -> str:
   """`multiview`: mean correspondences per n-view subset (Fig. 4 right)."""
   header = ['run', 'method'] + [f'{n} views' for n in multiview.VIEW_COUNTS]
   rows = []
-  for name in runs.DATASET_RUNS:
-    metrics = inputs.runs[name].metrics
-    if metrics is None:
-      rows.append(_not_run_row([f'`{name}`'], len(header)))
-      continue
+  for name, metrics in tested_metrics(inputs, rows, len(header)):
     if not metric_keys.levels(metrics, 'multiview'):
       logging.warning('%s: no multiview.* keys in metrics.json.', name)
       rows.append([f'`{name}`', NOT_MEASURED]
