@@ -673,29 +673,35 @@ def render_ablations(inputs: Inputs, figures_link: str) -> str:
 
 
 def render_tuning(inputs: Inputs) -> str:
-  """`tuning`: the trifocal sweep's validation PCK@0.1, best marked."""
-  header = ['run', 'trifocal mode', 'weight', '2D-KGNN occluded',
-            '2D-KGNN visible', '3D-KGNN occluded', '2D-KGNN occlusion AUC']
-  rows, occluded = [], {}
-  for mode, weight in runs.TRIFOCAL_SWEEP:
-    name = runs.trifocal_run_name(mode, weight)
-    first = [f'`{name}`', mode, str(weight)]
+  """`tuning`: each tuning run's validation PCK@0.1, the best marked."""
+  header = ['run', 'setting', '2D-KGNN occluded', '2D-KGNN visible',
+            '2D-KGNN all', '3D-KGNN occluded', '2D-KGNN occlusion AUC']
+  rows, best = [], {'occluded': {}, 'all': {}}
+  for name in runs.TUNING_RUNS:
+    setting = ', '.join(f'`{flag.removeprefix("--config.")}`'
+                        for flag in runs.RUNS_BY_NAME[name].overrides)
+    first = [f'`{name}`', setting]
     metrics = inputs.runs[name].metrics
     if metrics is None:
       rows.append(_not_run_row(first, len(header)))
       continue
-    occluded[name] = pck(metrics, 'kgnn2d', 'occluded')
+    for subset, values in best.items():
+      values[name] = pck(metrics, 'kgnn2d', subset)
     rows.append(first + [
         pck_with_interval(metrics, method, subset)
         for method, subset in (('kgnn2d', 'occluded'), ('kgnn2d', 'visible'),
-                               ('kgnn3d', 'occluded'))] + [
-            auc(metrics.get(metric_keys.occlusion_auc('kgnn2d')))])
+                               ('kgnn2d', 'all'), ('kgnn3d', 'occluded'))] + [
+            auc_with_interval(metrics, 'kgnn2d')])
   text = ('Validation PCK@0.1 (%), 95% bootstrap intervals over cars:\n\n'
           + cells.table(header, rows))
-  if occluded:
-    best = max(occluded, key=occluded.get)
-    text += (f'\n\nHighest 2D-KGNN occluded PCK@0.1 on validation: '
-             f'`{best}`.')
+  found = {subset: [name for name, value in values.items()
+                    if value is not None] for subset, values in best.items()}
+  if found['occluded'] and found['all']:
+    top = {subset: max(found[subset], key=best[subset].get)
+           for subset in best}
+    text += ('\n\nHighest 2D-KGNN PCK@0.1 on validation: on occluded '
+             f'keypoints `{top["occluded"]}`, on all keypoints '
+             f'`{top["all"]}`.')
   return text
 
 

@@ -151,10 +151,12 @@ def tree(tmp_path_factory, module_seed):
       config['seed'] = int(run.name.rsplit('_', 1)[1])
     if run.name == VALIDATION_RUN or run.tunes:
       config['eval']['split'] = 'validation'
-    if run.tunes:
-      [(mode, weight)] = [pair for pair in runs.TRIFOCAL_SWEEP
-                          if runs.trifocal_run_name(*pair) == run.name]
-      config['loss'].update(trifocal_mode=mode, trifocal=weight)
+    for mode, weight in runs.TRIFOCAL_SWEEP:
+      if run.name == runs.trifocal_run_name(mode, weight):
+        config['loss'].update(trifocal_mode=mode, trifocal=weight)
+    for weight in runs.VISIBLE_SWEEP:
+      if run.name == runs.visible_run_name(weight):
+        config['loss']['visible'] = weight
     segments = [{'steps': [start, end],
                  'train_seconds': float(rng.uniform(0, 3000)),
                  'eval_seconds': float(rng.uniform(0, 100)),
@@ -404,20 +406,27 @@ def test_multiview_claim_needs_every_view_count(rng):
 def test_tuning_cells_and_the_best(tree, blocks):
   _, written = tree
   header, rows = parse_table(blocks['tuning'])
-  assert header[:3] == ['run', 'trifocal mode', 'weight']
-  assert [(row[1], float(row[2])) for row in rows] == list(
-      runs.TRIFOCAL_SWEEP)
+  assert header[:2] == ['run', 'setting']
   assert [row[0].strip('`') for row in rows] == list(runs.TUNING_RUNS)
-  occluded = {}
+  best = {'occluded': {}, 'all': {}}
   for row in rows:
     name = row[0].strip('`')
+    assert row[1] == ', '.join(
+        f'`{flag.removeprefix("--config.")}`'
+        for flag in runs.RUNS_BY_NAME[name].overrides)
     metrics = written['metrics'][name]
-    for cell, (method, subset) in zip(row[3:6], (
-        ('kgnn2d', 'occluded'), ('kgnn2d', 'visible'),
+    for cell, (method, subset) in zip(row[2:6], (
+        ('kgnn2d', 'occluded'), ('kgnn2d', 'visible'), ('kgnn2d', 'all'),
         ('kgnn3d', 'occluded'))):
       assert_figure(cell, metrics, metric_keys.pck(method, subset, 0.1))
-    occluded[name] = metrics[metric_keys.pck('kgnn2d', 'occluded', 0.1)]
-  assert f'`{max(occluded, key=occluded.get)}`.' in blocks['tuning']
+    assert_figure(row[6], metrics, metric_keys.occlusion_auc('kgnn2d'),
+                  assert_rounded(3))
+    for subset, values in best.items():
+      values[name] = metrics[metric_keys.pck('kgnn2d', subset, 0.1)]
+  top = {subset: max(values, key=values.get)
+         for subset, values in best.items()}
+  assert (f'on occluded keypoints `{top["occluded"]}`, on all keypoints '
+          f'`{top["all"]}`.') in blocks['tuning']
 
 
 def test_level_tables_and_gains(tree, blocks):
@@ -655,7 +664,8 @@ def test_runs_table(tree, blocks):
       loss, defaults = written['configs'][name]['loss'], default_loss
       expected = ', '.join(
           ['`eval.split=validation`'] +
-          [f'`loss.{key}={loss[key]}`' for key in ('trifocal', 'trifocal_mode')
+          [f'`loss.{key}={loss[key]}`'
+           for key in ('trifocal', 'trifocal_mode', 'visible')
            if loss[key] != defaults[key]])
     assert row[3] == expected
 

@@ -81,8 +81,9 @@ def test_tuning_runs_never_read_test(monkeypatch):
   for name in runs.TUNING_RUNS:
     config = parsed_config(runs.train_flags(runs.RUNS_BY_NAME[name], 'w'))
     assert config.eval.split == config.data.eval_split == 'validation'
-  assert [runs.trifocal_run_name(*pair) for pair in runs.TRIFOCAL_SWEEP] == (
-      list(runs.TUNING_RUNS))
+  assert [runs.trifocal_run_name(*pair) for pair in runs.TRIFOCAL_SWEEP] + [
+      runs.visible_run_name(weight) for weight in runs.VISIBLE_SWEEP] == list(
+          runs.TUNING_RUNS)
 
 
 def test_commands_prepare_once_before_the_first_run_that_needs_it():
