@@ -333,11 +333,12 @@ def interval_above(metrics: Mapping[str, Any], key: str, base_key: str,
 
 
 def _above_target(metrics: Mapping[str, Any] | None, key: str,
-                  base_key: str, show=cells.percent_interval) -> tuple[str, str]:
-  """`interval_above` as a target: (measured, met / missed)."""
+                  base_key: str) -> tuple[str, str]:
+  """`interval_above` of two PCKs as a target: (measured, met / missed)."""
   if metrics is None:
     return cells.EMPTY, NOT_RUN
-  measured, above = interval_above(metrics, key, base_key, show)
+  measured, above = interval_above(metrics, key, base_key,
+                                   cells.percent_interval)
   return measured, NOT_MEASURED if above is None else _status(above)
 
 

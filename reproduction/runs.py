@@ -5,9 +5,9 @@
 `PREPARATIONS` a run `needs`; then it runs the `STUDIES` (the label studies,
 the box oracle, the benchmark). Its budget is about three hours on a 2-core
 CPU: 18 runs of 8-15 minutes each (RESULTS.md's runs table gives each run's
-time), so a run added here should replace one. `report.py` reads the same table back: the
-runs' rows, the datasets they stand for, the ablations and where each
-study's output lies. The configs are the runs' single source; a run adds
+time), so a run added here should replace one. `report.py` reads the same
+table back: the runs' rows, the datasets they stand for, the ablations and
+where each study's output lies. The configs are the runs' single source; a run adds
 only command-line overrides. `{workdirs}` in a flag stands for the workdirs
 tree.
 """
