@@ -7,14 +7,14 @@ launch.report` then calls `write_report`, which
   - loads what is there (`load_inputs`; a missing file is logged and its
     rows say "not run");
   - copies each run's figures and metrics.json, the label-study figures and
-    the benchmark JSON into the repository (`copy_figures`) and draws the
-    ablation comparison (`plots.ablations`);
+    the box oracles' and the benchmark's JSON into the repository
+    (`copy_figures`) and draws the ablation comparison (`plots.ablations`);
   - renders one markdown block per study (`render_blocks`: `runs`,
     `claims`, `headline`, `seeds`, `kinds`, `levels_<run>`, `robustness`,
-    `ablations`, `tuning`, `multiview`, `trifocal_labels`, `speed`,
-    `targets`, `figures`) and writes each
-    between the markers `<!-- report:NAME -->` and `<!-- /report:NAME -->`
-    of RESULTS.md (`replace_blocks`);
+    `ablations`, `tuning`, `multiview`, `trifocal_labels`, `box_oracle`,
+    `speed`, `targets`, `figures`) and writes each between the markers
+    `<!-- report:NAME -->` and `<!-- /report:NAME -->` of RESULTS.md
+    (`replace_blocks`);
   - rewrites the numbers the prose around them quotes as inline values
     (`prose_values`), leaving the rest of the prose alone.
 
@@ -24,6 +24,8 @@ Inputs under the workdirs:
     `<run>/eval/<split>/metrics.json` with its PNGs (`launch.train`);
   - `trifocal_labels/<dataset>/trifocal_labels.{json,png}`
     (`launch.trifocal_labels`) for each of `runs.LABEL_STUDIES`;
+  - `runs.box_oracle_file` (`data_prep.box_oracle`) for each of
+    `runs.BOX_ORACLE_STUDIES`;
   - `runs.BENCH_FILE` (`launch.benchmark --sizes=default,paper`).
 
 The paper's numbers and the targets they are compared with are in
@@ -69,6 +71,10 @@ METHOD_NAMES = {'heatmap': 'heatmap', 'kgnn2d': '2D-KGNN',
                 'labels': 'labels (upper bound)'}
 LABEL_ALPHAS = (0.05, 0.1, 0.2)
 ABLATIONS_FIGURE = 'ablations.png'
+METRICS_FILE = 'metrics.json'
+BENCH_COPY = 'bench.json'
+# What the runs table adds to a run read from its committed copy.
+COMMITTED_MARK = '†'
 # `write_report`'s name for the prose's inline values.
 VALUES = 'inline values'
 # Occlusion levels with fewer keypoints than this are marked in the tables.
@@ -87,6 +93,8 @@ class RunResults:
     metrics: the evaluated split's metrics.json.
     eval_dir: where metrics.json is (or would be).
     figures: paths of the PNGs beside it.
+    committed: read from the committed copy (`load_inputs`), not from a
+      workdir.
   """
 
   run: runs.Run
@@ -95,6 +103,7 @@ class RunResults:
   metrics: dict[str, Any] | None
   eval_dir: str
   figures: tuple[str, ...]
+  committed: bool = False
 
 
 @dataclasses.dataclass(frozen=True)
@@ -106,6 +115,8 @@ class Inputs:
     labels: trifocal_labels.json by study of `runs.LABEL_STUDIES` (None
       where missing).
     label_figures: the label study's PNG by dataset, where it exists.
+    box_oracle: `data_prep.box_oracle`'s JSON by study of
+      `runs.BOX_ORACLE_STUDIES` (None where missing).
     bench: bench.json, or None.
     workdirs: where they were read from.
   """
@@ -113,6 +124,7 @@ class Inputs:
   runs: dict[str, RunResults]
   labels: dict[str, dict[str, Any] | None]
   label_figures: dict[str, str]
+  box_oracle: dict[str, dict[str, Any] | None]
   bench: dict[str, Any] | None
   workdirs: str
 
@@ -125,38 +137,92 @@ def read_json(path: str) -> Any:
   return json.loads(epath.Path(path).read_text())
 
 
-def load_run(workdirs: str, run: runs.Run) -> RunResults:
-  """Reads one run's workdir; its metrics are those of the config's split."""
+def _pngs(directory: str) -> tuple[str, ...]:
+  if not epath.Path(directory).is_dir():
+    return ()
+  return tuple(os.fspath(path) for path in
+               sorted(epath.Path(directory).glob('*.png')))
+
+
+def load_run(workdirs: str, run: runs.Run,
+             committed: str | None = None) -> RunResults:
+  """Reads one run's workdir; its metrics are those of the config's split.
+
+  Args:
+    workdirs: the workdirs tree.
+    run: the run.
+    committed: the directory `copy_figures` fills; a run without metrics
+      under `workdirs` is read from its copy `<committed>/<run>/` there,
+      where one exists.
+  """
   workdir = os.path.join(workdirs, run.name)
   config = read_json(os.path.join(workdir, workdir_lib.CONFIG_FILE))
   split = (config or {}).get('eval', {}).get('split') or 'test'
   path = evaluate.metrics_path(workdir, split)
+  from_copy = bool(committed) and not epath.Path(path).exists() and (
+      epath.Path(committed, run.name, METRICS_FILE).exists())
+  if from_copy:
+    workdir = os.path.join(committed, run.name)
+    logging.info('%s: reading the committed copy in %s', run.name, workdir)
+    path = os.path.join(workdir, METRICS_FILE)
+    config = read_json(os.path.join(workdir, workdir_lib.CONFIG_FILE))
   run_file = read_json(os.path.join(workdir, workdir_lib.RUN_FILE))
   eval_dir = os.path.dirname(path)
-  figures = ()
-  if epath.Path(eval_dir).is_dir():
-    figures = tuple(os.fspath(path) for path in
-                    sorted(epath.Path(eval_dir).glob('*.png')))
   return RunResults(run=run, config=config,
                     segments=run_file and run_file['segments'],
                     metrics=read_json(path), eval_dir=eval_dir,
-                    figures=figures)
+                    figures=_pngs(eval_dir), committed=from_copy)
 
 
-def load_inputs(workdirs: str) -> Inputs:
-  """Reads every input of the report under `workdirs` (module docstring)."""
-  labels, label_figures = {}, {}
+def study_files(workdirs: str, copies: str) -> dict[str, tuple[str, str]]:
+  """Every study output: (its path under `workdirs`, its copy's in `copies`).
+
+  Keyed 'labels/<study>' and 'label_figure/<study>' for `runs.LABEL_STUDIES`,
+  'box_oracle/<study>' for `runs.BOX_ORACLE_STUDIES`, and 'bench'.
+  """
+  files = {}
   for study in runs.LABEL_STUDIES:
     directory = runs.label_directory(workdirs, study.name)
-    labels[study.name] = read_json(
-        os.path.join(directory, label_study.RESULT_FILE))
-    figure = os.path.join(directory, label_study.PLOT_FILE)
+    stem = os.path.join(copies, f'trifocal_labels_{study.name}')
+    files[f'labels/{study.name}'] = (
+        os.path.join(directory, label_study.RESULT_FILE), f'{stem}.json')
+    files[f'label_figure/{study.name}'] = (
+        os.path.join(directory, label_study.PLOT_FILE), f'{stem}.png')
+  for study in runs.BOX_ORACLE_STUDIES:
+    files[f'box_oracle/{study.name}'] = (
+        runs.box_oracle_file(workdirs, study.name),
+        os.path.join(copies, f'box_oracle_{study.name}.json'))
+  files['bench'] = (os.path.join(workdirs, runs.BENCH_FILE),
+                    os.path.join(copies, BENCH_COPY))
+  return files
+
+
+def load_inputs(workdirs: str, committed: str | None = None) -> Inputs:
+  """Reads every input of the report under `workdirs` (module docstring).
+
+  Args:
+    workdirs: the workdirs tree.
+    committed: the directory `copy_figures` fills (docs/results/ for
+      `write_report`), or None. An input missing under `workdirs` is read
+      from its copy there, so a tree that reruns some of the runs reports
+      the others as they were committed; the runs table marks them.
+  """
+  paths = {}
+  for key, (path, copy) in study_files(workdirs, committed or '').items():
+    use_copy = committed and not epath.Path(path).exists()
+    paths[key] = copy if use_copy else path
+  labels, label_figures = {}, {}
+  for study in runs.LABEL_STUDIES:
+    labels[study.name] = read_json(paths[f'labels/{study.name}'])
+    figure = paths[f'label_figure/{study.name}']
     if epath.Path(figure).exists():
       label_figures[study.name] = figure
-  return Inputs(runs={run.name: load_run(workdirs, run) for run in runs.RUNS},
-                labels=labels, label_figures=label_figures,
-                bench=read_json(os.path.join(workdirs, runs.BENCH_FILE)),
-                workdirs=workdirs)
+  return Inputs(
+      runs={run.name: load_run(workdirs, run, committed) for run in runs.RUNS},
+      labels=labels, label_figures=label_figures,
+      box_oracle={study.name: read_json(paths[f'box_oracle/{study.name}'])
+                  for study in runs.BOX_ORACLE_STUDIES},
+      bench=read_json(paths['bench']), workdirs=workdirs)
 
 
 # Formatting.
@@ -420,14 +486,18 @@ def claim_verdict(above: bool | None) -> str:
 
 
 def render_runs(inputs: Inputs) -> str:
-  """`runs`: what each run is, its steps, wall times and machine."""
+  """`runs`: what each run is, its steps, wall times, machine and date."""
   header = ['run', 'dataset', 'what', 'config vs `default`', 'steps',
-            'train time', 'eval time', 'machine']
-  rows = []
+            'train time', 'eval time', 'machine', 'trained (UTC)']
+  rows, marked = [], False
   for name, results in inputs.runs.items():
     run = results.run
-    first = [f'`{name}`', run.dataset, run.description]
-    if results.config is None and results.segments is None:
+    label = f'`{name}`'
+    if results.committed:
+      label, marked = label + COMMITTED_MARK, True
+    first = [label, run.dataset, run.description]
+    if (results.config is None and results.segments is None
+        and results.metrics is None):
       rows.append(_not_run_row(first, len(header)))
       continue
     changes = (cells.EMPTY if results.config is None else
@@ -443,11 +513,18 @@ def render_runs(inputs: Inputs) -> str:
       eval_time = duration(sum(s['eval_seconds'] for s in segments))
       machines = '; '.join(sorted({machine.describe(s['machine'])
                                    for s in segments}))
+      # Older run.json files have no start time.
+      started = segments[0].get('started', '')[:len('YYYY-MM-DD')]
     else:
-      steps, train_time, eval_time, machines = (
-          'not finished', cells.EMPTY, cells.EMPTY, cells.EMPTY)
-    rows.append(first + [changes, steps, train_time, eval_time, machines])
-  return cells.table(header, rows)
+      steps = train_time = eval_time = machines = started = cells.EMPTY
+    rows.append(first + [changes, steps, train_time, eval_time, machines,
+                         started or cells.EMPTY])
+  text = cells.table(header, rows)
+  if marked:
+    text += (f'\n\n{COMMITTED_MARK}: not in this workdirs tree; read from its '
+             'committed copy in docs/results/ (its date says when it was '
+             'trained).')
+  return text
 
 
 def tested_metrics(inputs: Inputs, rows: list[list[str]], width: int,
@@ -781,6 +858,40 @@ def render_trifocal_labels(inputs: Inputs, figures_link: str) -> str:
           + '\n\n'.join([cells.table(header, rows)] + notes))
 
 
+# The box rules of `data_prep.box_oracle`, as the box-oracle table names them.
+BOX_RULES = {'visible_hull': 'hull of the visible keypoints',
+             'record': 'the dataset\'s box',
+             'all_labelled_hull': 'hull of all labelled keypoints (the '
+                                  'boxes before issue 11)'}
+
+
+def render_box_oracle(inputs: Inputs) -> str:
+  """`box_oracle`: what each box rule tells a nearest-neighbour oracle."""
+  header = ['dataset', 'box rule', 'occluded', 'by another vehicle or object',
+            'occluded (dataset\'s L)', 'by another (dataset\'s L)']
+  rows, counts = [], []
+  for study in runs.BOX_ORACLE_STUDIES:
+    result = inputs.box_oracle[study.name]
+    if result is None:
+      rows.append(_not_run_row([study.label], len(header)))
+      continue
+    for index, (rule, name) in enumerate(BOX_RULES.items()):
+      entry = result[rule]
+      rows.append([study.label if index == 0 else '', name] + [
+          cells.percent(entry[key]) for key in (
+              'occluded', 'other_occluder', 'occluded_record_scale',
+              'other_occluder_record_scale')])
+    counts.append(f'{study.label}: {result["num_queries"]} test views '
+                  f'({result["num_database"]} training views), '
+                  f'{result["num_occluded"]} occluded keypoints, '
+                  f'{result["num_other_occluder"]} of them hidden by another '
+                  'vehicle or object.')
+  return ('The oracle\'s PCK@0.1 (%) on the test split\'s occluded '
+          'keypoints, with L of each rule\'s box and with L of the '
+          'dataset\'s box:\n\n' + '\n\n'.join(
+              [cells.table(header, rows)] + counts))
+
+
 def render_speed(inputs: Inputs) -> str:
   """`speed`: the benchmark's measurements, its ceiling and machine."""
   bench = inputs.bench
@@ -859,8 +970,8 @@ def render_blocks(inputs: Inputs, figures_link: str) -> dict[str, str]:
   Returns:
     Markdown by block name: `runs`, `claims`, `headline`, `seeds`,
     `kinds`, `levels_<run>` for each of `runs.DATASET_RUNS`, `robustness`,
-    `ablations`, `tuning`, `multiview`, `trifocal_labels`, `speed`,
-    `targets`, `figures`.
+    `ablations`, `tuning`, `multiview`, `trifocal_labels`,
+    `box_oracle`, `speed`, `targets`, `figures`.
   """
   blocks = {'runs': render_runs(inputs), 'claims': render_claims(inputs),
             'headline': render_headline(inputs),
@@ -873,6 +984,7 @@ def render_blocks(inputs: Inputs, figures_link: str) -> dict[str, str]:
       tuning=render_tuning(inputs),
       multiview=render_multiview(inputs),
       trifocal_labels=render_trifocal_labels(inputs, figures_link),
+      box_oracle=render_box_oracle(inputs),
       speed=render_speed(inputs),
       targets=render_targets(inputs),
       figures=render_figures(inputs, figures_link))
@@ -942,27 +1054,27 @@ def _copy(source: str, destination: str) -> None:
 def copy_figures(inputs: Inputs, figures: str) -> None:
   """Copies the figures and the numbers behind them into `figures`.
 
-  Each run's PNGs and metrics.json go to `<figures>/<run>/`, the label
-  study's to `<figures>/trifocal_labels_<dataset>.{png,json}`, bench.json
-  to `<figures>/bench.json`; the ablation comparison is drawn to
-  `<figures>/ablations.png`.
+  Each run's PNGs (those of `runs.FIGURE_RUNS`), metrics.json, config.json
+  and run.json go to `<figures>/<run>/`, and each study output to its copy
+  of `study_files`; the ablation comparison is drawn to
+  `<figures>/ablations.png`. What was read from the committed copies is
+  already there.
   """
   for name, results in inputs.runs.items():
-    for path in results.figures if name in runs.FIGURE_RUNS else ():
-      _copy(path, os.path.join(figures, name, os.path.basename(path)))
-    if results.metrics is not None:
-      _copy(os.path.join(results.eval_dir, 'metrics.json'),
-            os.path.join(figures, name, 'metrics.json'))
-  for dataset, path in inputs.label_figures.items():
-    _copy(path, os.path.join(figures, f'trifocal_labels_{dataset}.png'))
-  for dataset, summary in inputs.labels.items():
-    if summary is not None:
-      _copy(os.path.join(runs.label_directory(inputs.workdirs, dataset),
-                         label_study.RESULT_FILE),
-            os.path.join(figures, f'trifocal_labels_{dataset}.json'))
-  if inputs.bench is not None:
-    _copy(os.path.join(inputs.workdirs, runs.BENCH_FILE),
-          os.path.join(figures, 'bench.json'))
+    if results.metrics is None or results.committed:
+      continue
+    workdir = os.path.join(inputs.workdirs, name)
+    sources = [os.path.join(results.eval_dir, METRICS_FILE)] + [
+        os.path.join(workdir, file) for file in (workdir_lib.CONFIG_FILE,
+                                                 workdir_lib.RUN_FILE)]
+    if name in runs.FIGURE_RUNS:
+      sources += results.figures
+    for path in sources:
+      if epath.Path(path).exists():
+        _copy(path, os.path.join(figures, name, os.path.basename(path)))
+  for path, copy in study_files(inputs.workdirs, figures).values():
+    if epath.Path(path).exists():
+      _copy(path, copy)
   available = ablation_metrics(inputs)
   if available:
     epath.Path(figures).mkdir(parents=True, exist_ok=True)
@@ -999,7 +1111,7 @@ def write_report(workdirs: str, results: str, figures: str,
     ValueError: `only` names no block, the markers are wrong
       (`replace_blocks`) or an inline value has no source.
   """
-  inputs = load_inputs(workdirs)
+  inputs = load_inputs(workdirs, committed=figures)
   link = os.path.relpath(figures, os.path.dirname(os.path.abspath(results)))
   text = epath.Path(results).read_text()
   blocks = render_blocks(inputs, link)

@@ -7,8 +7,8 @@ the box oracle, the benchmark). Its budget is about three hours on a 2-core
 CPU: 18 runs of 8-15 minutes each (RESULTS.md's runs table gives each run's
 time), so a run added here should replace one. `report.py` reads the same
 table back: the runs' rows, the datasets they stand for, the ablations and
-where each study's output lies. The configs are the runs' single source; a run adds
-only command-line overrides. `{workdirs}` in a flag stands for the workdirs
+where each study's output lies. The configs are the runs' single source; a
+run adds only command-line overrides. `{workdirs}` in a flag stands for the workdirs
 tree.
 """
 
@@ -219,6 +219,38 @@ def label_directory(workdirs: str, study: str) -> str:
   return os.path.join(workdirs, 'trifocal_labels', study)
 
 
+@dataclasses.dataclass(frozen=True)
+class BoxOracleStudy:
+  """What a dataset's box rules leak, by `data_prep.box_oracle`.
+
+  Attributes:
+    name: its JSON file's stem under `<workdirs>/box_oracle/`.
+    dataset: the TFDS name with its builder config.
+    label: the dataset and its box in the tables.
+  """
+
+  name: str
+  dataset: str
+  label: str
+
+
+BOX_ORACLE_STUDIES = (
+    BoxOracleStudy('carfusion_synthetic_visible_hull', 'carfusion/visible_hull',
+                   'synthetic CarFusion, `carfusion/visible_hull` (the '
+                   'runs\' box: the visible keypoints\' hull)'),
+    BoxOracleStudy('carfusion_synthetic_default', 'carfusion/default',
+                   'synthetic CarFusion, `carfusion/default` (the visible '
+                   'pixels\' box of bb/)'),
+    BoxOracleStudy('car_render_small', 'car_render/small',
+                   'Car-render `small` (the silhouette\'s box)'),
+)
+
+
+def box_oracle_file(workdirs: str, study: str) -> str:
+  """Where `data_prep.box_oracle` writes a study of `BOX_ORACLE_STUDIES`."""
+  return os.path.join(workdirs, 'box_oracle', f'{study}.json')
+
+
 STUDIES = tuple(
     Step(f'trifocal_labels/{study.name}', 'launch.trifocal_labels', (
         f'--dataset={study.dataset}', '--split=test',
@@ -234,11 +266,10 @@ STUDIES = tuple(
             '--file_format=array_record'),
              done=os.path.join(DATA_DIR, 'carfusion', 'default')),
     ) + tuple(
-        Step(f'box_oracle/{boxes}', 'data_prep.box_oracle', (
-            f'--data_dir={DATA_DIR}', f'--dataset=carfusion/{boxes}',
-            f'--output={{workdirs}}/box_oracle/carfusion_synthetic_{boxes}'
-            '.json'))
-        for boxes in ('visible_hull', 'default')) + (
+        Step(f'box_oracle/{study.name}', 'data_prep.box_oracle', (
+            f'--data_dir={DATA_DIR}', f'--dataset={study.dataset}',
+            f'--output={box_oracle_file("{workdirs}", study.name)}'))
+        for study in BOX_ORACLE_STUDIES) + (
         # Speed: alone on the machine, or its numbers mean little.
         Step('benchmark', 'launch.benchmark', (
             '--sizes=default,paper',

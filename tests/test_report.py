@@ -33,6 +33,7 @@ MISSING_RUN = 'no_keypoint_type'
 # A repeat with another seed left out: its group's mean has one seed fewer.
 MISSING_SEED = runs.seed_run_name('demo', runs.EXTRA_SEEDS[-1])
 MISSING_LABELS = 'carfusion_synthetic'
+MISSING_BOX_ORACLE = 'carfusion_synthetic_default'
 # This run evaluates another split, so its metrics are found through its
 # config.
 VALIDATION_RUN = 'car_render_full_cpu'
@@ -138,7 +139,8 @@ def tree(tmp_path_factory, module_seed):
   """Writes the fake workdirs; returns (workdirs, inputs written)."""
   rng = np.random.default_rng(module_seed)
   workdirs = str(tmp_path_factory.mktemp('workdirs'))
-  written = {'metrics': {}, 'configs': {}, 'segments': {}, 'labels': {}}
+  written = {'metrics': {}, 'configs': {}, 'segments': {}, 'labels': {},
+             'box_oracle': {}}
   defaults = json.loads(json.dumps(default_config.get_config().to_dict()))
   for run in runs.RUNS:
     if run.name in (MISSING_RUN, MISSING_SEED):
@@ -160,9 +162,12 @@ def tree(tmp_path_factory, module_seed):
     segments = [{'steps': [start, end],
                  'train_seconds': float(rng.uniform(0, 3000)),
                  'eval_seconds': float(rng.uniform(0, 100)),
-                 'machine': dict(MACHINE, usable_cpus=int(cpus))}
-                for start, end, cpus in ((0, int(rng.integers(1, 500)), 2),
-                                         (500, 4000, rng.integers(2, 4)))]
+                 'machine': dict(MACHINE, usable_cpus=int(cpus)),
+                 'started': f'2026-{month:02d}-{day:02d}T10:00:00+00:00'}
+                for start, end, cpus, month, day in (
+                    (0, int(rng.integers(1, 500)), 2, rng.integers(1, 13),
+                     rng.integers(1, 29)),
+                    (500, 4000, rng.integers(2, 4), 12, 31))]
     metrics = random_metrics(rng)
     write_json(os.path.join(workdir, workdir_lib.CONFIG_FILE), config)
     write_json(os.path.join(workdir, workdir_lib.RUN_FILE),
@@ -194,6 +199,20 @@ def tree(tmp_path_factory, module_seed):
     with open(os.path.join(directory, label_study.PLOT_FILE), 'wb') as file:
       file.write(rng.bytes(16))
     written['labels'][dataset] = summary
+  for study in runs.BOX_ORACLE_STUDIES:
+    if study.name == MISSING_BOX_ORACLE:
+      continue
+    result = {'alpha': 0.1, 'dataset': study.dataset}
+    for count in ('num_queries', 'num_database', 'num_occluded',
+                  'num_other_occluder'):
+      result[count] = int(rng.integers(1, 5000))
+    for rule in report.BOX_RULES:
+      result[rule] = {
+          subset + scale: float(rng.random())
+          for subset in ('occluded', 'other_occluder')
+          for scale in ('', '_record_scale')}
+    write_json(runs.box_oracle_file(workdirs, study.name), result)
+    written['box_oracle'][study.name] = result
   records = [random_record(rng, size, pipeline, mode, batch, timed)
              for size, pipeline, mode, batch, timed in (
                  ('default', 'graph', 'inference', 64, True),
@@ -575,6 +594,27 @@ def test_trifocal_label_cells(tree, blocks):
       'trifocal_labels']
 
 
+def test_box_oracle_cells(tree, blocks):
+  _, written = tree
+  header, rows = parse_table(blocks['box_oracle'])
+  assert len(header) == 6
+  expected = []
+  for study in runs.BOX_ORACLE_STUDIES:
+    if study.name == MISSING_BOX_ORACLE:
+      expected.append([study.label, report.NOT_RUN] + ['-'] * 4)
+      continue
+    result = written['box_oracle'][study.name]
+    for index, rule in enumerate(report.BOX_RULES):
+      expected.append([study.label if index == 0 else '',
+                       report.BOX_RULES[rule]] + [
+                           f'{100 * result[rule][key]:.1f}' for key in (
+                               'occluded', 'other_occluder',
+                               'occluded_record_scale',
+                               'other_occluder_record_scale')])
+    assert f'{result["num_queries"]} test views' in blocks['box_oracle']
+  assert rows == expected
+
+
 def test_speed_cells(tree, blocks):
   _, written = tree
   bench = written['bench']
@@ -656,6 +696,7 @@ def test_runs_table(tree, blocks):
                                          for s in segments))
     assert row[7] == '; '.join(sorted({machine.describe(s['machine'])
                                        for s in segments}))
+    assert row[8] == segments[0]['started'][:10]
     expected = {'no_trifocal': '`loss.trifocal=0.0`',
                 VALIDATION_RUN: '`eval.split=validation`'}.get(name, 'none')
     if runs.RUNS_BY_NAME[name].seed_of:
@@ -856,11 +897,61 @@ def test_write_report(tree, tmp_path, rng):
   assert (figures / 'trifocal_labels_car_render_full.png').exists()
   assert (figures / 'trifocal_labels_car_render_full.json').exists()
   assert not (figures / f'trifocal_labels_{MISSING_LABELS}.png').exists()
+  for study, result in written['box_oracle'].items():
+    with open(figures / f'box_oracle_{study}.json') as file:
+      assert json.load(file) == result
+  assert not (figures / f'box_oracle_{MISSING_BOX_ORACLE}.json').exists()
   assert (figures / report.ABLATIONS_FIGURE).stat().st_size > 1000
   with open(figures / 'bench.json') as file:
     assert json.load(file) == written['bench']
   # Links are relative to RESULTS.md.
   assert '(docs/results/demo/pck_vs_alpha.png)' in text
+
+
+def test_committed_copies_stand_in_for_missing_inputs(tree, tmp_path, rng):
+  workdirs, written = tree
+  committed = tmp_path / 'committed'
+  # The committed copies of a run, a label study and a box oracle that the
+  # tree lacks, as an earlier `write_report` would have left them.
+  metrics = random_metrics(rng)
+  config = dict(written['configs']['demo'])
+  segments = written['segments']['demo']
+  write_json(str(committed / MISSING_RUN / 'metrics.json'), metrics)
+  write_json(str(committed / MISSING_RUN / workdir_lib.CONFIG_FILE), config)
+  write_json(str(committed / MISSING_RUN / workdir_lib.RUN_FILE),
+             {'segments': segments})
+  labels = dict(written['labels']['car_render_full'], num_points=7)
+  write_json(str(committed / f'trifocal_labels_{MISSING_LABELS}.json'),
+             labels)
+  oracle = written['box_oracle'][runs.BOX_ORACLE_STUDIES[0].name]
+  write_json(str(committed / f'box_oracle_{MISSING_BOX_ORACLE}.json'), oracle)
+  inputs = report.load_inputs(workdirs, committed=str(committed))
+  assert inputs.runs[MISSING_RUN].metrics == metrics
+  assert inputs.runs[MISSING_RUN].committed
+  assert not inputs.runs['demo'].committed
+  # A workdir's metrics win over a committed copy.
+  assert inputs.runs['demo'].metrics == written['metrics']['demo']
+  assert inputs.labels[MISSING_LABELS] == labels
+  assert inputs.box_oracle[MISSING_BOX_ORACLE] == oracle
+  assert inputs.runs[MISSING_SEED].metrics is None
+  _, rows = parse_table(report.render_runs(inputs))
+  by_name = {row[0]: row for row in rows}
+  row = by_name[f'`{MISSING_RUN}`{report.COMMITTED_MARK}']
+  assert row[4:9] == [f'{segments[-1]["steps"][1]} (2 invocations)',
+                      report.duration(sum(s['train_seconds']
+                                          for s in segments)),
+                      report.duration(sum(s['eval_seconds']
+                                          for s in segments)),
+                      '; '.join(sorted({machine.describe(s['machine'])
+                                        for s in segments})),
+                      segments[0]['started'][:10]]
+  assert '`demo`' in by_name
+  # Copying leaves the committed copies as they are and adds the tree's.
+  report.copy_figures(inputs, str(committed))
+  with open(committed / MISSING_RUN / 'metrics.json') as file:
+    assert json.load(file) == metrics
+  with open(committed / 'demo' / workdir_lib.RUN_FILE) as file:
+    assert json.load(file) == {'segments': written['segments']['demo']}
 
 
 def test_write_report_can_rewrite_some_blocks_only(tree, tmp_path, rng):
