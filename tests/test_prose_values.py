@@ -2,8 +2,8 @@
 
 The first tests write random figures and check their text; the last ones
 read the repository's RESULTS.md and check every inline value against the
-copies the report left in docs/results/, and that the checked sections'
-prose quotes no decimal number any other way.
+copies the report left in docs/results/, and that its prose quotes no
+decimal number any other way.
 """
 
 import json
@@ -20,16 +20,6 @@ from reproduction import runs
 REPOSITORY = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RESULTS = os.path.join(REPOSITORY, 'RESULTS.md')
 FIGURES = os.path.join(REPOSITORY, 'docs', 'results')
-# Sections written before the issue-12 rerun, whose numbers are not yet
-# inline values: the rerun rewrites them and empties this list.
-UNCHECKED_SECTIONS = (
-    'Summary', 'Boxes a detector could give (issue 11)', 'Runs',
-    'Headline: PCK@0.1 and occlusion AUC',
-    'Occluded keypoints by number of invisible keypoints',
-    'Robustness (paper Fig. 10)', 'Ablations', 'Tuning on validation',
-    'Multi-view correspondences (paper Fig. 4, right)',
-    'Trifocal labels vs labelled occluded points (paper Fig. 4, left)',
-    'Speed', 'What made the graph networks work', 'Data')
 
 
 def value(reference: str, text: str = '?') -> str:
@@ -145,14 +135,10 @@ def prose_by_section(text: str) -> dict[str, str]:
   return sections
 
 
-def test_checked_prose_quotes_numbers_only_as_values():
+def test_prose_quotes_numbers_only_as_values():
   with open(RESULTS) as file:
     sections = prose_by_section(file.read())
-  assert set(UNCHECKED_SECTIONS) <= set(sections), set(
-      UNCHECKED_SECTIONS) - set(sections)
   for name, prose in sections.items():
-    if name in UNCHECKED_SECTIONS:
-      continue
     # A decimal, other than a PCK alpha or a noise level.
     numbers = re.findall(r'(?<![@\w.])\d+\.\d+', re.sub(
         r'(alpha|σ|PCK@) ?\d+\.\d+', '', prose))
