@@ -2,8 +2,8 @@ r"""Every run behind RESULTS.md, then the report of their workdirs.
 
     python -m launch.reproduce [--workdirs=workdirs]
 
-About two hours on two CPU cores. The runs and studies are the table of
-reproduction/runs.py; rerunning skips what is finished
+The runs and studies are the table of reproduction/runs.py, whose
+docstring says what they cost; rerunning skips what is finished
 (reproduction/reproduce.py says what is rerun).
 """
 

@@ -91,6 +91,7 @@ class RunResults:
     config: config.json.
     segments: run.json's segments, one per invocation of training.
     metrics: the evaluated split's metrics.json.
+    split: the split its metrics are of.
     eval_dir: where metrics.json is (or would be).
     figures: paths of the PNGs beside it.
     committed: read from the committed copy (`load_inputs`), not from a
@@ -101,6 +102,7 @@ class RunResults:
   config: dict[str, Any] | None
   segments: list[dict[str, Any]] | None
   metrics: dict[str, Any] | None
+  split: str
   eval_dir: str
   figures: tuple[str, ...]
   committed: bool = False
@@ -144,6 +146,11 @@ def _pngs(directory: str) -> tuple[str, ...]:
                sorted(epath.Path(directory).glob('*.png')))
 
 
+def config_split(config: Mapping[str, Any] | None, run: runs.Run) -> str:
+  """The split a run evaluates: its config's, else the run table's."""
+  return (config or {}).get('eval', {}).get('split') or runs.eval_split(run)
+
+
 def load_run(workdirs: str, run: runs.Run,
              committed: str | None = None) -> RunResults:
   """Reads one run's workdir; its metrics are those of the config's split.
@@ -157,7 +164,7 @@ def load_run(workdirs: str, run: runs.Run,
   """
   workdir = os.path.join(workdirs, run.name)
   config = read_json(os.path.join(workdir, workdir_lib.CONFIG_FILE))
-  split = (config or {}).get('eval', {}).get('split') or 'test'
+  split = config_split(config, run)
   path = evaluate.metrics_path(workdir, split)
   from_copy = bool(committed) and not epath.Path(path).exists() and (
       epath.Path(committed, run.name, METRICS_FILE).exists())
@@ -166,11 +173,12 @@ def load_run(workdirs: str, run: runs.Run,
     logging.info('%s: reading the committed copy in %s', run.name, workdir)
     path = os.path.join(workdir, METRICS_FILE)
     config = read_json(os.path.join(workdir, workdir_lib.CONFIG_FILE))
+    split = config_split(config, run)
   run_file = read_json(os.path.join(workdir, workdir_lib.RUN_FILE))
   eval_dir = os.path.dirname(path)
   return RunResults(run=run, config=config,
                     segments=run_file and run_file['segments'],
-                    metrics=read_json(path), eval_dir=eval_dir,
+                    metrics=read_json(path), split=split, eval_dir=eval_dir,
                     figures=_pngs(eval_dir), committed=from_copy)
 
 
@@ -1078,8 +1086,7 @@ def copy_figures(inputs: Inputs, figures: str) -> None:
   available = ablation_metrics(inputs)
   if available:
     epath.Path(figures).mkdir(parents=True, exist_ok=True)
-    splits = sorted({os.path.basename(inputs.runs[name].eval_dir)
-                     for name in available})
+    splits = sorted({inputs.runs[name].split for name in available})
     plots.ablations(available, populated_levels(list(available.values())),
                     os.path.join(figures, ABLATIONS_FIGURE),
                     split=', '.join(splits))

@@ -4,8 +4,9 @@
 `<workdirs>/<name>`, from its config file and overrides), first making the
 `PREPARATIONS` a run `needs`; then it runs the `STUDIES` (the label studies,
 the box oracle, the benchmark). Its budget is about three hours on a 2-core
-CPU: 18 runs of 8-15 minutes each (RESULTS.md's runs table gives each run's
-time), so a run added here should replace one. `report.py` reads the same
+CPU: 18 runs of 8-15 minutes each on the machines of earlier sessions
+(RESULTS.md's runs table gives each run's time; a slower machine takes two
+to three times as long), so a run added here should replace one. `report.py` reads the same
 table back: the runs' rows, the datasets they stand for, the ablations and
 where each study's output lies. The configs are the runs' single source; a
 run adds only command-line overrides. `{workdirs}` in a flag stands for the workdirs
@@ -277,10 +278,16 @@ STUDIES = tuple(
     )
 
 
+def eval_split(run: Run) -> str:
+  """The split a run is evaluated on."""
+  # Tuning reads validation only: its runs never touch the test split.
+  return 'validation' if run.tunes else 'test'
+
+
 def train_flags(run: Run, workdirs: str) -> list[str]:
   """The `launch.train` flags of a run."""
-  # Tuning reads validation only: its runs never touch the test split.
-  split = ('--config.eval.split=validation',) if run.tunes else ()
+  # A tested run evaluates its config's split, the test split.
+  split = (f'--config.eval.split={eval_split(run)}',) if run.tunes else ()
   return [f'--config={os.path.join(CONFIG_DIR, run.config)}',
           f'--workdir={os.path.join(workdirs, run.name)}'] + [
               flag.format(workdirs=workdirs)

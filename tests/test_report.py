@@ -925,15 +925,22 @@ def test_committed_copies_stand_in_for_missing_inputs(tree, tmp_path, rng):
              labels)
   oracle = written['box_oracle'][runs.BOX_ORACLE_STUDIES[0].name]
   write_json(str(committed / f'box_oracle_{MISSING_BOX_ORACLE}.json'), oracle)
+  # A copy without config.json or run.json (kept from before they were
+  # copied): its split is the run table's.
+  seed_metrics = random_metrics(rng)
+  write_json(str(committed / MISSING_SEED / 'metrics.json'), seed_metrics)
   inputs = report.load_inputs(workdirs, committed=str(committed))
   assert inputs.runs[MISSING_RUN].metrics == metrics
+  assert inputs.runs[MISSING_RUN].split == config['eval']['split']
+  assert inputs.runs[MISSING_SEED].metrics == seed_metrics
+  assert inputs.runs[MISSING_SEED].split == runs.eval_split(
+      runs.RUNS_BY_NAME[MISSING_SEED])
   assert inputs.runs[MISSING_RUN].committed
   assert not inputs.runs['demo'].committed
   # A workdir's metrics win over a committed copy.
   assert inputs.runs['demo'].metrics == written['metrics']['demo']
   assert inputs.labels[MISSING_LABELS] == labels
   assert inputs.box_oracle[MISSING_BOX_ORACLE] == oracle
-  assert inputs.runs[MISSING_SEED].metrics is None
   _, rows = parse_table(report.render_runs(inputs))
   by_name = {row[0]: row for row in rows}
   row = by_name[f'`{MISSING_RUN}`{report.COMMITTED_MARK}']
@@ -945,6 +952,8 @@ def test_committed_copies_stand_in_for_missing_inputs(tree, tmp_path, rng):
                       '; '.join(sorted({machine.describe(s['machine'])
                                         for s in segments})),
                       segments[0]['started'][:10]]
+  assert by_name[f'`{MISSING_SEED}`{report.COMMITTED_MARK}'][3:9] == [
+      '-'] * 6
   assert '`demo`' in by_name
   # Copying leaves the committed copies as they are and adds the tree's.
   report.copy_figures(inputs, str(committed))
