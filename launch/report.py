@@ -21,7 +21,7 @@ _WORKDIRS = flags.DEFINE_string(
 _RESULTS = flags.DEFINE_string(
     'results', 'RESULTS.md', 'The markdown file whose blocks are rewritten.')
 _FIGURES = flags.DEFINE_string(
-    'figures', 'docs/results',
+    'figures', report.COMMITTED,
     'Where figures, metrics.json files and bench.json are copied.')
 _BLOCKS = flags.DEFINE_list(
     'blocks', [],

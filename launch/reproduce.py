@@ -1,6 +1,6 @@
 r"""Every run behind RESULTS.md, then the report of their workdirs.
 
-    python -m launch.reproduce [--workdirs=workdirs]
+    python -m launch.reproduce [--workdirs=workdirs] [--skip_committed]
 
 The runs and studies are the table of reproduction/runs.py, whose
 docstring says what they cost; rerunning skips what is finished
@@ -14,18 +14,24 @@ from absl import flags
 
 from occnet_jax import cli
 from occnet_jax import errors
+from reproduction import report
 from reproduction import reproduce
 
 _WORKDIRS = flags.DEFINE_string('workdirs', 'workdirs',
                                 'Where the runs\' workdirs and data go.')
 cli.directory_path(_WORKDIRS)
+_SKIP_COMMITTED = flags.DEFINE_bool(
+    'skip_committed', False,
+    'Leave out the runs and studies whose copies docs/results/ already '
+    'holds (the report reads them there), to add only what is missing.')
 
 
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
   try:
-    reproduce.reproduce(_WORKDIRS.value)
+    reproduce.reproduce(
+        _WORKDIRS.value, report.COMMITTED if _SKIP_COMMITTED.value else None)
   except subprocess.CalledProcessError as error:
     raise errors.UserError(
         f'`{" ".join(error.cmd[1:])}` failed (exit status '

@@ -71,8 +71,12 @@ METHOD_NAMES = {'heatmap': 'heatmap', 'kgnn2d': '2D-KGNN',
                 'labels': 'labels (upper bound)'}
 LABEL_ALPHAS = (0.05, 0.1, 0.2)
 ABLATIONS_FIGURE = 'ablations.png'
+# Where `launch.report` copies the figures and the numbers behind them.
+COMMITTED = os.path.join('docs', 'results')
 METRICS_FILE = 'metrics.json'
 BENCH_COPY = 'bench.json'
+# `study_files`' key of a label study's plot, after the study's.
+FIGURE_KEY = ':figure'
 # What the runs table adds to a run read from its committed copy.
 COMMITTED_MARK = '†'
 # `write_report`'s name for the prose's inline values.
@@ -185,22 +189,24 @@ def load_run(workdirs: str, run: runs.Run,
 def study_files(workdirs: str, copies: str) -> dict[str, tuple[str, str]]:
   """Every study output: (its path under `workdirs`, its copy's in `copies`).
 
-  Keyed 'labels/<study>' and 'label_figure/<study>' for `runs.LABEL_STUDIES`,
-  'box_oracle/<study>' for `runs.BOX_ORACLE_STUDIES`, and 'bench'.
+  Keyed by the name of the step of `runs.STUDIES` that writes it:
+  'trifocal_labels/<study>' (and '...:figure', its plot) for
+  `runs.LABEL_STUDIES`, 'box_oracle/<study>' for `runs.BOX_ORACLE_STUDIES`
+  and 'benchmark'.
   """
   files = {}
   for study in runs.LABEL_STUDIES:
     directory = runs.label_directory(workdirs, study.name)
     stem = os.path.join(copies, f'trifocal_labels_{study.name}')
-    files[f'labels/{study.name}'] = (
+    files[f'trifocal_labels/{study.name}'] = (
         os.path.join(directory, label_study.RESULT_FILE), f'{stem}.json')
-    files[f'label_figure/{study.name}'] = (
+    files[f'trifocal_labels/{study.name}{FIGURE_KEY}'] = (
         os.path.join(directory, label_study.PLOT_FILE), f'{stem}.png')
   for study in runs.BOX_ORACLE_STUDIES:
     files[f'box_oracle/{study.name}'] = (
         runs.box_oracle_file(workdirs, study.name),
         os.path.join(copies, f'box_oracle_{study.name}.json'))
-  files['bench'] = (os.path.join(workdirs, runs.BENCH_FILE),
+  files['benchmark'] = (os.path.join(workdirs, runs.BENCH_FILE),
                     os.path.join(copies, BENCH_COPY))
   return files
 
@@ -221,8 +227,8 @@ def load_inputs(workdirs: str, committed: str | None = None) -> Inputs:
     paths[key] = copy if use_copy else path
   labels, label_figures = {}, {}
   for study in runs.LABEL_STUDIES:
-    labels[study.name] = read_json(paths[f'labels/{study.name}'])
-    figure = paths[f'label_figure/{study.name}']
+    labels[study.name] = read_json(paths[f'trifocal_labels/{study.name}'])
+    figure = paths[f'trifocal_labels/{study.name}{FIGURE_KEY}']
     if epath.Path(figure).exists():
       label_figures[study.name] = figure
   return Inputs(
@@ -230,7 +236,7 @@ def load_inputs(workdirs: str, committed: str | None = None) -> Inputs:
       labels=labels, label_figures=label_figures,
       box_oracle={study.name: read_json(paths[f'box_oracle/{study.name}'])
                   for study in runs.BOX_ORACLE_STUDIES},
-      bench=read_json(paths['bench']), workdirs=workdirs)
+      bench=read_json(paths['benchmark']), workdirs=workdirs)
 
 
 # Formatting.

@@ -8,6 +8,7 @@ from ml_collections import config_flags
 import pytest
 
 from occnet_jax import configs
+from reproduction import report
 from reproduction import reproduce
 from reproduction import runs
 
@@ -95,6 +96,29 @@ def test_commands_prepare_once_before_the_first_run_that_needs_it():
       assert order.index(need) < order.index(run.name)
   assert set(order) == ({run.name for run in runs.RUNS} | set(
       runs.PREPARATIONS) | {step.name for step in runs.STUDIES} | {'report'})
+
+
+def test_commands_leave_out_what_is_committed(tmp_path):
+  committed = tmp_path / 'committed'
+  # Every run on synthetic CarFusion, so its preparations are not needed.
+  left_out = [run.name for run in runs.RUNS if 'synthetic_carfusion' in
+              run.needs or run.seed_of == 'carfusion_synthetic']
+  for name in left_out:
+    (committed / name).mkdir(parents=True)
+    (committed / name / report.METRICS_FILE).write_text('{}')
+  study = runs.BOX_ORACLE_STUDIES[-1].name
+  _, copy = report.study_files('w', str(committed))[f'box_oracle/{study}']
+  with open(copy, 'w') as file:
+    file.write('{}')
+  order = [name for name, _, _ in reproduce.commands('w', str(committed))]
+  everything = [name for name, _, _ in reproduce.commands('w')]
+  gone = set(left_out) | {'synthetic_carfusion', 'car_render_basis',
+                          f'box_oracle/{study}'}
+  assert order == [name for name in everything if name not in gone]
+  # A run needing car_render_basis brings it back.
+  (committed / left_out[-1] / report.METRICS_FILE).unlink()
+  order = [name for name, _, _ in reproduce.commands('w', str(committed))]
+  assert order.index('car_render_basis') < order.index(left_out[-1])
 
 
 def test_reproduce_skips_what_is_done_and_stops_at_a_failure(
