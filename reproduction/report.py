@@ -765,35 +765,43 @@ def render_ablations(inputs: Inputs, figures_link: str) -> str:
 
 
 def render_tuning(inputs: Inputs) -> str:
-  """`tuning`: each tuning run's validation PCK@0.1, the best marked."""
-  header = ['run', 'setting', '2D-KGNN occluded', '2D-KGNN visible',
+  """`tuning`: each tuning run's validation PCK@0.1, the best of each tuned
+  run marked."""
+  header = ['run', 'tunes', 'setting', '2D-KGNN occluded', '2D-KGNN visible',
             '2D-KGNN all', '3D-KGNN occluded', '2D-KGNN occlusion AUC']
-  rows, best = [], {'occluded': {}, 'all': {}}
+  rows, best = [], {}
   for name in runs.TUNING_RUNS:
+    run = runs.RUNS_BY_NAME[name]
     setting = ', '.join(f'`{flag.removeprefix("--config.")}`'
-                        for flag in runs.RUNS_BY_NAME[name].overrides)
-    first = [f'`{name}`', setting]
+                        for flag in runs.tuning_setting(run))
+    first = [f'`{name}`', f'`{run.tunes}`', setting]
     metrics = inputs.runs[name].metrics
     if metrics is None:
       rows.append(_not_run_row(first, len(header)))
       continue
-    for subset, values in best.items():
-      values[name] = pck(metrics, 'kgnn2d', subset)
+    group = best.setdefault(run.tunes, {'occluded': {}, 'all': {}})
+    for subset, values in group.items():
+      value = pck(metrics, 'kgnn2d', subset)
+      if value is not None:
+        values[name] = value
     rows.append(first + [
         pck_with_interval(metrics, method, subset)
         for method, subset in (('kgnn2d', 'occluded'), ('kgnn2d', 'visible'),
                                ('kgnn2d', 'all'), ('kgnn3d', 'occluded'))] + [
             auc_with_interval(metrics, 'kgnn2d')])
-  text = ('Validation PCK@0.1 (%), 95% bootstrap intervals over cars:\n\n'
-          + cells.table(header, rows))
-  found = {subset: [name for name, value in values.items()
-                    if value is not None] for subset, values in best.items()}
-  if found['occluded'] and found['all']:
-    top = {subset: max(found[subset], key=best[subset].get)
-           for subset in best}
-    text += ('\n\nHighest 2D-KGNN PCK@0.1 on validation: on occluded '
-             f'keypoints `{top["occluded"]}`, on all keypoints '
-             f'`{top["all"]}`.')
+  splits = ', '.join(
+      f'`{tuned}` on `{runs.eval_split(runs.RUNS_BY_NAME[name])}`'
+      for tuned, name in {runs.RUNS_BY_NAME[name].tunes: name
+                          for name in runs.TUNING_RUNS}.items())
+  text = (f'Validation PCK@0.1 (%), 95% bootstrap intervals over cars '
+          f'({splits}):\n\n' + cells.table(header, rows))
+  for tuned, group in best.items():
+    if group['occluded'] and group['all']:
+      top = {subset: max(values, key=values.get)
+             for subset, values in group.items()}
+      text += (f'\n\nHighest 2D-KGNN PCK@0.1 on validation tuning '
+               f'`{tuned}`: on occluded keypoints `{top["occluded"]}`, on all '
+               f'keypoints `{top["all"]}`.')
   return text
 
 

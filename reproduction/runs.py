@@ -3,17 +3,19 @@
 `python -m launch.reproduce` trains the `RUNS` into a workdirs tree (each in
 `<workdirs>/<name>`, from its config file and overrides), first making the
 `PREPARATIONS` a run `needs`; then it runs the `STUDIES` (the label studies,
-the box oracle, the benchmark). Its budget is about three hours on a 2-core
-CPU: 18 runs of 8-15 minutes each on the machines of earlier sessions
-(RESULTS.md's runs table gives each run's time; a slower machine takes two
-to three times as long), so a run added here should replace one. `report.py` reads the same
-table back: the runs' rows, the datasets they stand for, the ablations and
-where each study's output lies. The configs are the runs' single source; a
-run adds only command-line overrides. `{workdirs}` in a flag stands for the workdirs
-tree.
+the box oracle, the benchmark). Its budget was about three hours on a
+2-core CPU: 18 runs of 8-15 minutes each on the machines of earlier
+sessions (RESULTS.md's runs table gives each run's time; a slower machine
+takes two to three times as long). Synthetic CarFusion's own trifocal
+sweep added 3, about half an hour more, so a run added here should replace
+one. `report.py` reads the same table back: the runs' rows, the datasets
+they stand for, the ablations and where each study's output lies. The
+configs are the runs' single source; a run adds only command-line
+overrides. `{workdirs}` in a flag stands for the workdirs tree.
 """
 
 import dataclasses
+import importlib
 import os
 
 # The TFDS data dir every run and study shares (`input_pipeline.
@@ -131,11 +133,18 @@ TRIFOCAL_SWEEP = (('algebraic', 1.0), ('algebraic', 3.0), ('algebraic', 10.0),
                   ('geometric', 3.0))
 # Weights of the decoder's visible term tried on validation (default 1).
 VISIBLE_SWEEP = (2.0,)
+# Synthetic CarFusion's own trifocal weights (the algebraic mode), tried on
+# its validation split: its trifocal targets are far noisier than
+# Car-render's (PnP cameras, annotator noise: RESULTS.md, "Trifocal
+# labels"), so the weight chosen on Car-render need not carry over.
+CARFUSION_TRIFOCAL_SWEEP = (0.3, 1.0, 3.0)
+# The tuning runs' name prefix, by the run they tune.
+TUNING_PREFIXES = {'demo': 'tune', 'carfusion_synthetic': 'tune_carfusion'}
 
 
-def trifocal_run_name(mode: str, weight: float) -> str:
-  """The tuning run of a (mode, weight) of `TRIFOCAL_SWEEP`."""
-  return f'tune_trifocal_{mode}_{weight}'
+def trifocal_run_name(mode: str, weight: float, tuned: str = 'demo') -> str:
+  """The tuning run of `tuned` with a trifocal (mode, weight)."""
+  return f'{TUNING_PREFIXES[tuned]}_trifocal_{mode}_{weight}'
 
 
 def visible_run_name(weight: float) -> str:
@@ -143,17 +152,40 @@ def visible_run_name(weight: float) -> str:
   return f'tune_visible_{weight}'
 
 
+def _tuning_run(tuned: str, name: str, what: str,
+                overrides: tuple[str, ...]) -> Run:
+  """Dataset run `tuned` with `overrides` (its description's `what`)."""
+  base, = (run for run in RUNS if run.name == tuned)
+  return dataclasses.replace(base, name=name, description=f'{tuned} {what}',
+                             overrides=base.overrides + overrides, paper='',
+                             tunes=tuned)
+
+
+def _trifocal_tuning_run(tuned: str, mode: str, weight: float) -> Run:
+  return _tuning_run(
+      tuned, trifocal_run_name(mode, weight, tuned),
+      f'with the {mode} trifocal loss at weight {weight}',
+      (f'--config.loss.trifocal_mode={mode}',
+       f'--config.loss.trifocal={weight}'))
+
+
 RUNS += tuple(
-    Run(trifocal_run_name(mode, weight), 'default.py', 'Car-render small',
-        f'demo with the {mode} trifocal loss at weight {weight}',
-        overrides=(f'--config.loss.trifocal_mode={mode}',
-                   f'--config.loss.trifocal={weight}'), tunes='demo')
+    _trifocal_tuning_run('demo', mode, weight)
     for mode, weight in TRIFOCAL_SWEEP) + tuple(
-        Run(visible_run_name(weight), 'default.py', 'Car-render small',
-            f'demo with the decoder\'s visible term weighted {weight:g}x',
-            overrides=(f'--config.loss.visible={weight}',), tunes='demo')
-        for weight in VISIBLE_SWEEP)
+        _tuning_run('demo', visible_run_name(weight),
+                    f'with the decoder\'s visible term weighted {weight:g}x',
+                    (f'--config.loss.visible={weight}',))
+        for weight in VISIBLE_SWEEP) + tuple(
+            _trifocal_tuning_run('carfusion_synthetic', 'algebraic', weight)
+            for weight in CARFUSION_TRIFOCAL_SWEEP)
 RUNS_BY_NAME = {run.name: run for run in RUNS}
+
+
+def tuning_setting(run: Run) -> tuple[str, ...]:
+  """The overrides a tuning run adds to the run it tunes."""
+  return run.overrides[len(RUNS_BY_NAME[run.tunes].overrides):]
+
+
 TESTED_RUNS = tuple(run.name for run in RUNS if not run.tunes)
 TUNING_RUNS = tuple(run.name for run in RUNS if run.tunes)
 DATASET_RUNS = tuple(run.name for run in RUNS if run.paper)
@@ -279,9 +311,14 @@ STUDIES = tuple(
 
 
 def eval_split(run: Run) -> str:
-  """The split a run is evaluated on."""
-  # Tuning reads validation only: its runs never touch the test split.
-  return 'validation' if run.tunes else 'test'
+  """The split a run is evaluated on: test, or a tuning run's validation."""
+  if not run.tunes:
+    return 'test'
+  # Tuning reads validation only, its config's (CarFusion's is the last 10%
+  # of its training intersections): its runs never touch the test split.
+  config = importlib.import_module(
+      f'occnet_jax.configs.{run.config.removesuffix(".py")}').get_config()
+  return config.data.eval_split
 
 
 def train_flags(run: Run, workdirs: str) -> list[str]:

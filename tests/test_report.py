@@ -151,11 +151,17 @@ def tree(tmp_path_factory, module_seed):
       config['loss']['trifocal'] = 0.0
     if run.seed_of:
       config['seed'] = int(run.name.rsplit('_', 1)[1])
-    if run.name == VALIDATION_RUN or run.tunes:
+    if run.name == VALIDATION_RUN:
       config['eval']['split'] = 'validation'
+    if run.tunes:
+      config['eval']['split'] = runs.eval_split(run)
     for mode, weight in runs.TRIFOCAL_SWEEP:
       if run.name == runs.trifocal_run_name(mode, weight):
         config['loss'].update(trifocal_mode=mode, trifocal=weight)
+    for weight in runs.CARFUSION_TRIFOCAL_SWEEP:
+      if run.name == runs.trifocal_run_name('algebraic', weight,
+                                            'carfusion_synthetic'):
+        config['loss']['trifocal'] = weight
     for weight in runs.VISIBLE_SWEEP:
       if run.name == runs.visible_run_name(weight):
         config['loss']['visible'] = weight
@@ -425,27 +431,35 @@ def test_multiview_claim_needs_every_view_count(rng):
 def test_tuning_cells_and_the_best(tree, blocks):
   _, written = tree
   header, rows = parse_table(blocks['tuning'])
-  assert header[:2] == ['run', 'setting']
+  assert header[:3] == ['run', 'tunes', 'setting']
   assert [row[0].strip('`') for row in rows] == list(runs.TUNING_RUNS)
-  best = {'occluded': {}, 'all': {}}
+  best = {}
   for row in rows:
     name = row[0].strip('`')
-    assert row[1] == ', '.join(
+    run = runs.RUNS_BY_NAME[name]
+    assert row[1] == f'`{run.tunes}`'
+    # Only what the tuning run changes in the run it tunes.
+    assert row[2] == ', '.join(
         f'`{flag.removeprefix("--config.")}`'
-        for flag in runs.RUNS_BY_NAME[name].overrides)
+        for flag in run.overrides
+        if flag not in runs.RUNS_BY_NAME[run.tunes].overrides)
     metrics = written['metrics'][name]
-    for cell, (method, subset) in zip(row[2:6], (
+    for cell, (method, subset) in zip(row[3:7], (
         ('kgnn2d', 'occluded'), ('kgnn2d', 'visible'), ('kgnn2d', 'all'),
         ('kgnn3d', 'occluded'))):
       assert_figure(cell, metrics, metric_keys.pck(method, subset, 0.1))
-    assert_figure(row[6], metrics, metric_keys.occlusion_auc('kgnn2d'),
+    assert_figure(row[7], metrics, metric_keys.occlusion_auc('kgnn2d'),
                   assert_rounded(3))
-    for subset, values in best.items():
-      values[name] = metrics[metric_keys.pck('kgnn2d', subset, 0.1)]
-  top = {subset: max(values, key=values.get)
-         for subset, values in best.items()}
-  assert (f'on occluded keypoints `{top["occluded"]}`, on all keypoints '
-          f'`{top["all"]}`.') in blocks['tuning']
+    for subset in ('occluded', 'all'):
+      best.setdefault(run.tunes, {}).setdefault(subset, {})[name] = metrics[
+          metric_keys.pck('kgnn2d', subset, 0.1)]
+  # Each tuned run's best, among its own tuning runs only.
+  assert set(best) == {'demo', 'carfusion_synthetic'}
+  for tuned, group in best.items():
+    top = {subset: max(values, key=values.get)
+           for subset, values in group.items()}
+    assert (f'tuning `{tuned}`: on occluded keypoints `{top["occluded"]}`, '
+            f'on all keypoints `{top["all"]}`.') in blocks['tuning']
 
 
 def test_level_tables_and_gains(tree, blocks):
@@ -703,8 +717,9 @@ def test_runs_table(tree, blocks):
       expected = f'`seed={written["configs"][name]["seed"]}`'
     if runs.RUNS_BY_NAME[name].tunes:
       loss, defaults = written['configs'][name]['loss'], default_loss
+      split = written['configs'][name]['eval']['split']
       expected = ', '.join(
-          ['`eval.split=validation`'] +
+          [f'`eval.split={split}`'] +
           [f'`loss.{key}={loss[key]}`'
            for key in ('trifocal', 'trifocal_mode', 'visible')
            if loss[key] != defaults[key]])

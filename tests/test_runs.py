@@ -80,11 +80,25 @@ def test_every_dataset_run_has_its_seeds(monkeypatch):
 def test_tuning_runs_never_read_test(monkeypatch):
   monkeypatch.chdir(REPOSITORY)
   for name in runs.TUNING_RUNS:
-    config = parsed_config(runs.train_flags(runs.RUNS_BY_NAME[name], 'w'))
-    assert config.eval.split == config.data.eval_split == 'validation'
+    run = runs.RUNS_BY_NAME[name]
+    config = parsed_config(runs.train_flags(run, 'w'))
+    # The split it evaluates is the one training held out, never test.
+    assert config.eval.split == config.data.eval_split == runs.eval_split(run)
+    assert 'test' not in config.eval.split
+    assert config.data.train_split != config.eval.split
+    # It is the run it tunes but for its setting and split.
+    tuned = runs.train_flags(runs.RUNS_BY_NAME[run.tunes], 'w')
+    flags_of_run = runs.train_flags(run, 'w')
+    assert flags_of_run[0] == tuned[0]
+    assert flags_of_run[2:] == tuned[2:] + [
+        flag.format(workdirs='w') for flag in runs.tuning_setting(run)] + [
+            f'--config.eval.split={config.eval.split}']
+    assert runs.tuning_setting(run)
   assert [runs.trifocal_run_name(*pair) for pair in runs.TRIFOCAL_SWEEP] + [
-      runs.visible_run_name(weight) for weight in runs.VISIBLE_SWEEP] == list(
-          runs.TUNING_RUNS)
+      runs.visible_run_name(weight) for weight in runs.VISIBLE_SWEEP] + [
+          runs.trifocal_run_name('algebraic', weight, 'carfusion_synthetic')
+          for weight in runs.CARFUSION_TRIFOCAL_SWEEP] == list(
+              runs.TUNING_RUNS)
 
 
 def test_commands_prepare_once_before_the_first_run_that_needs_it():
