@@ -18,6 +18,8 @@ import dataclasses
 import importlib
 import os
 
+import ml_collections
+
 # The TFDS data dir every run and study shares (`input_pipeline.
 # resolve_data_dir` puts it beside each workdir).
 DATA_DIR = os.path.join('{workdirs}', 'tensorflow_datasets')
@@ -38,12 +40,16 @@ class Step:
     flags: its flags.
     done: a path whose existence means the step need not run again; ''
       for a step rerun every time (a study reads what the runs left).
+    needs: what must be made first: names of `PREPARATIONS`, and TFDS
+      datasets with their builder config ('car_render/small'), built by
+      `dataset_step`.
   """
 
   name: str
   module: str
   flags: tuple[str, ...]
   done: str = ''
+  needs: tuple[str, ...] = ()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -64,7 +70,8 @@ class Run:
       evaluated on the validation split only.
     seed_of: the dataset run it repeats with another `config.seed` ('' for
       the rest), for the mean and spread across seeds.
-    needs: the names of the `PREPARATIONS` it needs first.
+    needs: the names of the `PREPARATIONS` it needs first (`run_needs`
+      adds the dataset it trains on).
   """
 
   name: str
@@ -201,7 +208,7 @@ ABLATION_RUNS = ('demo',) + tuple(run.name for run in RUNS
                                   if run.ablation_of == 'demo')
 
 # Synthetic intersections in the CarFusion layout, read by the carfusion
-# builder on first use as it reads real CarFusion: no calibration (every
+# builder as it reads real CarFusion: no calibration (every
 # camera is a PnP virtual pose against the ShapeNet mean car), labels with
 # simulated annotator noise (occnet_jax/annotator.py; exact positions in
 # gt_true/ for evaluation), boxes of the visible pixels in bb/ (the run
@@ -217,12 +224,56 @@ PREPARATIONS = {step.name: step for step in (
         '--label_mirror_swap_rate=0.05'),
          done=os.path.join(CARFUSION_MANUAL, 'test')),
     # The 3D-KGNN's shape basis for CarFusion, fitted on other cars: the
-    # Car-render training cars (built by `demo`).
+    # Car-render training cars.
     Step('car_render_basis', 'data_prep.fit_shape_basis', (
         '--dataset=car_render/small', '--split=train',
         f'--data_dir={DATA_DIR}', f'--output={CAR_RENDER_BASIS}'),
-         done=CAR_RENDER_BASIS),
+         done=CAR_RENDER_BASIS, needs=('car_render/small',)),
 )}
+# What a builder of data_prep/ reads besides its code.
+BUILDER_NEEDS = {'carfusion': ('synthetic_carfusion',)}
+
+
+def dataset_step(dataset: str) -> Step:
+  """The `tfds build` of a dataset of data_prep/ into `DATA_DIR`.
+
+  Training would build it on first use too; a step of its own builds it
+  once, before the runs that read it (`launch.reproduce --jobs` runs them
+  side by side).
+
+  Args:
+    dataset: the TFDS name with its builder config, 'carfusion/default'.
+  """
+  builder, config = dataset.split('/')
+  manual = ((f'--manual_dir={CARFUSION_MANUAL}',) if builder == 'carfusion'
+            else ())
+  return Step(dataset, 'tensorflow_datasets.scripts.cli.main', (
+      'build', f'data_prep/{builder}', f'--config={config}',
+      f'--data_dir={DATA_DIR}', '--file_format=array_record', *manual),
+              done=os.path.join(DATA_DIR, builder, config),
+              needs=BUILDER_NEEDS.get(builder, ()))
+
+
+def _config(run: Run) -> ml_collections.ConfigDict:
+  """A run's config file's config (before its overrides)."""
+  return importlib.import_module(
+      f'occnet_jax.configs.{run.config.removesuffix(".py")}').get_config()
+
+
+def run_dataset(run: Run) -> str:
+  """The TFDS dataset a run trains on, with its builder config."""
+  data = _config(run).data
+  return f'{data.name}/{data.builder_config}'
+
+
+def run_needs(run: Run) -> tuple[str, ...]:
+  """What must be made before a run: its `needs`, then its dataset."""
+  return run.needs + (run_dataset(run),)
+
+
+def step_named(name: str) -> Step:
+  """The preparation, or dataset build, of a name in some `needs`."""
+  return PREPARATIONS[name] if name in PREPARATIONS else dataset_step(name)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -231,7 +282,7 @@ class LabelStudy:
 
   Attributes:
     name: its directory under `<workdirs>/trifocal_labels/`.
-    dataset: the TFDS name with its builder config, built by a run above.
+    dataset: the TFDS name with its builder config.
     label: the dataset's name in the tables.
   """
 
@@ -288,20 +339,16 @@ STUDIES = tuple(
     Step(f'trifocal_labels/{study.name}', 'launch.trifocal_labels', (
         f'--dataset={study.dataset}', '--split=test',
         f'--data_dir={DATA_DIR}',
-        f'--output={label_directory("{workdirs}", study.name)}'))
-    for study in LABEL_STUDIES) + (
+        f'--output={label_directory("{workdirs}", study.name)}'),
+         needs=(study.dataset,))
+    for study in LABEL_STUDIES) + tuple(
         # What a box rule tells about hidden keypoints (docs/design.md,
-        # "Boxes"): the run's boxes, and the generator's visible-pixel
-        # boxes of bb/, which the default config builds.
-        Step('carfusion_bb_boxes', 'tensorflow_datasets.scripts.cli.main', (
-            'build', 'data_prep/carfusion', '--config=default',
-            f'--manual_dir={CARFUSION_MANUAL}', f'--data_dir={DATA_DIR}',
-            '--file_format=array_record'),
-             done=os.path.join(DATA_DIR, 'carfusion', 'default')),
-    ) + tuple(
+        # "Boxes"): the runs' boxes, and the generator's visible-pixel
+        # boxes of bb/, which `carfusion/default` reads.
         Step(f'box_oracle/{study.name}', 'data_prep.box_oracle', (
             f'--data_dir={DATA_DIR}', f'--dataset={study.dataset}',
-            f'--output={box_oracle_file("{workdirs}", study.name)}'))
+            f'--output={box_oracle_file("{workdirs}", study.name)}'),
+             needs=(study.dataset,))
         for study in BOX_ORACLE_STUDIES) + (
         # Speed: alone on the machine, or its numbers mean little.
         Step('benchmark', 'launch.benchmark', (
@@ -316,9 +363,7 @@ def eval_split(run: Run) -> str:
     return 'test'
   # Tuning reads validation only, its config's (CarFusion's is the last 10%
   # of its training intersections): its runs never touch the test split.
-  config = importlib.import_module(
-      f'occnet_jax.configs.{run.config.removesuffix(".py")}').get_config()
-  return config.data.eval_split
+  return _config(run).data.eval_split
 
 
 def train_flags(run: Run, workdirs: str) -> list[str]:

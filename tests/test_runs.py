@@ -5,6 +5,7 @@ import subprocess
 
 from absl import flags
 from ml_collections import config_flags
+import numpy as np
 import pytest
 
 from occnet_jax import configs
@@ -101,22 +102,50 @@ def test_tuning_runs_never_read_test(monkeypatch):
               runs.TUNING_RUNS)
 
 
-def test_commands_prepare_once_before_the_first_run_that_needs_it():
+def needs_of(name):
+  """What a command of `reproduce.commands` needs made before it."""
+  if name in runs.RUNS_BY_NAME:
+    return runs.run_needs(runs.RUNS_BY_NAME[name])
+  studies = {step.name: step for step in runs.STUDIES}
+  return (studies[name] if name in studies else runs.step_named(name)).needs
+
+
+def test_every_run_reads_the_dataset_its_flags_configure(monkeypatch):
+  monkeypatch.chdir(REPOSITORY)
+  for run in runs.RUNS:
+    config = parsed_config(runs.train_flags(run, 'w'))
+    assert runs.run_dataset(run) == (
+        f'{config.data.name}/{config.data.builder_config}')
+  step = runs.dataset_step('carfusion/default')
+  assert step.flags[:3] == ('build', 'data_prep/carfusion', '--config=default')
+  assert step.needs == ('synthetic_carfusion',)
+  assert step.done.format(workdirs='w') == os.path.join(
+      'w', 'tensorflow_datasets', 'carfusion', 'default')
+
+
+def test_commands_make_what_is_needed_once_before_it():
   order = [name for name, _, _ in reproduce.commands('w')]
   assert order[-1] == 'report'
   assert len(set(order)) == len(order)
-  for run in runs.RUNS:
-    for need in run.needs:
-      assert order.index(need) < order.index(run.name)
+  for name in order[:-1]:
+    for need in needs_of(name):
+      assert order.index(need) < order.index(name), (need, name)
+  datasets = {runs.run_dataset(run) for run in runs.RUNS} | {
+      need for step in runs.STUDIES for need in step.needs}
   assert set(order) == ({run.name for run in runs.RUNS} | set(
-      runs.PREPARATIONS) | {step.name for step in runs.STUDIES} | {'report'})
+      runs.PREPARATIONS) | {step.name for step in runs.STUDIES} | datasets | {
+          'report'})
+  # Each preparation and dataset is needed by a command after it.
+  for index, name in enumerate(order):
+    if name in datasets | set(runs.PREPARATIONS):
+      assert any(name in needs_of(later) for later in order[index + 1:-1])
 
 
 def test_commands_leave_out_what_is_committed(tmp_path):
   committed = tmp_path / 'committed'
-  # Every run on synthetic CarFusion, so its preparations are not needed.
-  left_out = [run.name for run in runs.RUNS if 'synthetic_carfusion' in
-              run.needs or run.seed_of == 'carfusion_synthetic']
+  # Every run that needs the basis, and one study.
+  left_out = [run.name for run in runs.RUNS
+              if 'car_render_basis' in run.needs]
   for name in left_out:
     (committed / name).mkdir(parents=True)
     (committed / name / report.METRICS_FILE).write_text('{}')
@@ -126,34 +155,109 @@ def test_commands_leave_out_what_is_committed(tmp_path):
     file.write('{}')
   order = [name for name, _, _ in reproduce.commands('w', str(committed))]
   everything = [name for name, _, _ in reproduce.commands('w')]
-  gone = set(left_out) | {'synthetic_carfusion', 'car_render_basis',
-                          f'box_oracle/{study}'}
-  assert order == [name for name in everything if name not in gone]
+  gone = set(left_out) | {'car_render_basis', f'box_oracle/{study}'}
+  assert set(order) == set(everything) - gone
+  # The studies still read synthetic CarFusion: it is made before them.
+  assert {'synthetic_carfusion', 'carfusion/visible_hull'} <= set(order)
+  for name in order[:-1]:
+    for need in needs_of(name):
+      assert order.index(need) < order.index(name), (need, name)
   # A run needing car_render_basis brings it back.
   (committed / left_out[-1] / report.METRICS_FILE).unlink()
   order = [name for name, _, _ in reproduce.commands('w', str(committed))]
   assert order.index('car_render_basis') < order.index(left_out[-1])
 
 
+class FakeProcess:
+  """A `subprocess.Popen` that ends after some polls, with a status."""
+
+  def __init__(self, log, args, status, polls):
+    self.args, self.returncode = args, None
+    self._log, self._status, self._polls = log, status, polls
+
+  def poll(self):
+    self._polls -= 1
+    if self._polls <= 0 and self.returncode is None:
+      self.returncode = self._status
+      self._log.append(('end', self.args[2:]))
+    return self.returncode
+
+
+@pytest.fixture
+def fake_popen(monkeypatch):
+  """Records ('start'|'end', arguments) and fails the commands named."""
+  log, failing = [], set()
+  rng = np.random.default_rng()
+
+  def popen(command, stdout=None, stderr=None):
+    assert command[1] == '-m' and stdout is stderr
+    log.append(('start', command[2:]))
+    status = 3 if any(name in ' '.join(command) for name in failing) else 0
+    return FakeProcess(log, command, status, int(rng.integers(1, 4)))
+
+  monkeypatch.setattr(subprocess, 'Popen', popen)
+  monkeypatch.setattr(reproduce, 'POLL_SECONDS', 0.0)
+  return log, failing
+
+
+def concurrency(log):
+  """The number of commands running after each start."""
+  running, counts = 0, []
+  for event, _ in log:
+    running += 1 if event == 'start' else -1
+    if event == 'start':
+      counts.append(running)
+  return counts
+
+
 def test_reproduce_skips_what_is_done_and_stops_at_a_failure(
-    tmp_path, monkeypatch):
+    tmp_path, fake_popen):
+  log, failing = fake_popen
   workdirs = str(tmp_path)
   done = runs.PREPARATIONS['car_render_basis'].done.format(workdirs=workdirs)
   os.makedirs(os.path.dirname(done), exist_ok=True)
   open(done, 'w').close()
-  failing = runs.RUNS[-1].name
-  ran = []
-
-  def fake_run(command, check):
-    assert check and command[1] == '-m'
-    ran.append(command[2:])
-    if f'--workdir={workdirs}/{failing}' in command:
-      raise subprocess.CalledProcessError(3, command)
-
-  monkeypatch.setattr(subprocess, 'run', fake_run)
+  failing.add(f'--workdir={workdirs}/{runs.RUNS[-1].name}')
   with pytest.raises(subprocess.CalledProcessError):
     reproduce.reproduce(workdirs)
   expected = [arguments for name, arguments, _ in reproduce.commands(workdirs)
               if name != 'car_render_basis']
-  assert ran == expected[:expected.index(
+  started = [arguments for event, arguments in log if event == 'start']
+  assert started == expected[:expected.index(
       ['launch.train', *runs.train_flags(runs.RUNS[-1], workdirs)]) + 1]
+  # One at a time.
+  assert set(concurrency(log)) == {1}
+
+
+@pytest.mark.parametrize('jobs', [2, 3])
+def test_reproduce_runs_trainings_side_by_side_and_the_rest_alone(
+    tmp_path, fake_popen, jobs):
+  log, failing = fake_popen
+  workdirs = str(tmp_path)
+  reproduce.reproduce(workdirs, jobs=jobs)
+  expected = [arguments for _, arguments, _ in reproduce.commands(workdirs)]
+  assert [arguments for event, arguments in log if event == 'start'] == (
+      expected)
+  running = set()
+  for event, arguments in log:
+    training = arguments[0] == 'launch.train'
+    if event == 'start':
+      # Anything else starts on a quiet machine, and nothing joins it.
+      assert training or not running, arguments
+      assert not any(other[0] != 'launch.train' for other in running)
+      running.add(tuple(arguments))
+      assert len(running) <= jobs
+    else:
+      running.remove(tuple(arguments))
+  assert max(concurrency(log)) == jobs
+  for name in os.listdir(os.path.join(workdirs, 'logs')):
+    assert name.removesuffix('.txt') in {
+        run.name for run in runs.RUNS}
+  # After a failure nothing starts, and the runs beside it end first.
+  log.clear()
+  failing.add(f'--workdir={workdirs}/{runs.RUNS[1].name}')
+  with pytest.raises(subprocess.CalledProcessError) as raised:
+    reproduce.reproduce(workdirs, jobs=jobs)
+  assert runs.RUNS[1].name in ' '.join(raised.value.cmd)
+  assert log[-1][0] == 'end' and concurrency(log)[-1] <= jobs
+  assert ('start', expected[-1]) not in log
