@@ -39,9 +39,20 @@ def test_cameras_look_at_the_intersection_from_outside_the_road(rng):
   # Cameras surround the intersection: every quadrant has one.
   quadrants = set(zip(centres[:, 0] > 0, centres[:, 2] > 0))
   assert len(quadrants) == 4
-  pixels, depth = cameras_lib.project(cameras, np.zeros((num_cameras, 1, 3)))
+  # Each optical axis meets the car-centre height (0.5) inside the centre
+  # square; that aim point projects to the principal point. (The world
+  # origin itself may lie outside a frame aimed at a far corner.)
+  axis = rotation[:, 2]
+  depth_to_aim = (0.5 - centres[:, 1]) / axis[:, 1]
+  aim = centres + depth_to_aim[:, None] * axis
+  assert np.all(depth_to_aim > 0)
+  assert np.all(np.abs(aim[:, [0, 2]]) <= STREET.half_width + 1e-9)
+  pixels, depth = cameras_lib.project(cameras, aim[:, None])
+  np.testing.assert_allclose(np.asarray(pixels)[:, 0],
+                             np.broadcast_to(np.divide(image_size, 2),
+                                             (num_cameras, 2)), atol=1e-2)
+  _, depth = cameras_lib.project(cameras, np.zeros((num_cameras, 1, 3)))
   assert np.all(np.asarray(depth) > 0)
-  assert np.all((np.asarray(pixels) >= 0) & (np.asarray(pixels) < image_size))
 
 
 def test_traffic_keeps_lanes_gaps_and_speeds(rng):
