@@ -47,7 +47,7 @@ def test_cameras_look_at_the_intersection_from_outside_the_road(rng):
   aim = centres + depth_to_aim[:, None] * axis
   assert np.all(depth_to_aim > 0)
   assert np.all(np.abs(aim[:, [0, 2]]) <= STREET.half_width + 1e-9)
-  pixels, depth = cameras_lib.project(cameras, aim[:, None])
+  pixels, _ = cameras_lib.project(cameras, aim[:, None])
   np.testing.assert_allclose(np.asarray(pixels)[:, 0],
                              np.broadcast_to(np.divide(image_size, 2),
                                              (num_cameras, 2)), atol=1e-2)
