@@ -269,8 +269,8 @@ def _written_positions(pixels: np.ndarray, visibility: np.ndarray,
 
 
 def generate_sequence(rng: np.random.Generator, sequence_dir: epath.PathLike,
-                      settings: SceneSettings, *,
-                      calibration: bool = True) -> collections.Counter:
+                      settings: SceneSettings, *, calibration: bool = True,
+                      scene: Scene | None = None) -> collections.Counter:
   """Renders one sequence and writes it in the CarFusion layout.
 
   Args:
@@ -279,13 +279,15 @@ def generate_sequence(rng: np.random.Generator, sequence_dir: epath.PathLike,
     settings: what the sequence contains.
     calibration: write `calibration.json`; without it the builder poses
       every view by PnP, as for real CarFusion.
+    scene: the content to render; None samples it from `rng` (`make_scene`).
 
   Returns:
     Counts of `labels.OcclusionKind` over the keypoints of the labelled cars,
     as written (truncated keypoints included).
   """
   sequence_dir = epath.Path(sequence_dir)
-  scene = make_scene(rng, settings)
+  if scene is None:
+    scene = make_scene(rng, settings)
   camera_names = [f'{c + 1:02d}' for c in range(settings.num_cameras)]
   frame_names = [f'{f:04d}' for f in range(settings.num_frames)]
   world_cameras = scene.world_cameras
