@@ -33,7 +33,7 @@ the builder pads it. No occluded keypoint moves it.
 
 With `--label_sigma_visible`, `--label_sigma_occluded` or
 `--label_mirror_swap_rate`, gt/ holds simulated hand labels
-(`occnet_jax.annotator`, sigmas in units of the padded box's scale L;
+(`data_prep.annotator`, sigmas in units of the padded box's scale L;
 labels are kept inside the image) and gt_true/ the exact positions.
 
 The calibration holds every camera and every car's pose and 3D keypoints per
@@ -57,11 +57,11 @@ from etils import epath
 import jax
 import numpy as np
 
+from data_prep import annotator
 from data_prep import carfusion_format
 from data_prep import scenes
 from data_prep.rendering import rasterizer
 from data_prep.rendering import visibility as visibility_lib
-from occnet_jax import annotator
 from occnet_jax import cli
 from occnet_jax import cropping
 from occnet_jax import labels
@@ -98,7 +98,7 @@ class SceneSettings:
       keypoints.
     noise_stddev: Gaussian pixel noise (images in [0, 1]).
     label_noise: the simulated annotator of the gt labels
-      (`occnet_jax.annotator`); with noise, gt_true/ keeps the exact
+      (`data_prep.annotator`); with noise, gt_true/ keeps the exact
       positions.
   """
 
@@ -451,7 +451,7 @@ def _define_flags():
       'carfusion builder poses every view by PnP as for real CarFusion.')
   flags.DEFINE_float('label_sigma_visible', 0.0,
                      'Annotator noise of visible labels, per axis, in box '
-                     'scales L (occnet_jax/annotator.py; 0.015 is typical).')
+                     'scales L (data_prep/annotator.py; 0.015 is typical).')
   flags.DEFINE_float('label_sigma_occluded', 0.0,
                      'Annotator noise of occluded labels, in L (typical '
                      '0.05).')

@@ -8,7 +8,7 @@ complete checkpoints, so it is safe while training is still running. With
 --watch it is the evaluator job beside training instead: it evaluates each
 new checkpoint once into <workdir>/eval/<split>/step_<N>/metrics.json and
 TensorBoard scalars under <workdir>/eval/<split>/, and exits after the run's
-last step (occnet_jax/evaluator.py). Several processes take the flags of
+last step (occnet_jax/evaluation/checkpoint_watcher.py). Several processes take the flags of
 launch.train: --coordinator_address, --num_processes, --process_id.
 """
 
@@ -18,9 +18,9 @@ import jax
 
 from launch import multihost_flags
 from occnet_jax import cli
-from occnet_jax import evaluate
-from occnet_jax import evaluator
 from occnet_jax import workdir
+from occnet_jax.evaluation import checkpoint_watcher
+from occnet_jax.evaluation import evaluate
 
 _WORKDIR = flags.DEFINE_string('workdir', None, 'A training workdir.')
 _SPLIT = flags.DEFINE_string('split', None,
@@ -43,7 +43,7 @@ def main(argv):
   if _WATCH.value:
     if _STEP.value is not None:
       raise app.UsageError('--watch evaluates every new step; drop --step.')
-    evaluator.watch(_WORKDIR.value, split=_SPLIT.value,
+    checkpoint_watcher.watch(_WORKDIR.value, split=_SPLIT.value,
                     data_dir=_DATA_DIR.value, poll_seconds=_POLL_SECONDS.value)
     return
   results = workdir.evaluate_workdir(_WORKDIR.value, split=_SPLIT.value,

@@ -24,9 +24,9 @@ from ml_collections import config_flags
 from data_prep import builders
 from launch import multihost_flags
 from occnet_jax import cli
-from occnet_jax import evaluate
 from occnet_jax import input_pipeline
 from occnet_jax import train
+from occnet_jax.evaluation import evaluate
 
 _CONFIG = config_flags.DEFINE_config_file(
     'config', None, 'Experiment config file.', lock_config=True)

@@ -19,8 +19,8 @@ one-line summary.
 from absl import app
 from absl import flags
 
+from data_prep import annotator
 from data_prep import builders
-from occnet_jax import annotator
 from occnet_jax import cli
 from reproduction import label_study
 

@@ -52,8 +52,8 @@ from occnet_jax import cropping
 from occnet_jax import errors
 from occnet_jax import geometry
 from occnet_jax import keypoints as keypoints_lib
-from occnet_jax import plots
 from occnet_jax import workdir as workdir_lib
+from occnet_jax.evaluation import plots
 from occnet_jax.models import occlusion_net
 
 OCCLUDED_THRESHOLD = 0.5

@@ -42,12 +42,12 @@ import optax
 
 from occnet_jax import checkpointing
 from occnet_jax import configs
-from occnet_jax import evaluate
 from occnet_jax import input_pipeline
 from occnet_jax import losses
 from occnet_jax import models
 from occnet_jax import multihost
 from occnet_jax import workdir as workdir_lib
+from occnet_jax.evaluation import evaluate
 
 AXIS = input_pipeline.DEVICE_AXIS
 PARAM_GROUPS = ('heatmap', 'graph')

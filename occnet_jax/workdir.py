@@ -36,14 +36,14 @@ from occnet_jax import categories
 from occnet_jax import checkpointing
 from occnet_jax import configs
 from occnet_jax import errors
-from occnet_jax import evaluate
 from occnet_jax import input_pipeline
 from occnet_jax import machine
 from occnet_jax import models
 from occnet_jax import multihost
 from occnet_jax import paths
-from occnet_jax import plots
 from occnet_jax import shape_basis as shape_basis_lib
+from occnet_jax.evaluation import evaluate
+from occnet_jax.evaluation import plots
 
 CONFIG_FILE = 'config.json'
 # config.json's list of the changes resumed runs made to the config.

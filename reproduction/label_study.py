@@ -10,7 +10,7 @@ applied to the labels instead of the predictions. L is the PCK length of the
 view, max(box width, box height) (`boxes.box_scale`).
 
 Synthetic data carries true positions, not hand labels, so we simulate the
-annotator (`occnet_jax.annotator`, whose model is also the one
+annotator (`data_prep.annotator`, whose model is also the one
 `make_synthetic_carfusion` can write into the labels).
 
 On real CarFusion the keypoints already are hand labels: there the
@@ -42,15 +42,15 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from occnet_jax import annotator
+from data_prep import annotator
 from occnet_jax import boxes as boxes_lib
 from occnet_jax import categories
 from occnet_jax import input_pipeline
 from occnet_jax import keypoints as keypoints_lib
 from occnet_jax import labels
 from occnet_jax import losses
-from occnet_jax import metrics
-from occnet_jax import plots
+from occnet_jax.evaluation import plots
+from occnet_jax.evaluation import scores
 
 OCCLUDED = labels.Visibility.OCCLUDED
 # The alpha grid of the curves (0 to 0.3 in steps of 0.005); `round` makes
@@ -89,7 +89,7 @@ def label_counts(keypoints, visibility, cameras, boxes, view_mask):
   targets, valid = losses.trifocal_targets(keypoints, visibility, cameras,
                                            view_mask)
   occluded = (visibility == OCCLUDED) & view_mask[..., None]
-  within, num_points = metrics.pck_counts(targets, keypoints, boxes,
+  within, num_points = scores.pck_counts(targets, keypoints, boxes,
                                           occluded & valid, jnp.array(ALPHAS))
   return within, num_points, jnp.sum(occluded, dtype=jnp.int32)
 

@@ -25,7 +25,7 @@ from typing import Any
 
 from absl import logging
 
-from occnet_jax import metric_keys
+from occnet_jax.evaluation import metric_keys
 from reproduction import cells
 
 BENCH = 'bench'

@@ -210,7 +210,7 @@ ABLATION_RUNS = ('demo',) + tuple(run.name for run in RUNS
 # Synthetic intersections in the CarFusion layout, read by the carfusion
 # builder as it reads real CarFusion: no calibration (every
 # camera is a PnP virtual pose against the ShapeNet mean car), labels with
-# simulated annotator noise (occnet_jax/annotator.py; exact positions in
+# simulated annotator noise (data_prep/annotator.py; exact positions in
 # gt_true/ for evaluation), boxes of the visible pixels in bb/ (the run
 # builds `carfusion/visible_hull`, which reads the visible-keypoint hull
 # instead; docs/design.md, "Boxes").

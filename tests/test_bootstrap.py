@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from sklearn import metrics as sklearn_metrics
 
-from occnet_jax import bootstrap
+from occnet_jax.evaluation import bootstrap
 
 
 def _fractions(rng, num_cars, views_per_car=3, keypoints=12, p=0.6):

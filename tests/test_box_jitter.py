@@ -1,10 +1,10 @@
-"""Tests of the evaluation's box jitter (occnet_jax/box_jitter.py)."""
+"""Tests of the evaluation's box jitter (occnet_jax/evaluation/box_jitter.py)."""
 
 import jax
 import numpy as np
 
-from occnet_jax import box_jitter
 from occnet_jax import cropping
+from occnet_jax.evaluation import box_jitter
 
 
 def test_jitter_moves_centre_and_scale_by_sigma(seed):

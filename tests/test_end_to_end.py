@@ -26,13 +26,13 @@ import pytest
 # Defines launch.train's absl flags; no other test imports a launch module.
 from launch import train as train_command
 from occnet_jax import checkpointing
-from occnet_jax import evaluate
 from occnet_jax import geometry
-from occnet_jax import metric_keys
 from occnet_jax import predict
 from occnet_jax import train
 from occnet_jax import workdir as workdir_lib
 from occnet_jax.configs import test as test_config
+from occnet_jax.evaluation import evaluate
+from occnet_jax.evaluation import metric_keys
 import checkpoint_damage
 import fake_data
 

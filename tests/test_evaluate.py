@@ -3,10 +3,10 @@
 import numpy as np
 import pytest
 
-from occnet_jax import evaluate
 from occnet_jax import geometry
 from occnet_jax import labels
-from occnet_jax import metric_keys
+from occnet_jax.evaluation import evaluate
+from occnet_jax.evaluation import metric_keys
 import synthetic_cars
 
 NUM_CARS = 6

@@ -14,7 +14,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from occnet_jax import annotator
+from data_prep import annotator
 from occnet_jax import boxes as boxes_lib
 from occnet_jax import geometry
 from occnet_jax import losses

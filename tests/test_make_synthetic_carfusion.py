@@ -6,12 +6,12 @@ import dataclasses
 import numpy as np
 import pytest
 
+from data_prep import annotator
 from data_prep import carfusion_format
 from data_prep import make_synthetic_carfusion
 from data_prep.carfusion import carfusion_dataset_builder as builder_lib
 from data_prep.rendering import rasterizer
 from data_prep.rendering import visibility as visibility_lib
-from occnet_jax import annotator
 from occnet_jax import boxes as boxes_lib
 from occnet_jax import labels
 from occnet_jax import mesh as mesh_lib

@@ -2,7 +2,7 @@
 
 import pytest
 
-from occnet_jax import metric_keys
+from occnet_jax.evaluation import metric_keys
 
 
 def test_every_family_round_trips(rng):

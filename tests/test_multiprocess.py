@@ -34,12 +34,12 @@ import numpy as np
 import pytest
 
 from occnet_jax import checkpointing
-from occnet_jax import evaluate
-from occnet_jax import evaluator
 from occnet_jax import input_pipeline
 from occnet_jax import multihost
 from occnet_jax import workdir as workdir_lib
 from occnet_jax.configs import test as test_config
+from occnet_jax.evaluation import checkpoint_watcher
+from occnet_jax.evaluation import evaluate
 import fake_data
 
 REPOSITORY = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -295,11 +295,11 @@ def test_evaluator_beside_preempted_training(one_process, fake_data_dir,
   jax.tree.map(np.testing.assert_array_equal, _final_params(workdir),
                _final_params(one_process))
 
-  steps = evaluator.evaluated_steps(workdir, SPLIT)
+  steps = checkpoint_watcher.evaluated_steps(workdir, SPLIT)
   assert steps and steps[-1] == NUM_STEPS, watching.failure(str(steps))
   for step in steps:
     results = _metrics(os.path.join(
-        evaluator.step_directory(workdir, SPLIT, step), 'metrics.json'))
+        checkpoint_watcher.step_directory(workdir, SPLIT, step), 'metrics.json'))
     assert results['step'] == step
   _assert_same_metrics(
       results, _metrics(evaluate.metrics_path(one_process, SPLIT)))
@@ -311,7 +311,7 @@ def test_evaluator_beside_preempted_training(one_process, fake_data_dir,
   assert [line['step'] for line in lines] == steps
   assert 'kgnn2d_pck_all_alpha0.1' in lines[-1]
   # Restarted, it finds the last step evaluated and stops.
-  assert evaluator.watch(workdir, split=SPLIT) == []
+  assert checkpoint_watcher.watch(workdir, split=SPLIT) == []
 
 
 def test_checkpoint_deleted_before_it_is_read_is_skipped(tmp_path):
@@ -327,14 +327,14 @@ def test_checkpoint_deleted_before_it_is_read_is_skipped(tmp_path):
     # What training's max_to_keep does between listing and reading: the
     # step's files go first, then its directory.
     shutil.rmtree(os.path.join(directory, '1', 'state'))
-    assert evaluator.restore_variables(reader, 1, mesh) is None
-    variables = evaluator.restore_variables(reader, 2, mesh)
+    assert checkpoint_watcher.restore_variables(reader, 1, mesh) is None
+    variables = checkpoint_watcher.restore_variables(reader, 2, mesh)
     np.testing.assert_array_equal(variables['params']['w'],
                                   state['params']['w'])
     # The newest step failing is an error, not a deletion.
     shutil.rmtree(os.path.join(directory, '2', 'state'))
     with pytest.raises(Exception, match='state'):
-      evaluator.restore_variables(reader, 2, mesh)
+      checkpoint_watcher.restore_variables(reader, 2, mesh)
 
 
 def test_only_process_0_prepares_the_dataset(tmp_path, monkeypatch):

@@ -7,11 +7,11 @@ import numpy as np
 import pytest
 
 from occnet_jax import boxes as boxes_lib
-from occnet_jax import evaluate
 from occnet_jax import geometry
-from occnet_jax import metric_keys
-from occnet_jax import multiview
-from occnet_jax import plots
+from occnet_jax.evaluation import evaluate
+from occnet_jax.evaluation import metric_keys
+from occnet_jax.evaluation import multiview
+from occnet_jax.evaluation import plots
 import synthetic_cars
 
 NUM_CARS = 4

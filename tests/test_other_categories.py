@@ -14,14 +14,14 @@ import numpy as np
 import pytest
 
 from occnet_jax import categories
-from occnet_jax import evaluate
 from occnet_jax import geometry
 from occnet_jax import input_pipeline
 from occnet_jax import labels
-from occnet_jax import metric_keys
 from occnet_jax import train
 from occnet_jax import workdir as workdir_lib
 from occnet_jax.configs import test as test_config
+from occnet_jax.evaluation import evaluate
+from occnet_jax.evaluation import metric_keys
 
 OTHER_CATEGORIES = [
     name for name in categories.names()

@@ -4,11 +4,11 @@ from matplotlib import colors as colors_lib
 import numpy as np
 import pytest
 
-from occnet_jax import evaluate
-from occnet_jax import metric_keys
-from occnet_jax import multiview
-from occnet_jax import plots
 from occnet_jax.categories import car as car_lib
+from occnet_jax.evaluation import evaluate
+from occnet_jax.evaluation import metric_keys
+from occnet_jax.evaluation import multiview
+from occnet_jax.evaluation import plots
 
 ALPHAS = (0.05, 0.1, 0.2)
 SIGMAS = (0.0, 0.1)

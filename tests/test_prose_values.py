@@ -13,7 +13,7 @@ import re
 import numpy as np
 import pytest
 
-from occnet_jax import metric_keys
+from occnet_jax.evaluation import metric_keys
 from reproduction import prose_values
 from reproduction import runs
 

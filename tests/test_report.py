@@ -14,13 +14,13 @@ import re
 import numpy as np
 import pytest
 
-from occnet_jax import evaluate
 from occnet_jax import machine
-from occnet_jax import metric_keys
-from occnet_jax import multiview
 from occnet_jax import workdir as workdir_lib
 from occnet_jax.categories import car as car_lib
 from occnet_jax.configs import default as default_config
+from occnet_jax.evaluation import evaluate
+from occnet_jax.evaluation import metric_keys
+from occnet_jax.evaluation import multiview
 from reproduction import benchmark
 from reproduction import cells
 from reproduction import claims

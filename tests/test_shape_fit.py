@@ -8,8 +8,8 @@ import pytest
 
 from occnet_jax import geometry
 from occnet_jax import shape_basis as shape_basis_lib
-from occnet_jax import shape_fit
 from occnet_jax.categories import car as car_lib
+from occnet_jax.evaluation import shape_fit
 
 NUM_VIEWS = 32
 

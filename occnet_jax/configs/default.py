@@ -125,7 +125,7 @@ def get_config() -> ml_collections.ConfigDict:
   evaluation.noise_sigmas = (0.0, 0.05, 0.1, 0.2, 0.3)
   # Detector error: standard deviations, as fractions of the box size, of
   # random shifts of each box's centre and of its log-scale; the crop is
-  # taken from the moved box (occnet_jax/box_jitter.py).
+  # taken from the moved box (occnet_jax/evaluation/box_jitter.py).
   evaluation.box_jitter = (0.0, 0.05, 0.1, 0.2)
   evaluation.num_gallery = 8
   return config

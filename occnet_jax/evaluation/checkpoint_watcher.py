@@ -27,12 +27,12 @@ from jax.experimental import multihost_utils
 import numpy as np
 
 from occnet_jax import checkpointing
-from occnet_jax import evaluate
 from occnet_jax import input_pipeline
 from occnet_jax import models
 from occnet_jax import multihost
 from occnet_jax import shape_basis as shape_basis_lib
 from occnet_jax import workdir as workdir_lib
+from occnet_jax.evaluation import evaluate
 
 _NO_STEP = -1
 # How often to list the checkpoints while deletions race the listing.

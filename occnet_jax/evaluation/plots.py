@@ -40,11 +40,11 @@ from matplotlib import lines as lines_lib
 from matplotlib import ticker
 import numpy as np
 
-from occnet_jax import evaluate
 from occnet_jax import keypoints as keypoints_lib
-from occnet_jax import metric_keys
-from occnet_jax import metrics as metrics_lib
-from occnet_jax import multiview
+from occnet_jax.evaluation import evaluate
+from occnet_jax.evaluation import metric_keys
+from occnet_jax.evaluation import multiview
+from occnet_jax.evaluation import scores as scores_lib
 
 METHOD_LABELS = {'heatmap': 'Heatmap (baseline)', 'kgnn2d': '2D-KGNN',
                  'kgnn3d': '3D-KGNN', 'shape_fit': 'Shape fit (baseline)',
@@ -173,7 +173,7 @@ def occlusion_roc(predictions: Mapping[str, np.ndarray], path: str, *,
   histogram.set_title('Keypoint confidence scores')
   histogram.legend()
   for method in evaluate.OCCLUSION_METHODS:
-    curve = metrics_lib.occlusion_roc(
+    curve = scores_lib.occlusion_roc(
         predictions[f'occlusion.{method}'][labelled], occluded[labelled])
     if curve.is_defined:
       roc.plot(curve.fpr, curve.tpr,

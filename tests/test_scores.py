@@ -4,7 +4,7 @@ import jax
 import numpy as np
 import pytest
 
-from occnet_jax import metrics
+from occnet_jax.evaluation import scores as scores_lib
 
 
 def test_pck_counts_hand_computed_case():
@@ -15,11 +15,11 @@ def test_pck_counts_hand_computed_case():
   pred = gt + np.stack([offsets * 0.6, offsets * 0.8], -1)  # |offset| px away
   pred[0, 4] = np.nan  # a failed prediction counts as wrong
   mask = np.array([[True, True, True, True, True]])
-  num_correct, num_total = metrics.pck_counts(pred, gt, box, mask, [0.1, 0.2])
+  num_correct, num_total = scores_lib.pck_counts(pred, gt, box, mask, [0.1, 0.2])
   np.testing.assert_array_equal(num_correct, [2, 3])  # the boundary counts
   assert num_total == 5
   mask[0, 0] = False
-  num_correct, num_total = metrics.pck_counts(pred, gt, box, mask, [0.1, 0.2])
+  num_correct, num_total = scores_lib.pck_counts(pred, gt, box, mask, [0.1, 0.2])
   np.testing.assert_array_equal(num_correct, [1, 2])
   assert num_total == 4
 
@@ -31,7 +31,7 @@ def test_pck_counts_aggregate_over_batches_and_jit(rng):
   boxes = np.concatenate([corner, corner + rng.uniform(50, 200, (6, 3, 2))], -1)
   mask = rng.random((6, 3, 12)) < 0.5
   alphas = np.array([0.05, 0.1, 0.2])
-  pck = jax.jit(metrics.pck_counts)
+  pck = jax.jit(scores_lib.pck_counts)
   num_correct, num_total = pck(pred, gt, boxes, mask, alphas)
   first = pck(pred[:2], gt[:2], boxes[:2], mask[:2], alphas)
   rest = pck(pred[2:], gt[2:], boxes[2:], mask[2:], alphas)
@@ -49,19 +49,19 @@ def test_mean_pixel_error():
   pred = np.array([[[3.0, 4.0], [6.0, 8.0], [np.nan, 0.0]],
                    [[0.0, 1.0], [0.0, 0.0], [1.0, 0.0]]])
   mask = np.array([[True, True, False], [True, False, False]])
-  np.testing.assert_allclose(metrics.mean_pixel_error(pred, gt, mask),
+  np.testing.assert_allclose(scores_lib.mean_pixel_error(pred, gt, mask),
                              (5.0 + 10.0 + 1.0) / 3)
-  assert np.isnan(metrics.mean_pixel_error(pred, gt, np.zeros_like(mask)))
+  assert np.isnan(scores_lib.mean_pixel_error(pred, gt, np.zeros_like(mask)))
 
 
 def test_occlusion_roc_hand_computed_case():
-  roc = metrics.occlusion_roc([0.1, 0.4, 0.35, 0.8], [0, 0, 1, 1])
+  roc = scores_lib.occlusion_roc([0.1, 0.4, 0.35, 0.8], [0, 0, 1, 1])
   # Of the 4 (occluded, visible) pairs, 3 are ranked correctly.
   assert roc.is_defined
   assert roc.auc == pytest.approx(0.75)
   assert roc.fpr[0] == 0 and roc.tpr[-1] == 1 and roc.fpr[-1] == 1
-  assert metrics.occlusion_roc([0.2, 0.9], [False, True]).auc == 1.0
-  assert metrics.occlusion_roc([0.9, 0.2], [False, True]).auc == 0.0
+  assert scores_lib.occlusion_roc([0.2, 0.9], [False, True]).auc == 1.0
+  assert scores_lib.occlusion_roc([0.9, 0.2], [False, True]).auc == 0.0
 
 
 def test_occlusion_roc_is_the_rank_statistic(rng):
@@ -69,12 +69,12 @@ def test_occlusion_roc_is_the_rank_statistic(rng):
   scores = rng.normal(size=200) + labels
   positive, negative = scores[labels], scores[~labels]
   expected = np.mean(positive[:, None] > negative[None, :])
-  roc = metrics.occlusion_roc(scores.reshape(10, 20), labels.reshape(10, 20))
+  roc = scores_lib.occlusion_roc(scores.reshape(10, 20), labels.reshape(10, 20))
   assert roc.auc == pytest.approx(expected)
 
 
 def test_occlusion_roc_single_class_is_undefined():
-  roc = metrics.occlusion_roc([0.1, 0.5, 0.7], [1, 1, 1])
+  roc = scores_lib.occlusion_roc([0.1, 0.5, 0.7], [1, 1, 1])
   assert not roc.is_defined and np.isnan(roc.auc)
   assert roc.fpr.size == roc.tpr.size == roc.thresholds.size == 0
-  assert not metrics.occlusion_roc([], []).is_defined
+  assert not scores_lib.occlusion_roc([], []).is_defined

@@ -76,17 +76,17 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from occnet_jax import bootstrap
-from occnet_jax import box_jitter as box_jitter_lib
 from occnet_jax import boxes as boxes_lib
 from occnet_jax import geometry
 from occnet_jax import input_pipeline
 from occnet_jax import keypoints as keypoints_lib
 from occnet_jax import labels
-from occnet_jax import metric_keys
-from occnet_jax import metrics as metrics_lib
-from occnet_jax import multiview
-from occnet_jax import shape_fit
+from occnet_jax.evaluation import bootstrap
+from occnet_jax.evaluation import box_jitter as box_jitter_lib
+from occnet_jax.evaluation import metric_keys
+from occnet_jax.evaluation import multiview
+from occnet_jax.evaluation import scores as scores_lib
+from occnet_jax.evaluation import shape_fit
 from occnet_jax.models import occlusion_net
 
 NETWORK_METHODS = ('heatmap', 'kgnn2d', 'kgnn3d')
@@ -376,7 +376,7 @@ def compute_metrics(predictions: Mapping[str, np.ndarray],
 
   def pck(predicted, mask, alphas, truth=target):
     """PCK per alpha (None if the mask is empty) and its intervals."""
-    hits, totals = (np.asarray(counts) for counts in metrics_lib.pck_hits(
+    hits, totals = (np.asarray(counts) for counts in scores_lib.pck_hits(
         predicted, truth, view_boxes, mask, alphas))
     total = int(totals.sum())
     values = [int(c) / total if total else None for c in hits.sum(0)]
@@ -397,7 +397,7 @@ def compute_metrics(predictions: Mapping[str, np.ndarray],
   keypoint_views = np.nonzero(labelled)[0]
   for method in OCCLUSION_METHODS:
     scores = predictions[f'occlusion.{method}'][labelled]
-    roc = metrics_lib.occlusion_roc(scores, occluded[labelled])
+    roc = scores_lib.occlusion_roc(scores, occluded[labelled])
     record(metric_keys.occlusion_auc(method),
            roc.auc if roc.is_defined else None,
            bootstrap.auc_interval(weights, keypoint_views, scores,

@@ -1,0 +1,8 @@
+"""Evaluation: predictions on a split, their scores and where they are kept.
+
+`evaluate` predicts and scores a split, `scores` holds the metrics (PCK,
+occlusion ROC), `metric_keys` their names, `bootstrap` their intervals,
+`shape_fit` and `multiview` the baselines and the multi-view study,
+`box_jitter` the perturbed boxes, `plots` the figures, and
+`checkpoint_watcher` the job that evaluates each new checkpoint.
+"""
