@@ -18,9 +18,9 @@ import jax
 
 from launch import multihost_flags
 from occnet_jax import cli
-from occnet_jax import workdir
 from occnet_jax.evaluation import checkpoint_watcher
 from occnet_jax.evaluation import evaluate
+from occnet_jax.evaluation import workdir_evaluation
 
 _WORKDIR = flags.DEFINE_string('workdir', None, 'A training workdir.')
 _SPLIT = flags.DEFINE_string('split', None,
@@ -44,11 +44,12 @@ def main(argv):
     if _STEP.value is not None:
       raise app.UsageError('--watch evaluates every new step; drop --step.')
     checkpoint_watcher.watch(_WORKDIR.value, split=_SPLIT.value,
-                    data_dir=_DATA_DIR.value, poll_seconds=_POLL_SECONDS.value)
+                             data_dir=_DATA_DIR.value,
+                             poll_seconds=_POLL_SECONDS.value)
     return
-  results = workdir.evaluate_workdir(_WORKDIR.value, split=_SPLIT.value,
-                                     data_dir=_DATA_DIR.value,
-                                     step=_STEP.value)
+  results = workdir_evaluation.evaluate_workdir(
+      _WORKDIR.value, split=_SPLIT.value, data_dir=_DATA_DIR.value,
+      step=_STEP.value)
   if jax.process_index() == 0:
     print(evaluate.format_summary(results))
 

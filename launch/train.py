@@ -27,6 +27,7 @@ from occnet_jax import cli
 from occnet_jax import input_pipeline
 from occnet_jax import train
 from occnet_jax.evaluation import evaluate
+from occnet_jax.evaluation import outputs
 
 _CONFIG = config_flags.DEFINE_config_file(
     'config', None, 'Experiment config file.', lock_config=True)
@@ -40,8 +41,8 @@ def written_paths(workdir: str, split: str) -> list[str]:
   """The workdir's files and folders, the evaluation's files one by one."""
   paths = []
   for path in sorted(epath.Path(workdir).iterdir()):
-    if path.name == 'eval' and split:
-      directory = epath.Path(evaluate.metrics_path(workdir, split)).parent
+    if path.name == outputs.EVAL_DIR and split:
+      directory = outputs.split_directory(workdir, split)
       paths += [os.fspath(file) for file in sorted(directory.iterdir())]
     else:
       paths.append(os.fspath(path) + ('/' if path.is_dir() else ''))
@@ -63,7 +64,7 @@ def main(argv):
   workdir, split = _WORKDIR.value, config.eval.split
   if split:
     print(evaluate.format_summary(json.loads(
-        epath.Path(evaluate.metrics_path(workdir, split)).read_text())))
+        epath.Path(outputs.metrics_path(workdir, split)).read_text())))
   dataset = os.path.join(input_pipeline.resolve_data_dir(config, workdir),
                          input_pipeline.dataset_name(config))
   print('\nWritten:\n  ' + '\n  '.join(written_paths(workdir, split)))

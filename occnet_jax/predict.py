@@ -52,7 +52,7 @@ from occnet_jax import cropping
 from occnet_jax import errors
 from occnet_jax import geometry
 from occnet_jax import keypoints as keypoints_lib
-from occnet_jax import workdir as workdir_lib
+from occnet_jax import workdir_model
 from occnet_jax.evaluation import plots
 from occnet_jax.models import occlusion_net
 
@@ -201,7 +201,7 @@ class Predictor:
   def __init__(self, workdir: str, step: int | None = None):
     """Restores the latest (or the given) complete checkpoint."""
     self.config, self.model, self.variables, _, self.step = (
-        workdir_lib.restore_workdir(workdir, step))
+        workdir_model.restore_workdir(workdir, step))
     self.category = categories.get_category(self.config.category)
     self._apply = jax.jit(
         lambda variables, crops, boxes, points, confidence: self.model.apply(

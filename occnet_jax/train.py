@@ -47,7 +47,11 @@ from occnet_jax import losses
 from occnet_jax import models
 from occnet_jax import multihost
 from occnet_jax import workdir as workdir_lib
+from occnet_jax import workdir_lock
+from occnet_jax import workdir_model
 from occnet_jax.evaluation import evaluate
+from occnet_jax.evaluation import outputs
+from occnet_jax.evaluation import workdir_evaluation
 
 AXIS = input_pipeline.DEVICE_AXIS
 PARAM_GROUPS = ('heatmap', 'graph')
@@ -236,11 +240,6 @@ def create_train_state(model: nn.Module, optimizer_fn: Callable[
   return state, optimizer_fn(state.params)
 
 
-def model_variables(state: TrainState) -> dict[str, Any]:
-  """The variables `model.apply` takes: 'params' and the other collections."""
-  return {'params': state.params, **state.model_state}
-
-
 def _all_finite(tree: Any) -> jax.Array:
   return jnp.all(jnp.stack([jnp.all(jnp.isfinite(leaf))
                             for leaf in jax.tree.leaves(tree)]))
@@ -413,7 +412,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
   configs.validate(config, jax.device_count())
   workdir = os.fspath(workdir)
   epath.Path(workdir).mkdir(parents=True, exist_ok=True)
-  with workdir_lib.WorkdirLock(workdir):
+  with workdir_lock.WorkdirLock(workdir):
     changes = workdir_lib.config_changes(config, workdir)
     mesh = input_pipeline.data_mesh()
     data_dir = input_pipeline.resolve_data_dir(config, workdir)
@@ -421,7 +420,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
     input_pipeline.prepare_dataset(config, data_dir)
     train_source = input_pipeline.get_source(config, config.data.train_split,
                                              data_dir)
-    basis = workdir_lib.prepare_shape_basis(config, workdir, train_source)
+    basis = workdir_model.prepare_shape_basis(config, workdir, train_source)
     model = models.from_config(config, basis)
     num_steps = config.train.num_steps
     with checkpointing.Checkpointer(
@@ -438,12 +437,12 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
           checkpointer.wait_until_finished()
           if config.eval.split and done == num_steps:
             with record.evaluating():
-              workdir_lib.evaluate_workdir(workdir, split=config.eval.split,
-                                           data_dir=data_dir)
-      elif config.eval.split and not epath.Path(evaluate.metrics_path(
+              workdir_evaluation.evaluate_workdir(
+                  workdir, split=config.eval.split, data_dir=data_dir)
+      elif config.eval.split and not epath.Path(outputs.metrics_path(
           workdir, config.eval.split)).exists():
-        workdir_lib.evaluate_workdir(workdir, split=config.eval.split,
-                                     data_dir=data_dir)
+        workdir_evaluation.evaluate_workdir(
+            workdir, split=config.eval.split, data_dir=data_dir)
   return state
 
 
@@ -545,7 +544,9 @@ def _train_steps(config, workdir, start, state, model, optimizer, train_rng,
         break
       if evaluated:
         results, _ = evaluate.evaluate_variables(
-            config, predict_fn, model_variables(state), eval_source, mesh,
+            config, predict_fn,
+            workdir_model.model_variables(state.params, state.model_state),
+            eval_source, mesh,
             max_instances=config.eval.max_instances)
         writer.write(done, {f'eval_{name}': value
                             for name, value in evaluate.summary_scalars(

@@ -53,6 +53,7 @@ from occnet_jax.configs import default as default_config
 from occnet_jax.evaluation import evaluate
 from occnet_jax.evaluation import metric_keys
 from occnet_jax.evaluation import multiview
+from occnet_jax.evaluation import outputs
 from occnet_jax.evaluation import plots
 from reproduction import cells
 from reproduction import claims
@@ -169,7 +170,7 @@ def load_run(workdirs: str, run: runs.Run,
   workdir = os.path.join(workdirs, run.name)
   config = read_json(os.path.join(workdir, workdir_lib.CONFIG_FILE))
   split = config_split(config, run)
-  path = evaluate.metrics_path(workdir, split)
+  path = outputs.metrics_path(workdir, split)
   from_copy = bool(committed) and not epath.Path(path).exists() and (
       epath.Path(committed, run.name, METRICS_FILE).exists())
   if from_copy:

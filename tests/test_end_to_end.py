@@ -30,9 +30,13 @@ from occnet_jax import geometry
 from occnet_jax import predict
 from occnet_jax import train
 from occnet_jax import workdir as workdir_lib
+from occnet_jax import workdir_lock
+from occnet_jax import workdir_model
 from occnet_jax.configs import test as test_config
 from occnet_jax.evaluation import evaluate
 from occnet_jax.evaluation import metric_keys
+from occnet_jax.evaluation import outputs
+from occnet_jax.evaluation import workdir_evaluation
 import checkpoint_damage
 import fake_data
 
@@ -156,21 +160,21 @@ def test_restore_falls_back_past_a_damaged_checkpoint(workdir, tmp_path,
   last = config.train.num_steps
   damaged = copy / workdir_lib.CHECKPOINT_DIR / str(last)
   checkpoint_damage.flip_a_byte(damaged)
-  *_, step = workdir_lib.restore_workdir(copy)
+  *_, step = workdir_model.restore_workdir(copy)
   assert step == last - config.train.checkpoint_every_steps
   assert f'checkpoint of step {last} in' in caplog.text
   with pytest.raises(checkpointing.CheckpointError, match=f'step {last}: '):
-    workdir_lib.restore_workdir(copy, last)
+    workdir_model.restore_workdir(copy, last)
   # A reader never moves anything.
   assert damaged.exists()
 
 
 def test_evaluate_other_split_and_step(workdir):
-  results = workdir_lib.evaluate_workdir(workdir, split='validation', step=6)
+  results = workdir_evaluation.evaluate_workdir(workdir, split='validation', step=6)
   assert results['step'] == 6 and results['num_cars'] == 4
-  assert os.path.exists(evaluate.metrics_path(workdir, 'validation'))
+  assert os.path.exists(outputs.metrics_path(workdir, 'validation'))
   with pytest.raises(FileNotFoundError, match='step 5'):
-    workdir_lib.evaluate_workdir(workdir, split='validation', step=5)
+    workdir_evaluation.evaluate_workdir(workdir, split='validation', step=5)
 
 
 def test_predict_on_a_full_image(workdir, tmp_path):
@@ -316,7 +320,7 @@ def test_evaluate_and_predict_on_gcs(workdir, bucket, tmp_path, monkeypatch):
   monkeypatch.chdir(tmp_path)
   remote = bucket / 'runs' / 'e2e'
   _upload(workdir, remote)
-  results = workdir_lib.evaluate_workdir(os.fspath(remote), split='validation')
+  results = workdir_evaluation.evaluate_workdir(os.fspath(remote), split='validation')
   assert results['step'] == test_config.get_config().train.num_steps
   written = json.loads((remote / 'eval' / 'validation' /
                         'metrics.json').read_text())
@@ -344,9 +348,9 @@ def test_workdir_files_on_gcs(bucket, tmp_path, monkeypatch):
   monkeypatch.chdir(tmp_path)
   remote = os.fspath(bucket / 'runs' / 'files')
   config = test_config.get_config()
-  with workdir_lib.WorkdirLock(remote):
-    with pytest.raises(workdir_lib.WorkdirLockedError, match=str(os.getpid())):
-      with workdir_lib.WorkdirLock(remote):
+  with workdir_lock.WorkdirLock(remote):
+    with pytest.raises(workdir_lock.WorkdirLockedError, match=str(os.getpid())):
+      with workdir_lock.WorkdirLock(remote):
         pass
     workdir_lib.save_config(config, remote)
     config.train.num_steps += 1
@@ -361,7 +365,7 @@ def test_workdir_files_on_gcs(bucket, tmp_path, monkeypatch):
       record.trained(3)
     with workdir_lib.MetricWriter(remote, 2) as writer:
       writer.write(3, {'loss': 3.5})
-  assert not epath.Path(remote, workdir_lib.LOCK_FILE).exists()
+  assert not epath.Path(remote, workdir_lock.LOCK_FILE).exists()
   rows = epath.Path(remote, workdir_lib.METRICS_FILE).read_text().splitlines()
   assert [json.loads(row)['loss'] for row in rows] == [1.0, 2.0, 3.5]
   [segment] = json.loads(epath.Path(remote, workdir_lib.RUN_FILE).read_text())[

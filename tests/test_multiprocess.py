@@ -37,9 +37,10 @@ from occnet_jax import checkpointing
 from occnet_jax import input_pipeline
 from occnet_jax import multihost
 from occnet_jax import workdir as workdir_lib
+from occnet_jax import workdir_model
 from occnet_jax.configs import test as test_config
 from occnet_jax.evaluation import checkpoint_watcher
-from occnet_jax.evaluation import evaluate
+from occnet_jax.evaluation import outputs
 import fake_data
 
 REPOSITORY = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -164,7 +165,7 @@ def _wait_for_step(workdir, step, launch):
 
 
 def _final_params(workdir):
-  _, _, variables, _, step = workdir_lib.restore_workdir(workdir)
+  _, _, variables, _, step = workdir_model.restore_workdir(workdir)
   assert step == NUM_STEPS
   return jax.device_get(variables['params'])
 
@@ -256,15 +257,15 @@ def test_two_processes_train_like_one_with_two_devices(one_process,
 def test_two_processes_evaluate_like_one(one_process, tmp_path, cache_dir):
   workdir = str(tmp_path / 'workdir')
   shutil.copytree(one_process, workdir)
-  expected = _metrics(evaluate.metrics_path(one_process, SPLIT))
-  os.remove(evaluate.metrics_path(workdir, SPLIT))
+  expected = _metrics(outputs.metrics_path(one_process, SPLIT))
+  os.remove(outputs.metrics_path(workdir, SPLIT))
   with _launched('launch.evaluate', [f'--workdir={workdir}',
                                      f'--split={SPLIT}'],
                  str(tmp_path / 'evaluate'), cache_dir,
                  num_processes=2) as launch:
     launch.wait()
   assert expected['step'] == NUM_STEPS and expected['num_cars'] == 6
-  _assert_same_metrics(_metrics(evaluate.metrics_path(workdir, SPLIT)),
+  _assert_same_metrics(_metrics(outputs.metrics_path(workdir, SPLIT)),
                        expected)
 
 
@@ -295,14 +296,14 @@ def test_evaluator_beside_preempted_training(one_process, fake_data_dir,
   jax.tree.map(np.testing.assert_array_equal, _final_params(workdir),
                _final_params(one_process))
 
-  steps = checkpoint_watcher.evaluated_steps(workdir, SPLIT)
+  steps = outputs.evaluated_steps(workdir, SPLIT)
   assert steps and steps[-1] == NUM_STEPS, watching.failure(str(steps))
   for step in steps:
     results = _metrics(os.path.join(
-        checkpoint_watcher.step_directory(workdir, SPLIT, step), 'metrics.json'))
+        outputs.step_directory(workdir, SPLIT, step), outputs.METRICS_FILE))
     assert results['step'] == step
   _assert_same_metrics(
-      results, _metrics(evaluate.metrics_path(one_process, SPLIT)))
+      results, _metrics(outputs.metrics_path(one_process, SPLIT)))
   directory = os.path.join(workdir, 'eval', SPLIT)
   assert any(name.startswith('events.out.tfevents')
              for name in os.listdir(directory))

@@ -22,6 +22,7 @@ from occnet_jax import workdir as workdir_lib
 from occnet_jax.configs import test as test_config
 from occnet_jax.evaluation import evaluate
 from occnet_jax.evaluation import metric_keys
+from occnet_jax.evaluation import outputs
 
 OTHER_CATEGORIES = [
     name for name in categories.names()
@@ -70,7 +71,7 @@ def test_rendered_records_hold_the_category(trained):
 
 def test_training_evaluates_by_the_category_levels(trained):
   category, config, workdir = trained
-  with open(evaluate.metrics_path(workdir, config.eval.split)) as file:
+  with open(outputs.metrics_path(workdir, config.eval.split)) as file:
     results = json.load(file)
   assert results['step'] == config.train.num_steps
   levels = {n for n in range(category.num_keypoints + 1)
@@ -90,7 +91,7 @@ def test_training_evaluates_by_the_category_levels(trained):
 
 def test_evaluation_plots_the_category(trained):
   _, config, workdir = trained
-  directory = os.path.dirname(evaluate.metrics_path(workdir,
+  directory = os.path.dirname(outputs.metrics_path(workdir,
                                                     config.eval.split))
   plots = [name for name in os.listdir(directory) if name.endswith('.png')]
   assert {'pck_vs_alpha.png', 'pck_vs_invisible.png', 'gallery.png'} <= set(

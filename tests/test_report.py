@@ -21,6 +21,7 @@ from occnet_jax.configs import default as default_config
 from occnet_jax.evaluation import evaluate
 from occnet_jax.evaluation import metric_keys
 from occnet_jax.evaluation import multiview
+from occnet_jax.evaluation import outputs
 from reproduction import benchmark
 from reproduction import cells
 from reproduction import claims
@@ -178,7 +179,7 @@ def tree(tmp_path_factory, module_seed):
     write_json(os.path.join(workdir, workdir_lib.CONFIG_FILE), config)
     write_json(os.path.join(workdir, workdir_lib.RUN_FILE),
                {'segments': segments})
-    path = evaluate.metrics_path(workdir, config['eval']['split'])
+    path = outputs.metrics_path(workdir, config['eval']['split'])
     write_json(path, metrics)
     for name in FIGURES:
       with open(os.path.join(os.path.dirname(path), name), 'wb') as file:

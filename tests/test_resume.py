@@ -25,6 +25,7 @@ from occnet_jax import checkpointing
 from occnet_jax import configs
 from occnet_jax import train
 from occnet_jax import workdir as workdir_lib
+from occnet_jax import workdir_model
 import checkpoint_damage
 import fake_data
 
@@ -89,7 +90,7 @@ def _segments(workdir):
 
 
 def _final_params(workdir):
-  _, _, variables, _, step = workdir_lib.restore_workdir(workdir)
+  _, _, variables, _, step = workdir_model.restore_workdir(workdir)
   assert step == NUM_STEPS
   return jax.device_get(variables['params'])
 

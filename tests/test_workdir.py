@@ -19,14 +19,15 @@ import tensorflow as tf
 from occnet_jax import checkpointing
 from occnet_jax import configs
 from occnet_jax import workdir as workdir_lib
+from occnet_jax import workdir_lock
 from occnet_jax.configs import test as test_config
 import checkpoint_damage
 
 REPOSITORY = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # A trainer stand-in: takes the lock, says so, and holds it until killed.
 _HOLDER = ('import sys, time\n'
-           'from occnet_jax import workdir\n'
-           'with workdir.WorkdirLock(sys.argv[1]):\n'
+           'from occnet_jax import workdir_lock\n'
+           'with workdir_lock.WorkdirLock(sys.argv[1]):\n'
            '  print("locked", flush=True)\n'
            '  time.sleep(300)\n')
 
@@ -45,37 +46,37 @@ def holder(tmp_path):
 
 
 def test_second_owner_is_refused_with_the_first_ones_name(tmp_path, holder):
-  with pytest.raises(workdir_lib.WorkdirLockedError,
+  with pytest.raises(workdir_lock.WorkdirLockedError,
                      match=f'trainer of process {holder.pid} on '):
-    with workdir_lib.WorkdirLock(tmp_path):
+    with workdir_lock.WorkdirLock(tmp_path):
       pass
   # The refused owner leaves the holder's lock as it was.
-  lock = json.loads((tmp_path / workdir_lib.LOCK_FILE).read_text())
+  lock = json.loads((tmp_path / workdir_lock.LOCK_FILE).read_text())
   assert lock['pid'] == holder.pid and lock['started']
 
 
 def test_trainer_refused_before_writing_anything(tmp_path, holder):
   from occnet_jax import train  # pylint: disable=g-import-not-at-top
-  with pytest.raises(workdir_lib.WorkdirLockedError, match=str(holder.pid)):
+  with pytest.raises(workdir_lock.WorkdirLockedError, match=str(holder.pid)):
     train.train_and_evaluate(test_config.get_config(), str(tmp_path))
-  assert os.listdir(tmp_path) == [workdir_lib.LOCK_FILE]
+  assert os.listdir(tmp_path) == [workdir_lock.LOCK_FILE]
 
 
 def test_stale_lock_of_a_killed_owner_is_taken_over(tmp_path, holder, caplog):
   os.kill(holder.pid, signal.SIGKILL)
   holder.wait()
-  with workdir_lib.WorkdirLock(tmp_path):
-    lock = json.loads((tmp_path / workdir_lib.LOCK_FILE).read_text())
+  with workdir_lock.WorkdirLock(tmp_path):
+    lock = json.loads((tmp_path / workdir_lock.LOCK_FILE).read_text())
     assert lock['pid'] == os.getpid()
   assert 'stale lock' in caplog.text and str(holder.pid) in caplog.text
-  assert not (tmp_path / workdir_lib.LOCK_FILE).exists()
+  assert not (tmp_path / workdir_lock.LOCK_FILE).exists()
 
 
 def test_lock_released_when_the_run_raises(tmp_path):
   with pytest.raises(KeyError):
-    with workdir_lib.WorkdirLock(tmp_path):
+    with workdir_lock.WorkdirLock(tmp_path):
       raise KeyError('boom')
-  assert not (tmp_path / workdir_lib.LOCK_FILE).exists()
+  assert not (tmp_path / workdir_lock.LOCK_FILE).exists()
 
 
 def test_relative_workdir_is_locked_where_it_lies(tmp_path, monkeypatch,
@@ -84,13 +85,13 @@ def test_relative_workdir_is_locked_where_it_lies(tmp_path, monkeypatch,
   monkeypatch.chdir(tmp_path.parent)
   relative = os.path.join(tmp_path.name, 'run')
   os.mkdir(relative)
-  with workdir_lib.WorkdirLock(relative):
-    lock = json.loads((tmp_path / 'run' / workdir_lib.LOCK_FILE).read_text())
+  with workdir_lock.WorkdirLock(relative):
+    lock = json.loads((tmp_path / 'run' / workdir_lock.LOCK_FILE).read_text())
     assert lock['pid'] == os.getpid()
-  assert not (tmp_path / 'run' / workdir_lib.LOCK_FILE).exists()
+  assert not (tmp_path / 'run' / workdir_lock.LOCK_FILE).exists()
   # The holder's lock on tmp_path refuses a relative name for it too.
-  with pytest.raises(workdir_lib.WorkdirLockedError, match=str(holder.pid)):
-    with workdir_lib.WorkdirLock(tmp_path.name):
+  with pytest.raises(workdir_lock.WorkdirLockedError, match=str(holder.pid)):
+    with workdir_lock.WorkdirLock(tmp_path.name):
       pass
 
 

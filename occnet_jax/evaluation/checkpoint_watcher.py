@@ -1,9 +1,9 @@
-"""The evaluator job: every new checkpoint of a training run, evaluated once.
+"""The checkpoint watcher: each new checkpoint of a run, evaluated once.
 
 `watch` runs beside training (the separate evaluator of TPU-pod setups). It
 polls the workdir's finalized checkpoints (Orbax lists only those renamed
 into place, never one being written), evaluates the newest it has not
-evaluated yet into `eval/<split>/step_<N>/metrics.json` (the keys of
+evaluated yet into `eval/<split>/step_<N>/` (`outputs`; the keys of
 `evaluate`) and TensorBoard scalars under `eval/<split>/` (also appended to
 its `metrics.jsonl`), and stops once it has evaluated the run's last step.
 
@@ -16,7 +16,6 @@ list and the others follow it.
 """
 
 from collections.abc import Callable
-import os
 import time
 from typing import Any
 
@@ -28,31 +27,15 @@ import numpy as np
 
 from occnet_jax import checkpointing
 from occnet_jax import input_pipeline
-from occnet_jax import models
 from occnet_jax import multihost
-from occnet_jax import shape_basis as shape_basis_lib
 from occnet_jax import workdir as workdir_lib
+from occnet_jax import workdir_model
 from occnet_jax.evaluation import evaluate
+from occnet_jax.evaluation import outputs
 
 _NO_STEP = -1
 # How often to list the checkpoints while deletions race the listing.
 _LIST_ATTEMPTS = 10
-
-
-def step_directory(workdir: str, split: str, step: int) -> str:
-  """Where `watch` writes one checkpoint's metrics.json."""
-  return os.path.join(workdir, 'eval', split, f'step_{step}')
-
-
-def evaluated_steps(workdir: str, split: str) -> list[int]:
-  """The steps of a split that already have a metrics.json, oldest first."""
-  directory = epath.Path(workdir) / 'eval' / split
-  if not directory.is_dir():
-    return []
-  return sorted(
-      int(path.name[len('step_'):]) for path in directory.iterdir()
-      if path.name.startswith('step_') and path.name[len('step_'):].isdigit()
-      and (path / 'metrics.json').exists())
 
 
 def _wait_until(ready: Callable[[], bool], what: epath.Path,
@@ -106,21 +89,20 @@ def watch(workdir: str, *, split: str | None = None,
   split = split or config.eval.split
   data_dir = data_dir or input_pipeline.resolve_data_dir(config, workdir)
   num_steps = config.train.num_steps
-  done = evaluated_steps(workdir, split)
+  done = outputs.evaluated_steps(workdir, split)
   if num_steps in done:
     logging.info('%s: step %d, the last, is already evaluated.', workdir,
                  num_steps)
     return []
 
   mesh = input_pipeline.data_mesh()
-  model = models.from_config(config, shape_basis_lib.load(
-      epath.Path(workdir) / workdir_lib.SHAPE_BASIS_FILE))
+  model = workdir_model.build_model(config, workdir)
   predict_fn = evaluate.make_predict_fn(model, config.eval, mesh)
   source = input_pipeline.get_source(config, split, data_dir)
   directory = workdir_lib.checkpoint_dir(workdir)
   _wait_until(directory.is_dir, directory, poll_seconds)
   checkpointer = checkpointing.Checkpointer(directory, read_only=True)
-  logs = epath.Path(workdir) / 'eval' / split
+  logs = outputs.split_directory(workdir, split)
   logs.mkdir(parents=True, exist_ok=True)
   last = done[-1] if done else _NO_STEP
   # Scalars of steps after `last` (a killed evaluator's) are dropped.
@@ -140,7 +122,8 @@ def watch(workdir: str, *, split: str | None = None,
           max_instances=config.eval.max_instances)
       results['step'] = step
       if workdir_lib.is_writer():
-        evaluate.write_metrics(step_directory(workdir, split, step), results)
+        outputs.write_metrics(outputs.step_directory(workdir, split, step),
+                              results)
       writer.write(step, evaluate.summary_scalars(results))
       logging.info('Evaluated step %d of %d on %s.', step, num_steps, split)
       evaluated.append(step)
@@ -152,7 +135,7 @@ def watch(workdir: str, *, split: str | None = None,
 
 
 def restore_variables(checkpointer: checkpointing.Checkpointer, step: int,
-             mesh: jax.sharding.Mesh) -> dict[str, Any] | None:
+                      mesh: jax.sharding.Mesh) -> dict[str, Any] | None:
   """The model variables of `step`, or None when training deleted it.
 
   Training deletes a step (`max_to_keep`) only once a newer one is final,
@@ -160,8 +143,7 @@ def restore_variables(checkpointer: checkpointing.Checkpointer, step: int,
   longer the newest is that deletion; of the newest, an error.
   """
   try:
-    return workdir_lib.model_variables(checkpointer.restore_state(
-        step, jax.NamedSharding(mesh, jax.P())))
+    return workdir_model.restore_variables(checkpointer, step, mesh)
   except Exception:  # Orbax raises what the file system does.
     _reload(checkpointer)
     steps = checkpointer.all_steps()

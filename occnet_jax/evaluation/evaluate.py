@@ -12,7 +12,7 @@ real CarFusion. Where the labels differ from them (synthetic CarFusion
 written with annotator noise), PCK is also reported against the labels, as a
 real benchmark would measure it.
 
-metrics.json keys (`metric_keys` writes and parses them):
+The metrics' keys (`metric_keys` writes and parses them):
   - `pck.<method>.<subset>.<alpha>`: fraction of keypoints within alpha * L
     of the ground truth, L = max(box width, box height). Subsets: `all`
     (labelled keypoints), `visible`, `occluded`, and `occluded_<n>`: the
@@ -63,12 +63,8 @@ metrics.json keys (`metric_keys` writes and parses them):
 """
 
 from collections.abc import Callable, Mapping, Sequence
-import json
-import os
 from typing import Any
 
-from absl import logging
-from etils import epath
 import flax.linen as nn
 import jax
 from jax.experimental import multihost_utils
@@ -112,11 +108,6 @@ ROBUSTNESS_ALPHA = 0.1
 VISIBLE = labels.Visibility.VISIBLE
 OCCLUDED = labels.Visibility.OCCLUDED
 _AXIS = input_pipeline.DEVICE_AXIS
-
-
-def metrics_path(workdir: str, split: str) -> str:
-  """Where `evaluate_workdir` writes a split's metrics.json."""
-  return os.path.join(workdir, 'eval', split, 'metrics.json')
 
 
 def predict_views(variables: Any, crops: jax.Array, boxes: jax.Array,
@@ -340,7 +331,7 @@ def compute_metrics(predictions: Mapping[str, np.ndarray],
                     box_jitter: Sequence[float] = (), *,
                     num_resamples: int = bootstrap.NUM_RESAMPLES,
                     seed: int = 0) -> dict[str, Any]:
-  """metrics.json's values (module docstring) from `collect_predictions`.
+  """The metrics' values (module docstring) from `collect_predictions`.
 
   Args:
     predictions: per-view host arrays.
@@ -526,12 +517,3 @@ def format_summary(results: Mapping[str, Any]) -> str:
         f'{percent(pck(method, "occluded")):>10}'
         f'{"" if auc is None else f"{auc:.3f}":>10}')
   return '\n'.join(lines)
-
-
-def write_metrics(directory: str, results: Mapping[str, Any]) -> None:
-  """Writes `directory/metrics.json` and logs the summary."""
-  directory = epath.Path(directory)
-  directory.mkdir(parents=True, exist_ok=True)
-  (directory / 'metrics.json').write_text(
-      json.dumps(dict(results), indent=1, sort_keys=True))
-  logging.info('Wrote %s/metrics.json.', directory)
