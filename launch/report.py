@@ -15,13 +15,14 @@ from absl import flags
 
 from occnet_jax import cli
 from reproduction import report
+from reproduction import run_inputs
 
 _WORKDIRS = flags.DEFINE_string(
     'workdirs', 'workdirs', 'The runs of launch.reproduce.')
 _RESULTS = flags.DEFINE_string(
     'results', 'RESULTS.md', 'The markdown file whose blocks are rewritten.')
 _FIGURES = flags.DEFINE_string(
-    'figures', report.COMMITTED,
+    'figures', run_inputs.COMMITTED,
     'Where figures, metrics.json files and bench.json are copied.')
 _BLOCKS = flags.DEFINE_list(
     'blocks', [],

@@ -14,8 +14,8 @@ from absl import flags
 
 from occnet_jax import cli
 from occnet_jax import errors
-from reproduction import report
 from reproduction import reproduce
+from reproduction import run_inputs
 
 _WORKDIRS = flags.DEFINE_string('workdirs', 'workdirs',
                                 'Where the runs\' workdirs and data go.')
@@ -35,7 +35,7 @@ def main(argv):
     raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
   try:
     reproduce.reproduce(
-        _WORKDIRS.value, report.COMMITTED if _SKIP_COMMITTED.value else None,
+        _WORKDIRS.value, run_inputs.COMMITTED if _SKIP_COMMITTED.value else None,
         jobs=_JOBS.value)
   except subprocess.CalledProcessError as error:
     raise errors.UserError(

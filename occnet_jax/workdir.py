@@ -20,7 +20,6 @@ import os
 import time
 from typing import Any
 
-from absl import logging
 from etils import epath
 from flax import traverse_util
 import jax

@@ -6,6 +6,12 @@ Percentages have one decimal; a value that is missing is '-'.
 from collections.abc import Sequence
 
 EMPTY = '-'
+NOT_RUN = 'not run'
+NOT_MEASURED = 'not measured'
+METHOD_NAMES = {'heatmap': 'heatmap', 'kgnn2d': '2D-KGNN',
+                'kgnn3d': '3D-KGNN', 'shape_fit': 'shape fit',
+                'oracle_fit': 'oracle fit (upper reference)',
+                'labels': 'labels (upper bound)'}
 
 
 def percent(value: float | None) -> str:
@@ -41,3 +47,33 @@ def text_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
   return '\n'.join('  '.join(cell.ljust(width) for cell, width
                              in zip(row, widths)).rstrip()
                    for row in [header, *rows])
+
+
+def gain(value: float | None, base: float | None) -> str:
+  """value - base in signed percentage points; '-' if either is None."""
+  if value is None or base is None:
+    return EMPTY
+  return f'{100 * (value - base):+.1f}'
+
+
+def auc(value: float | None) -> str:
+  """An AUC with three decimals; '-' for None."""
+  return EMPTY if value is None else f'{value:.3f}'
+
+
+def duration(seconds: float) -> str:
+  """'45 s', '8 min 20 s' or '1 h 05 min'."""
+  seconds = int(round(seconds))
+  if seconds < 60:
+    return f'{seconds} s'
+  if seconds < 3600:
+    return f'{seconds // 60} min {seconds % 60:02d} s'
+  return f'{seconds // 3600} h {seconds % 3600 // 60:02d} min'
+
+
+def auc_interval(value: float | None,
+                 interval: Sequence[float] | None) -> str:
+  """An AUC with its [low, high] interval where there is one."""
+  if value is None or interval is None:
+    return auc(value)
+  return f'{auc(value)} [{auc(interval[0])}, {auc(interval[1])}]'

@@ -49,7 +49,7 @@ class Claim:
     name: what the paper says, for the table.
     source: where it says it.
     rule: how the report decides, for the table.
-    check: the report's test of it (a key of `report.CLAIM_CHECKS`), ''
+    check: the report's test of it (a key of `claim_rules.CLAIM_CHECKS`), ''
       for a claim not testable here.
   """
 

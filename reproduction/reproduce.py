@@ -19,7 +19,8 @@ import sys
 import time
 from typing import IO
 
-from reproduction import report
+from occnet_jax.evaluation import outputs
+from reproduction import run_inputs
 from reproduction import runs
 
 # How often a full set of side-by-side runs is checked for one that ended.
@@ -40,7 +41,7 @@ def commands(workdirs: str, committed: str | None = None
       None. Then a run or study already copied there is left out, since the
       report reads it there, and so is what only those need.
   """
-  copies = report.study_files(workdirs, committed or '')
+  copies = run_inputs.study_files(workdirs, committed or '')
 
   def is_committed(name: str, copy: str) -> bool:
     if committed and os.path.exists(copy):
@@ -61,7 +62,7 @@ def commands(workdirs: str, committed: str | None = None
 
   for run in runs.RUNS:
     if is_committed(run.name, os.path.join(committed or '', run.name,
-                                           report.METRICS_FILE)):
+                                           outputs.METRICS_FILE)):
       continue
     yield from make(runs.run_needs(run))
     yield run.name, [TRAIN_MODULE, *runs.train_flags(run, workdirs)], ''

@@ -1,7 +1,7 @@
 """bench.json read back: its goals and its table, one definition of each.
 
 The benchmark (`benchmark.format_table`) prints them and the report
-(`report.render_speed`, `render_targets`) writes them into RESULTS.md, from
+(`tables.render_speed`, `render_targets`) writes them into RESULTS.md, from
 the same cells.
 """
 

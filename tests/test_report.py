@@ -24,11 +24,15 @@ from occnet_jax.evaluation import multiview
 from occnet_jax.evaluation import outputs
 from reproduction import benchmark
 from reproduction import cells
+from reproduction import claim_rules
 from reproduction import claims
 from reproduction import label_study
 from reproduction import report
+from reproduction import results_blocks
+from reproduction import run_inputs
 from reproduction import runs
 from reproduction import speed_table
+from reproduction import tables
 
 MISSING_RUN = 'no_keypoint_type'
 # A repeat with another seed left out: its group's mean has one seed fewer.
@@ -78,7 +82,7 @@ def random_metrics(rng: np.random.Generator) -> dict:
     for sigma in SIGMAS:
       put(metric_keys.robustness(method, sigma), float(rng.random()))
   for level in car_lib.CAR.occlusion_levels:
-    # Some levels below report.FEW_KEYPOINTS, some above.
+    # Some levels below tables.FEW_KEYPOINTS, some above.
     metrics[metric_keys.count(f'occluded_{level}')] = (
         0 if level in empty else int(rng.integers(1, 1000)))
   for subset in ['visible'] + kinds:
@@ -213,7 +217,7 @@ def tree(tmp_path_factory, module_seed):
     for count in ('num_queries', 'num_database', 'num_occluded',
                   'num_other_occluder'):
       result[count] = int(rng.integers(1, 5000))
-    for rule in report.BOX_RULES:
+    for rule in tables.BOX_RULES:
       result[rule] = {
           subset + scale: float(rng.random())
           for subset in ('occluded', 'other_occluder')
@@ -239,7 +243,7 @@ def tree(tmp_path_factory, module_seed):
 @pytest.fixture(scope='module')
 def blocks(tree):
   workdirs, _ = tree
-  return report.render_blocks(report.load_inputs(workdirs), 'figs')
+  return report.render_blocks(run_inputs.load_inputs(workdirs), 'figs')
 
 
 def parse_table(markdown: str) -> tuple[list[str], list[list[str]]]:
@@ -287,7 +291,7 @@ def assert_rounded(digits):
   return check
 
 
-METHOD_KEYS = {v: k for k, v in report.METHOD_NAMES.items()}
+METHOD_KEYS = {v: k for k, v in cells.METHOD_NAMES.items()}
 
 
 def test_headline_cells_equal_inputs(tree, blocks):
@@ -346,15 +350,15 @@ def test_seed_means_and_spreads(tree, blocks):
       assert row[6] == f'{yaw.mean():.1f} ± {yaw.std(ddof=1):.1f} ({len(yaw)})'
     else:
       assert row[6] == '-'
-  assert report.mean_sd([None, 0.25]) == '25.0 (1 seed)'
-  assert report.mean_sd([None]) == '-'
+  assert tables.mean_sd([None, 0.25]) == '25.0 (1 seed)'
+  assert tables.mean_sd([None]) == '-'
 
 
 def test_kind_table_and_yaw(tree, blocks):
   _, written = tree
   header, rows = parse_table(blocks['kinds'])
-  subsets = report.KIND_SUBSETS
-  assert header[2:2 + len(subsets)] == [report.KIND_NAMES[s] for s in subsets]
+  subsets = tables.KIND_SUBSETS
+  assert header[2:2 + len(subsets)] == [tables.KIND_NAMES[s] for s in subsets]
   for row in rows:
     name = row[0].strip('`')
     metrics = written['metrics'][name]
@@ -389,14 +393,14 @@ def test_claims_verdicts_follow_the_intervals(tree, blocks):
     for name, cell in zip(runs.DATASET_RUNS, row[3:]):
       verdict = cell.split('**')[1]
       assert verdict in (claims.REPRODUCED, claims.NOT_REPRODUCED,
-                         report.NOT_MEASURED)
+                         cells.NOT_MEASURED)
       if claim.check != 'occluded_pck':
         continue
       metrics = written['metrics'][name]
       ours, base = (metrics.get(metric_keys.interval(metric_keys.pck(
           method, 'occluded', 0.1))) for method in ('kgnn2d', 'heatmap'))
       assert verdict == (
-          report.NOT_MEASURED if ours is None or base is None else
+          cells.NOT_MEASURED if ours is None or base is None else
           claims.REPRODUCED if ours[0] > base[1] else claims.NOT_REPRODUCED)
 
 
@@ -408,10 +412,10 @@ def test_interval_above_both_sides(rng):
              base_key: low - 0.1}
   for gap, expected in ((eps, True), (-eps, False)):
     metrics[metric_keys.interval(base_key)] = [low - 0.2, low - gap]
-    assert report.interval_above(metrics, key, base_key,
+    assert claim_rules.interval_above(metrics, key, base_key,
                                  cells.percent_interval)[1] is expected
   del metrics[metric_keys.interval(base_key)]
-  measured, above = report.interval_above(metrics, key, base_key,
+  measured, above = claim_rules.interval_above(metrics, key, base_key,
                                           cells.percent_interval)
   assert above is None and measured.endswith('(no intervals)')
 
@@ -423,10 +427,10 @@ def test_multiview_claim_needs_every_view_count(rng):
     base = float(rng.uniform(1, 10))
     for method, extra in (('kgnn3d', 1.0), ('kgnn2d', 0.5), ('heatmap', 0)):
       metrics[metric_keys.multiview(method, n)] = base + extra
-  assert report.multiview_claim(metrics)[1] is True
+  assert claim_rules.multiview_claim(metrics)[1] is True
   last = multiview.VIEW_COUNTS[-1]
   metrics[metric_keys.multiview('heatmap', last)] += 2
-  assert report.multiview_claim(metrics)[1] is False
+  assert claim_rules.multiview_claim(metrics)[1] is False
 
 
 def test_tuning_cells_and_the_best(tree, blocks):
@@ -468,20 +472,20 @@ def test_level_tables_and_gains(tree, blocks):
   for name in runs.DATASET_RUNS:
     metrics = written['metrics'][name]
     header, rows = parse_table(blocks[f'levels_{name}'])
-    assert [int(row[0].rstrip(report.FEW_MARK)) for row in rows] == list(
+    assert [int(row[0].rstrip(tables.FEW_MARK)) for row in rows] == list(
         car_lib.CAR.occlusion_levels)
-    gains = report.level_gains(metrics)
+    gains = claim_rules.level_gains(metrics)
     # Both alphas of every method, then gain, paper gain and count.
     num_pck = 2 * len(evaluate.METHODS)
     for row in rows:
-      level = int(row[0].rstrip(report.FEW_MARK))
+      level = int(row[0].rstrip(tables.FEW_MARK))
       subset = f'occluded_{level}'
       count = metrics[metric_keys.count(subset)]
-      assert row[0].endswith(report.FEW_MARK) == (
-          0 < count < report.FEW_KEYPOINTS)
+      assert row[0].endswith(tables.FEW_MARK) == (
+          0 < count < tables.FEW_KEYPOINTS)
       gain, paper_gain, count = row[1 + num_pck:]
       for cell, column in zip(row[1:1 + num_pck], header[1:1 + num_pck]):
-        method = {v: k for k, v in report.METHOD_NAMES.items()}[
+        method = {v: k for k, v in cells.METHOD_NAMES.items()}[
             column.split(' @')[0]]
         alpha = float(column.split('@')[1])
         assert_percent(cell, metrics[metric_keys.pck(method, subset,
@@ -504,9 +508,9 @@ def test_level_tables_and_gains(tree, blocks):
 
 def test_missing_run_gives_not_run_rows(tree):
   workdirs, _ = tree
-  results = report.load_run(workdirs, runs.RUNS_BY_NAME[MISSING_RUN])
+  results = run_inputs.load_run(workdirs, runs.RUNS_BY_NAME[MISSING_RUN])
   assert results.metrics is None and results.config is None
-  _, rows = parse_table(report.render_levels(results))
+  _, rows = parse_table(tables.render_levels(results))
   assert rows == [['not run'] + ['-'] * (2 * len(evaluate.METHODS) + 3)]
 
 
@@ -518,7 +522,7 @@ def test_robustness_cells(tree, blocks):
       runs.DATASET_RUNS)
   for row in rows:
     metrics = written['metrics'][row[0].strip('`')]
-    method = {v: k for k, v in report.METHOD_NAMES.items()}[row[1]]
+    method = {v: k for k, v in cells.METHOD_NAMES.items()}[row[1]]
     for cell, sigma in zip(row[2:], SIGMAS):
       assert_percent(cell, metrics[metric_keys.robustness(method, sigma)])
 
@@ -537,7 +541,7 @@ def test_ablation_cells(tree, blocks):
   for row in rows:
     name = row[0].strip('`')
     if name == MISSING_RUN:
-      assert row[2] == report.NOT_RUN
+      assert row[2] == cells.NOT_RUN
       continue
     metrics = written['metrics'][name]
     expected = [metrics[metric_keys.pck('heatmap', 'occluded', 0.1)]] + [
@@ -565,7 +569,7 @@ def test_multiview_cells(tree, blocks):
       assert row[2:] == [str(metrics[metric_keys.multiview_subsets(n)])
                          for n in multiview.VIEW_COUNTS]
       continue
-    method = {v: k for k, v in report.METHOD_NAMES.items()}[row[1]]
+    method = {v: k for k, v in cells.METHOD_NAMES.items()}[row[1]]
     for cell, n in zip(row[2:], multiview.VIEW_COUNTS):
       count, fraction = cell.rstrip('%)').split(' (')
       assert abs(float(count) - metrics[metric_keys.multiview(method, n)]
@@ -580,17 +584,17 @@ def test_fraction_at_interpolates_the_curve(rng):
   summary = {'alphas': [0.0] + alphas,
              'curve': [offset + slope * a for a in [0.0] + alphas]}
   for alpha in rng.uniform(0, 0.3, 5).tolist() + alphas:
-    assert report.fraction_at(summary, 'curve', alpha) == pytest.approx(
+    assert tables.fraction_at(summary, 'curve', alpha) == pytest.approx(
         offset + slope * alpha)
   # A study without points has null curves.
   summary['curve'] = [None] * len(summary['alphas'])
-  assert report.fraction_at(summary, 'curve', 0.1) is None
+  assert tables.fraction_at(summary, 'curve', 0.1) is None
 
 
 def test_trifocal_label_cells(tree, blocks):
   _, written = tree
   header, rows = parse_table(blocks['trifocal_labels'])
-  assert len(header) == 4 + 2 * len(report.LABEL_ALPHAS)
+  assert len(header) == 4 + 2 * len(tables.LABEL_ALPHAS)
   names = {study.name: study.label for study in runs.LABEL_STUDIES}
   summary = written['labels']['car_render_full']
   by_dataset = {row[0]: row for row in rows}
@@ -599,11 +603,11 @@ def test_trifocal_label_cells(tree, blocks):
                       str(summary['num_points'])]
   for index, key in enumerate(('fraction_within_noise_free',
                                'fraction_within')):
-    cells = row[4 + index * 3:7 + index * 3]
-    for cell, alpha in zip(cells, report.LABEL_ALPHAS):
+    row_cells = row[4 + index * 3:7 + index * 3]
+    for cell, alpha in zip(row_cells, tables.LABEL_ALPHAS):
       grid = np.array(summary['alphas'])
       assert_percent(cell, np.interp(alpha, grid, summary[key]))
-  assert by_dataset[names[MISSING_LABELS]][1] == report.NOT_RUN
+  assert by_dataset[names[MISSING_LABELS]][1] == cells.NOT_RUN
   assert by_dataset['CarFusion (paper, human labels)'][8] == '~90'
   assert 'figs/trifocal_labels_car_render_full.png' in blocks[
       'trifocal_labels']
@@ -616,12 +620,12 @@ def test_box_oracle_cells(tree, blocks):
   expected = []
   for study in runs.BOX_ORACLE_STUDIES:
     if study.name == MISSING_BOX_ORACLE:
-      expected.append([study.label, report.NOT_RUN] + ['-'] * 4)
+      expected.append([study.label, cells.NOT_RUN] + ['-'] * 4)
       continue
     result = written['box_oracle'][study.name]
-    for index, rule in enumerate(report.BOX_RULES):
+    for index, rule in enumerate(tables.BOX_RULES):
       expected.append([study.label if index == 0 else '',
-                       report.BOX_RULES[rule]] + [
+                       tables.BOX_RULES[rule]] + [
                            f'{100 * result[rule][key]:.1f}' for key in (
                                'occluded', 'other_occluder',
                                'occluded_record_scale',
@@ -701,13 +705,13 @@ def test_runs_table(tree, blocks):
   for row in rows:
     name = row[0].strip('`')
     if name in (MISSING_RUN, MISSING_SEED):
-      assert row[3] == report.NOT_RUN
+      assert row[3] == cells.NOT_RUN
       continue
     segments = written['segments'][name]
     assert row[4] == f'{segments[-1]["steps"][1]} (2 invocations)'
-    assert row[5] == report.duration(sum(s['train_seconds']
+    assert row[5] == cells.duration(sum(s['train_seconds']
                                          for s in segments))
-    assert row[6] == report.duration(sum(s['eval_seconds']
+    assert row[6] == cells.duration(sum(s['eval_seconds']
                                          for s in segments))
     assert row[7] == '; '.join(sorted({machine.describe(s['machine'])
                                        for s in segments}))
@@ -730,21 +734,21 @@ def test_runs_table(tree, blocks):
 @pytest.mark.parametrize('seconds, text', [
     (0, '0 s'), (59.4, '59 s'), (500, '8 min 20 s'), (3900, '1 h 05 min')])
 def test_duration(seconds, text):
-  assert report.duration(seconds) == text
+  assert cells.duration(seconds) == text
 
 
 def test_targets_table(tree, blocks):
   _, written = tree
   _, rows = parse_table(blocks['targets'])
   expected = [[target, f'`{name}`', *check(written['metrics'][name])]
-              for target, check in report.RUN_TARGETS
+              for target, check in claim_rules.RUN_TARGETS
               for name in runs.DATASET_RUNS]
   expected += [[goal['name'], 'benchmark', goal['status']]
                for goal in written['bench']['goals']]
   assert [row for row in rows if row[1] != 'benchmark'] == expected[
-      :len(report.RUN_TARGETS) * len(runs.DATASET_RUNS)]
+      :len(claim_rules.RUN_TARGETS) * len(runs.DATASET_RUNS)]
   assert [[row[0], row[1], row[3]] for row in rows
-          if row[1] == 'benchmark'] == expected[len(report.RUN_TARGETS)
+          if row[1] == 'benchmark'] == expected[len(claim_rules.RUN_TARGETS)
                                                 * len(runs.DATASET_RUNS):]
 
 
@@ -767,15 +771,15 @@ def metrics_with(**values) -> dict:
 def test_auc_target_both_sides(rng):
   eps = float(rng.uniform(1e-4, 0.02))
   base = float(rng.uniform(0.5, 0.85))
-  check = lambda ours, base: report.auc_target(
+  check = lambda ours, base: claim_rules.auc_target(
       metrics_with(auc_kgnn2d=ours, auc_heatmap=base))[1]
   assert check(0.95 + eps, base) == 'met'
   assert check(0.95 - eps, base) == 'missed'
   high = float(rng.uniform(0.91, 0.94))
   assert check(high + 0.05 + eps, high) == 'met'
   assert check(high + 0.05 - eps, high) == 'missed'
-  assert check(None, base) == report.NOT_MEASURED
-  assert report.auc_target(None) == ('-', report.NOT_RUN)
+  assert check(None, base) == cells.NOT_MEASURED
+  assert claim_rules.auc_target(None) == ('-', cells.NOT_RUN)
 
 
 def test_level_target_both_sides(rng):
@@ -788,13 +792,13 @@ def test_level_target_both_sides(rng):
     for level, b, g in zip(levels, base, gains):
       values[f'heatmap_level{level}'] = float(b)
       values[f'kgnn2d_level{level}'] = float(b + g)
-    return report.level_target(metrics_with(**values))
+    return claim_rules.level_target(metrics_with(**values))
 
   assert check(gains)[1] == 'met'
   short = gains.copy()
   short[rng.integers(len(levels))] = 0.1 - float(rng.uniform(1e-4, 0.05))
   assert check(short)[1] == 'missed'
-  assert check([])[1] == report.NOT_MEASURED
+  assert check([])[1] == cells.NOT_MEASURED
   measured = check(gains)[0]
   assert measured == ', '.join(f'{100 * g:+.1f} ({level})'
                                for level, g in zip(levels, gains))
@@ -803,7 +807,7 @@ def test_level_target_both_sides(rng):
 def test_visible_target_both_sides(rng):
   eps = float(rng.uniform(1e-4, 0.005))
   base = float(rng.uniform(0.2, 0.9))
-  check = lambda ours: report.visible_target(
+  check = lambda ours: claim_rules.visible_target(
       metrics_with(kgnn2d_visible=ours, heatmap_visible=base))[1]
   assert check(base - 0.01 + eps) == 'met'
   assert check(base - 0.01 - eps) == 'missed'
@@ -815,7 +819,7 @@ def test_robustness_target_both_sides(rng):
   small, large = np.sort(rng.uniform(0.05, 0.4, 2))
 
   def check(loss3, loss2):
-    return report.robustness_target(metrics_with(**{
+    return claim_rules.robustness_target(metrics_with(**{
         'noise_kgnn2d_0.0': start2, 'noise_kgnn2d_0.3': start2 - loss2,
         'noise_kgnn2d_0.1': 0.0, 'noise_kgnn3d_0.1': 0.0,
         'noise_kgnn3d_0.0': start3, 'noise_kgnn3d_0.3': start3 - loss3}))
@@ -861,9 +865,9 @@ def test_replace_blocks_only_touches_blocks(rng):
   names = [f'block{i}' for i in range(4)]
   text = document(names, rng)
   blocks = {name: f'| a |\n|---|\n| {rng.random()} |' for name in names}
-  new, updated = report.replace_blocks(text, blocks)
+  new, updated = results_blocks.replace_blocks(text, blocks)
   assert updated == names
-  again, updated_again = report.replace_blocks(new, blocks)
+  again, updated_again = results_blocks.replace_blocks(new, blocks)
   assert again == new and updated_again == []
   outside = lambda t: re.sub(r'<!-- report:(\S+) -->.*?<!-- /report:\1 -->',
                              r'<\1>', t, flags=re.DOTALL)
@@ -873,24 +877,24 @@ def test_replace_blocks_only_touches_blocks(rng):
     assert (f'<!-- report:{name} -->\n{content}\n<!-- /report:{name} -->'
             in new)
   changed = dict(blocks, block2='new content')
-  _, updated = report.replace_blocks(new, changed)
+  _, updated = results_blocks.replace_blocks(new, changed)
   assert updated == ['block2']
 
 
 def test_replace_blocks_errors_name_the_marker(rng):
   text = document(['known', 'stray'], rng)
   with pytest.raises(ValueError, match='stray'):
-    report.replace_blocks(text, {'known': 'x'})
+    results_blocks.replace_blocks(text, {'known': 'x'})
   with pytest.raises(ValueError, match='absent'):
-    report.replace_blocks(text, {'known': 'x', 'stray': 'y', 'absent': 'z'})
+    results_blocks.replace_blocks(text, {'known': 'x', 'stray': 'y', 'absent': 'z'})
   unclosed = text.replace('<!-- /report:stray -->', '')
   with pytest.raises(ValueError, match='stray'):
-    report.replace_blocks(unclosed, {'known': 'x', 'stray': 'y'})
+    results_blocks.replace_blocks(unclosed, {'known': 'x', 'stray': 'y'})
 
 
 def test_write_report(tree, tmp_path, rng):
   workdirs, written = tree
-  names = list(report.render_blocks(report.load_inputs(workdirs), 'x'))
+  names = list(report.render_blocks(run_inputs.load_inputs(workdirs), 'x'))
   results = tmp_path / 'RESULTS.md'
   key = metric_keys.pck('kgnn2d', 'visible', 0.1)
   results.write_text(document(names, rng) + (
@@ -917,7 +921,7 @@ def test_write_report(tree, tmp_path, rng):
     with open(figures / f'box_oracle_{study}.json') as file:
       assert json.load(file) == result
   assert not (figures / f'box_oracle_{MISSING_BOX_ORACLE}.json').exists()
-  assert (figures / report.ABLATIONS_FIGURE).stat().st_size > 1000
+  assert (figures / tables.ABLATIONS_FIGURE).stat().st_size > 1000
   with open(figures / 'bench.json') as file:
     assert json.load(file) == written['bench']
   # Links are relative to RESULTS.md.
@@ -945,7 +949,7 @@ def test_committed_copies_stand_in_for_missing_inputs(tree, tmp_path, rng):
   # copied): its split is the run table's.
   seed_metrics = random_metrics(rng)
   write_json(str(committed / MISSING_SEED / 'metrics.json'), seed_metrics)
-  inputs = report.load_inputs(workdirs, committed=str(committed))
+  inputs = run_inputs.load_inputs(workdirs, committed=str(committed))
   assert inputs.runs[MISSING_RUN].metrics == metrics
   assert inputs.runs[MISSING_RUN].split == config['eval']['split']
   assert inputs.runs[MISSING_SEED].metrics == seed_metrics
@@ -957,18 +961,18 @@ def test_committed_copies_stand_in_for_missing_inputs(tree, tmp_path, rng):
   assert inputs.runs['demo'].metrics == written['metrics']['demo']
   assert inputs.labels[MISSING_LABELS] == labels
   assert inputs.box_oracle[MISSING_BOX_ORACLE] == oracle
-  _, rows = parse_table(report.render_runs(inputs))
+  _, rows = parse_table(tables.render_runs(inputs))
   by_name = {row[0]: row for row in rows}
-  row = by_name[f'`{MISSING_RUN}`{report.COMMITTED_MARK}']
+  row = by_name[f'`{MISSING_RUN}`{tables.COMMITTED_MARK}']
   assert row[4:9] == [f'{segments[-1]["steps"][1]} (2 invocations)',
-                      report.duration(sum(s['train_seconds']
+                      cells.duration(sum(s['train_seconds']
                                           for s in segments)),
-                      report.duration(sum(s['eval_seconds']
+                      cells.duration(sum(s['eval_seconds']
                                           for s in segments)),
                       '; '.join(sorted({machine.describe(s['machine'])
                                         for s in segments})),
                       segments[0]['started'][:10]]
-  assert by_name[f'`{MISSING_SEED}`{report.COMMITTED_MARK}'][3:9] == [
+  assert by_name[f'`{MISSING_SEED}`{tables.COMMITTED_MARK}'][3:9] == [
       '-'] * 6
   assert '`demo`' in by_name
   # Copying leaves the committed copies as they are and adds the tree's.
@@ -981,7 +985,7 @@ def test_committed_copies_stand_in_for_missing_inputs(tree, tmp_path, rng):
 
 def test_write_report_can_rewrite_some_blocks_only(tree, tmp_path, rng):
   workdirs, _ = tree
-  names = list(report.render_blocks(report.load_inputs(workdirs), 'x'))
+  names = list(report.render_blocks(run_inputs.load_inputs(workdirs), 'x'))
   picked = set(rng.choice(names, 2, replace=False).tolist())
   chosen = [name for name in names if name in picked]  # Document order.
   results = tmp_path / 'RESULTS.md'
@@ -990,7 +994,7 @@ def test_write_report_can_rewrite_some_blocks_only(tree, tmp_path, rng):
   figures = str(tmp_path / 'figures')
   assert report.write_report(workdirs, str(results), figures,
                              only=chosen) == chosen
-  old, new = (report.current_blocks(text)
+  old, new = (results_blocks.current_blocks(text)
               for text in (before, results.read_text()))
   assert [name for name in names if old[name] != new[name]] == chosen
   with pytest.raises(ValueError, match="'nonesuch'"):

@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 
 from occnet_jax import configs
-from reproduction import report
+from occnet_jax.evaluation import outputs
 from reproduction import reproduce
+from reproduction import run_inputs
 from reproduction import runs
 
 REPOSITORY = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -148,9 +149,9 @@ def test_commands_leave_out_what_is_committed(tmp_path):
               if 'car_render_basis' in run.needs]
   for name in left_out:
     (committed / name).mkdir(parents=True)
-    (committed / name / report.METRICS_FILE).write_text('{}')
+    (committed / name / outputs.METRICS_FILE).write_text('{}')
   study = runs.BOX_ORACLE_STUDIES[-1].name
-  _, copy = report.study_files('w', str(committed))[f'box_oracle/{study}']
+  _, copy = run_inputs.study_files('w', str(committed))[f'box_oracle/{study}']
   with open(copy, 'w') as file:
     file.write('{}')
   order = [name for name, _, _ in reproduce.commands('w', str(committed))]
@@ -163,7 +164,7 @@ def test_commands_leave_out_what_is_committed(tmp_path):
     for need in needs_of(name):
       assert order.index(need) < order.index(name), (need, name)
   # A run needing car_render_basis brings it back.
-  (committed / left_out[-1] / report.METRICS_FILE).unlink()
+  (committed / left_out[-1] / outputs.METRICS_FILE).unlink()
   order = [name for name, _, _ in reproduce.commands('w', str(committed))]
   assert order.index('car_render_basis') < order.index(left_out[-1])
 

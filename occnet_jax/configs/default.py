@@ -114,7 +114,7 @@ def get_config() -> ml_collections.ConfigDict:
   train.skip_nonfinite = False
 
   config.eval = evaluation = ml_collections.ConfigDict()
-  # Split of the final evaluation (metrics.json, plots); '' = none.
+  # Split of the final evaluation (its metrics and plots); '' = none.
   evaluation.split = 'test'
   evaluation.batch_size = 16
   # Evaluate at most this many cars (0 = the whole split).

@@ -1,4 +1,4 @@
-"""The metrics.json key schema: one place that writes and parses every key.
+"""The metrics file's key schema: one place that writes and parses every key.
 
 A key is `<family>.<field>...`, its fields in the order `FAMILIES` gives
 (evaluate.py's docstring says what each figure is). Methods and subsets
