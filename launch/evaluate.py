@@ -8,8 +8,9 @@ complete checkpoints, so it is safe while training is still running. With
 --watch it is the evaluator job beside training instead: it evaluates each
 new checkpoint once into <workdir>/eval/<split>/step_<N>/metrics.json and
 TensorBoard scalars under <workdir>/eval/<split>/, and exits after the run's
-last step (occnet_jax/evaluation/checkpoint_watcher.py). Several processes take the flags of
-launch.train: --coordinator_address, --num_processes, --process_id.
+last step (occnet_jax/evaluation/checkpoint_watcher.py). Several processes
+take the flags of launch.train: --coordinator_address, --num_processes,
+--process_id.
 """
 
 from absl import app
@@ -23,8 +24,8 @@ from occnet_jax.evaluation import evaluate
 from occnet_jax.evaluation import workdir_evaluation
 
 _WORKDIR = flags.DEFINE_string('workdir', None, 'A training workdir.')
-_SPLIT = flags.DEFINE_string('split', None,
-                             "Split to evaluate (default: the config's).")
+_SPLIT = flags.DEFINE_string(
+    'split', None, "Split to evaluate (default: the config's eval.final_split).")
 _STEP = flags.DEFINE_integer('step', None,
                              'Checkpoint step (default: the latest).')
 _DATA_DIR = flags.DEFINE_string('data_dir', None,

@@ -35,7 +35,8 @@ def main(argv):
     raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
   try:
     reproduce.reproduce(
-        _WORKDIRS.value, run_inputs.COMMITTED if _SKIP_COMMITTED.value else None,
+        _WORKDIRS.value,
+        run_inputs.COMMITTED if _SKIP_COMMITTED.value else None,
         jobs=_JOBS.value)
   except subprocess.CalledProcessError as error:
     raise errors.UserError(

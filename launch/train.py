@@ -61,7 +61,7 @@ def main(argv):
     return
   if int(state.step) < config.train.num_steps:
     return  # Preempted: the log says where it stopped.
-  workdir, split = _WORKDIR.value, config.eval.split
+  workdir, split = _WORKDIR.value, config.eval.final_split
   if split:
     print(evaluate.format_summary(json.loads(
         epath.Path(outputs.metrics_path(workdir, split)).read_text())))

@@ -435,14 +435,15 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
               config, workdir, start, state, model, optimizer, train_rng,
               iterator, mesh, checkpointer, record, data_dir)
           checkpointer.wait_until_finished()
-          if config.eval.split and done == num_steps:
+          if config.eval.final_split and done == num_steps:
             with record.evaluating():
               workdir_evaluation.evaluate_workdir(
-                  workdir, split=config.eval.split, data_dir=data_dir)
-      elif config.eval.split and not epath.Path(outputs.metrics_path(
-          workdir, config.eval.split)).exists():
+                  workdir, split=config.eval.final_split,
+                  data_dir=data_dir)
+      elif config.eval.final_split and not epath.Path(outputs.metrics_path(
+          workdir, config.eval.final_split)).exists():
         workdir_evaluation.evaluate_workdir(
-            workdir, split=config.eval.split, data_dir=data_dir)
+            workdir, split=config.eval.final_split, data_dir=data_dir)
   return state
 
 
@@ -485,8 +486,8 @@ def _train_steps(config, workdir, start, state, model, optimizer, train_rng,
   """
   num_steps = config.train.num_steps
   step_fn = make_train_step(model, optimizer, config, mesh)
-  eval_source = input_pipeline.get_source(config, config.data.eval_split,
-                                          data_dir)
+  eval_source = input_pipeline.get_source(
+      config, config.data.periodic_eval_split, data_dir)
   predict_fn = evaluate.make_predict_fn(model, config.eval, mesh)
   history, tick, tick_step = [], time.time(), start
   done = start

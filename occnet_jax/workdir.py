@@ -69,7 +69,8 @@ def checkpoint_dir(workdir: epath.PathLike) -> epath.Path:
 
 
 def _read_config_file(workdir: epath.PathLike) -> dict[str, Any]:
-  return json.loads((epath.Path(workdir) / CONFIG_FILE).read_text())
+  return configs.with_current_keys(
+      json.loads((epath.Path(workdir) / CONFIG_FILE).read_text()))
 
 
 def _fixes_checkpoint(key: str) -> bool:

@@ -12,8 +12,8 @@ launch.report` then calls `write_report`, which
   - renders one markdown block per study (`render_blocks`, by `tables`:
     `runs`, `claims`, `headline`, `seeds`, `kinds`, `levels_<run>`,
     `robustness`, `ablations`, `tuning`, `multiview`, `trifocal_labels`,
-    `box_oracle`, `speed`, `targets`, `figures`) and writes each between the markers
-    `<!-- report:NAME -->` and `<!-- /report:NAME -->` of RESULTS.md
+    `box_oracle`, `speed`, `targets`, `figures`) and writes each between the
+    markers `<!-- report:NAME -->` and `<!-- /report:NAME -->` of RESULTS.md
     (`results_blocks.replace_blocks`);
   - rewrites the numbers the prose around them quotes as inline values
     (`prose_values`), leaving the rest of the prose alone.

@@ -15,6 +15,7 @@ from typing import Any
 from absl import logging
 from etils import epath
 
+from occnet_jax import configs
 from occnet_jax import workdir as workdir_lib
 from occnet_jax.evaluation import outputs
 from reproduction import label_study
@@ -93,7 +94,14 @@ def _pngs(directory: str) -> tuple[str, ...]:
 
 def config_split(config: Mapping[str, Any] | None, run: runs.Run) -> str:
   """The split a run evaluates: its config's, else the run table's."""
-  return (config or {}).get('eval', {}).get('split') or runs.eval_split(run)
+  return ((config or {}).get('eval', {}).get('final_split')
+          or runs.eval_split(run))
+
+
+def read_config(workdir: str) -> dict[str, Any] | None:
+  """A run's config.json with its keys' current names, or None (logged)."""
+  config = read_json(os.path.join(workdir, workdir_lib.CONFIG_FILE))
+  return None if config is None else configs.with_current_keys(config)
 
 
 def load_run(workdirs: str, run: runs.Run,
@@ -108,7 +116,7 @@ def load_run(workdirs: str, run: runs.Run,
       where one exists.
   """
   workdir = os.path.join(workdirs, run.name)
-  config = read_json(os.path.join(workdir, workdir_lib.CONFIG_FILE))
+  config = read_config(workdir)
   split = config_split(config, run)
   path = outputs.metrics_path(workdir, split)
   from_copy = bool(committed) and not epath.Path(path).exists() and (
@@ -117,7 +125,7 @@ def load_run(workdirs: str, run: runs.Run,
     workdir = os.path.join(committed, run.name)
     logging.info('%s: reading the committed copy in %s', run.name, workdir)
     path = os.path.join(workdir, outputs.METRICS_FILE)
-    config = read_json(os.path.join(workdir, workdir_lib.CONFIG_FILE))
+    config = read_config(workdir)
     split = config_split(config, run)
   run_file = read_json(os.path.join(workdir, workdir_lib.RUN_FILE))
   eval_dir = os.path.dirname(path)

@@ -363,13 +363,14 @@ def eval_split(run: Run) -> str:
     return 'test'
   # Tuning reads validation only, its config's (CarFusion's is the last 10%
   # of its training intersections): its runs never touch the test split.
-  return _config(run).data.eval_split
+  return _config(run).data.periodic_eval_split
 
 
 def train_flags(run: Run, workdirs: str) -> list[str]:
   """The `launch.train` flags of a run."""
   # A tested run evaluates its config's split, the test split.
-  split = (f'--config.eval.split={eval_split(run)}',) if run.tunes else ()
+  split = ((f'--config.eval.final_split={eval_split(run)}',) if run.tunes
+           else ())
   return [f'--config={os.path.join(CONFIG_DIR, run.config)}',
           f'--workdir={os.path.join(workdirs, run.name)}'] + [
               flag.format(workdirs=workdirs)

@@ -1,4 +1,4 @@
-"""Tests of the evaluation's box jitter (occnet_jax/evaluation/box_jitter.py)."""
+"""Tests of the evaluation's box jitter (evaluation/box_jitter.py)."""
 
 import jax
 import numpy as np

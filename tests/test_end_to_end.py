@@ -100,7 +100,7 @@ def test_training_says_it_compiles_and_lists_what_it_wrote(logged_workdir):
 
 def test_training_leaves_checkpoint_metrics_and_plots(workdir):
   config = workdir_lib.load_config(workdir)
-  directory = os.path.join(workdir, 'eval', config.eval.split)
+  directory = os.path.join(workdir, 'eval', config.eval.final_split)
   with open(os.path.join(directory, 'metrics.json')) as file:
     results = json.load(file)
   for method in evaluate.METHODS:
@@ -170,7 +170,8 @@ def test_restore_falls_back_past_a_damaged_checkpoint(workdir, tmp_path,
 
 
 def test_evaluate_other_split_and_step(workdir):
-  results = workdir_evaluation.evaluate_workdir(workdir, split='validation', step=6)
+  results = workdir_evaluation.evaluate_workdir(workdir, split='validation',
+                                                step=6)
   assert results['step'] == 6 and results['num_cars'] == 4
   assert os.path.exists(outputs.metrics_path(workdir, 'validation'))
   with pytest.raises(FileNotFoundError, match='step 5'):
@@ -320,7 +321,8 @@ def test_evaluate_and_predict_on_gcs(workdir, bucket, tmp_path, monkeypatch):
   monkeypatch.chdir(tmp_path)
   remote = bucket / 'runs' / 'e2e'
   _upload(workdir, remote)
-  results = workdir_evaluation.evaluate_workdir(os.fspath(remote), split='validation')
+  results = workdir_evaluation.evaluate_workdir(os.fspath(remote),
+                                                split='validation')
   assert results['step'] == test_config.get_config().train.num_steps
   written = json.loads((remote / 'eval' / 'validation' /
                         'metrics.json').read_text())

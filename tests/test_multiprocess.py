@@ -188,8 +188,8 @@ def _assert_same_metrics(got, expected):
 def one_process(tmp_path_factory, fake_data_dir, cache_dir):
   """An uninterrupted one-process, two-device run, evaluated on SPLIT."""
   workdir = str(tmp_path_factory.mktemp('one_process') / 'workdir')
-  _train(workdir, fake_data_dir, cache_dir, f'--config.eval.split={SPLIT}',
-         devices=2)
+  _train(workdir, fake_data_dir, cache_dir,
+         f'--config.eval.final_split={SPLIT}', devices=2)
   return workdir
 
 
@@ -206,7 +206,7 @@ def two_processes(tmp_path_factory, fake_data_dir, cache_dir, module_seed):
   """
   rng = np.random.default_rng(module_seed)
   workdir = str(tmp_path_factory.mktemp('two_processes') / 'workdir')
-  args = _train_args(workdir, fake_data_dir, '--config.eval.split=')
+  args = _train_args(workdir, fake_data_dir, '--config.eval.final_split=')
   with _launched('launch.train', args, f'{workdir}.preempted', cache_dir,
                  num_processes=2) as launch:
     _wait_for_step(workdir, int(rng.integers(1, 3)), launch)
@@ -224,7 +224,7 @@ def two_processes(tmp_path_factory, fake_data_dir, cache_dir, module_seed):
                      launch)
       launch.signal(signal.SIGKILL)
       launch.wait(expected_returncode=-signal.SIGKILL)
-    _train(workdir, fake_data_dir, cache_dir, '--config.eval.split=',
+    _train(workdir, fake_data_dir, cache_dir, '--config.eval.final_split=',
            num_processes=2)
   return workdir, saved, latest
 
@@ -272,7 +272,7 @@ def test_two_processes_evaluate_like_one(one_process, tmp_path, cache_dir):
 def test_evaluator_beside_preempted_training(one_process, fake_data_dir,
                                              cache_dir, tmp_path, seed):
   workdir = str(tmp_path / 'workdir')
-  args = _train_args(workdir, fake_data_dir, '--config.eval.split=',
+  args = _train_args(workdir, fake_data_dir, '--config.eval.final_split=',
                      '--config.train.checkpoint_every_steps=1',
                      '--config.train.max_checkpoints_to_keep=1')
   # Started first: it waits for the workdir to appear.
@@ -288,7 +288,7 @@ def test_evaluator_beside_preempted_training(one_process, fake_data_dir,
       [log] = training.logs()
     assert 'Preempted (SIGTERM)' in log
     assert stop <= max(_logged_steps(workdir)) < NUM_STEPS
-    _train(workdir, fake_data_dir, cache_dir, '--config.eval.split=',
+    _train(workdir, fake_data_dir, cache_dir, '--config.eval.final_split=',
            '--config.train.checkpoint_every_steps=1',
            '--config.train.max_checkpoints_to_keep=1', devices=2)
     watching.wait()

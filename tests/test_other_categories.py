@@ -71,7 +71,7 @@ def test_rendered_records_hold_the_category(trained):
 
 def test_training_evaluates_by_the_category_levels(trained):
   category, config, workdir = trained
-  with open(outputs.metrics_path(workdir, config.eval.split)) as file:
+  with open(outputs.metrics_path(workdir, config.eval.final_split)) as file:
     results = json.load(file)
   assert results['step'] == config.train.num_steps
   levels = {n for n in range(category.num_keypoints + 1)
@@ -92,7 +92,7 @@ def test_training_evaluates_by_the_category_levels(trained):
 def test_evaluation_plots_the_category(trained):
   _, config, workdir = trained
   directory = os.path.dirname(outputs.metrics_path(workdir,
-                                                    config.eval.split))
+                                                    config.eval.final_split))
   plots = [name for name in os.listdir(directory) if name.endswith('.png')]
   assert {'pck_vs_alpha.png', 'pck_vs_invisible.png', 'gallery.png'} <= set(
       plots)

@@ -157,9 +157,9 @@ def tree(tmp_path_factory, module_seed):
     if run.seed_of:
       config['seed'] = int(run.name.rsplit('_', 1)[1])
     if run.name == VALIDATION_RUN:
-      config['eval']['split'] = 'validation'
+      config['eval']['final_split'] = 'validation'
     if run.tunes:
-      config['eval']['split'] = runs.eval_split(run)
+      config['eval']['final_split'] = runs.eval_split(run)
     for mode, weight in runs.TRIFOCAL_SWEEP:
       if run.name == runs.trifocal_run_name(mode, weight):
         config['loss'].update(trifocal_mode=mode, trifocal=weight)
@@ -183,7 +183,7 @@ def tree(tmp_path_factory, module_seed):
     write_json(os.path.join(workdir, workdir_lib.CONFIG_FILE), config)
     write_json(os.path.join(workdir, workdir_lib.RUN_FILE),
                {'segments': segments})
-    path = outputs.metrics_path(workdir, config['eval']['split'])
+    path = outputs.metrics_path(workdir, config['eval']['final_split'])
     write_json(path, metrics)
     for name in FIGURES:
       with open(os.path.join(os.path.dirname(path), name), 'wb') as file:
@@ -717,14 +717,15 @@ def test_runs_table(tree, blocks):
                                        for s in segments}))
     assert row[8] == segments[0]['started'][:10]
     expected = {'no_trifocal': '`loss.trifocal=0.0`',
-                VALIDATION_RUN: '`eval.split=validation`'}.get(name, 'none')
+                VALIDATION_RUN: '`eval.final_split=validation`'}.get(
+                    name, 'none')
     if runs.RUNS_BY_NAME[name].seed_of:
       expected = f'`seed={written["configs"][name]["seed"]}`'
     if runs.RUNS_BY_NAME[name].tunes:
       loss, defaults = written['configs'][name]['loss'], default_loss
-      split = written['configs'][name]['eval']['split']
+      split = written['configs'][name]['eval']['final_split']
       expected = ', '.join(
-          [f'`eval.split={split}`'] +
+          [f'`eval.final_split={split}`'] +
           [f'`loss.{key}={loss[key]}`'
            for key in ('trifocal', 'trifocal_mode', 'visible')
            if loss[key] != defaults[key]])
@@ -886,7 +887,8 @@ def test_replace_blocks_errors_name_the_marker(rng):
   with pytest.raises(ValueError, match='stray'):
     results_blocks.replace_blocks(text, {'known': 'x'})
   with pytest.raises(ValueError, match='absent'):
-    results_blocks.replace_blocks(text, {'known': 'x', 'stray': 'y', 'absent': 'z'})
+    results_blocks.replace_blocks(text, {'known': 'x', 'stray': 'y',
+                                         'absent': 'z'})
   unclosed = text.replace('<!-- /report:stray -->', '')
   with pytest.raises(ValueError, match='stray'):
     results_blocks.replace_blocks(unclosed, {'known': 'x', 'stray': 'y'})
@@ -934,10 +936,17 @@ def test_committed_copies_stand_in_for_missing_inputs(tree, tmp_path, rng):
   # The committed copies of a run, a label study and a box oracle that the
   # tree lacks, as an earlier `write_report` would have left them.
   metrics = random_metrics(rng)
-  config = dict(written['configs']['demo'])
+  config = json.loads(json.dumps(written['configs']['demo']))
   segments = written['segments']['demo']
   write_json(str(committed / MISSING_RUN / 'metrics.json'), metrics)
-  write_json(str(committed / MISSING_RUN / workdir_lib.CONFIG_FILE), config)
+  # Committed before the splits were renamed: the old keys are read as the
+  # new ones.
+  old_config = json.loads(json.dumps(config))
+  old_config['eval']['split'] = old_config['eval'].pop('final_split')
+  old_config['data']['eval_split'] = old_config['data'].pop(
+      'periodic_eval_split')
+  write_json(str(committed / MISSING_RUN / workdir_lib.CONFIG_FILE),
+             old_config)
   write_json(str(committed / MISSING_RUN / workdir_lib.RUN_FILE),
              {'segments': segments})
   labels = dict(written['labels']['car_render_full'], num_points=7)
@@ -951,7 +960,8 @@ def test_committed_copies_stand_in_for_missing_inputs(tree, tmp_path, rng):
   write_json(str(committed / MISSING_SEED / 'metrics.json'), seed_metrics)
   inputs = run_inputs.load_inputs(workdirs, committed=str(committed))
   assert inputs.runs[MISSING_RUN].metrics == metrics
-  assert inputs.runs[MISSING_RUN].split == config['eval']['split']
+  assert inputs.runs[MISSING_RUN].split == config['eval']['final_split']
+  assert inputs.runs[MISSING_RUN].config == config
   assert inputs.runs[MISSING_SEED].metrics == seed_metrics
   assert inputs.runs[MISSING_SEED].split == runs.eval_split(
       runs.RUNS_BY_NAME[MISSING_SEED])

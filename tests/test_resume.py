@@ -36,7 +36,8 @@ OVERRIDES = (f'--config.train.num_steps={NUM_STEPS}',
              '--config.train.heatmap_steps=3', '--config.train.graph_steps=3',
              '--config.train.checkpoint_every_steps=3',
              '--config.train.log_every_steps=1',
-             '--config.train.eval_every_steps=1000', "--config.eval.split=")
+             '--config.train.eval_every_steps=1000',
+             '--config.eval.final_split=')
 
 
 def _command(workdir, data_dir):

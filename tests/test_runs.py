@@ -85,16 +85,17 @@ def test_tuning_runs_never_read_test(monkeypatch):
     run = runs.RUNS_BY_NAME[name]
     config = parsed_config(runs.train_flags(run, 'w'))
     # The split it evaluates is the one training held out, never test.
-    assert config.eval.split == config.data.eval_split == runs.eval_split(run)
-    assert 'test' not in config.eval.split
-    assert config.data.train_split != config.eval.split
+    assert config.eval.final_split == config.data.periodic_eval_split == (
+        runs.eval_split(run))
+    assert 'test' not in config.eval.final_split
+    assert config.data.train_split != config.eval.final_split
     # It is the run it tunes but for its setting and split.
     tuned = runs.train_flags(runs.RUNS_BY_NAME[run.tunes], 'w')
     flags_of_run = runs.train_flags(run, 'w')
     assert flags_of_run[0] == tuned[0]
     assert flags_of_run[2:] == tuned[2:] + [
         flag.format(workdirs='w') for flag in runs.tuning_setting(run)] + [
-            f'--config.eval.split={config.eval.split}']
+            f'--config.eval.final_split={config.eval.final_split}']
     assert runs.tuning_setting(run)
   assert [runs.trifocal_run_name(*pair) for pair in runs.TRIFOCAL_SWEEP] + [
       runs.visible_run_name(weight) for weight in runs.VISIBLE_SWEEP] + [

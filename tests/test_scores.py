@@ -15,11 +15,13 @@ def test_pck_counts_hand_computed_case():
   pred = gt + np.stack([offsets * 0.6, offsets * 0.8], -1)  # |offset| px away
   pred[0, 4] = np.nan  # a failed prediction counts as wrong
   mask = np.array([[True, True, True, True, True]])
-  num_correct, num_total = scores_lib.pck_counts(pred, gt, box, mask, [0.1, 0.2])
+  num_correct, num_total = scores_lib.pck_counts(pred, gt, box, mask,
+                                                 [0.1, 0.2])
   np.testing.assert_array_equal(num_correct, [2, 3])  # the boundary counts
   assert num_total == 5
   mask[0, 0] = False
-  num_correct, num_total = scores_lib.pck_counts(pred, gt, box, mask, [0.1, 0.2])
+  num_correct, num_total = scores_lib.pck_counts(pred, gt, box, mask,
+                                                 [0.1, 0.2])
   np.testing.assert_array_equal(num_correct, [1, 2])
   assert num_total == 4
 

@@ -33,7 +33,7 @@ def _config(data_dir, skip):
   config.train.checkpoint_every_steps = 2
   config.train.eval_every_steps = 1000
   config.train.skip_nonfinite = skip
-  config.eval.split = ''
+  config.eval.final_split = ''
   return config
 
 

@@ -136,6 +136,21 @@ def test_safe_changes_are_kept_in_the_history(tmp_path):
   assert workdir_lib.config_changes(loaded, tmp_path) == {}
 
 
+def test_a_config_saved_with_old_key_names_resumes(tmp_path, rng):
+  # A workdir trained before the two evaluation splits were renamed.
+  config = test_config.get_config()
+  config.eval.final_split = f'validation[:{rng.integers(1, 100)}%]'
+  contents = json.loads(config.to_json())
+  for new, old in ((('eval', 'final_split'), 'split'),
+                   (('data', 'periodic_eval_split'), 'eval_split')):
+    contents[new[0]][old] = contents[new[0]].pop(new[1])
+  (tmp_path / workdir_lib.CONFIG_FILE).write_text(json.dumps(contents))
+  current = json.loads(config.to_json())
+  assert json.loads(workdir_lib.load_config(tmp_path).to_json()) == current
+  assert workdir_lib.config_changes(config, tmp_path) == {}
+  assert configs.with_current_keys(current) == current
+
+
 def _event_steps(workdir):
   steps = []
   for name in sorted(os.listdir(workdir)):

@@ -2,9 +2,13 @@
 
 `validate` runs before any work starts, so a wrong key or value fails in a
 second with a message that names it, not an hour later inside a jit trace.
+`with_current_keys` reads a saved config (a workdir's, a committed copy's)
+written before a key was renamed.
 """
 
 from collections.abc import Mapping
+import copy
+from typing import Any
 
 import ml_collections
 
@@ -14,6 +18,9 @@ from occnet_jax import losses
 from occnet_jax.configs import default
 
 _OPTIMIZERS = ('adam', 'sgd')
+# Old config key -> its current name, for configs saved before the rename.
+RENAMED_KEYS = {'data.eval_split': 'data.periodic_eval_split',
+                'eval.split': 'eval.final_split'}
 _PRNG_IMPLS = ('threefry2x32', 'rbg', 'unsafe_rbg')
 
 
@@ -21,6 +28,27 @@ class ConfigError(errors.UserError):
   """A config that cannot run; the message names the offending key."""
 
   exit_status = 2
+
+
+def with_current_keys(contents: Mapping[str, Any]) -> dict[str, Any]:
+  """A saved config's nested dict with every key of `RENAMED_KEYS` renamed.
+
+  Args:
+    contents: a config as config.json holds it (nested dicts).
+
+  Returns:
+    A copy whose old keys carry their current names (a current key that is
+    already there wins).
+  """
+  contents = copy.deepcopy(dict(contents))
+  for old, new in RENAMED_KEYS.items():
+    (old_group, old_key), (new_group, new_key) = (old.split('.'),
+                                                  new.split('.'))
+    group = contents.get(old_group)
+    if isinstance(group, dict) and old_key in group:
+      value = group.pop(old_key)
+      contents.setdefault(new_group, {}).setdefault(new_key, value)
+  return contents
 
 
 def _flat_keys(config: ml_collections.ConfigDict | Mapping,

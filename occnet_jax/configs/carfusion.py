@@ -27,7 +27,7 @@ def get_config() -> ml_collections.ConfigDict:
   config.model.heatmap_size = 32
   # The paper's 90-10 train/validation split of the training intersections.
   config.data.train_split = 'train[:90%]'
-  config.data.eval_split = 'train[90%:]'
+  config.data.periodic_eval_split = 'train[90%:]'
   # The trifocal weight stays Car-render's. On synthetic CarFusion (noisy
   # labels, PnP cameras) validation chose a tenth of it
   # (`carfusion_synthetic.py`), but that was the CPU-sized model on

@@ -41,7 +41,7 @@ def get_config() -> ml_collections.ConfigDict:
   config.data.crop_size = 64
   # The paper's 90-10 train/validation split of the training intersections.
   config.data.train_split = 'train[:90%]'
-  config.data.eval_split = 'train[90%:]'
+  config.data.periodic_eval_split = 'train[90%:]'
   # Chosen on that validation split by the 2D-KGNN's PCK@0.1 on all
   # keypoints, the highest of 0.3, 1 and 3 (RESULTS.md, "Tuning on
   # validation"): Car-render's weight of 3 trusts the trifocal targets too

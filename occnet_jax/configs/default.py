@@ -33,8 +33,8 @@ def get_config() -> ml_collections.ConfigDict:
   # Global batch, in cars; split over all devices of all hosts.
   data.batch_size = 8
   data.train_split = 'train'
-  # Split evaluated every `train.eval_every_steps`.
-  data.eval_split = 'validation'
+  # Split evaluated during training, every `train.eval_every_steps`.
+  data.periodic_eval_split = 'validation'
   # grain read threads (0 reads in the main thread).
   data.read_threads = 2
 
@@ -114,8 +114,9 @@ def get_config() -> ml_collections.ConfigDict:
   train.skip_nonfinite = False
 
   config.eval = evaluation = ml_collections.ConfigDict()
-  # Split of the final evaluation (its metrics and plots); '' = none.
-  evaluation.split = 'test'
+  # Split of the final evaluation, once training ends (its metrics and
+  # plots; '' = none); also what launch.evaluate and its --watch evaluate.
+  evaluation.final_split = 'test'
   evaluation.batch_size = 16
   # Evaluate at most this many cars (0 = the whole split).
   evaluation.max_instances = 0

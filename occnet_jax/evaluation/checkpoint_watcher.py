@@ -75,7 +75,7 @@ def watch(workdir: str, *, split: str | None = None,
 
   Args:
     workdir: a training workdir (it may not exist yet).
-    split: the split (None = the config's `eval.split`).
+    split: the split (None = the config's `eval.final_split`).
     data_dir: the TFDS data dir (None = the config's).
     poll_seconds: pause between looks at the workdir.
 
@@ -86,7 +86,7 @@ def watch(workdir: str, *, split: str | None = None,
   _wait_until(config_path.exists, config_path, poll_seconds)
   config = workdir_lib.load_config(workdir)
   multihost.initialize(auto_detect=config.distributed)
-  split = split or config.eval.split
+  split = split or config.eval.final_split
   data_dir = data_dir or input_pipeline.resolve_data_dir(config, workdir)
   num_steps = config.train.num_steps
   done = outputs.evaluated_steps(workdir, split)

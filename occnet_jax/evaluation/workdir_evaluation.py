@@ -23,7 +23,7 @@ def evaluate_workdir(workdir: epath.PathLike, *, split: str | None = None,
 
   Args:
     workdir: a training workdir.
-    split: the split (None = the config's `eval.split`).
+    split: the split (None = the config's `eval.final_split`).
     data_dir: the TFDS data dir (None = the config's).
     step: the checkpoint step (None = the newest that restores).
 
@@ -32,7 +32,7 @@ def evaluate_workdir(workdir: epath.PathLike, *, split: str | None = None,
   """
   config, model, variables, mesh, step = workdir_model.restore_workdir(
       workdir, step)
-  split = split or config.eval.split
+  split = split or config.eval.final_split
   data_dir = data_dir or input_pipeline.resolve_data_dir(config, workdir)
   source = input_pipeline.get_source(config, split, data_dir)
   results, predictions = evaluate.evaluate_variables(
