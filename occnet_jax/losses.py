@@ -334,10 +334,7 @@ def trifocal_targets(keypoints, visibility, cameras, view_mask):
   the squared distance of the prediction to it, for non-visible keypoints.
 
   Args:
-    keypoints: (B, V, K, 2) labelled keypoints, pixels.
-    visibility: (B, V, K) labels; 1 = visible.
-    cameras: (B, V, 3, 4) camera matrices, car object frame -> pixels.
-    view_mask: (B, V) False for padding views.
+    keypoints, visibility, cameras, view_mask: as `trifocal_supports`.
 
   Returns:
     (targets, valid): (B, V, K, 2) transferred pixels (0 where not valid)

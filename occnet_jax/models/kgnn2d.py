@@ -58,8 +58,7 @@ class KGNNDecoder(nn.Module):
   deformation Delta V = V^g - V.
 
   Attributes:
-    hidden: width of every hidden layer.
-    dropout_rate: dropout in training.
+    hidden, dropout_rate: as `KGNNEncoder`'s.
   """
 
   hidden: int
