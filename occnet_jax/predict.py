@@ -17,7 +17,7 @@ external detector's keypoints), and the result is written as
   - `<output>.coco_images.json`: the COCO `images` entry of that id (`id`,
     `file_name`, `width`, `height`), mapping it back to the image file;
   - `<output>.png`: the image with the detector's boxes and the skeletons
-    (`plots.COLOURS`: edges between two predicted-visible keypoints in the
+    (`colours.COLOURS`: edges between two predicted-visible keypoints in the
     visible colour, green, others in the occluded colour, red).
 
 A car whose confidence is below the score threshold is left out of all
@@ -53,7 +53,7 @@ from occnet_jax import errors
 from occnet_jax import geometry
 from occnet_jax import keypoints as keypoints_lib
 from occnet_jax import workdir_model
-from occnet_jax.evaluation import plots
+from occnet_jax.evaluation import colours
 from occnet_jax.models import occlusion_net
 
 OCCLUDED_THRESHOLD = 0.5
@@ -313,7 +313,7 @@ def draw_overlay(image: np.ndarray, cars: Sequence[dict[str, Any]],
   """The image with each car's box and skeleton (module docstring)."""
   overlay = image.copy()
   thickness = max(1, round(max(image.shape[:2]) / 500))
-  green, red, box_colour = (_rgb255(plots.COLOURS[name]) for name in (
+  green, red, box_colour = (_rgb255(colours.COLOURS[name]) for name in (
       'visible', 'occluded', 'detector_box'))
   for car in cars:
     points = np.asarray(car['keypoints_2d'])

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from occnet_jax.categories import car as car_lib
+from occnet_jax.evaluation import colours
 from occnet_jax.evaluation import evaluate
 from occnet_jax.evaluation import metric_keys
 from occnet_jax.evaluation import multiview
@@ -105,17 +106,17 @@ def test_method_lines_use_their_colour_only(figures):
         label = line.get_label()
         for method, method_label in plots.METHOD_LABELS.items():
           if label == method_label:
-            assert _rgb(line.get_color()) == _rgb(plots.COLOURS[method])
+            assert _rgb(line.get_color()) == _rgb(colours.COLOURS[method])
 
 
 def test_colours_have_one_meaning():
-  used = [_rgb(colour) for colour in plots.COLOURS.values()]
+  used = [_rgb(colour) for colour in colours.COLOURS.values()]
   assert len(set(used)) == len(used)
 
 
 def test_visibility_colours_only_mean_visibility(figures):
-  visibility = {_rgb(plots.COLOURS['visible']),
-                _rgb(plots.COLOURS['occluded'])}
+  visibility = {_rgb(colours.COLOURS['visible']),
+                _rgb(colours.COLOURS['occluded'])}
   for name, figure in figures.items():
     for axis in figure.axes:
       for line in axis.get_lines():
@@ -124,8 +125,8 @@ def test_visibility_colours_only_mean_visibility(figures):
   legend = {text.get_text(): _rgb(handle.get_facecolor())
             for text, handle in zip(histogram.get_legend().get_texts(),
                                     histogram.get_legend().legend_handles)}
-  assert legend == {'Occluded': _rgb(plots.COLOURS['occluded']),
-                    'Visible': _rgb(plots.COLOURS['visible'])}
+  assert legend == {'Occluded': _rgb(colours.COLOURS['occluded']),
+                    'Visible': _rgb(colours.COLOURS['visible'])}
 
 
 def test_count_axes_have_integer_ticks(figures):
@@ -154,7 +155,7 @@ def test_gallery_shows_ground_truth_and_predictions_with_a_legend(
   expected = (predictions['keypoints'][0][labelled] - [10, 20]) / 64 * 32
   np.testing.assert_allclose(rings.get_offsets(), expected)
   occluded = predictions['visibility'][0][labelled] == plots.OCCLUDED
-  edge = [_rgb(plots.COLOURS['occluded' if o else 'visible'])
+  edge = [_rgb(colours.COLOURS['occluded' if o else 'visible'])
           for o in occluded]
   np.testing.assert_allclose(rings.get_edgecolors()[:, :3], edge)
 

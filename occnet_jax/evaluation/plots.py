@@ -21,10 +21,8 @@ no pyplot global state), so plotting works headless and from any thread.
     two predicted-visible keypoints, dashed otherwise).
 
 Every evaluation figure's title names the split and the checkpoint step
-(its `caption`), and `COLOURS` gives each colour one meaning in every
-figure (and in `predict`'s overlay): one colour per method, grey for
-ground-truth labels, black for the paper (and chance), gold for a
-detector's boxes, and green and red only for visible and occluded. Count axes have integer ticks.
+(its `caption`), and each colour has one meaning in every figure
+(`colours.COLOURS`). Count axes have integer ticks.
 
 `ablations` compares runs rather than methods: `report.py` draws it from
 the demo's and its ablations' metrics.
@@ -41,6 +39,7 @@ from matplotlib import ticker
 import numpy as np
 
 from occnet_jax import keypoints as keypoints_lib
+from occnet_jax.evaluation import colours
 from occnet_jax.evaluation import evaluate
 from occnet_jax.evaluation import metric_keys
 from occnet_jax.evaluation import multiview
@@ -49,12 +48,6 @@ from occnet_jax.evaluation import scores as scores_lib
 METHOD_LABELS = {'heatmap': 'Heatmap (baseline)', 'kgnn2d': '2D-KGNN',
                  'kgnn3d': '3D-KGNN', 'shape_fit': 'Shape fit (baseline)',
                  'oracle_fit': 'Oracle fit (upper reference)'}
-# The one meaning of each colour, in every figure.
-COLOURS = {'heatmap': 'tab:orange', 'kgnn2d': 'tab:blue',
-           'kgnn3d': 'tab:purple', 'shape_fit': 'tab:brown',
-           'oracle_fit': 'tab:pink', 'labels': 'tab:gray', 'paper': 'black',
-           'visible': 'tab:green', 'occluded': 'tab:red',
-           'detector_box': 'gold'}
 # The paper's panels of Figs. 5/8; levels without data are replaced by
 # populated ones (procedural cars are often occluded in even numbers).
 ALPHA_PANELS_LEVELS = (3, 5, 7, 9)
@@ -125,7 +118,7 @@ def pck_vs_alpha(results: Mapping[str, Any], alphas: Sequence[float],
       values = [results.get(metric_keys.pck(method, f'occluded_{level}', a))
                 for a in alphas]
       axis.plot(alphas, _percent(values), 'o-', label=label,
-                color=COLOURS[method])
+                color=colours.COLOURS[method])
     axis.set_title(f'Number of invisible points = {level}/{num_keypoints}')
     axis.set_xlabel('Alpha (α)')
     axis.set_xlim(0, max(alphas))
@@ -145,7 +138,7 @@ def pck_vs_invisible(results: Mapping[str, Any], levels: Sequence[int],
       values = [results.get(metric_keys.pck(method, f'occluded_{level}',
                                             alpha)) for level in levels]
       axis.plot(levels, _percent(values), 'o-', label=label,
-                color=COLOURS[method])
+                color=colours.COLOURS[method])
     axis.set_title(f'Alpha α = {alpha:g}')
     axis.set_xlabel('Number of invisible points')
     _integer_ticks(axis.xaxis)
@@ -163,8 +156,8 @@ def occlusion_roc(predictions: Mapping[str, np.ndarray], path: str, *,
   figure, (histogram, roc) = _subplots(1, 2, figsize=(8, 3.4))
   confidence = -predictions['occlusion.heatmap']
   for mask, label, colour in (
-      (labelled & occluded, 'Occluded', COLOURS['occluded']),
-      (labelled & ~occluded, 'Visible', COLOURS['visible'])):
+      (labelled & occluded, 'Occluded', colours.COLOURS['occluded']),
+      (labelled & ~occluded, 'Visible', colours.COLOURS['visible'])):
     histogram.hist(confidence[mask], bins=30, alpha=0.6, label=label,
                    color=colour)
   histogram.set_xlabel('Heatmap confidence')
@@ -178,8 +171,8 @@ def occlusion_roc(predictions: Mapping[str, np.ndarray], path: str, *,
     if curve.is_defined:
       roc.plot(curve.fpr, curve.tpr,
                label=f'{METHOD_LABELS[method]} (AUC {curve.auc:.2f})',
-               color=COLOURS[method])
-  roc.plot([0, 1], [0, 1], ':', color=COLOURS['paper'], linewidth=0.8,
+               color=colours.COLOURS[method])
+  roc.plot([0, 1], [0, 1], ':', color=colours.COLOURS['paper'], linewidth=0.8,
            label='Chance')
   roc.set_xlabel('False positive rate')
   roc.set_ylabel('True positive rate')
@@ -214,7 +207,7 @@ def _pck_per_level(results: Mapping[str, Any], levels: Sequence[float],
   for method in evaluate.PERTURBED_METHODS:
     values = [results.get(key(method, level)) for level in levels]
     axis.plot(levels, _percent(values), 'o-', label=METHOD_LABELS[method],
-              color=COLOURS[method])
+              color=colours.COLOURS[method])
   axis.set_xlabel(xlabel)
   axis.set_ylabel('PCK@0.1 (in %)')
   return _finish(figure, axis, path, title)
@@ -258,9 +251,10 @@ def multiview_correspondences(results: Mapping[str, Any],
                               view_counts: Sequence[int], path: str, *,
                               title: str) -> figure_lib.Figure:
   """Correspondences per view subset vs number of views (Fig. 4 right)."""
-  lines = [(method, label, 'o-', COLOURS[method])
+  lines = [(method, label, 'o-', colours.COLOURS[method])
            for method, label in METHOD_LABELS.items()]
-  lines.append(('labels', 'Labels (upper bound)', 's--', COLOURS['labels']))
+  lines.append(('labels', 'Labels (upper bound)', 's--',
+                colours.COLOURS['labels']))
   figure, axis = _subplots(figsize=(4.5, 3.4))
   for method, label, style, colour in lines:
     values = [results.get(metric_keys.multiview(method, n))
@@ -294,21 +288,21 @@ def trifocal_labels(result: Mapping[str, Any], path: str, *,
   alphas, noise = result['alphas'], result['noise_model']
   figure, axis = _subplots(figsize=(5.5, 3.8))
   axis.plot(alphas, _percent(result['fraction_within']), '-',
-            color=COLOURS['labels'],
+            color=colours.COLOURS['labels'],
             label=(f'Annotator noise (σ visible {noise["sigma_visible"]:g}, '
                    f'occluded {noise["sigma_occluded"]:g}, '
                    f'swaps {noise["mirror_swap_rate"]:g})'))
   axis.plot(alphas, _percent(result['fraction_within_noise_free']), '--',
-            color=COLOURS['labels'], label='Noise-free labels')
+            color=colours.COLOURS['labels'], label='Noise-free labels')
   headline = result[f'fraction_at_{headline_alpha}']
   if headline is not None:
     axis.plot([headline_alpha], [100.0 * headline], 'o',
-              color=COLOURS['labels'])
+              color=colours.COLOURS['labels'])
     axis.annotate(f'{100.0 * headline:.1f}%',
                   (headline_alpha, 100.0 * headline),
                   textcoords='offset points', xytext=(6, -14))
   axis.plot([headline_alpha], [100.0 * paper_fraction], '*',
-            color=COLOURS['paper'], markersize=11,
+            color=colours.COLOURS['paper'], markersize=11,
             label=(f'Paper, CarFusion (~{100.0 * paper_fraction:g}% at '
                    f'α = {headline_alpha:g})'))
   axis.axvline(headline_alpha, color='grey', linewidth=0.8, linestyle=':')
@@ -330,17 +324,19 @@ def _gallery_legend() -> list[lines_lib.Line2D]:
 
   return [
       entry('Ground truth, visible', marker='o', linestyle='none',
-            markerfacecolor='none', markeredgecolor=COLOURS['visible']),
+            markerfacecolor='none',
+            markeredgecolor=colours.COLOURS['visible']),
       entry('Ground truth, occluded', marker='o', linestyle='none',
-            markerfacecolor='none', markeredgecolor=COLOURS['occluded']),
+            markerfacecolor='none',
+            markeredgecolor=colours.COLOURS['occluded']),
       entry(METHOD_LABELS['heatmap'], marker='+', linestyle='none',
-            color=COLOURS['heatmap']),
+            color=colours.COLOURS['heatmap']),
       entry(f'{METHOD_LABELS["kgnn2d"]}, predicted visible', marker='o',
-            markersize=4, color=COLOURS['kgnn2d'],
-            markerfacecolor=COLOURS['visible']),
+            markersize=4, color=colours.COLOURS['kgnn2d'],
+            markerfacecolor=colours.COLOURS['visible']),
       entry(f'{METHOD_LABELS["kgnn2d"]}, predicted occluded', marker='o',
-            markersize=4, linestyle='--', color=COLOURS['kgnn2d'],
-            markerfacecolor=COLOURS['occluded']),
+            markersize=4, linestyle='--', color=colours.COLOURS['kgnn2d'],
+            markerfacecolor=colours.COLOURS['occluded']),
   ]
 
 
@@ -371,20 +367,21 @@ def gallery(predictions: Mapping[str, np.ndarray],
     truth = to_crop(predictions['keypoints'][index])[labels > 0]
     axis.scatter(truth[:, 0], truth[:, 1], s=40, facecolors='none',
                  linewidths=1.2, edgecolors=np.where(
-                     labels[labels > 0] == OCCLUDED, COLOURS['occluded'],
-                     COLOURS['visible']))
+                     labels[labels > 0] == OCCLUDED,
+                     colours.COLOURS['occluded'], colours.COLOURS['visible']))
     baseline = to_crop(predictions['heatmap'][index])
     axis.scatter(baseline[:, 0], baseline[:, 1], s=20, marker='+',
-                 c=COLOURS['heatmap'], linewidths=1.0)
+                 c=colours.COLOURS['heatmap'], linewidths=1.0)
     points = to_crop(predictions['kgnn2d'][index])
     occluded = predictions['occlusion_score'][index] > 0.5
     for i, j in category.skeleton:
       axis.plot(points[[i, j], 0], points[[i, j], 1],
                 '--' if occluded[i] or occluded[j] else '-',
-                color=COLOURS['kgnn2d'], linewidth=1.0)
+                color=colours.COLOURS['kgnn2d'], linewidth=1.0)
     axis.scatter(points[:, 0], points[:, 1], s=12, zorder=3,
-                 edgecolors=COLOURS['kgnn2d'], linewidths=0.8,
-                 c=np.where(occluded, COLOURS['occluded'], COLOURS['visible']))
+                 edgecolors=colours.COLOURS['kgnn2d'], linewidths=0.8,
+                 c=np.where(occluded, colours.COLOURS['occluded'],
+                            colours.COLOURS['visible']))
     axis.set_xlim(0, size)
     axis.set_ylim(size, 0)
     axis.set_title(str(predictions['car_id'][index])[-24:], fontsize=7)
