@@ -35,6 +35,7 @@ from occnet_jax import configs
 from occnet_jax import errors
 from occnet_jax import multihost
 from occnet_jax import paths
+from occnet_jax.models import graphs
 
 Batch = dict[str, np.ndarray]
 
@@ -336,6 +337,5 @@ def eval_batches(source: Sequence[Mapping[str, Any]], num_views: int,
 
 def flatten_views(batch: Mapping[str, Any]) -> tuple[Any, Any]:
   """(B, V, ...) crops and boxes -> (B*V, ...), the model's input."""
-  crops, boxes = batch['crops'], batch['boxes']
-  return (crops.reshape((-1,) + crops.shape[2:]),
-          boxes.reshape((-1,) + boxes.shape[2:]))
+  return (graphs.views_to_nodes(batch['crops']),
+          graphs.views_to_nodes(batch['boxes']))

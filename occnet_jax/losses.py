@@ -449,11 +449,7 @@ def total_loss(outputs, batch, loss_config: ml_collections.ConfigDict):
     (by the names of `LOSS_TERMS`), the edge
     accuracy and the trifocal counts of `trifocal_loss`.
   """
-  batch_size, num_views = batch['view_mask'].shape
-
-  def flat(values):
-    return values.reshape((batch_size * num_views,) + values.shape[2:])
-
+  flat = graphs.views_to_nodes
   view_mask = flat(batch['view_mask'])
   visibility = flat(batch['visibility'])
   keypoints, boxes = flat(batch['keypoints']), flat(batch['boxes'])

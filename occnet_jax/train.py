@@ -58,9 +58,14 @@ PARAM_GROUPS = ('heatmap', 'graph')
 # Parameters under a top-level module whose name starts with this belong to
 # the heatmap head; all others to the graph networks (docs/design.md).
 HEATMAP_MODULE_PREFIX = 'HeatmapHead'
-# Rows: the stages heatmap, graph, end to end. Columns: losses.LOSS_TERMS.
-_STAGE_LOSS_TERMS = np.array(
-    [[1, 0, 0, 0, 0], [0, 1, 1, 1, 1], [1, 1, 1, 1, 1]], np.float32)
+# The loss terms each stage (heatmap, graph, end to end) trains, by name;
+# the others weigh 0 in it.
+_STAGE_LOSS_TERMS = (('keypoints',), ('edge', 'visible', 'trifocal', 'reproj'),
+                     losses.LOSS_TERMS)
+# {loss term: (stages,) 1 where the stage trains it, else 0}.
+_STAGE_LOSS_MASKS = {
+    term: np.array([term in terms for terms in _STAGE_LOSS_TERMS], np.float32)
+    for term in losses.LOSS_TERMS}
 # Rows: the stages. Columns: PARAM_GROUPS that are trained.
 _STAGE_PARAM_GROUPS = np.array([[1, 0], [0, 1], [1, 1]], np.float32)
 
@@ -295,11 +300,10 @@ def train_step(state: TrainState, batch: Mapping[str, jax.Array],
   step_rng = jax.random.fold_in(jax.random.fold_in(rng, state.step),
                                 lax.axis_index(AXIS))
   stage = stage_index(state.step, config)
-  loss_mask = jnp.asarray(_STAGE_LOSS_TERMS)[stage]
   loss_config = ml_collections.ConfigDict({
       **config.loss.to_dict(),
-      **{term: config.loss[term] * loss_mask[index]
-         for index, term in enumerate(losses.LOSS_TERMS)}})
+      **{term: config.loss[term] * jnp.asarray(mask)[stage]
+         for term, mask in _STAGE_LOSS_MASKS.items()}})
   crops, boxes = input_pipeline.flatten_views(batch)
   dropout_rng = dropout_key(step_rng, config.train.dropout_prng)
 

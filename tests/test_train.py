@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from occnet_jax import input_pipeline
+from occnet_jax import losses
 from occnet_jax import models
 from occnet_jax import shape_basis as shape_basis_lib
 from occnet_jax import train
@@ -82,6 +83,16 @@ def test_param_labels_split_head_and_graph_networks(setup):
                 else 'graph')
     assert set(jax.tree.leaves(subtree)) == {expected}, name
   assert set(jax.tree.leaves(labels)) == set(train.PARAM_GROUPS)
+
+
+def test_stage_loss_terms_are_named_loss_terms():
+  # pylint: disable=protected-access
+  named = {term for terms in train._STAGE_LOSS_TERMS for term in terms}
+  assert named == set(losses.LOSS_TERMS)
+  masks = train._STAGE_LOSS_MASKS
+  assert set(masks) == set(losses.LOSS_TERMS)
+  assert [term for term, mask in masks.items() if mask[0]] == ['keypoints']
+  assert all(mask[-1] == 1 for mask in masks.values())
 
 
 def test_stages_train_only_their_groups(setup):

@@ -83,6 +83,7 @@ from occnet_jax.evaluation import metric_keys
 from occnet_jax.evaluation import multiview
 from occnet_jax.evaluation import scores as scores_lib
 from occnet_jax.evaluation import shape_fit
+from occnet_jax.models import graphs
 from occnet_jax.models import occlusion_net
 
 NETWORK_METHODS = ('heatmap', 'kgnn2d', 'kgnn3d')
@@ -230,8 +231,7 @@ def make_predict_fn(model: nn.Module, eval_config: ml_collections.ConfigDict,
     rng = jax.random.fold_in(rng, jax.lax.axis_index(_AXIS))
     crops, boxes = input_pipeline.flatten_views(
         {'crops': crops, 'boxes': boxes})
-    visible_keypoints = visible_keypoints.reshape(
-        (-1,) + visible_keypoints.shape[2:])
+    visible_keypoints = graphs.views_to_nodes(visible_keypoints)
     return predict_views(variables, crops, boxes, visible_keypoints, rng,
                          model=model,
                          noise_sigmas=tuple(eval_config.noise_sigmas),
@@ -304,10 +304,8 @@ def collect_predictions(config: ml_collections.ConfigDict,
     chunk = {key: (np.asarray(value)[:, valid] if _per_level(key)
                    else np.asarray(value)[valid])
              for key, value in outputs.items()}
-    for name in ('keypoints', 'true_keypoints', 'visibility',
-                 'occlusion_kind', 'boxes', 'cameras', 'camera_error',
-                 'crops'):
-      chunk[name] = batch[name].reshape((-1,) + batch[name].shape[2:])[valid]
+    for name in input_pipeline.VIEW_FIELDS:
+      chunk[name] = graphs.views_to_nodes(batch[name])[valid]
     chunk['car_id'] = np.repeat(np.array(car_ids), config.data.num_views)[valid]
     if sum(len(c['car_id']) for c in chunks) >= num_gallery:
       del chunk['crops']

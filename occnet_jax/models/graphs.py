@@ -17,12 +17,23 @@ graph (sparse, or with traced indices) takes jraph's gathers and segment
 ops; both give the same values.
 """
 
+from typing import Any
+
 import jax
 import jax.numpy as jnp
 import jraph
 import numpy as np
 
 from occnet_jax import keypoints as keypoints_lib
+
+
+def views_to_nodes(values: Any) -> Any:
+  """(B, V, ...) per-view values -> (B * V, ...), one row per view's graph.
+
+  Every flatten of a batch's cars and views into the model's graphs (the
+  model's inputs, the losses' labels, the evaluation's records) is this one.
+  """
+  return values.reshape((-1,) + values.shape[2:])
 
 
 def fully_connected_edges(num_nodes: int) -> tuple[np.ndarray, np.ndarray]:
