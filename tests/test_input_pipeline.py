@@ -5,6 +5,7 @@ import json
 import numpy as np
 import pytest
 
+from data_prep import records
 from occnet_jax import input_pipeline
 from occnet_jax.configs import test as test_config
 import fake_data
@@ -173,3 +174,22 @@ def test_resolve_data_dir(config):
       '/runs/tensorflow_datasets')
   config.data.data_dir = '/data'
   assert input_pipeline.resolve_data_dir(config, '/runs/a') == '/data'
+
+
+def test_view_fields_are_the_records_per_view_features(rng):
+  # The record's fields are declared by data_prep/records.py; the library's
+  # VIEW_FIELDS (padded, flattened into graphs, kept by evaluation) must be
+  # exactly its per-view ones, so that a new field cannot drift.
+  num_views, num_keypoints = int(rng.integers(2, 6)), 12
+  features = records.features(num_views, num_keypoints)
+  per_view = [name for name, feature in features.items()
+              if feature.shape[:1] == (num_views,)]
+  assert tuple(per_view) == input_pipeline.VIEW_FIELDS
+  view = records.View(
+      crop=np.zeros((64, 64, 3), np.uint8), box=np.ones(4),
+      keypoints=np.zeros((num_keypoints, 2)),
+      visibility=np.zeros(num_keypoints),
+      occlusion_kind=np.zeros(num_keypoints),
+      camera=np.zeros((3, 4)), camera_error=0.0, image_size=(8, 8))
+  example = records.make_example('car', [view] * num_views)
+  assert list(example) == list(features)
