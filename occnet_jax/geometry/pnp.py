@@ -95,10 +95,15 @@ def solve_pnp(points_3d, points_2d, K, dist=None):
   camera_points = points_3d @ rotation.T + translation
   if np.any(camera_points[:, 2] <= 0):
     raise PnPError('The estimated pose puts points behind the camera.')
+  projection = K @ np.concatenate([rotation, translation[:, None]], 1)
+  # LM can also run off to a finite pose far beyond any scene, which the
+  # float32 records cannot even hold.
+  if not np.all(np.abs(projection) < np.finfo(np.float32).max):
+    raise PnPError('Pose refinement diverged beyond float32.')
   projected, _ = cv2.projectPoints(points_3d, rvec, tvec, K, dist)
   error = np.linalg.norm(projected[:, 0] - points_2d, axis=1).mean()
   return PnPResult(
       rotation=rotation,
       translation=translation,
-      projection=K @ np.concatenate([rotation, translation[:, None]], 1),
+      projection=projection,
       reprojection_error=float(error))
