@@ -1,4 +1,4 @@
-"""Tests of the box jitter of evaluation and training (occnet_jax/box_jitter.py)."""
+"""Box jitter in evaluation and training (occnet_jax/box_jitter.py)."""
 
 import jax
 import numpy as np
