@@ -546,3 +546,11 @@ def test_gate_scales_each_displacement_and_stops_its_gradient(rng):
         kgnn2d.displacement_gate(s, mode, threshold) * 3.0))(
             jnp.asarray(scores))
     np.testing.assert_array_equal(gradient, 0.0)
+
+
+def test_a_config_from_before_the_gate_builds_the_ungated_decoder(rng):
+  config = model_config(decoder_gate='soft')
+  basis = random_shape_basis(rng, CATEGORY.mean_shape)
+  assert models.create_model(config, CATEGORY, basis).decoder_gate == 'soft'
+  del config['decoder_gate'], config['decoder_gate_threshold']
+  assert models.create_model(config, CATEGORY, basis).decoder_gate == 'none'

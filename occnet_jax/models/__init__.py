@@ -39,8 +39,10 @@ def create_model(model_config: ml_collections.ConfigDict,
       dropout_rate=model_config.dropout,
       use_keypoint_type=model_config.use_keypoint_type,
       use_encoder=model_config.use_encoder,
-      decoder_gate=model_config.decoder_gate,
-      decoder_gate_threshold=model_config.decoder_gate_threshold,
+      # A workdir trained before the gate existed has neither key: it ran
+      # the ungated decoder, and is read back as it ran.
+      decoder_gate=model_config.get('decoder_gate', 'none'),
+      decoder_gate_threshold=model_config.get('decoder_gate_threshold', 0.5),
       graph_trains_head=model_config.graph_trains_head)
 
 
