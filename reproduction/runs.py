@@ -8,13 +8,14 @@ the box oracle, the benchmark). Its budget was about three hours on a
 sessions (RESULTS.md's runs table gives each run's time; a slower machine
 takes two to three times as long). Synthetic CarFusion's own trifocal
 sweep added 3, about half an hour more, so a run added here should replace
-one. Issue 23's decoder gate and train-time box jitter add 13 (an ablation
-and 12 tuning runs, `_gated_tuning_runs`); the ungated sweeps before them
+one. Issue 23's decoder gate and train-time box jitter add 13 (an
+ablation and 12 tuning runs, `_gated_tuning_runs`); the sweeps before them
 pin the ungated decoder, so their committed copies still stand for them
-(`launch.reproduce --skip_committed` leaves them out). `report.py` reads the same table back: the runs' rows, the datasets
-they stand for, the ablations and where each study's output lies. The
-configs are the runs' single source; a run adds only command-line
-overrides. `{workdirs}` in a flag stands for the workdirs tree.
+(`launch.reproduce --skip_committed` leaves them out). `report.py` reads
+the same table back: the runs' rows, the datasets they stand for, the
+ablations and where each study's output lies. The configs are the runs'
+single source; a run adds only command-line overrides. `{workdirs}` in a
+flag stands for the workdirs tree.
 """
 
 import dataclasses
@@ -141,8 +142,8 @@ RUNS += tuple(
         overrides=run.overrides + (f'--config.seed={seed}',), paper='',
         seed_of=run.name)
     for run in RUNS if run.paper for seed in EXTRA_SEEDS)
-# The sweeps of issues 12 and 18 ran the ungated decoder, before the gate
-# (issue 23): they pin it, so that their committed copies stay theirs.
+# The sweeps from before the decoder gate (issue 23) ran the ungated
+# decoder: they pin it, so that their committed copies stay theirs.
 UNGATED = ('--config.model.decoder_gate=none',)
 # The trifocal loss's (mode, weight) pairs tried on validation (issue 12):
 # both residuals are in box scales, so one weight means the same in either.
