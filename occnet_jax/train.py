@@ -49,6 +49,7 @@ from occnet_jax import multihost
 from occnet_jax import workdir as workdir_lib
 from occnet_jax import workdir_lock
 from occnet_jax import workdir_model
+from occnet_jax.evaluation import box_jitter
 from occnet_jax.evaluation import evaluate
 from occnet_jax.evaluation import outputs
 from occnet_jax.evaluation import workdir_evaluation
@@ -68,6 +69,10 @@ _STAGE_LOSS_MASKS = {
     for term in losses.LOSS_TERMS}
 # Rows: the stages. Columns: PARAM_GROUPS that are trained.
 _STAGE_PARAM_GROUPS = np.array([[1, 0], [0, 1], [1, 1]], np.float32)
+# The step key's fold_in index of the box-jitter stream: indices 0..D-1 are
+# the D devices' dropout streams (`train_step`), so it lies beyond any
+# device count.
+BOX_JITTER_STREAM = 2**31 - 1
 
 
 @flax.struct.dataclass
@@ -288,6 +293,11 @@ def train_step(state: TrainState, batch: Mapping[str, jax.Array],
     state: the replicated train state.
     batch: this device's cars, leading axes (B_device, V).
     rng: the run's base key; the step's key is `fold_in(rng, step)`.
+      With `config.train.box_jitter`, the batch's boxes are moved and their
+      crops resampled first (`box_jitter.jitter_batch`): on the device, a
+      pure function of the step's key, so a run stays deterministic and
+      resumes exactly from the checkpointed base key, and the input
+      pipeline needs no random state of its own.
     model: the model.
     optimizer: from `create_optimizer`.
     config: the experiment config.
@@ -304,6 +314,12 @@ def train_step(state: TrainState, batch: Mapping[str, jax.Array],
       **config.loss.to_dict(),
       **{term: config.loss[term] * jnp.asarray(mask)[stage]
          for term, mask in _STAGE_LOSS_MASKS.items()}})
+  if config.train.box_jitter:
+    batch = box_jitter.jitter_batch(
+        batch, jax.random.fold_in(jax.random.fold_in(rng, state.step),
+                                  BOX_JITTER_STREAM),
+        config.train.box_jitter,
+        first_car=lax.axis_index(AXIS) * batch['boxes'].shape[0])
   crops, boxes = input_pipeline.flatten_views(batch)
   dropout_rng = dropout_key(step_rng, config.train.dropout_prng)
 

@@ -8,10 +8,14 @@ the box oracle, the benchmark). Its budget was about three hours on a
 sessions (RESULTS.md's runs table gives each run's time; a slower machine
 takes two to three times as long). Synthetic CarFusion's own trifocal
 sweep added 3, about half an hour more, so a run added here should replace
-one. `report.py` reads the same table back: the runs' rows, the datasets
-they stand for, the ablations and where each study's output lies. The
-configs are the runs' single source; a run adds only command-line
-overrides. `{workdirs}` in a flag stands for the workdirs tree.
+one. Issue 23's decoder gate and train-time box jitter add 13 (an
+ablation and 12 tuning runs, `_gated_tuning_runs`); the sweeps before them
+pin the ungated decoder, so their committed copies still stand for them
+(`launch.reproduce --skip_committed` leaves them out). `report.py` reads
+the same table back: the runs' rows, the datasets they stand for, the
+ablations and where each study's output lies. The configs are the runs'
+single source; a run adds only command-line overrides. `{workdirs}` in a
+flag stands for the workdirs tree.
 """
 
 import dataclasses
@@ -95,6 +99,11 @@ RUNS = (
     Run('no_encoder', 'default.py', 'Car-render small',
         'demo without the graph encoder (uniform edge probabilities)',
         overrides=('--config.model.use_encoder=False',), ablation_of='demo'),
+    # The decoder before issue 23: every keypoint moves, visible ones too,
+    # held in place only by the visible term.
+    Run('ungated_decoder', 'default.py', 'Car-render small',
+        'demo whose decoder moves every keypoint (no occlusion gate)',
+        overrides=('--config.model.decoder_gate=none',), ablation_of='demo'),
     Run('no_keypoint_type', 'default.py', 'Car-render small',
         'demo without keypoint types in the node features',
         overrides=('--config.model.use_keypoint_type=False',),
@@ -133,6 +142,9 @@ RUNS += tuple(
         overrides=run.overrides + (f'--config.seed={seed}',), paper='',
         seed_of=run.name)
     for run in RUNS if run.paper for seed in EXTRA_SEEDS)
+# The sweeps from before the decoder gate (issue 23) ran the ungated
+# decoder: they pin it, so that their committed copies stay theirs.
+UNGATED = ('--config.model.decoder_gate=none',)
 # The trifocal loss's (mode, weight) pairs tried on validation (issue 12):
 # both residuals are in box scales, so one weight means the same in either.
 # An earlier sweep found 0.1 and 0.3 below 1.0 in both modes (RESULTS.md).
@@ -145,13 +157,37 @@ VISIBLE_SWEEP = (2.0,)
 # Car-render's (PnP cameras, annotator noise: RESULTS.md, "Trifocal
 # labels"), so the weight chosen on Car-render need not carry over.
 CARFUSION_TRIFOCAL_SWEEP = (0.3, 1.0, 3.0)
+# Issue 23, with the decoder gated by the occlusion score. The trifocal
+# weight again, algebraic, by tuned run: only occluded keypoints pay for it
+# now, so the ungated sweeps' choice need not carry over. The run at the
+# config's weight is also the soft gate's point of the gate sweep and the
+# sigma-0 point of the box-jitter sweep.
+GATED_TRIFOCAL_SWEEP = {'demo': (1.0, 3.0, 10.0),
+                        'carfusion_synthetic': (0.3, 1.0, 3.0)}
+# The hard gate's thresholds, at the config's trifocal weight (the ungated
+# and soft-gated points: the trifocal sweeps' runs at that weight).
+HARD_GATE_SWEEP = (0.5,)
+# Train-time box jitter sigmas (`config.train.box_jitter`), soft gate.
+BOX_JITTER_SWEEP = (0.05, 0.1)
 # The tuning runs' name prefix, by the run they tune.
 TUNING_PREFIXES = {'demo': 'tune', 'carfusion_synthetic': 'tune_carfusion'}
 
 
-def trifocal_run_name(mode: str, weight: float, tuned: str = 'demo') -> str:
-  """The tuning run of `tuned` with a trifocal (mode, weight)."""
-  return f'{TUNING_PREFIXES[tuned]}_trifocal_{mode}_{weight}'
+def trifocal_run_name(mode: str, weight: float, tuned: str = 'demo',
+                      gate: str = 'none') -> str:
+  """The tuning run of `tuned` with a trifocal (mode, weight) and gate."""
+  gated = '' if gate == 'none' else f'_{gate}_gate'
+  return f'{TUNING_PREFIXES[tuned]}{gated}_trifocal_{mode}_{weight}'
+
+
+def hard_gate_run_name(threshold: float, tuned: str = 'demo') -> str:
+  """The tuning run of `tuned` with the hard gate at a threshold."""
+  return f'{TUNING_PREFIXES[tuned]}_hard_gate_{threshold}'
+
+
+def box_jitter_run_name(sigma: float, tuned: str = 'demo') -> str:
+  """The tuning run of `tuned` with train-time box jitter `sigma`."""
+  return f'{TUNING_PREFIXES[tuned]}_box_jitter_{sigma}'
 
 
 def visible_run_name(weight: float) -> str:
@@ -168,12 +204,16 @@ def _tuning_run(tuned: str, name: str, what: str,
                              tunes=tuned)
 
 
-def _trifocal_tuning_run(tuned: str, mode: str, weight: float) -> Run:
+def _trifocal_tuning_run(tuned: str, mode: str, weight: float,
+                         gate: str = 'none') -> Run:
+  gated = '' if gate == 'none' else f', {gate} decoder gate'
   return _tuning_run(
-      tuned, trifocal_run_name(mode, weight, tuned),
-      f'with the {mode} trifocal loss at weight {weight}',
+      tuned, trifocal_run_name(mode, weight, tuned, gate),
+      f'with the {mode} trifocal loss at weight {weight}{gated}',
       (f'--config.loss.trifocal_mode={mode}',
-       f'--config.loss.trifocal={weight}'))
+       f'--config.loss.trifocal={weight}') + (
+           UNGATED if gate == 'none'
+           else (f'--config.model.decoder_gate={gate}',)))
 
 
 RUNS += tuple(
@@ -181,10 +221,29 @@ RUNS += tuple(
     for mode, weight in TRIFOCAL_SWEEP) + tuple(
         _tuning_run('demo', visible_run_name(weight),
                     f'with the decoder\'s visible term weighted {weight:g}x',
-                    (f'--config.loss.visible={weight}',))
+                    (f'--config.loss.visible={weight}',) + UNGATED)
         for weight in VISIBLE_SWEEP) + tuple(
             _trifocal_tuning_run('carfusion_synthetic', 'algebraic', weight)
             for weight in CARFUSION_TRIFOCAL_SWEEP)
+
+
+def _gated_tuning_runs(tuned: str) -> tuple[Run, ...]:
+  """The gate's and the box jitter's tuning runs of `tuned` (issue 23)."""
+  return tuple(
+      _trifocal_tuning_run(tuned, 'algebraic', weight, 'soft')
+      for weight in GATED_TRIFOCAL_SWEEP[tuned]) + tuple(
+          _tuning_run(tuned, hard_gate_run_name(threshold, tuned),
+                      f'with the hard decoder gate at {threshold}',
+                      ('--config.model.decoder_gate=hard',
+                       f'--config.model.decoder_gate_threshold={threshold}'))
+          for threshold in HARD_GATE_SWEEP) + tuple(
+              _tuning_run(tuned, box_jitter_run_name(sigma, tuned),
+                          f'trained under box jitter sigma {sigma}',
+                          (f'--config.train.box_jitter={sigma}',))
+              for sigma in BOX_JITTER_SWEEP)
+
+
+RUNS += _gated_tuning_runs('demo') + _gated_tuning_runs('carfusion_synthetic')
 RUNS_BY_NAME = {run.name: run for run in RUNS}
 
 

@@ -48,6 +48,11 @@ def _mutated(key, value):
     ('eval.alphas', (0.0, 0.1), 1, 'eval.alphas'),
     ('model.heatmap_size', 24, 1, 'model.heatmap_size'),
     ('model.dropout', 1.0, 1, 'model.dropout'),
+    ('model.decoder_gate', 'sigmoid', 1, 'model.decoder_gate'),
+    ('model.decoder_gate_threshold', 1.0, 1, 'model.decoder_gate_threshold'),
+    ('model.decoder_gate_threshold', 0.0, 1, 'model.decoder_gate_threshold'),
+    ('train.box_jitter', -0.05, 1, 'train.box_jitter'),
+    ('train.box_jitter', 1.5, 1, 'train.box_jitter'),
     ('loss.edge', -1.0, 1, 'loss.edge'),
     ('loss.visible', -0.5, 1, 'loss.visible'),
     ('loss.trifocal_mode', 'exact', 1, 'loss.trifocal_mode'),
@@ -60,6 +65,16 @@ def _mutated(key, value):
 def test_bad_values_are_named(key, value, num_devices, message):
   with pytest.raises(configs.ConfigError, match=message.replace('.', r'\.')):
     configs.validate(_mutated(key, value), num_devices=num_devices)
+
+
+def test_the_hard_gate_needs_the_encoder():
+  config = _mutated('model.use_encoder', False)
+  for gate in ('none', 'soft'):
+    config.model.decoder_gate = gate
+    configs.validate(config, num_devices=1)
+  config.model.decoder_gate = 'hard'
+  with pytest.raises(configs.ConfigError, match=r'model\.decoder_gate'):
+    configs.validate(config, num_devices=1)
 
 
 def test_unknown_and_missing_keys_are_named():

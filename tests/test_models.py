@@ -30,6 +30,7 @@ def model_config(**overrides):
   config = ml_collections.ConfigDict(dict(
       heatmap_features=8, heatmap_layers=2, heatmap_size=8, hidden=16,
       dropout=0.5, use_keypoint_type=True, use_encoder=True,
+      decoder_gate='none', decoder_gate_threshold=0.5,
       graph_trains_head=False))
   config.update(overrides)
   return config
@@ -472,3 +473,84 @@ def test_graph_outputs_reach_the_head_only_if_configured(
                                         (0.1, 16)])
 def test_dropout_draws_as_few_bits_as_hold_the_rate(keep, bits):
   assert layers.draw_bits(keep) == bits
+
+
+def certain_encoder(params, visible):
+  """`params` whose encoder calls every edge visible (or every one not)."""
+  params = jax.tree.map(np.array, params)
+  last = params['KGNNEncoder_0']['vertex_to_edge_2']['MLP_0']['Dense_1']
+  last['kernel'] = np.zeros_like(last['kernel'])
+  sign = 1.0 if visible else -1.0
+  last['bias'] = np.array([-50.0 * sign, 50.0 * sign], np.float32)
+  return params
+
+
+@pytest.mark.parametrize('gate', ['soft', 'hard'])
+def test_gate_moves_only_what_the_encoder_calls_hidden(
+    rng, model_and_variables, gate):
+  model, variables = model_and_variables
+  gated = model.clone(decoder_gate=gate,
+                      decoder_gate_threshold=float(rng.uniform(0.05, 0.95)))
+  params = perturbed(rng, variables)['params']
+  _, boxes, keypoints, confidence = random_inputs(rng)
+
+  def run(model, params):
+    return jax.jit(functools.partial(model.apply, train=False))(
+        {'params': params}, None, boxes, keypoints=keypoints,
+        confidence=confidence)
+
+  # Sure that every keypoint is visible (score 0): the gated decoder leaves
+  # them all exactly where they were; the ungated one moves them.
+  sure_visible = certain_encoder(params, visible=True)
+  outputs = run(gated, sure_visible)
+  np.testing.assert_array_equal(outputs['occlusion_score'], 0.0)
+  np.testing.assert_array_equal(outputs['keypoints_2d'], keypoints)
+  assert np.all(run(model, sure_visible)['keypoints_2d'] != keypoints)
+  # Sure that every one is hidden (score 1): both move them alike.
+  sure_hidden = certain_encoder(params, visible=False)
+  np.testing.assert_array_equal(run(gated, sure_hidden)['keypoints_2d'],
+                                run(model, sure_hidden)['keypoints_2d'])
+
+
+def test_gate_scales_each_displacement_and_stops_its_gradient(rng):
+  num_views = 2
+  graph = graphs.batch_graphs(jnp.asarray(
+      rng.normal(size=(num_views, K, 5)), jnp.float32))
+  num_edges = graph.senders.shape[0]
+  probabilities = jax.nn.softmax(jnp.asarray(
+      rng.normal(size=(num_edges, 2)), jnp.float32))
+  decoder = kgnn2d.KGNNDecoder(hidden=8)
+  variables = decoder.init(jax.random.key(0), graph, probabilities,
+                           train=False)
+  variables = perturbed(rng, variables)
+  scores = rng.uniform(size=num_views * K).astype(np.float32)
+  scores[rng.permutation(scores.size)[:4]] = 0.0
+  threshold = float(rng.uniform(0.2, 0.8))
+  start = np.asarray(graph.nodes[:, :2])
+  free = np.asarray(decoder.apply(variables, graph, probabilities,
+                                  train=False))
+  assert kgnn2d.displacement_gate(scores, 'none', threshold) is None
+  for mode in ('soft', 'hard'):
+    gate = kgnn2d.displacement_gate(scores, mode, threshold)
+    moved = np.asarray(decoder.apply(variables, graph, probabilities, gate,
+                                     train=False))
+    expected = (scores if mode == 'soft'
+                else (scores > threshold).astype(np.float32))
+    np.testing.assert_allclose(moved - start,
+                               expected[:, None] * (free - start),
+                               rtol=1e-5, atol=1e-5)
+    shut = expected == 0.0
+    np.testing.assert_array_equal(moved[shut], start[shut])
+    # No keypoint loss reaches the encoder's scores through the gate.
+    gradient = jax.grad(lambda s, mode=mode: jnp.sum(
+        kgnn2d.displacement_gate(s, mode, threshold) * 3.0))(
+            jnp.asarray(scores))
+    np.testing.assert_array_equal(gradient, 0.0)
+
+
+def test_a_config_from_before_the_gate_builds_the_ungated_decoder(rng):
+  config = model_config(decoder_gate='soft')
+  basis = random_shape_basis(rng, CATEGORY.mean_shape)
+  assert models.create_model(config, CATEGORY, basis).decoder_gate == 'soft'
+  del config['decoder_gate'], config['decoder_gate_threshold']
+  assert models.create_model(config, CATEGORY, basis).decoder_gate == 'none'

@@ -96,6 +96,7 @@ def model_config():
   return ml_collections.ConfigDict(dict(
       heatmap_features=8, heatmap_layers=1, heatmap_size=8, hidden=64,
       dropout=0.0, use_keypoint_type=True, use_encoder=True,
+      decoder_gate='none', decoder_gate_threshold=0.5,
       graph_trains_head=False))
 
 

@@ -97,11 +97,45 @@ def test_tuning_runs_never_read_test(monkeypatch):
         flag.format(workdirs='w') for flag in runs.tuning_setting(run)] + [
             f'--config.eval.final_split={config.eval.final_split}']
     assert runs.tuning_setting(run)
+  gated = [
+      name for tuned in ('demo', 'carfusion_synthetic') for name in [
+          runs.trifocal_run_name('algebraic', weight, tuned, 'soft')
+          for weight in runs.GATED_TRIFOCAL_SWEEP[tuned]] + [
+              runs.hard_gate_run_name(threshold, tuned)
+              for threshold in runs.HARD_GATE_SWEEP] + [
+                  runs.box_jitter_run_name(sigma, tuned)
+                  for sigma in runs.BOX_JITTER_SWEEP]]
   assert [runs.trifocal_run_name(*pair) for pair in runs.TRIFOCAL_SWEEP] + [
       runs.visible_run_name(weight) for weight in runs.VISIBLE_SWEEP] + [
           runs.trifocal_run_name('algebraic', weight, 'carfusion_synthetic')
-          for weight in runs.CARFUSION_TRIFOCAL_SWEEP] == list(
+          for weight in runs.CARFUSION_TRIFOCAL_SWEEP] + gated == list(
               runs.TUNING_RUNS)
+
+
+def test_gate_and_box_jitter_sweeps_set_what_their_names_say(monkeypatch):
+  monkeypatch.chdir(REPOSITORY)
+
+  def config_of(name):
+    return parsed_config(runs.train_flags(runs.RUNS_BY_NAME[name], 'w'))
+
+  # The sweeps from before the gate ran, and pin, the ungated decoder.
+  for mode, weight in runs.TRIFOCAL_SWEEP:
+    assert config_of(runs.trifocal_run_name(
+        mode, weight)).model.decoder_gate == 'none'
+  assert config_of('ungated_decoder').model.decoder_gate == 'none'
+  for tuned in ('demo', 'carfusion_synthetic'):
+    for weight in runs.GATED_TRIFOCAL_SWEEP[tuned]:
+      config = config_of(runs.trifocal_run_name('algebraic', weight, tuned,
+                                                'soft'))
+      assert (config.model.decoder_gate, config.loss.trifocal) == (
+          'soft', weight)
+    for threshold in runs.HARD_GATE_SWEEP:
+      model = config_of(runs.hard_gate_run_name(threshold, tuned)).model
+      assert (model.decoder_gate, model.decoder_gate_threshold) == (
+          'hard', threshold)
+    for sigma in runs.BOX_JITTER_SWEEP:
+      assert config_of(runs.box_jitter_run_name(
+          sigma, tuned)).train.box_jitter == sigma
 
 
 def needs_of(name):

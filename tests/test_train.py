@@ -35,7 +35,7 @@ def setup(tmp_path_factory):
   batch = next(input_pipeline.create_train_iterator(source, config, 0))
   # Host copies: every test places (and donates) its own device state.
   return dict(config=config, mesh=mesh, state=jax.device_get(state),
-              batch=batch,
+              batch=batch, model=model,
               step=train.make_train_step(model, optimizer, config, mesh))
 
 
@@ -166,3 +166,26 @@ def test_nonfinite_batch_changes_nothing_but_the_counters(setup, seed):
                (before.params, before.opt_state))
   message = train._nonfinite_message(0, metrics)  # pylint: disable=protected-access
   assert 'keypoints' in message and 'step 0' in message
+
+
+def test_box_jitter_moves_the_step_inputs_deterministically(setup):
+  config = setup['config'].copy_and_resolve_references()
+  config.train.box_jitter = 0.2
+  model = models.from_config(config, setup['model'].shape_basis)
+  state, optimizer = train.create_train_state(
+      model, functools.partial(train.create_optimizer, config),
+      jax.random.key(0), train.example_car(config))
+  jittered_step = train.make_train_step(model, optimizer, config,
+                                        setup['mesh'])
+  batch = train.shard_batch(setup['batch'], setup['mesh'])
+
+  def loss(step_fn, seed):
+    # The heatmap stage: the loss is the keypoint term, of crops and boxes.
+    placed = train.replicate(jax.device_get(state), setup['mesh'])
+    return float(step_fn(placed, batch, train.replicate(
+        jax.random.key(seed), setup['mesh']))[1]['loss'])
+
+  first = loss(jittered_step, 3)
+  assert loss(jittered_step, 3) == first
+  assert loss(jittered_step, 4) != first
+  assert loss(setup['step'], 3) != first

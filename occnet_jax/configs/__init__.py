@@ -16,6 +16,7 @@ from occnet_jax import categories
 from occnet_jax import errors
 from occnet_jax import losses
 from occnet_jax.configs import default
+from occnet_jax.models import kgnn2d
 
 _OPTIMIZERS = ('adam', 'sgd')
 # Old config key -> its current name, for configs saved before the rename.
@@ -111,6 +112,15 @@ def validate(config: ml_collections.ConfigDict, num_devices: int) -> None:
           f'must divide data.crop_size {data.crop_size}')
   require(0.0 <= config.model.dropout < 1.0, 'model.dropout',
           'must be in [0, 1)')
+  require(config.model.decoder_gate in kgnn2d.DECODER_GATES,
+          'model.decoder_gate', f'must be one of {kgnn2d.DECODER_GATES}')
+  require(0.0 < config.model.decoder_gate_threshold < 1.0,
+          'model.decoder_gate_threshold',
+          'must be in (0, 1): occlusion scores lie in [0, 1]')
+  require(config.model.use_encoder or config.model.decoder_gate != 'hard',
+          'model.decoder_gate', 'the hard gate needs the encoder '
+          '(model.use_encoder): without it every score is 0.5, and the gate '
+          'is shut or open for every keypoint alike')
   for name in losses.LOSS_TERMS:
     require(config.loss[name] >= 0.0, f'loss.{name}', 'must be >= 0')
   require(config.loss.trifocal_mode in losses.TRIFOCAL_MODES,
@@ -133,6 +143,8 @@ def validate(config: ml_collections.ConfigDict, num_devices: int) -> None:
           and train.heatmap_steps + train.graph_steps <= train.num_steps,
           'train.heatmap_steps', 'the heatmap and graph stages must be >= 0 '
           'and fit in train.num_steps')
+  require(0.0 <= train.box_jitter <= 1.0, 'train.box_jitter',
+          'must be in [0, 1] (a fraction of the box size)')
   require(train.dropout_prng in _PRNG_IMPLS, 'train.dropout_prng',
           f'must be one of {_PRNG_IMPLS}')
   for name in ('log_every_steps', 'checkpoint_every_steps', 'eval_every_steps',

@@ -47,6 +47,14 @@ def get_config() -> ml_collections.ConfigDict:
   model.dropout = 0.1
   model.use_keypoint_type = True
   model.use_encoder = True
+  # How the encoder's occlusion score s_j gates each keypoint's decoder
+  # displacement: 'soft' (mu_j = V_j + s_j Delta_j), 'hard' (moves only
+  # keypoints with s_j > decoder_gate_threshold) or 'none' (every keypoint
+  # moves, the `ungated_decoder` ablation). 'soft' awaits the validation
+  # sweep of reproduction/runs.py (`tune_*_gate*`): chosen, untuned, so
+  # that the decoder is the paper's occluded point predictor.
+  model.decoder_gate = 'soft'
+  model.decoder_gate_threshold = 0.5
   # False: the graph losses never reach the heatmap head, which learns from
   # visible labels only, in every stage (the `heatmap` baseline is such a
   # head). True: they fine-tune it end to end.
@@ -112,6 +120,12 @@ def get_config() -> ml_collections.ConfigDict:
   # Skip (and count) a batch whose loss or gradients are not finite instead
   # of stopping the run.
   train.skip_nonfinite = False
+  # Detector error in training: the standard deviation, as a fraction of
+  # the box size, of a random shift of each box's centre and of its
+  # log-scale (the model of `eval.box_jitter`); the crop is resampled to the
+  # moved box and the labels follow it. 0 = the records' boxes; awaits the
+  # validation sweep of reproduction/runs.py (`tune_box_jitter_*`).
+  train.box_jitter = 0.0
 
   config.eval = evaluation = ml_collections.ConfigDict()
   # Split of the final evaluation, once training ends (its metrics and

@@ -17,8 +17,8 @@ def create_model(model_config: ml_collections.ConfigDict,
   Args:
     model_config: `config.model` with keys `heatmap_features`,
       `heatmap_layers`, `heatmap_size`, `hidden`, `dropout`,
-      `use_keypoint_type`, `use_encoder`, `graph_trains_head`
-      (docs/design.md).
+      `use_keypoint_type`, `use_encoder`, `decoder_gate`,
+      `decoder_gate_threshold`, `graph_trains_head` (docs/design.md).
     category: the keypoint category (K, types).
     shape_basis: the PCA shape basis of the 3D branch (K keypoints).
 
@@ -39,6 +39,10 @@ def create_model(model_config: ml_collections.ConfigDict,
       dropout_rate=model_config.dropout,
       use_keypoint_type=model_config.use_keypoint_type,
       use_encoder=model_config.use_encoder,
+      # A workdir trained before the gate existed has neither key: it ran
+      # the ungated decoder, and is read back as it ran.
+      decoder_gate=model_config.get('decoder_gate', 'none'),
+      decoder_gate_threshold=model_config.get('decoder_gate_threshold', 0.5),
       graph_trains_head=model_config.graph_trains_head)
 
 

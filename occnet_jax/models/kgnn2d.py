@@ -4,7 +4,10 @@ The encoder (paper Eqs. 1-4) reads the heatmap graph and predicts, for every
 directed edge (i, j), logits over two edge types: type 1 when both keypoints
 are visible, type 0 otherwise. The decoder (Eqs. 6-8) passes one message per
 edge type, weighted by the encoder's edge probability, and predicts each
-keypoint's displacement from its input position.
+keypoint's displacement from its input position, scaled per keypoint by
+the encoder's belief that the keypoint is occluded (`displacement_gate`):
+the decoder is the paper's occluded point predictor, and a keypoint the
+encoder is sure is visible stays where the heatmap put it.
 
 The decoder's likelihood N(mu_j, rho^2 I) (Eq. 8) has a fixed variance rho^2,
 so its negative log-likelihood is a squared error up to constants: the
@@ -22,6 +25,9 @@ from occnet_jax.models import layers
 NUM_EDGE_TYPES = 2
 # Edge type meaning "both endpoints visible" (the paper's E_ij = 1).
 VISIBLE_EDGE = 1
+# `config.model.decoder_gate`: how the occlusion score scales a keypoint's
+# displacement (`displacement_gate`).
+DECODER_GATES = ('none', 'soft', 'hard')
 
 
 class KGNNEncoder(nn.Module):
@@ -48,10 +54,11 @@ class KGNNEncoder(nn.Module):
 class KGNNDecoder(nn.Module):
   """Occluded-point predictor: the mean mu^g of P(V^g | V, E) (Eqs. 6-7).
 
-  mu^g_j = V_j + f_v([V_j, sum_i h_(i,j)]): the node update reads the
-  node's own features beside its incoming messages (as the authors'
-  release does), so how far a keypoint moves can depend directly on its
-  own confidence and type.
+  mu^g_j = V_j + g_j Delta_j, Delta_j = f_v([V_j, sum_i h_(i,j)]): the
+  node update reads the node's own features beside its incoming messages
+  (as the authors' release does), so how far a keypoint moves can depend
+  directly on its own confidence and type; g_j is the displacement gate
+  (`displacement_gate`; 1 without one).
 
   The last layer starts at zero, so an untrained decoder returns its input
   positions: training starts from the heatmap graph and learns the
@@ -66,12 +73,14 @@ class KGNNDecoder(nn.Module):
 
   @nn.compact
   def __call__(self, graph: jraph.GraphsTuple, edge_probabilities: jax.Array,
-               *, train: bool) -> jax.Array:
-    """Moves every node.
+               gate: jax.Array | None = None, *, train: bool) -> jax.Array:
+    """Moves the nodes, each by its gated displacement.
 
     Args:
       graph: nodes (num_nodes, F) whose first two features are (x, y).
       edge_probabilities: (num_edges, NUM_EDGE_TYPES) E_ij,p.
+      gate: (num_nodes,) g_j in [0, 1] (`displacement_gate`); None moves
+        every node by its whole displacement (the ungated decoder).
       train: enables dropout.
 
     Returns:
@@ -89,7 +98,48 @@ class KGNNDecoder(nn.Module):
             jnp.concatenate(
                 [graph.nodes, graphs.sum_incoming(messages, graph)], -1),
             train=train)
+    if gate is not None:
+      # A closed gate (0) adds exactly 0 * Delta = 0: the node stays put.
+      displacement = gate[:, None] * displacement
     return graph.nodes[:, :2] + displacement
+
+
+def displacement_gate(scores: jax.Array, mode: str,
+                      threshold: float) -> jax.Array | None:
+  """The decoder's per-keypoint gate g_j from occlusion scores s_j.
+
+  'soft': g_j = s_j, so mu_j = V_j + s_j Delta_j; 'hard': g_j = 1 where
+  s_j > threshold, else 0; 'none': no gate (every keypoint moves, the
+  ablation).
+
+  The scores' gradient is stopped. The encoder learns to classify from the
+  visibility labels (the edge loss); were the keypoint losses to reach it
+  through the gate, they would pay it to call a keypoint visible wherever
+  moving it costs loss (a noisy trifocal target, a visible term that wants
+  the heatmap's position) and occluded wherever moving it helps, trading its
+  calibration (the occlusion AUC) for the decoder's convenience. With the
+  gradient stopped the gate is a fixed per-node weight of the decoder's
+  output, so the hard gate needs no straight-through estimator: its step has
+  zero derivative almost everywhere, and nothing is lost by not
+  differentiating it; the decoder's displacement still gets every gradient
+  where the gate is open.
+
+  Args:
+    scores: (num_nodes,) occlusion scores in [0, 1] (`occlusion_scores`).
+    mode: one of `DECODER_GATES`.
+    threshold: the hard gate opens above it.
+
+  Returns:
+    (num_nodes,) gates in [0, 1], or None for 'none'.
+  """
+  if mode not in DECODER_GATES:
+    raise ValueError(f'decoder gate {mode!r} not in {DECODER_GATES}.')
+  if mode == 'none':
+    return None
+  scores = jax.lax.stop_gradient(scores)
+  if mode == 'soft':
+    return scores
+  return (scores > threshold).astype(scores.dtype)
 
 
 def occlusion_scores(edge_probabilities: jax.Array,

@@ -40,6 +40,13 @@ class OcclusionNet(nn.Module):
     use_keypoint_type: node features include the keypoint type.
     use_encoder: the decoder uses the encoder's edge probabilities (False:
       uniform ones, the ablation).
+    decoder_gate: one of `kgnn2d.DECODER_GATES`: how the occlusion score of
+      the edge probabilities the decoder reads scales each keypoint's
+      displacement ('none': every keypoint moves freely, the ablation).
+      Without the encoder that score is 0.5 everywhere: the soft gate halves
+      every displacement, and the gate, like the messages, knows nothing of
+      which keypoints are hidden.
+    decoder_gate_threshold: the hard gate opens for scores above it.
     graph_trains_head: the graph losses' gradients reach the heatmap head
       through its keypoints and confidences (end to end). False (the
       default config) keeps the head a detector trained on visible
@@ -56,6 +63,8 @@ class OcclusionNet(nn.Module):
   dropout_rate: float
   use_keypoint_type: bool = True
   use_encoder: bool = True
+  decoder_gate: str = 'none'
+  decoder_gate_threshold: float = 0.5
   graph_trains_head: bool = False
 
   @nn.compact
@@ -98,8 +107,11 @@ class OcclusionNet(nn.Module):
     decoder_edge_probabilities = (
         edge_probabilities if self.use_encoder else
         kgnn2d.uniform_edge_probabilities(edge_logits.shape[0]))
+    gate = kgnn2d.displacement_gate(
+        kgnn2d.occlusion_scores(decoder_edge_probabilities, graph),
+        self.decoder_gate, self.decoder_gate_threshold)
     keypoints_2d = kgnn2d.KGNNDecoder(self.hidden, self.dropout_rate)(
-        graph, decoder_edge_probabilities, train=train)
+        graph, decoder_edge_probabilities, gate, train=train)
     keypoints_2d = keypoints_2d.reshape(num_views, num_keypoints, 2)
     outputs['edge_logits'] = edge_logits.reshape(num_views, -1,
                                                  kgnn2d.NUM_EDGE_TYPES)
