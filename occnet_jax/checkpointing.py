@@ -16,10 +16,18 @@ A finalized step can still fail to restore (a flipped byte, a truncated
 file): `restore_newest` logs which step failed and why and falls back to
 the next older step. Nothing is ever deleted; a writer moves the steps that
 fail aside (`set_aside`), so that training can save those steps again.
+
+A disk (or quota) that fills up during a save leaves only that step's
+temporary directory: `full_disk_is_an_error` turns the failure, wherever it
+surfaces (a save, a log, run.json), into one message naming the workdir,
+its free space and the last complete step, which the same command resumes.
 """
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+import contextlib
+import errno
 import os
+import shutil
 from typing import Any, TypeVar
 
 from absl import logging
@@ -31,6 +39,9 @@ from occnet_jax import errors
 from occnet_jax import paths
 
 _STATE, _RNG, _DATA = 'state', 'rng', 'data'
+# What a full disk or quota looks like in errors that lost their errno
+# (TensorStore's, wrapped by Orbax in ValueError).
+_FULL_DISK_TEXTS = (os.strerror(errno.ENOSPC), os.strerror(errno.EDQUOT))
 _Restored = TypeVar('_Restored')
 
 
@@ -44,6 +55,61 @@ def _first_line(error: Exception) -> str:
   line = lines[0].split(' [tensorstore_spec=')[0] if lines else ''
   return f'{type(error).__name__}: {line}'
 
+
+
+class DiskFullError(errors.UserError):
+  """The workdir's disk or quota filled up; the message says what to do."""
+
+
+def _is_full_disk(error: BaseException | None) -> bool:
+  """Whether an error, or one it was raised from, is a full disk/quota."""
+  while error is not None:
+    if isinstance(error, OSError) and error.errno in (errno.ENOSPC,
+                                                      errno.EDQUOT):
+      return True
+    if any(text in str(error) for text in _FULL_DISK_TEXTS):
+      return True
+    error = error.__cause__ or error.__context__
+  return False
+
+
+def _free_space(directory: epath.Path) -> str:
+  try:
+    return f'{shutil.disk_usage(directory).free / 2**20:.1f} MiB free'
+  except OSError:
+    return 'free space unknown'
+
+
+@contextlib.contextmanager
+def full_disk_is_an_error(workdir: epath.PathLike,
+                          checkpoints: epath.PathLike) -> Iterator[None]:
+  """Turns a full disk or quota in the block into a `DiskFullError`.
+
+  Args:
+    workdir: the training workdir.
+    checkpoints: its checkpoint directory.
+
+  Yields:
+    Nothing; the block runs as is.
+
+  Raises:
+    DiskFullError: naming the workdir, its free space and its last
+      complete checkpoint, when the block fails for lack of space.
+  """
+  try:
+    yield
+  except Exception as error:  # pylint: disable=broad-except
+    if not _is_full_disk(error):
+      raise
+    workdir = paths.absolute(workdir)
+    steps = [int(path.name) for path in epath.Path(checkpoints).glob('*')
+             if path.name.isdigit()]
+    last = (f'the last complete checkpoint is step {max(steps)}' if steps
+            else 'no checkpoint is complete yet')
+    raise DiskFullError(
+        f'No space left for {workdir} ({_free_space(workdir)}): '
+        f'{last}, and the step being written was dropped. Free space (or '
+        'raise the quota), then rerun the same command to resume.') from None
 
 
 def incomplete_checkpoints(directory: epath.PathLike) -> list[str]:

@@ -406,6 +406,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
     workdir.WorkdirLockedError: while another trainer owns the workdir.
     checkpointing.CheckpointError: when no checkpoint of the workdir
       restores.
+    checkpointing.DiskFullError: when the workdir's disk fills up.
     NonFiniteError: for a non-finite loss or gradient, unless
       `config.train.skip_nonfinite`.
   """
@@ -413,7 +414,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
   configs.validate(config, jax.device_count())
   workdir = os.fspath(workdir)
   epath.Path(workdir).mkdir(parents=True, exist_ok=True)
-  with workdir_lib.WorkdirLock(workdir):
+  with (workdir_lib.WorkdirLock(workdir),
+        checkpointing.full_disk_is_an_error(
+            workdir, workdir_lib.checkpoint_dir(workdir))):
     changes = workdir_lib.config_changes(config, workdir)
     mesh = input_pipeline.data_mesh()
     data_dir = input_pipeline.resolve_data_dir(config, workdir)

@@ -12,13 +12,17 @@
 """
 
 import glob
+import json
 import os
 import shutil
+import subprocess
 
 import numpy as np
 import pytest
 
+from occnet_jax import checkpointing
 from occnet_jax import input_pipeline
+from occnet_jax import train
 from occnet_jax import workdir as workdir_lib
 from occnet_jax.configs import test as test_config
 import fake_data
@@ -110,3 +114,60 @@ def test_skip_corrupt_skips_and_counts(damaged, fake_data_dir, caplog):
       intact[index]['car_id'].decode() for index in readable)
   np.testing.assert_array_equal(
       source[readable[0]]['crops'], intact[readable[0]]['crops'])
+
+
+def _small_run(data_dir, num_steps):
+  config = _config(data_dir)
+  config.train.num_steps = num_steps
+  config.train.heatmap_steps = config.train.graph_steps = 1
+  config.train.checkpoint_every_steps = 2
+  config.train.log_every_steps = 1
+  config.train.max_checkpoints_to_keep = 5
+  config.train.eval_every_steps = 1000
+  config.eval.split = ''
+  return config
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+  """A 16 MiB tmpfs of its own (root only, as on CI), unmounted after."""
+  mount_point = tmp_path / 'disk'
+  mount_point.mkdir()
+  mounted = subprocess.run(['mount', '-t', 'tmpfs', '-o', 'size=16m', 'tmpfs',
+                            str(mount_point)], capture_output=True, check=False)
+  if mounted.returncode:
+    pytest.skip(f'cannot mount a tmpfs here: {mounted.stderr.decode()}')
+  yield mount_point
+  subprocess.run(['umount', '-l', str(mount_point)], check=True)
+
+
+def test_full_disk_during_a_save_keeps_earlier_checkpoints(
+    small_disk, fake_data_dir, monkeypatch):
+  workdir = str(small_disk / 'run')
+  ballast = small_disk / 'ballast'
+  save = checkpointing.Checkpointer.save
+
+  def fill_disk_then_save(self, step, *args):
+    if step == 4:  # Once step 2 is complete, nothing is left for step 4.
+      self.wait_until_finished()
+      with open(ballast, 'wb') as file:
+        file.write(b'\0' * shutil.disk_usage(small_disk).free)
+    save(self, step, *args)
+
+  monkeypatch.setattr(checkpointing.Checkpointer, 'save', fill_disk_then_save)
+  with pytest.raises(checkpointing.DiskFullError) as error:
+    train.train_and_evaluate(_small_run(fake_data_dir, 6), workdir)
+  message = str(error.value)
+  assert workdir in message and '0.0 MiB free' in message, message
+  assert 'the last complete checkpoint is step 2' in message, message
+  assert workdir_lib.restore_workdir(workdir, 2)[-1] == 2
+  monkeypatch.undo()
+  ballast.unlink()
+  train.train_and_evaluate(_small_run(fake_data_dir, 6), workdir)
+  with open(os.path.join(workdir, workdir_lib.RUN_FILE)) as file:
+    segments = json.load(file)['segments']
+  assert [segment['steps'][0] for segment in segments] == [0, 2]
+  assert segments[-1]['steps'][1] == 6 and segments[-1]['finished']
+  assert not segments[0]['finished']
+  with open(os.path.join(workdir, workdir_lib.METRICS_FILE)) as file:
+    assert [json.loads(line)['step'] for line in file] == list(range(1, 7))
