@@ -407,6 +407,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
     checkpointing.CheckpointError: when no checkpoint of the workdir
       restores.
     checkpointing.DiskFullError: when the workdir's disk fills up.
+    checkpointing.StoreError: when a remote workdir's store fails a write
+      after its retries.
     NonFiniteError: for a non-finite loss or gradient, unless
       `config.train.skip_nonfinite`.
   """
@@ -415,8 +417,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
   workdir = os.fspath(workdir)
   epath.Path(workdir).mkdir(parents=True, exist_ok=True)
   with (workdir_lib.WorkdirLock(workdir),
-        checkpointing.full_disk_is_an_error(
-            workdir, workdir_lib.checkpoint_dir(workdir))):
+        checkpointing.storage_errors(workdir,
+                                     workdir_lib.checkpoint_dir(workdir))):
     changes = workdir_lib.config_changes(config, workdir)
     mesh = input_pipeline.data_mesh()
     data_dir = input_pipeline.resolve_data_dir(config, workdir)
@@ -430,6 +432,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
     with checkpointing.Checkpointer(
         workdir_lib.checkpoint_dir(workdir),
         max_to_keep=config.train.max_checkpoints_to_keep) as checkpointer:
+      multihost.describe_progress(
+          lambda: checkpointing.last_complete(checkpointer.directory))
       start, state, optimizer, train_rng, iterator = _restore_or_init(
           config, workdir, model, mesh, checkpointer, train_source)
       workdir_lib.save_config(config, workdir, changes)

@@ -7,6 +7,8 @@ EPATH_USE_TF=false, as TensorFlow's own gs:// file system has a fixed
 endpoint), Orbax's TensorStore through TENSORSTORE_GCS_HTTP_URL.
 """
 
+import asyncio
+import contextlib
 import json
 import logging
 import os
@@ -33,9 +35,12 @@ from occnet_jax import predict
 from occnet_jax import train
 from occnet_jax import workdir as workdir_lib
 from occnet_jax.configs import test as test_config
+import blinking_store
 import checkpoint_damage
 import fake_data
 
+# The blinking store fails every BLINK_PERIOD-th request.
+BLINK_PERIOD = 4
 PLOTS = ('pck_vs_alpha.png', 'pck_vs_invisible.png', 'occlusion_roc.png',
          'robustness.png', 'gallery.png', 'multiview.png', 'box_jitter.png')
 
@@ -340,9 +345,8 @@ def test_evaluate_and_predict_on_gcs(workdir, bucket, tmp_path, monkeypatch):
   assert os.listdir(tmp_path) == []
 
 
-def test_workdir_files_on_gcs(bucket, tmp_path, monkeypatch):
-  monkeypatch.chdir(tmp_path)
-  remote = os.fspath(bucket / 'runs' / 'files')
+def _write_workdir_files(remote):
+  """Writes (and checks) every workdir file and a small checkpoint."""
   config = test_config.get_config()
   with workdir_lib.WorkdirLock(remote):
     with pytest.raises(workdir_lib.WorkdirLockedError, match=str(os.getpid())):
@@ -378,4 +382,58 @@ def test_workdir_files_on_gcs(bucket, tmp_path, monkeypatch):
         step, jax.sharding.SingleDeviceSharding(jax.devices()[0])))
   assert step == 1
   np.testing.assert_array_equal(restored['weights'], state['weights'])
+
+
+def test_workdir_files_on_gcs(bucket, tmp_path, monkeypatch):
+  monkeypatch.chdir(tmp_path)
+  _write_workdir_files(os.fspath(bucket / 'runs' / 'files'))
   assert os.listdir(tmp_path) == []
+
+
+@contextlib.contextmanager
+def _blinking(period):
+  """The bucket's requests through a proxy failing every period-th one."""
+  target = os.environ['STORAGE_EMULATOR_HOST'].removeprefix('http://')
+  with (blinking_store.BlinkingStore(target, period) as store,
+        pytest.MonkeyPatch.context() as patch):
+    for name in ('STORAGE_EMULATOR_HOST', 'TENSORSTORE_GCS_HTTP_URL'):
+      patch.setenv(name, store.endpoint)
+    # gcsfs keeps one file system per arguments, with its endpoint.
+    gcsfs.GCSFileSystem.clear_instance_cache()
+    try:
+      yield store
+    finally:
+      gcsfs.GCSFileSystem.clear_instance_cache()
+
+
+def test_workdir_files_on_a_blinking_store(bucket, tmp_path, monkeypatch):
+  # Every 4th request fails with 503: gcsfs and TensorStore retry them with
+  # backoff, and every file reads back whole.
+  monkeypatch.chdir(tmp_path)
+  with _blinking(BLINK_PERIOD) as store:
+    _write_workdir_files(os.fspath(bucket / 'runs' / 'blinking'))
+  assert store.failed > 0
+
+
+def test_store_that_stays_down_is_one_error(bucket, tmp_path, monkeypatch):
+  # A store that fails every request, past gcsfs's retries (their backoff
+  # waits shortened), is a StoreError naming the workdir and the last
+  # checkpoint; the config it was rewriting stays whole.
+  monkeypatch.chdir(tmp_path)
+  remote = os.fspath(bucket / 'runs' / 'down')
+  config = test_config.get_config()
+  workdir_lib.save_config(config, remote)
+  sleep = asyncio.sleep
+  monkeypatch.setattr(gcsfs.retry.asyncio, 'sleep',
+                      lambda delay, *args: sleep(0, *args))
+  config.train.num_steps += 1
+  with _blinking(1) as store:
+    with pytest.raises(checkpointing.StoreError) as error:
+      with checkpointing.storage_errors(remote, f'{remote}/checkpoints'):
+        workdir_lib.save_config(config, remote)
+  assert store.failed > 1
+  message = str(error.value)
+  assert remote in message and '503' in message, message
+  assert 'Rerun the same command' in message, message
+  assert workdir_lib.load_config(remote).train.num_steps == (
+      config.train.num_steps - 1)

@@ -159,7 +159,7 @@ def test_full_disk_during_a_save_keeps_earlier_checkpoints(
     train.train_and_evaluate(_small_run(fake_data_dir, 6), workdir)
   message = str(error.value)
   assert workdir in message and '0.0 MiB free' in message, message
-  assert 'the last complete checkpoint is step 2' in message, message
+  assert 'The last complete checkpoint is step 2 of' in message, message
   assert workdir_lib.restore_workdir(workdir, 2)[-1] == 2
   monkeypatch.undo()
   ballast.unlink()
