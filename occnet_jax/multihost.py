@@ -11,12 +11,15 @@ A lost process (killed, out of memory, its host gone) cannot be recovered:
 JAX's coordination service notices that it stopped sending heartbeats and
 aborts every survivor (SIGABRT, C++ and gRPC traces; only a Python callback
 could replace that, and jaxlib 0.10's `missed_heartbeat_callback` cannot call
-one). So `initialize` also starts a `LostProcessWatch`: every process
-publishes a counter in the coordination service's key-value store each
-second and stops, with one log line naming the lost process, what
-`describe_progress` says (the last complete checkpoint) and the command that
-resumes, when a peer's counter stands still for `lost_process_seconds`,
-before the service's own timeout (twice as long) aborts it.
+one: its status argument fails to convert, std::bad_cast). So `initialize`
+also starts a `LostProcessWatch`: every process publishes a counter in the
+coordination service's key-value store each second and stops, with one log
+line naming the lost process, what `describe_progress` says (the last
+complete checkpoint) and the command that resumes, when a peer's counter
+stands still for `lost_process_seconds`, before the service's own timeout
+(twice as long) aborts it. Process 0 runs the service: when it is lost, the
+others abort within a second, before any Python code runs; the command that
+resumes is logged at start for that case.
 """
 
 from collections.abc import Callable
@@ -77,6 +80,15 @@ def initialize(*, auto_detect: bool, coordinator_address: str | None = None,
                              shutdown_timeout_seconds=2 * lost_process_seconds)
   if jax.process_count() > 1:
     LostProcessWatch(lost_process_seconds).start()
+    # Said now: when process 0 is lost, JAX aborts the others at once.
+    logging.info('Process %d of %d. If a process of this run is lost, rerun '
+                 'on every process (each with its --process_id): %s',
+                 jax.process_index(), jax.process_count(), resume_command())
+
+
+def resume_command() -> str:
+  """The command line of this process, which resumes the run."""
+  return shlex.join(sys.orig_argv)
 
 
 # What the lost-process message says about the run's progress.
@@ -101,9 +113,12 @@ class LostProcessWatch(threading.Thread):
   counter that has not moved for `lost_seconds` (or a store that no longer
   answers: process 0, which runs it, is gone) means a lost process: the
   thread logs which, the progress (`describe_progress`) and the command
-  that resumes, and exits the process with `LOST_PROCESS_STATUS`. A process
-  that ends normally marks itself done first, so that the others do not
-  take its silence for a loss.
+  that resumes, and exits the process with `LOST_PROCESS_STATUS`.
+
+  A process that ends (normally, or with the error of a collective whose
+  peer died: Gloo's 'Connection reset by peer') marks itself done and, at
+  exit, before JAX's shutdown barrier, goes on watching until every other
+  process is done too, or lost.
   """
 
   def __init__(self, lost_seconds: float, interval: float = 1.0):
@@ -114,21 +129,14 @@ class LostProcessWatch(threading.Thread):
     self._index = jax.process_index()
     self._count = jax.process_count()
     self._stopped = threading.Event()
-    atexit.register(self.stop)
+    # Each other process: (its last counter or 'done', when it last moved).
+    self._seen = {index: (None, time.monotonic())
+                  for index in range(self._count) if index != self._index}
+    atexit.register(self._at_exit)
 
   @staticmethod
   def _key(kind: str, index: int) -> str:
     return f'occnet_jax/{kind}/{index}'
-
-  def stop(self) -> None:
-    """Marks this process done and ends the watch (before JAX shuts down)."""
-    if not self._stopped.is_set():
-      self._stopped.set()
-      try:
-        self._client.key_value_set(self._key('done', self._index), '1',
-                                   allow_overwrite=True)
-      except Exception:  # pylint: disable=broad-except
-        pass  # The store is gone: so are the others.
 
   def _peer_state(self, index: int) -> str | None:
     """A peer's counter, 'done', or None before its first publication."""
@@ -142,30 +150,42 @@ class LostProcessWatch(threading.Thread):
       return 'done' if kind == 'done' else value
     return None
 
+  def _check(self, beat: int | None) -> None:
+    """Publishes `beat` (None: done), reads the others, stops on a loss."""
+    try:
+      if beat is None:
+        self._client.key_value_set(self._key('done', self._index), '1',
+                                   allow_overwrite=True)
+      else:
+        self._client.key_value_set(self._key('alive', self._index),
+                                   str(beat), allow_overwrite=True)
+      states = {index: self._peer_state(index) for index in self._seen}
+    except Exception as error:  # pylint: disable=broad-except
+      self._lost(0, f'its coordination service stopped answering '
+                 f'({str(error).splitlines()[0][:120]})')
+    now = time.monotonic()
+    for index, state in states.items():
+      if state != self._seen[index][0]:
+        self._seen[index] = (state, now)
+      elif state != 'done' and now - self._seen[index][1] > self._lost_seconds:
+        self._lost(index, f'it has given no sign of life for '
+                   f'{now - self._seen[index][1]:.0f} s')
+
   def run(self) -> None:
-    seen = {index: (None, time.monotonic()) for index in range(self._count)
-            if index != self._index}
     for beat in itertools.count():
       if self._stopped.wait(self._interval):
         return
-      try:
-        self._client.key_value_set(self._key('alive', self._index),
-                                   str(beat), allow_overwrite=True)
-        states = {index: self._peer_state(index) for index in seen}
-      except Exception as error:  # pylint: disable=broad-except
-        if not self._stopped.is_set():
-          self._lost(0, f'its coordination service stopped answering '
-                     f'({str(error).splitlines()[0][:120]})')
+      self._check(beat)
+
+  def _at_exit(self) -> None:
+    """Waits, before JAX shuts down, until every process is done or lost."""
+    self._stopped.set()
+    self.join()
+    while True:
+      self._check(None)
+      if all(state == 'done' for state, _ in self._seen.values()):
         return
-      now = time.monotonic()
-      for index, state in states.items():
-        if state == 'done':
-          seen[index] = ('done', now)
-        elif state != seen[index][0]:
-          seen[index] = (state, now)
-        elif now - seen[index][1] > self._lost_seconds:
-          self._lost(index, f'it has given no sign of life for '
-                     f'{now - seen[index][1]:.0f} s')
+      time.sleep(self._interval)
 
   def _lost(self, index: int, why: str) -> None:
     progress = ''
@@ -178,7 +198,7 @@ class LostProcessWatch(threading.Thread):
         f'Process {index} of {self._count} was lost ({why}): process '
         f'{self._index} stops too.{progress} Resume by running the same '
         f'command again on every process (each with its --process_id): '
-        f'{shlex.join(sys.orig_argv)}')
+        f'{resume_command()}')
     logging.error(message)
     # absl's handler flushes each record; stderr itself is unbuffered.
     for handler in python_logging.getLogger().handlers:

@@ -4,7 +4,9 @@ The trained workdir is also evaluated and predicted from on gs://, a bucket
 of a local GCS emulator (`gcp-storage-emulator`, started here): etils.epath
 reaches it through its fsspec backend (gcsfs honours STORAGE_EMULATOR_HOST;
 EPATH_USE_TF=false, as TensorFlow's own gs:// file system has a fixed
-endpoint), Orbax's TensorStore through TENSORSTORE_GCS_HTTP_URL.
+endpoint), Orbax's TensorStore through TENSORSTORE_GCS_HTTP_URL. The
+workdir's files are also written through a proxy that fails every 4th
+request with 503 (`blinking_store`), and to a store that stays down.
 """
 
 import asyncio
@@ -406,26 +408,31 @@ def _blinking(period):
       gcsfs.GCSFileSystem.clear_instance_cache()
 
 
+def _no_backoff(monkeypatch):
+  """gcsfs retries at once (its backoff waits seconds per failed request)."""
+  sleep = asyncio.sleep
+  monkeypatch.setattr(gcsfs.retry.asyncio, 'sleep',
+                      lambda delay, *args: sleep(0, *args))
+
+
 def test_workdir_files_on_a_blinking_store(bucket, tmp_path, monkeypatch):
-  # Every 4th request fails with 503: gcsfs and TensorStore retry them with
-  # backoff, and every file reads back whole.
+  # Every 4th request fails with 503: gcsfs and TensorStore retry them (with
+  # backoff; gcsfs's waits are cut here), and every file reads back whole.
   monkeypatch.chdir(tmp_path)
+  _no_backoff(monkeypatch)
   with _blinking(BLINK_PERIOD) as store:
     _write_workdir_files(os.fspath(bucket / 'runs' / 'blinking'))
   assert store.failed > 0
 
 
 def test_store_that_stays_down_is_one_error(bucket, tmp_path, monkeypatch):
-  # A store that fails every request, past gcsfs's retries (their backoff
-  # waits shortened), is a StoreError naming the workdir and the last
+  # A store that fails every request, past gcsfs's retries, is a StoreError naming the workdir and the last
   # checkpoint; the config it was rewriting stays whole.
   monkeypatch.chdir(tmp_path)
   remote = os.fspath(bucket / 'runs' / 'down')
   config = test_config.get_config()
   workdir_lib.save_config(config, remote)
-  sleep = asyncio.sleep
-  monkeypatch.setattr(gcsfs.retry.asyncio, 'sleep',
-                      lambda delay, *args: sleep(0, *args))
+  _no_backoff(monkeypatch)
   config.train.num_steps += 1
   with _blinking(1) as store:
     with pytest.raises(checkpointing.StoreError) as error:

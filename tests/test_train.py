@@ -155,3 +155,22 @@ def test_nonfinite_batch_changes_nothing_but_the_counters(setup, seed):
                (before.params, before.opt_state))
   message = train._nonfinite_message(0, metrics)  # pylint: disable=protected-access
   assert 'keypoints' in message and 'step 0' in message
+
+
+def test_skipped_record_trains_as_a_padding_car(setup, seed):
+  # config.data.skip_corrupt puts an all-padding car where an unreadable
+  # record was: every stage's loss and gradients stay finite.
+  rng = np.random.default_rng(seed)
+  batch = {name: value.copy() for name, value in setup['batch'].items()}
+  car = rng.integers(len(batch['crops']))
+  for name, value in input_pipeline.padding_example(
+      {name: value[car] for name, value in batch.items()}).items():
+    batch[name][car] = value
+  for stage_start in train.stage_starts(setup['config']):
+    state = train.replicate(setup['state'].replace(
+        step=np.int32(stage_start)), setup['mesh'])
+    _, metrics = setup['step'](
+        state, train.shard_batch(batch, setup['mesh']),
+        train.replicate(jax.random.key(seed), setup['mesh']))
+    metrics = jax.tree.map(float, metrics)
+    assert metrics['finite'] == 1.0, (stage_start, metrics)
