@@ -46,8 +46,9 @@ _STATE, _RNG, _DATA = 'state', 'rng', 'data'
 # (TensorStore's, wrapped by Orbax in ValueError).
 _FULL_DISK_TEXTS = (os.strerror(errno.ENOSPC), os.strerror(errno.EDQUOT))
 # The packages whose errors are an object store's failure once retried:
-# gcsfs (HttpError) and the HTTP clients under it.
-_STORE_ERROR_PACKAGES = ('gcsfs', 'aiohttp', 'requests', 'google')
+# gcsfs (HttpError) and the HTTP and auth clients under it.
+_STORE_ERROR_PACKAGES = ('gcsfs', 'aiohttp', 'requests', 'google.auth',
+                         'google.api_core')
 # TensorStore's status codes of a store that stopped answering.
 _STORE_ERROR_TEXTS = ('UNAVAILABLE:', 'DEADLINE_EXCEEDED:')
 _Restored = TypeVar('_Restored')
@@ -92,7 +93,7 @@ def _is_full_disk(error: BaseException) -> bool:
 def _store_failure(error: BaseException) -> BaseException | None:
   """The object store's error among an error's causes, if any."""
   for cause in _causes(error):
-    if (type(cause).__module__.split('.')[0] in _STORE_ERROR_PACKAGES
+    if (type(cause).__module__.startswith(_STORE_ERROR_PACKAGES)
         or any(text in str(cause) for text in _STORE_ERROR_TEXTS)):
       return cause
   return None

@@ -66,8 +66,8 @@ def initialize(*, auto_detect: bool, coordinator_address: str | None = None,
     num_processes: how many processes the run has.
     process_id: this process's index, 0 to num_processes - 1.
     lost_process_seconds: after how long without news of a process the
-      others stop (`LostProcessWatch`); JAX's own heartbeat timeout, which
-      aborts them, is twice as long, as is the wait for the others at exit.
+      others stop (`LostProcessWatch`); JAX's own heartbeat timeout (which
+      aborts them) and its shutdown barrier's are twice as long.
   """
   explicit = (coordinator_address, num_processes, process_id)
   if jax.distributed.is_initialized() or not (

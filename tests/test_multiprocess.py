@@ -361,8 +361,9 @@ def test_lost_process_stops_the_survivor_naming_it(lost, tmp_path,
   # other one stops before JAX's heartbeat timeout (twice
   # --lost_process_seconds) would abort it, naming the lost process, the
   # last complete checkpoint and the command that resumes. Losing process
-  # 0, JAX's coordination service, aborts process 1 at once: its log has
-  # the command that resumes from its start.
+  # 0, JAX's coordination service, the watch and JAX's abort of process 1
+  # race (both within a second): its log has the command that resumes from
+  # its start.
   workdir = str(tmp_path / 'workdir')
   args = _train_args(workdir, fake_data_dir, '--config.eval.split=',
                      '--config.train.checkpoint_every_steps=1',
@@ -381,11 +382,9 @@ def test_lost_process_stops_the_survivor_naming_it(lost, tmp_path,
     survivor.wait(timeout=4 * LOST_PROCESS_SECONDS)
     log = launch.logs()[1 - lost]
   command = f'-m launch.train {" ".join(args)}'
-  if lost == 0:
-    assert survivor.returncode == -signal.SIGABRT, launch.failure(
-        f'the survivor exited with {survivor.returncode}')
-    assert 'If a process of this run is lost' in log and command in log
-    return
+  assert 'If a process of this run is lost' in log and command in log
+  if lost == 0 and survivor.returncode == -signal.SIGABRT:
+    return  # JAX's abort came first (see the README).
   assert survivor.returncode == multihost.LOST_PROCESS_STATUS, launch.failure(
       f'the survivor exited with {survivor.returncode}')
   [message] = [line for line in log.splitlines() if 'was lost' in line]
