@@ -19,6 +19,10 @@ NUM_PROCESSES = flags.DEFINE_integer(
 PROCESS_ID = flags.DEFINE_integer(
     'process_id', None, "This process's index, 0 to num_processes - 1 "
     '(jax.distributed).')
+LOST_PROCESS_SECONDS = flags.DEFINE_integer(
+    'lost_process_seconds', multihost.LOST_PROCESS_SECONDS,
+    'After how many seconds without news of a process the others stop, '
+    'naming it and the last complete checkpoint.', lower_bound=1)
 
 
 def initialize(auto_detect: bool = False) -> None:
@@ -31,4 +35,5 @@ def initialize(auto_detect: bool = False) -> None:
   multihost.initialize(auto_detect=auto_detect,
                        coordinator_address=COORDINATOR_ADDRESS.value,
                        num_processes=NUM_PROCESSES.value,
-                       process_id=PROCESS_ID.value)
+                       process_id=PROCESS_ID.value,
+                       lost_process_seconds=LOST_PROCESS_SECONDS.value)

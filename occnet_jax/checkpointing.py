@@ -16,10 +16,21 @@ A finalized step can still fail to restore (a flipped byte, a truncated
 file): `restore_newest` logs which step failed and why and falls back to
 the next older step. Nothing is ever deleted; a writer moves the steps that
 fail aside (`set_aside`), so that training can save those steps again.
+
+A disk (or quota) that fills up during a save leaves only that step's
+temporary directory, and an object store that fails a write after its
+client's retries (gcsfs and TensorStore retry 5xx answers and timeouts with
+exponential backoff) leaves the object as it was: `storage_errors` turns
+either failure, wherever it surfaces (a save, a log, run.json), into one
+message naming the workdir (its free space) and the last complete step,
+which the same command resumes.
 """
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+import contextlib
+import errno
 import os
+import shutil
 from typing import Any, TypeVar
 
 from absl import logging
@@ -31,6 +42,15 @@ from occnet_jax import errors
 from occnet_jax import paths
 
 _STATE, _RNG, _DATA = 'state', 'rng', 'data'
+# What a full disk or quota looks like in errors that lost their errno
+# (TensorStore's, wrapped by Orbax in ValueError).
+_FULL_DISK_TEXTS = (os.strerror(errno.ENOSPC), os.strerror(errno.EDQUOT))
+# The packages whose errors are an object store's failure once retried:
+# gcsfs (HttpError) and the HTTP and auth clients under it.
+_STORE_ERROR_PACKAGES = ('gcsfs', 'aiohttp', 'requests', 'google.auth',
+                         'google.api_core')
+# TensorStore's status codes of a store that stopped answering.
+_STORE_ERROR_TEXTS = ('UNAVAILABLE:', 'DEADLINE_EXCEEDED:')
 _Restored = TypeVar('_Restored')
 
 
@@ -44,6 +64,102 @@ def _first_line(error: Exception) -> str:
   line = lines[0].split(' [tensorstore_spec=')[0] if lines else ''
   return f'{type(error).__name__}: {line}'
 
+
+
+class DiskFullError(errors.UserError):
+  """The workdir's disk or quota filled up; the message says what to do."""
+
+
+class StoreError(errors.UserError):
+  """The workdir's object store failed a write after its retries."""
+
+
+def _causes(error: BaseException | None) -> Iterator[BaseException]:
+  """An error and those it was raised from or during."""
+  while error is not None:
+    yield error
+    error = error.__cause__ or error.__context__
+
+
+def _is_full_disk(error: BaseException) -> bool:
+  """Whether an error, or one it was raised from, is a full disk/quota."""
+  return any(
+      (isinstance(cause, OSError) and cause.errno in (errno.ENOSPC,
+                                                      errno.EDQUOT))
+      or any(text in str(cause) for text in _FULL_DISK_TEXTS)
+      for cause in _causes(error))
+
+
+def _store_failure(error: BaseException) -> BaseException | None:
+  """The object store's error among an error's causes, if any."""
+  for cause in _causes(error):
+    if (type(cause).__module__.startswith(_STORE_ERROR_PACKAGES)
+        or any(text in str(cause) for text in _STORE_ERROR_TEXTS)):
+      return cause
+  return None
+
+
+def _free_space(directory: epath.Path) -> str:
+  try:
+    return f'{shutil.disk_usage(directory).free / 2**20:.1f} MiB free'
+  except OSError:
+    return 'free space unknown'
+
+
+def last_complete(directory: epath.PathLike) -> str:
+  """'The last complete checkpoint is step N of <directory>' (a sentence).
+
+  Finalized step directories only: Orbax names a step being written
+  `<step>.orbax-checkpoint-tmp-*`.
+  """
+  try:
+    steps = [int(path.name) for path in epath.Path(directory).glob('*')
+             if path.name.isdigit()]
+  # The store that failed may not list either (gs://).
+  except Exception as error:  # pylint: disable=broad-except
+    return f'{directory} cannot be listed ({_first_line(error)})'
+  if not steps:
+    return f'No checkpoint of {directory} is complete yet'
+  return f'The last complete checkpoint is step {max(steps)} of {directory}'
+
+
+@contextlib.contextmanager
+def storage_errors(workdir: epath.PathLike,
+                   checkpoints: epath.PathLike) -> Iterator[None]:
+  """Turns a full disk or a failing object store in the block into errors.
+
+  Args:
+    workdir: the training workdir.
+    checkpoints: its checkpoint directory.
+
+  Yields:
+    Nothing; the block runs as is.
+
+  Raises:
+    DiskFullError: naming the workdir, its free space and its last
+      complete checkpoint, when the block fails for lack of space.
+    StoreError: naming the workdir, the store's error and the last
+      complete checkpoint, when a remote workdir's store fails a request
+      after its retries.
+  """
+  try:
+    yield
+  except Exception as error:  # pylint: disable=broad-except
+    workdir = paths.absolute(workdir)
+    resume = (f'{last_complete(checkpoints)}; the step being written was '
+              'dropped.')
+    if _is_full_disk(error):
+      raise DiskFullError(
+          f'No space left for {workdir} ({_free_space(workdir)}): {resume} '
+          'Free space (or raise the quota), then rerun the same command to '
+          'resume.') from None
+    failure = _store_failure(error) if paths.is_remote(workdir) else None
+    if failure is None:
+      raise
+    raise StoreError(
+        f'The object store of {workdir} failed after its retries '
+        f'({_first_line(failure)}): {resume} Rerun the same command to '
+        'resume once the store answers.') from None
 
 
 def incomplete_checkpoints(directory: epath.PathLike) -> list[str]:

@@ -16,10 +16,16 @@ Evaluation walks a whole split once in order, every view of every car, in
 chunks of `num_views` views; every process reads all of it, and
 `evaluate.collect_predictions` splits the work between processes and
 gathers the predictions.
+
+A record that cannot be read (a flipped byte fails its chunk's hash, a
+truncated shard loses its index) is a `DataError` naming the shard file;
+with `config.data.skip_corrupt` it is skipped and counted instead: an
+all-padding car in its training batch (no loss), absent from evaluation.
 """
 
 from collections.abc import Iterator, Mapping, Sequence
 import functools
+import itertools
 import os
 from typing import Any
 
@@ -178,10 +184,69 @@ def prepare_dataset(config: ml_collections.ConfigDict, data_dir: str) -> None:
   multihost.barrier(f'{dataset_name(config)} prepared')
 
 
+class CheckedSource(Sequence):
+  """A split's records, each unreadable one named by its file or skipped.
+
+  `source[index]` is the record, or for one that cannot be read a
+  `DataError` naming the shard file and the reader's error, or (`skip`)
+  None, logged with the number of records skipped so far.
+  """
+
+  def __init__(self, source: Any, name: str, *, skip: bool):
+    """Wraps a TFDS data source.
+
+    Args:
+      source: `open_split`'s source.
+      name: the dataset and split, for messages.
+      skip: return None for unreadable records instead of raising.
+    """
+    self._source = source
+    self._name = name
+    self._skip = skip
+    self._files = source.dataset_info.splits[source.split].file_instructions
+    self._skipped = itertools.count(1)
+
+  def __len__(self) -> int:
+    return len(self._source)
+
+  def _file(self, index: int) -> str:
+    """The shard file that holds record `index` of the split."""
+    for instruction in self._files:
+      if index < instruction.take:
+        return instruction.filename
+      index -= instruction.take
+    return '?'
+
+  def __getitem__(self, index: int) -> Mapping[str, Any] | None:
+    try:
+      return self._source[index]
+    # array_record raises RuntimeError for a hash mismatch, TFDS ValueError
+    # for the missing bytes of a truncated shard; any failure to read or
+    # decode one record is the same fault for the user.
+    except Exception as error:  # pylint: disable=broad-except
+      reason = f'{type(error).__name__}: {str(error).splitlines()[0][:200]}'
+      where = f'record {index} of {self._name} in {self._file(index)}'
+      if not self._skip:
+        raise DataError(
+            f'Cannot read {where} ({reason}): the file is damaged; copy it '
+            'again or rebuild the dataset, or set '
+            'config.data.skip_corrupt=True to skip unreadable records.'
+        ) from None
+      logging.warning('Skipped unreadable %s (%s); %d skipped so far.',
+                      where, reason, next(self._skipped))
+      return None
+
+
 def get_source(config: ml_collections.ConfigDict, split: str,
-               data_dir: str) -> Sequence[Mapping[str, Any]]:
-  """A random-access source of one split's records (`open_split`)."""
-  return open_split(dataset_name(config), split, data_dir)
+               data_dir: str) -> CheckedSource:
+  """A random-access source of one split's records (`open_split`).
+
+  Unreadable records raise a `DataError` naming their file, or with
+  `config.data.skip_corrupt` read as None (`CheckedSource`).
+  """
+  name = dataset_name(config)
+  return CheckedSource(open_split(name, split, data_dir), f'{name} {split}',
+                       skip=config.data.skip_corrupt)
 
 
 def select_views(record: Mapping[str, Any], views: np.ndarray,
@@ -218,9 +283,14 @@ def sample_views(record: Mapping[str, Any], rng: np.random.Generator,
   return select_views(record, views, num_views)
 
 
-def _training_views(record: Mapping[str, Any], rng: np.random.Generator,
-                    num_views: int) -> Batch:
-  """`sample_views` without the fields that only evaluation may read."""
+def _training_views(record: Mapping[str, Any] | None,
+                    rng: np.random.Generator, num_views: int) -> Batch | None:
+  """`sample_views` without the fields that only evaluation may read.
+
+  A skipped (unreadable) record stays None.
+  """
+  if record is None:
+    return None
   example = sample_views(record, rng, num_views)
   for name in EVALUATION_ONLY_FIELDS:
     del example[name]
@@ -238,6 +308,17 @@ def padding_example(like: Batch) -> Batch:
   example = {name: np.zeros_like(value) for name, value in like.items()}
   example['boxes'][:] = PADDING_BOX
   return example
+
+
+def _stack_readable(examples: Sequence[Batch | None]) -> Batch:
+  """`stack`, with an all-padding car for each skipped (None) record."""
+  readable = [example for example in examples if example is not None]
+  if not readable:
+    raise DataError('Every record of a training batch is unreadable (see '
+                    'the warnings above): the split is damaged throughout.')
+  padding = padding_example(readable[0])
+  return stack([padding if example is None else example
+                for example in examples])
 
 
 def local_batch_size(global_batch_size: int,
@@ -288,7 +369,8 @@ def create_train_iterator(source: Sequence[Mapping[str, Any]],
   # Global batch g is local batches gP, ..., gP + P - 1, in process order.
   dataset = dataset.batch(
       local_batch_size(config.data.batch_size, process_count),
-      drop_remainder=True, batch_fn=stack)[process_index::process_count]
+      drop_remainder=True,
+      batch_fn=_stack_readable)[process_index::process_count]
   read_options = grain.ReadOptions(
       num_threads=config.data.read_threads,
       prefetch_buffer_size=2 * max(config.data.read_threads, 1))
@@ -318,6 +400,8 @@ def eval_batches(source: Sequence[Mapping[str, Any]], num_views: int,
   examples, car_ids = [], []
   for index in range(count):
     record = source[index]
+    if record is None:  # Skipped: unreadable (`CheckedSource`).
+      continue
     car_id = record['car_id']
     car_id = car_id.decode() if isinstance(car_id, bytes) else str(car_id)
     total = len(record['boxes'])

@@ -405,7 +405,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
                        workdir: epath.PathLike) -> TrainState:
   """Trains (resuming if the workdir has checkpoints), then evaluates.
 
-  The workdir is locked for the whole run (`workdir.WorkdirLock`). A resume
+  The workdir is locked for the whole run (`workdir_lock.WorkdirLock`). A resume
   is checked against the saved config before anything is written, and the
   config is saved only once the checkpoint has restored.
 
@@ -422,9 +422,12 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
     configs.ConfigError: for a config that cannot run, a dataset whose crops
       are not `config.data.crop_size` pixels (checked before a build), or a
       config that changes what the workdir's checkpoints hold.
-    workdir.WorkdirLockedError: while another trainer owns the workdir.
+    workdir_lock.WorkdirLockedError: while another trainer owns the workdir.
     checkpointing.CheckpointError: when no checkpoint of the workdir
       restores.
+    checkpointing.DiskFullError: when the workdir's disk fills up.
+    checkpointing.StoreError: when a remote workdir's store fails a write
+      after its retries.
     NonFiniteError: for a non-finite loss or gradient, unless
       `config.train.skip_nonfinite`.
   """
@@ -432,7 +435,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
   configs.validate(config, jax.device_count())
   workdir = os.fspath(workdir)
   epath.Path(workdir).mkdir(parents=True, exist_ok=True)
-  with workdir_lock.WorkdirLock(workdir):
+  with (workdir_lock.WorkdirLock(workdir),
+        checkpointing.storage_errors(workdir,
+                                     workdir_lib.checkpoint_dir(workdir))):
     changes = workdir_lib.config_changes(config, workdir)
     mesh = input_pipeline.data_mesh()
     data_dir = input_pipeline.resolve_data_dir(config, workdir)
@@ -446,6 +451,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
     with checkpointing.Checkpointer(
         workdir_lib.checkpoint_dir(workdir),
         max_to_keep=config.train.max_checkpoints_to_keep) as checkpointer:
+      multihost.describe_progress(
+          lambda: checkpointing.last_complete(checkpointer.directory))
       start, state, optimizer, train_rng, iterator = _restore_or_init(
           config, workdir, model, mesh, checkpointer, train_source)
       workdir_lib.save_config(config, workdir, changes)

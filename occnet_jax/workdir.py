@@ -206,8 +206,10 @@ class MetricWriter:
 
   def close(self) -> None:
     if self._enabled:
-      self._summary.close()
-      self._lines.close()
+      try:
+        self._summary.close()
+      finally:  # Even when the disk is full: the file is closed.
+        self._lines.close()
 
 
 class RunRecord:

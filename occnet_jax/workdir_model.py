@@ -50,8 +50,10 @@ def prepare_shape_basis(config: ml_collections.ConfigDict,
   if config.shape_basis.path:
     basis = shape_basis_lib.load(config.shape_basis.path)
   else:
-    shapes = np.stack([np.asarray(train_source[index]['shape_3d'])
-                       for index in range(len(train_source))])
+    records = (train_source[index] for index in range(len(train_source)))
+    # None: a record skipped as unreadable (config.data.skip_corrupt).
+    shapes = np.stack([np.asarray(record['shape_3d']) for record in records
+                       if record is not None])
     known = np.any(shapes != 0, axis=(1, 2))
     if known.sum() > config.shape_basis.num_components:
       basis = shape_basis_lib.fit_shape_basis(

@@ -4,9 +4,13 @@ The trained workdir is also evaluated and predicted from on gs://, a bucket
 of a local GCS emulator (`gcp-storage-emulator`, started here): etils.epath
 reaches it through its fsspec backend (gcsfs honours STORAGE_EMULATOR_HOST;
 EPATH_USE_TF=false, as TensorFlow's own gs:// file system has a fixed
-endpoint), Orbax's TensorStore through TENSORSTORE_GCS_HTTP_URL.
+endpoint), Orbax's TensorStore through TENSORSTORE_GCS_HTTP_URL. The
+workdir's files are also written through a proxy that fails every 4th
+request with 503 (`blinking_store`), and to a store that stays down.
 """
 
+import asyncio
+import contextlib
 import json
 import logging
 import os
@@ -37,9 +41,12 @@ from occnet_jax.evaluation import evaluate
 from occnet_jax.evaluation import metric_keys
 from occnet_jax.evaluation import outputs
 from occnet_jax.evaluation import workdir_evaluation
+import blinking_store
 import checkpoint_damage
 import fake_data
 
+# The blinking store fails every BLINK_PERIOD-th request.
+BLINK_PERIOD = 4
 PLOTS = ('pck_vs_alpha.png', 'pck_vs_invisible.png', 'occlusion_roc.png',
          'robustness.png', 'gallery.png', 'multiview.png', 'box_jitter.png')
 
@@ -346,9 +353,8 @@ def test_evaluate_and_predict_on_gcs(workdir, bucket, tmp_path, monkeypatch):
   assert os.listdir(tmp_path) == []
 
 
-def test_workdir_files_on_gcs(bucket, tmp_path, monkeypatch):
-  monkeypatch.chdir(tmp_path)
-  remote = os.fspath(bucket / 'runs' / 'files')
+def _write_workdir_files(remote):
+  """Writes (and checks) every workdir file and a small checkpoint."""
   config = test_config.get_config()
   with workdir_lock.WorkdirLock(remote):
     with pytest.raises(workdir_lock.WorkdirLockedError, match=str(os.getpid())):
@@ -384,4 +390,63 @@ def test_workdir_files_on_gcs(bucket, tmp_path, monkeypatch):
         step, jax.sharding.SingleDeviceSharding(jax.devices()[0])))
   assert step == 1
   np.testing.assert_array_equal(restored['weights'], state['weights'])
+
+
+def test_workdir_files_on_gcs(bucket, tmp_path, monkeypatch):
+  monkeypatch.chdir(tmp_path)
+  _write_workdir_files(os.fspath(bucket / 'runs' / 'files'))
   assert os.listdir(tmp_path) == []
+
+
+@contextlib.contextmanager
+def _blinking(period):
+  """The bucket's requests through a proxy failing every period-th one."""
+  target = os.environ['STORAGE_EMULATOR_HOST'].removeprefix('http://')
+  with (blinking_store.BlinkingStore(target, period) as store,
+        pytest.MonkeyPatch.context() as patch):
+    for name in ('STORAGE_EMULATOR_HOST', 'TENSORSTORE_GCS_HTTP_URL'):
+      patch.setenv(name, store.endpoint)
+    # gcsfs keeps one file system per arguments, with its endpoint.
+    gcsfs.GCSFileSystem.clear_instance_cache()
+    try:
+      yield store
+    finally:
+      gcsfs.GCSFileSystem.clear_instance_cache()
+
+
+def _no_backoff(monkeypatch):
+  """gcsfs retries at once (its backoff waits seconds per failed request)."""
+  sleep = asyncio.sleep
+  monkeypatch.setattr(gcsfs.retry.asyncio, 'sleep',
+                      lambda delay, *args: sleep(0, *args))
+
+
+def test_workdir_files_on_a_blinking_store(bucket, tmp_path, monkeypatch):
+  # Every 4th request fails with 503: gcsfs and TensorStore retry them (with
+  # backoff; gcsfs's waits are cut here), and every file reads back whole.
+  monkeypatch.chdir(tmp_path)
+  _no_backoff(monkeypatch)
+  with _blinking(BLINK_PERIOD) as store:
+    _write_workdir_files(os.fspath(bucket / 'runs' / 'blinking'))
+  assert store.failed > 0
+
+
+def test_store_that_stays_down_is_one_error(bucket, tmp_path, monkeypatch):
+  # A store that fails every request, past gcsfs's retries, is a StoreError naming the workdir and the last
+  # checkpoint; the config it was rewriting stays whole.
+  monkeypatch.chdir(tmp_path)
+  remote = os.fspath(bucket / 'runs' / 'down')
+  config = test_config.get_config()
+  workdir_lib.save_config(config, remote)
+  _no_backoff(monkeypatch)
+  config.train.num_steps += 1
+  with _blinking(1) as store:
+    with pytest.raises(checkpointing.StoreError) as error:
+      with checkpointing.storage_errors(remote, f'{remote}/checkpoints'):
+        workdir_lib.save_config(config, remote)
+  assert store.failed > 1
+  message = str(error.value)
+  assert remote in message and '503' in message, message
+  assert 'Rerun the same command' in message, message
+  assert workdir_lib.load_config(remote).train.num_steps == (
+      config.train.num_steps - 1)

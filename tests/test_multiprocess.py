@@ -12,6 +12,9 @@ each of the two topologies compiles once.
   one-process, two-device run (the same global batches; float
   reassociation aside). Two processes evaluate that run's checkpoint to its
   metrics.
+- One process of a two-process run SIGKILLed after a checkpoint: the other
+  stops within `--lost_process_seconds`, naming it, the last complete
+  checkpoint and the command that resumes.
 - `launch.evaluate --watch` beside a one-process run that keeps one
   checkpoint and is preempted and restarted evaluates new checkpoints until
   the last, whose metrics are the uninterrupted run's; the resumed run ends
@@ -47,6 +50,8 @@ REPOSITORY = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 NUM_STEPS = 12
 SPLIT = 'test'
 TIMEOUT_SECONDS = 600
+# How long a lost process goes unnoticed (--lost_process_seconds).
+LOST_PROCESS_SECONDS = 5
 FAST_COMPILE_FLAGS = ('--xla_backend_optimization_level=0',
                       '--xla_llvm_disable_expensive_passes=true')
 OVERRIDES = (f'--config.train.num_steps={NUM_STEPS}',
@@ -348,3 +353,45 @@ def test_only_process_0_prepares_the_dataset(tmp_path, monkeypatch):
   # Process 1 only waited for process 0's build.
   assert not os.path.exists(data_dir)
   assert barriers == [f'{input_pipeline.dataset_name(config)} prepared']
+
+
+@pytest.mark.parametrize('lost', [1, 0])
+def test_lost_process_stops_the_survivor_naming_it(lost, tmp_path,
+                                                   fake_data_dir, cache_dir):
+  # SIGKILL one process once a checkpoint is complete. Losing process 1, the
+  # other one stops before JAX's heartbeat timeout (twice
+  # --lost_process_seconds) would abort it, naming the lost process, the
+  # last complete checkpoint and the command that resumes. Losing process
+  # 0, JAX's coordination service, the watch and JAX's abort of process 1
+  # race (both within a second): its log has the command that resumes from
+  # its start.
+  workdir = str(tmp_path / 'workdir')
+  args = _train_args(workdir, fake_data_dir, '--config.eval.split=',
+                     '--config.train.checkpoint_every_steps=1',
+                     f'--lost_process_seconds={LOST_PROCESS_SECONDS}')
+  checkpoints = workdir_lib.checkpoint_dir(workdir)
+  with _launched('launch.train', args, f'{workdir}.lost', cache_dir,
+                 num_processes=2) as launch:
+    deadline = time.time() + TIMEOUT_SECONDS
+    while not (checkpoints.exists() and any(
+        path.name.isdigit() for path in checkpoints.iterdir())):
+      assert launch.running() and time.time() < deadline, launch.failure(
+          'no checkpoint was completed')
+      time.sleep(0.02)
+    launch.signal(signal.SIGKILL, [lost])
+    survivor = launch.processes[1 - lost]
+    survivor.wait(timeout=4 * LOST_PROCESS_SECONDS)
+    log = launch.logs()[1 - lost]
+  command = f'-m launch.train {" ".join(args)}'
+  assert 'If a process of this run is lost' in log and command in log
+  if lost == 0 and survivor.returncode == -signal.SIGABRT:
+    return  # JAX's abort came first (see the README).
+  assert survivor.returncode == multihost.LOST_PROCESS_STATUS, launch.failure(
+      f'the survivor exited with {survivor.returncode}')
+  [message] = [line for line in log.splitlines() if 'was lost' in line]
+  last = max(int(path.name) for path in checkpoints.iterdir()
+             if path.name.isdigit())
+  assert f'Process {lost} of 2 was lost' in message, message
+  assert (f'The last complete checkpoint is step {last} of {checkpoints}'
+          in message), message
+  assert command in message, message

@@ -189,3 +189,20 @@ def test_box_jitter_moves_the_step_inputs_deterministically(setup):
   assert loss(jittered_step, 3) == first
   assert loss(jittered_step, 4) != first
   assert loss(setup['step'], 3) != first
+def test_skipped_record_trains_as_a_padding_car(setup, seed):
+  # config.data.skip_corrupt puts an all-padding car where an unreadable
+  # record was: every stage's loss and gradients stay finite.
+  rng = np.random.default_rng(seed)
+  batch = {name: value.copy() for name, value in setup['batch'].items()}
+  car = rng.integers(len(batch['crops']))
+  for name, value in input_pipeline.padding_example(
+      {name: value[car] for name, value in batch.items()}).items():
+    batch[name][car] = value
+  for stage_start in train.stage_starts(setup['config']):
+    state = train.replicate(setup['state'].replace(
+        step=np.int32(stage_start)), setup['mesh'])
+    _, metrics = setup['step'](
+        state, train.shard_batch(batch, setup['mesh']),
+        train.replicate(jax.random.key(seed), setup['mesh']))
+    metrics = jax.tree.map(float, metrics)
+    assert metrics['finite'] == 1.0, (stage_start, metrics)

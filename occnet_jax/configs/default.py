@@ -37,6 +37,9 @@ def get_config() -> ml_collections.ConfigDict:
   data.periodic_eval_split = 'validation'
   # grain read threads (0 reads in the main thread).
   data.read_threads = 2
+  # Skip (and count) records that cannot be read (a damaged shard) instead
+  # of stopping with an error naming the file.
+  data.skip_corrupt = False
 
   config.model = model = ml_collections.ConfigDict()
   model.heatmap_features = 32
