@@ -15,6 +15,7 @@ from occnet_jax.configs import default
 
 _OPTIMIZERS = ('adam', 'sgd')
 _PRNG_IMPLS = ('threefry2x32', 'rbg', 'unsafe_rbg')
+_MODEL_DTYPES = ('float32', 'bfloat16')
 
 
 class ConfigError(errors.UserError):
@@ -83,6 +84,8 @@ def validate(config: ml_collections.ConfigDict, num_devices: int) -> None:
           f'must divide data.crop_size {data.crop_size}')
   require(0.0 <= config.model.dropout < 1.0, 'model.dropout',
           'must be in [0, 1)')
+  require(config.model.dtype in _MODEL_DTYPES, 'model.dtype',
+          f'must be one of {_MODEL_DTYPES}')
   for name in losses.LOSS_TERMS:
     require(config.loss[name] >= 0.0, f'loss.{name}', 'must be >= 0')
   require(config.loss.trifocal_mode in losses.TRIFOCAL_MODES,

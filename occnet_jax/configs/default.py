@@ -51,6 +51,10 @@ def get_config() -> ml_collections.ConfigDict:
   # visible labels only, in every stage (the `heatmap` baseline is such a
   # head). True: they fine-tune it end to end.
   model.graph_trains_head = False
+  # Computation dtype of the convs and graph MLPs: 'float32' or 'bfloat16'
+  # (mixed precision: parameters, optimizer state, geometry and losses stay
+  # float32; README "Mixed precision").
+  model.dtype = 'float32'
 
   config.loss = loss = ml_collections.ConfigDict()
   loss.keypoints = 1.0

@@ -1,6 +1,7 @@
 """Occlusion-Net models; `create_model` builds one from `config.model`,
 `from_config` from an experiment config."""
 
+import jax.numpy as jnp
 import ml_collections
 
 from occnet_jax import categories
@@ -17,7 +18,7 @@ def create_model(model_config: ml_collections.ConfigDict,
   Args:
     model_config: `config.model` with keys `heatmap_features`,
       `heatmap_layers`, `heatmap_size`, `hidden`, `dropout`,
-      `use_keypoint_type`, `use_encoder`, `graph_trains_head`
+      `use_keypoint_type`, `use_encoder`, `graph_trains_head`, `dtype`
       (docs/design.md).
     category: the keypoint category (K, types).
     shape_basis: the PCA shape basis of the 3D branch (K keypoints).
@@ -39,7 +40,8 @@ def create_model(model_config: ml_collections.ConfigDict,
       dropout_rate=model_config.dropout,
       use_keypoint_type=model_config.use_keypoint_type,
       use_encoder=model_config.use_encoder,
-      graph_trains_head=model_config.graph_trains_head)
+      graph_trains_head=model_config.graph_trains_head,
+      dtype=jnp.dtype(model_config.dtype))
 
 
 def from_config(config: ml_collections.ConfigDict,
