@@ -499,10 +499,14 @@ def _train_steps(config, workdir, start, state, model, optimizer, train_rng,
   logging.info('Compiling the train step (the first log line follows the '
                'first %d steps).', config.train.log_every_steps)
   with (workdir_lib.MetricWriter(workdir, start) as writer,
-        multihost.PreemptionNotice() as preemption):
+        multihost.PreemptionNotice() as preemption,
+        workdir_lib.StepTrace(workdir, start,
+                              config.train.profile_steps) as trace):
     for step in range(start, num_steps):
+      trace.before(step)
       state, metrics = step_fn(state, shard_batch(next(iterator), mesh),
                                train_rng)
+      trace.after(step, state)
       unchecked.append((step, metrics))
       done = step + 1
       preempted = preemption.reached(done)

@@ -2,7 +2,8 @@
 
 A workdir holds `config.json` (the run's config), `shape_basis.npz` (the
 basis the model was built with), `checkpoints/` (Orbax, `checkpointing`),
-`metrics.jsonl` + TensorBoard events (`MetricWriter`), `run.json` (one entry
+`metrics.jsonl` + TensorBoard events (`MetricWriter`), `plugins/profile/`
+(a `jax.profiler` trace of a few steps, `StepTrace`), `run.json` (one entry
 per start of training: `record_run`) and `eval/<split>/` (metrics.json and
 figures, `evaluate_workdir`). Training (`train`) writes them through this
 module; evaluation and prediction read a workdir back with
@@ -368,6 +369,59 @@ class _EpathWriterFactory:
 for _scheme in ('gs', 's3'):
   tensorboardX.record_writer.register_writer_factory(_scheme,
                                                      _EpathWriterFactory())
+
+
+class StepTrace:
+  """A `jax.profiler` trace of a few training steps, into the workdir.
+
+  The trace lands in `<workdir>/plugins/profile/<time>/`, where TensorBoard
+  (`tensorboard --logdir=<workdir>`, with the `tensorboard-plugin-profile`
+  package) shows it beside the run's scalars, in its Profile tab. It starts
+  one step after `first_step`, so that it shows the compiled step running
+  rather than its compilation. A context manager: leaving the `with` block
+  ends a trace still running (a run that stopped early).
+  """
+
+  def __init__(self, workdir: epath.PathLike, first_step: int,
+               num_steps: int):
+    """Sets which steps to trace.
+
+    Args:
+      workdir: the run's workdir.
+      first_step: the first step this run executes (the trace starts at the
+        next one).
+      num_steps: steps traced; 0 traces nothing.
+    """
+    self._workdir = os.fspath(workdir)
+    self._start = first_step + 1
+    self._stop = self._start + num_steps
+    self._running = False
+
+  def __enter__(self) -> 'StepTrace':
+    return self
+
+  def __exit__(self, *exc_info) -> None:
+    if self._running:
+      jax.profiler.stop_trace()
+      self._running = False
+
+  def before(self, step: int) -> None:
+    """Called before step `step` is dispatched: starts the trace there."""
+    if step == self._start and self._stop > self._start:
+      jax.profiler.start_trace(self._workdir)
+      self._running = True
+
+  def after(self, step: int, outputs: Any) -> None:
+    """Called with step `step`'s outputs: ends the trace after its last step.
+
+    Waits for `outputs` first, so that the trace holds the device's work.
+    """
+    if self._running and step + 1 == self._stop:
+      jax.block_until_ready(outputs)
+      jax.profiler.stop_trace()
+      self._running = False
+      logging.info('Wrote a profile of steps %d to %d to %s/plugins/profile.',
+                   self._start, self._stop - 1, self._workdir)
 
 
 class MetricWriter:

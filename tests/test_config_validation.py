@@ -48,6 +48,8 @@ def _mutated(key, value):
     ('eval.alphas', (0.0, 0.1), 1, 'eval.alphas'),
     ('model.heatmap_size', 24, 1, 'model.heatmap_size'),
     ('model.dropout', 1.0, 1, 'model.dropout'),
+    ('model.dtype', 'float16', 1, 'model.dtype'),
+    ('train.profile_steps', -1, 1, 'train.profile_steps'),
     ('loss.edge', -1.0, 1, 'loss.edge'),
     ('loss.visible', -0.5, 1, 'loss.visible'),
     ('loss.trifocal_mode', 'exact', 1, 'loss.trifocal_mode'),

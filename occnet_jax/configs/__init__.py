@@ -84,6 +84,8 @@ def validate(config: ml_collections.ConfigDict, num_devices: int) -> None:
           f'must divide data.crop_size {data.crop_size}')
   require(0.0 <= config.model.dropout < 1.0, 'model.dropout',
           'must be in [0, 1)')
+  require(config.train.profile_steps >= 0, 'train.profile_steps',
+          'must be >= 0')
   require(config.model.dtype in _MODEL_DTYPES, 'model.dtype',
           f'must be one of {_MODEL_DTYPES}')
   for name in losses.LOSS_TERMS:

@@ -116,6 +116,8 @@ def get_config() -> ml_collections.ConfigDict:
   # Skip (and count) a batch whose loss or gradients are not finite instead
   # of stopping the run.
   train.skip_nonfinite = False
+  # Steps traced by jax.profiler into <workdir>/plugins/profile (0: none).
+  train.profile_steps = 0
 
   config.eval = evaluation = ml_collections.ConfigDict()
   # Split of the final evaluation (metrics.json, plots); '' = none.
