@@ -137,24 +137,29 @@ def _loss_and_grads(config, basis, batch, dtype, keypoints_in):
   return loss, terms, grads, outputs, variables
 
 
-# bfloat16 keeps 8 significant bits: each conv or matmul input is rounded
-# by at most 2^-9 (0.2%) relative. Through the test model's layers (stem,
-# one conv, logits; three to four dense layers per graph MLP, forward and
-# backward) such errors add roughly in quadrature to about 1% of the loss and
-# of the gradient; 5% leaves room for cancellation in small terms, while a
-# gradient that lost a branch or a term computed at the wrong scale misses by
-# far more. The full model is compared on the heatmap loss only (its argmax
-# decoding is discontinuous, so 0.2% on near-tied logits can move a keypoint
-# by a cell); the graph losses are compared in keypoints-in mode.
-_RELATIVE_TOLERANCE = 0.05
+# bfloat16 keeps 8 significant bits: every conv and matmul input (and, in
+# the backward pass, every cotangent) is rounded by up to 2^-9 = 0.2%
+# relative; parameters and the f32 losses are not. The loss is a mean over
+# many cells and keypoints, where the rounding averages out: it agrees to
+# 1e-4 (measured over seeds 0-5 of this test's batches: <= 2e-4); 1% bounds
+# it. A parameter's gradient is a sum over every position and view. The
+# graph MLPs' terms add up (gradients agree to 0.4-0.6% in norm, bounded
+# here by 2%). At initialisation the heatmap head's terms nearly cancel (its
+# heatmaps are flat, so softmax - target changes sign from cell to cell)
+# while their rounding errors do not: its gradients differed by 7-14% in
+# norm, yet pointed the same way (cosine 0.990-0.998); bounded by 25% and
+# a cosine of 0.98. A gradient that lost a branch or a term in the wrong
+# dtype scale misses these by far. The full model is compared on the heatmap
+# loss only, since its argmax decoding is discontinuous (0.2% on near-tied
+# logits can move a keypoint by a cell); the graph losses in keypoints-in
+# mode.
+_LOSS_TOLERANCE = 0.01
+_GRADIENT_TOLERANCE = {False: 0.25, True: 0.02}
+_MIN_GRADIENT_COSINE = 0.98
 
 
-def _relative_error(value, reference):
-  value, reference = (jnp.concatenate([jnp.ravel(leaf) for leaf in
-                                       jax.tree.leaves(tree)])
-                      for tree in (value, reference))
-  return float(jnp.linalg.norm(value - reference)
-               / jnp.linalg.norm(reference))
+def _flat(tree):
+  return jnp.concatenate([jnp.ravel(leaf) for leaf in jax.tree.leaves(tree)])
 
 
 @pytest.mark.parametrize('keypoints_in', [False, True])
@@ -174,15 +179,20 @@ def test_bfloat16_losses_and_gradients_match_float32(parity_setup,
       jnp.dtype(jnp.float32)}
   assert {value.dtype for value in outputs16.values()} == {
       jnp.dtype(jnp.float32)}
-  assert abs(float(loss16) - float(loss32)) <= _RELATIVE_TOLERANCE * abs(
+  assert abs(float(loss16) - float(loss32)) <= _LOSS_TOLERANCE * abs(
       float(loss32))
   for term in losses.LOSS_TERMS:
-    if config.loss[term] and float(terms32[term]):
+    if config.loss[term]:
       assert abs(float(terms16[term]) - float(terms32[term])) <= (
-          _RELATIVE_TOLERANCE * abs(float(terms32[term]))), term
-  assert _relative_error(grads16, grads32) <= _RELATIVE_TOLERANCE
+          _LOSS_TOLERANCE * abs(float(terms32[term]))), term
+  gradient16, gradient32 = _flat(grads16), _flat(grads32)
+  error = float(jnp.linalg.norm(gradient16 - gradient32)
+                / jnp.linalg.norm(gradient32))
   # bfloat16 did change the computation (the switch is not ignored).
-  assert float(loss16) != float(loss32)
+  assert 0.0 < error <= _GRADIENT_TOLERANCE[keypoints_in]
+  cosine = float(gradient16 @ gradient32 / jnp.linalg.norm(gradient16)
+                 / jnp.linalg.norm(gradient32))
+  assert cosine >= _MIN_GRADIENT_COSINE
 
 
 @pytest.fixture(scope='module')
