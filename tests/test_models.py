@@ -30,7 +30,7 @@ def model_config(**overrides):
   config = ml_collections.ConfigDict(dict(
       heatmap_features=8, heatmap_layers=2, heatmap_size=8, hidden=16,
       dropout=0.5, use_keypoint_type=True, use_encoder=True,
-      graph_trains_head=False))
+      graph_trains_head=False, dtype='float32'))
   config.update(overrides)
   return config
 
