@@ -391,6 +391,59 @@ def replicate(tree: Any, mesh: jax.sharding.Mesh) -> Any:
   return jax.tree.map(place, tree)
 
 
+class StepTrace:
+  """A `jax.profiler` trace of a few training steps, into the workdir.
+
+  The trace lands in `<workdir>/plugins/profile/<time>/`, where TensorBoard
+  (`tensorboard --logdir=<workdir>`, with the `tensorboard-plugin-profile`
+  package) shows it beside the run's scalars, in its Profile tab. It starts
+  one step after `first_step`, so that it shows the compiled step running
+  rather than its compilation. A context manager: leaving the `with` block
+  ends a trace still running (a run that stopped early).
+  """
+
+  def __init__(self, workdir: epath.PathLike, first_step: int,
+               num_steps: int):
+    """Sets which steps to trace.
+
+    Args:
+      workdir: the run's workdir.
+      first_step: the first step this run executes (the trace starts at the
+        next one).
+      num_steps: steps traced; 0 traces nothing.
+    """
+    self._workdir = os.fspath(workdir)
+    self._start = first_step + 1
+    self._stop = self._start + num_steps
+    self._running = False
+
+  def __enter__(self) -> 'StepTrace':
+    return self
+
+  def __exit__(self, *exc_info) -> None:
+    if self._running:
+      jax.profiler.stop_trace()
+      self._running = False
+
+  def before(self, step: int) -> None:
+    """Called before step `step` is dispatched: starts the trace there."""
+    if step == self._start and self._stop > self._start:
+      jax.profiler.start_trace(self._workdir)
+      self._running = True
+
+  def after(self, step: int, outputs: Any) -> None:
+    """Called with step `step`'s outputs: ends the trace after its last step.
+
+    Waits for `outputs` first, so that the trace holds the device's work.
+    """
+    if self._running and step + 1 == self._stop:
+      jax.block_until_ready(outputs)
+      jax.profiler.stop_trace()
+      self._running = False
+      logging.info('Wrote a profile of steps %d to %d to %s/plugins/profile.',
+                   self._start, self._stop - 1, self._workdir)
+
+
 def _nonfinite_message(step: int, metrics: Mapping[str, float]) -> str:
   bad = [name for name in ('loss',) + losses.LOSS_TERMS
          if name in metrics and not np.isfinite(metrics[name])]
@@ -526,10 +579,14 @@ def _train_steps(config, workdir, start, state, model, optimizer, train_rng,
   logging.info('Compiling the train step (the first log line follows the '
                'first %d steps).', config.train.log_every_steps)
   with (workdir_lib.MetricWriter(workdir, start) as writer,
-        multihost.PreemptionNotice() as preemption):
+        multihost.PreemptionNotice() as preemption,
+        StepTrace(workdir, start,
+                              config.train.profile_steps) as trace):
     for step in range(start, num_steps):
+      trace.before(step)
       state, metrics = step_fn(state, shard_batch(next(iterator), mesh),
                                train_rng)
+      trace.after(step, state)
       unchecked.append((step, metrics))
       done = step + 1
       preempted = preemption.reached(done)

@@ -34,6 +34,14 @@ and fake CPU devices would only split the same cores.
 A call whose FLOPs alone, at the ceiling, would need more than the
 measurement's time budget is not run: its record says `timed: false` and
 gives the throughput at the ceiling, an upper bound.
+
+Given a TFDS data dir, the input pipeline is timed alone as well: cars per
+second from the built training split (the base config's dataset, built on
+first use) through grain (decoding, view sampling, batching, with the
+config's read threads) to a batch placed on the device, the batches of the
+train steps. Beside the train steps' rates it tells which of the two limits
+training. Every size reads the base config's data, so one measurement
+serves them all.
 """
 
 from collections.abc import Callable, Mapping, Sequence
@@ -53,12 +61,14 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
+from data_prep import builders
 from data_prep import viewpoints
 from occnet_jax import boxes as boxes_lib
 from occnet_jax import categories
 from occnet_jax import configs
 from occnet_jax import cropping
 from occnet_jax import geometry
+from occnet_jax import input_pipeline
 from occnet_jax import keypoints as keypoints_lib
 from occnet_jax import labels
 from occnet_jax import machine
@@ -503,18 +513,66 @@ def benchmark_size(base: ml_collections.ConfigDict, size: str, *,
   return measurements
 
 
+def time_input_pipeline(base: ml_collections.ConfigDict, data_dir: str,
+                        settings: Settings) -> dict[str, Any]:
+  """Cars/s of the training input pipeline alone, to a device-ready batch.
+
+  Args:
+    base: gives the dataset, split, views, read threads and seed.
+    data_dir: the TFDS data dir (the dataset is built there if missing).
+    settings: `train_batch` cars per batch; warm-up, repeats and budget.
+
+  Returns:
+    `dataset`, `read_threads`, `batch_cars`, `views_per_car`, `repeats`,
+    `seconds` and `cars_per_second` (median, min, max) per batch,
+    `views_per_second` and `peak_rss_bytes` (so far).
+  """
+  config = ml_collections.ConfigDict(base.to_dict())
+  config.data.batch_size = settings.train_batch
+  builders.register(config.data.name)
+  input_pipeline.prepare_dataset(config, data_dir)
+  source = input_pipeline.get_source(config, config.data.train_split,
+                                     data_dir)
+  iterator = input_pipeline.create_train_iterator(
+      source, config, config.seed, process_index=0, process_count=1)
+  mesh = jax.make_mesh((1,), (train.AXIS,), devices=jax.devices()[:1])
+  # The warm-up drains the batches the reader threads prefetched while the
+  # iterator started, so the timed calls see the steady state.
+  prefetched = 2 * max(config.data.read_threads, 1)
+  times = time_calls(
+      lambda _: train.shard_batch(next(iterator), mesh), None,
+      warmup=settings.warmup + prefetched, repeats=settings.repeats,
+      budget_seconds=settings.budget_seconds)
+  seconds = summarize(times)
+  cars = settings.train_batch
+  return {
+      'dataset': input_pipeline.dataset_name(config),
+      'read_threads': config.data.read_threads, 'batch_cars': cars,
+      'views_per_car': config.data.num_views, 'repeats': len(times),
+      'seconds': seconds,
+      'cars_per_second': {'median': cars / seconds['median'],
+                          'min': cars / seconds['max'],
+                          'max': cars / seconds['min']},
+      'views_per_second': cars * config.data.num_views / seconds['median'],
+      'peak_rss_bytes': peak_rss_bytes()}
+
+
 def run(base: ml_collections.ConfigDict, sizes: Sequence[str],
-        settings: Settings = Settings()) -> dict[str, Any]:
+        settings: Settings = Settings(), data_dir: str = '',
+        ) -> dict[str, Any]:
   """Measures the ceiling, then every size; the JSON-ready results.
 
   Args:
     base: the base config (data, losses, optimizer).
     sizes: config modules whose `model` blocks are measured.
     settings: what to measure.
+    data_dir: a TFDS data dir: the input pipeline is timed on the base
+      config's dataset there; '' does not time it.
 
   Returns:
     `machine`, `settings`, `ceiling` (`matmul_ceiling`), `measurements`
-    (records of `benchmark_size`), `goals` (`speed_table.evaluate_goals`),
+    (records of `benchmark_size`), `input_pipeline` (`time_input_pipeline`,
+    None without a data dir), `goals` (`speed_table.evaluate_goals`),
     `peak_rss_bytes`, `device_memory`, `wall_seconds` and the load average
     at the end.
   """
@@ -530,11 +588,17 @@ def run(base: ml_collections.ConfigDict, sizes: Sequence[str],
                                    ceiling=ceiling['flops_per_second'],
                                    settings=settings, rng=rng,
                                    ceiling_call=ceiling_call)
+  pipeline = (time_input_pipeline(base, data_dir, settings) if data_dir
+              else None)
+  if pipeline:
+    logging.info('input pipeline batch %d: %.1f cars/s', pipeline['batch_cars'],
+                 pipeline['cars_per_second']['median'])
   return {
       'machine': machine,
       'settings': dataclasses.asdict(settings),
       'ceiling': ceiling,
       'measurements': measurements,
+      'input_pipeline': pipeline,
       'goals': speed_table.evaluate_goals(measurements,
                                           ceiling['flops_per_second']),
       'peak_rss_bytes': peak_rss_bytes(),
@@ -550,6 +614,8 @@ def format_table(results: Mapping[str, Any]) -> str:
            cells.text_table(speed_table.HEADER,
                             [speed_table.row(record)
                              for record in results['measurements']]),
+           '', cells.text_table(speed_table.INPUT_HEADER,
+                                speed_table.input_rows(results)),
            '', f"peak RSS {cells.mib(results['peak_rss_bytes'])} MiB; "
            f"device memory stats: {results['device_memory']}", '', 'goals:']
   lines += [f"  [{goal['status']}] {goal['name']}: "
@@ -559,7 +625,7 @@ def format_table(results: Mapping[str, Any]) -> str:
 
 def run_and_report(base: ml_collections.ConfigDict, sizes: Sequence[str],
                    output: str, settings: Settings = Settings(),
-                   ) -> dict[str, Any]:
+                   data_dir: str = '') -> dict[str, Any]:
   """Runs the benchmark, prints the table and writes the JSON results.
 
   Args:
@@ -567,11 +633,12 @@ def run_and_report(base: ml_collections.ConfigDict, sizes: Sequence[str],
     sizes: config modules whose `model` blocks are measured.
     output: path of the JSON file.
     settings: what to measure (`Settings()`, or `QUICK`).
+    data_dir: as in `run`.
 
   Returns:
     The results of `run`.
   """
-  results = run(base, sizes, settings)
+  results = run(base, sizes, settings, data_dir)
   print(format_table(results))
   directory = os.path.dirname(output)
   if directory:

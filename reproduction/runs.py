@@ -411,8 +411,9 @@ STUDIES = tuple(
         for study in BOX_ORACLE_STUDIES) + (
         # Speed: alone on the machine, or its numbers mean little.
         Step('benchmark', 'launch.benchmark', (
-            '--sizes=default,paper',
-            f'--output={os.path.join("{workdirs}", BENCH_FILE)}')),
+            '--sizes=default,paper', f'--data_dir={DATA_DIR}',
+            f'--output={os.path.join("{workdirs}", BENCH_FILE)}'),
+             needs=('car_render/small',)),
     )
 
 

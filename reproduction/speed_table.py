@@ -20,7 +20,10 @@ HEADER = ('size', 'pipeline', 'mode', 'batch (cars x views)',
 NOTE = ('Buffers: the compiled call\'s arguments, outputs and temporaries; '
         'peak memory: the device allocator\'s peak where the backend has '
         'one, else the process\'s peak RSS so far (it only grows down the '
-        'table).')
+        'table). Input pipeline: cars/s from the built TFDS training split '
+        'through grain to a batch on the device, at the train steps\' batch; '
+        'every size reads the same data, so it is one measurement, and '
+        'above 1x it keeps up with the full train step.')
 
 
 def row(record: Mapping[str, Any]) -> list[str]:
@@ -48,6 +51,39 @@ def row(record: Mapping[str, Any]) -> list[str]:
           f'{record["compile_seconds"]:.1f}',
           cells.mib(buffers['argument'] + buffers['output']
                     + buffers['temp']), cells.mib(peak)]
+
+
+INPUT_HEADER = ('size', 'input pipeline cars/s median (min-max)',
+                'full train step cars/s', 'graph train step cars/s',
+                'input / full step')
+
+
+def input_rows(bench: Mapping[str, Any]) -> list[list[str]]:
+  """Per size: the input pipeline's cars/s beside its train steps' rates.
+
+  Every size reads the same data (the base config's), so the pipeline's
+  rate is one measurement, repeated on each size's row; 'not run' without
+  one (benchmarks before it, or run without a data dir).
+  """
+  pipeline = bench.get('input_pipeline')
+  if pipeline:
+    rate = pipeline['cars_per_second']
+    speed = f'{rate["median"]:.1f} ({rate["min"]:.1f}-{rate["max"]:.1f})'
+  else:
+    speed = 'not run'
+  steps = {}
+  for record in bench['measurements']:
+    if record['mode'] == 'train' and record['timed']:
+      steps[record['size'], record['pipeline']] = (
+          record['cars_per_second']['median'])
+  rows = []
+  for size in dict.fromkeys(record['size'] for record in bench['measurements']):
+    full, graph = steps.get((size, 'full')), steps.get((size, 'graph'))
+    rows.append([size, speed] + [cells.EMPTY if value is None else
+                                 f'{value:.1f}' for value in (full, graph)] + [
+        f'{pipeline["cars_per_second"]["median"] / full:.1f}x'
+        if pipeline and full else cells.EMPTY])
+  return rows
 
 
 def summary(bench: Mapping[str, Any]) -> str:

@@ -475,6 +475,7 @@ def render_speed(inputs: run_inputs.Inputs) -> str:
   return '\n\n'.join([
       cells.table(speed_table.HEADER, [speed_table.row(record)
                                        for record in bench['measurements']]),
+      cells.table(speed_table.INPUT_HEADER, speed_table.input_rows(bench)),
       f'{speed_table.summary(bench)} {speed_table.NOTE}'])
 
 

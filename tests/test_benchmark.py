@@ -18,6 +18,7 @@ from occnet_jax.configs import test as test_config
 from reproduction import benchmark
 from reproduction import claims
 from reproduction import speed_table
+import fake_data
 
 SETTINGS = benchmark.Settings(warmup=1, repeats=3, budget_seconds=1.0,
                               train_batch=4, inference_batches=(1, 2),
@@ -32,11 +33,17 @@ MEASUREMENT_FIELDS = {
     'fraction_of_ceiling_beside_range', 'peak_rss_bytes', 'device_memory'}
 
 
+def _fake_data_config():
+  config = test_config.get_config()
+  config.data.name, config.data.builder_config = fake_data.NAME, ''
+  return config
+
+
 @pytest.fixture(scope='module')
-def results(tmp_path_factory):
+def results(tmp_path_factory, fake_data_dir):
   output = tmp_path_factory.mktemp('benchmark') / 'nested' / 'bench.json'
-  returned = benchmark.run_and_report(test_config.get_config(), ['test'],
-                                      str(output), SETTINGS)
+  returned = benchmark.run_and_report(_fake_data_config(), ['test'],
+                                      str(output), SETTINGS, fake_data_dir)
   with open(output) as file:
     written = json.load(file)
   return returned, written
@@ -47,8 +54,8 @@ def test_json_has_every_field(results):
   # JSON round trip: only plain types, nothing lost.
   assert json.loads(json.dumps(returned)) == written
   assert set(written) == {
-      'machine', 'settings', 'ceiling', 'measurements', 'goals',
-      'peak_rss_bytes', 'device_memory', 'wall_seconds',
+      'machine', 'settings', 'ceiling', 'measurements', 'input_pipeline',
+      'goals', 'peak_rss_bytes', 'device_memory', 'wall_seconds',
       'load_average_1min_end'}
   machine = written['machine']
   assert machine['jax_backend'] == jax.default_backend()
@@ -106,6 +113,31 @@ def test_values_are_sane(results):
     assert record['peak_rss_bytes'] >= max(peak_rss, 1)
     peak_rss = record['peak_rss_bytes']
   assert written['peak_rss_bytes'] >= peak_rss
+
+
+def test_input_pipeline_is_timed_beside_the_steps(results):
+  _, written = results
+  pipeline = written['input_pipeline']
+  config = _fake_data_config()
+  assert pipeline['dataset'] == fake_data.NAME
+  assert pipeline['batch_cars'] == SETTINGS.train_batch
+  assert pipeline['views_per_car'] == config.data.num_views
+  assert pipeline['read_threads'] == config.data.read_threads
+  assert 1 <= pipeline['repeats'] <= SETTINGS.repeats
+  assert pipeline['cars_per_second']['median'] == pytest.approx(
+      SETTINGS.train_batch / pipeline['seconds']['median'])
+  assert 0 < pipeline['cars_per_second']['min'] <= pipeline[
+      'cars_per_second']['max']
+  [row] = speed_table.input_rows(written)
+  steps = {r['pipeline']: r['cars_per_second']['median']
+           for r in written['measurements'] if r['mode'] == 'train'}
+  rate = pipeline['cars_per_second']['median']
+  assert row[0] == 'test'
+  assert row[2:] == [f"{steps['full']:.1f}", f"{steps['graph']:.1f}",
+                     f"{rate / steps['full']:.1f}x"]
+  # Without a data dir the pipeline is not timed, and the row says so.
+  rows = speed_table.input_rows(dict(written, input_pipeline=None))
+  assert rows[0][1] == 'not run' and rows[0][-1] == '-'
 
 
 def test_flops_are_consistent_between_measurements(results):

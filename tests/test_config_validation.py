@@ -53,6 +53,8 @@ def _mutated(key, value):
     ('model.decoder_gate_threshold', 0.0, 1, 'model.decoder_gate_threshold'),
     ('train.box_jitter', -0.05, 1, 'train.box_jitter'),
     ('train.box_jitter', 1.5, 1, 'train.box_jitter'),
+    ('model.dtype', 'float16', 1, 'model.dtype'),
+    ('train.profile_steps', -1, 1, 'train.profile_steps'),
     ('loss.edge', -1.0, 1, 'loss.edge'),
     ('loss.visible', -0.5, 1, 'loss.visible'),
     ('loss.trifocal_mode', 'exact', 1, 'loss.trifocal_mode'),

@@ -126,7 +126,7 @@ def _small_run(data_dir, num_steps):
   config.train.log_every_steps = 1
   config.train.max_checkpoints_to_keep = 5
   config.train.eval_every_steps = 1000
-  config.eval.split = ''
+  config.eval.final_split = ''
   return config
 
 

@@ -31,7 +31,7 @@ def model_config(**overrides):
       heatmap_features=8, heatmap_layers=2, heatmap_size=8, hidden=16,
       dropout=0.5, use_keypoint_type=True, use_encoder=True,
       decoder_gate='none', decoder_gate_threshold=0.5,
-      graph_trains_head=False))
+      graph_trains_head=False, dtype='float32'))
   config.update(overrides)
   return config
 

@@ -366,7 +366,7 @@ def test_lost_process_stops_the_survivor_naming_it(lost, tmp_path,
   # race (both within a second): its log has the command that resumes from
   # its start.
   workdir = str(tmp_path / 'workdir')
-  args = _train_args(workdir, fake_data_dir, '--config.eval.split=',
+  args = _train_args(workdir, fake_data_dir, '--config.eval.final_split=',
                      '--config.train.checkpoint_every_steps=1',
                      f'--lost_process_seconds={LOST_PROCESS_SECONDS}')
   checkpoints = workdir_lib.checkpoint_dir(workdir)

@@ -97,7 +97,7 @@ def model_config():
       heatmap_features=8, heatmap_layers=1, heatmap_size=8, hidden=64,
       dropout=0.0, use_keypoint_type=True, use_encoder=True,
       decoder_gate='none', decoder_gate_threshold=0.5,
-      graph_trains_head=False))
+      graph_trains_head=False, dtype='float32'))
 
 
 def test_trifocal_loss_alone_moves_occluded_keypoints_to_truth(rng):

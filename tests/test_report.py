@@ -634,10 +634,20 @@ def test_box_oracle_cells(tree, blocks):
   assert rows == expected
 
 
+def speed_tables(block: str) -> list[tuple[list[str], list[list[str]]]]:
+  """The speed block's tables: the measurements, then the input pipeline."""
+  return [parse_table(table) for table in block.split('\n\n')
+          if table.startswith('|')]
+
+
 def test_speed_cells(tree, blocks):
   _, written = tree
   bench = written['bench']
-  header, rows = parse_table(blocks['speed'])
+  (header, rows), input_table = speed_tables(blocks['speed'])
+  # A bench.json without the input pipeline says so beside every size.
+  assert input_table == (list(speed_table.INPUT_HEADER),
+                         speed_table.input_rows(bench))
+  assert {row[1] for row in input_table[1]} == {'not run'}
   assert header == list(speed_table.HEADER)
   assert len(rows) == len(bench['measurements'])
   for row, record in zip(rows, bench['measurements']):
@@ -685,7 +695,7 @@ def test_benchmark_prints_the_report_s_speed_table(tree, blocks):
   _, written = tree
   bench = dict(written['bench'], peak_rss_bytes=2**30, device_memory=None)
   printed = benchmark.format_table(bench)
-  _, rows = parse_table(blocks['speed'])
+  _, rows = speed_tables(blocks['speed'])[0]
   lines = printed.splitlines()
   start = next(index for index, line in enumerate(lines)
                if line.startswith('size '))

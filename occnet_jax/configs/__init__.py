@@ -23,6 +23,7 @@ _OPTIMIZERS = ('adam', 'sgd')
 RENAMED_KEYS = {'data.eval_split': 'data.periodic_eval_split',
                 'eval.split': 'eval.final_split'}
 _PRNG_IMPLS = ('threefry2x32', 'rbg', 'unsafe_rbg')
+_MODEL_DTYPES = ('float32', 'bfloat16')
 
 
 class ConfigError(errors.UserError):
@@ -121,6 +122,10 @@ def validate(config: ml_collections.ConfigDict, num_devices: int) -> None:
           'model.decoder_gate', 'the hard gate needs the encoder '
           '(model.use_encoder): without it every score is 0.5, and the gate '
           'is shut or open for every keypoint alike')
+  require(config.train.profile_steps >= 0, 'train.profile_steps',
+          'must be >= 0')
+  require(config.model.dtype in _MODEL_DTYPES, 'model.dtype',
+          f'must be one of {_MODEL_DTYPES}')
   for name in losses.LOSS_TERMS:
     require(config.loss[name] >= 0.0, f'loss.{name}', 'must be >= 0')
   require(config.loss.trifocal_mode in losses.TRIFOCAL_MODES,

@@ -62,6 +62,10 @@ def get_config() -> ml_collections.ConfigDict:
   # visible labels only, in every stage (the `heatmap` baseline is such a
   # head). True: they fine-tune it end to end.
   model.graph_trains_head = False
+  # Computation dtype of the convs and graph MLPs: 'float32' or 'bfloat16'
+  # (mixed precision: parameters, optimizer state, geometry and losses stay
+  # float32; README "Mixed precision").
+  model.dtype = 'float32'
 
   config.loss = loss = ml_collections.ConfigDict()
   loss.keypoints = 1.0
@@ -129,6 +133,8 @@ def get_config() -> ml_collections.ConfigDict:
   # moved box and the labels follow it. 0 = the records' boxes; awaits the
   # validation sweep of reproduction/runs.py (`tune_box_jitter_*`).
   train.box_jitter = 0.0
+  # Steps traced by jax.profiler into <workdir>/plugins/profile (0: none).
+  train.profile_steps = 0
 
   config.eval = evaluation = ml_collections.ConfigDict()
   # Split of the final evaluation, once training ends (its metrics and

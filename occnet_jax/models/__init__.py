@@ -1,6 +1,7 @@
 """Occlusion-Net models; `create_model` builds one from `config.model`,
 `from_config` from an experiment config."""
 
+import jax.numpy as jnp
 import ml_collections
 
 from occnet_jax import categories
@@ -18,7 +19,8 @@ def create_model(model_config: ml_collections.ConfigDict,
     model_config: `config.model` with keys `heatmap_features`,
       `heatmap_layers`, `heatmap_size`, `hidden`, `dropout`,
       `use_keypoint_type`, `use_encoder`, `decoder_gate`,
-      `decoder_gate_threshold`, `graph_trains_head` (docs/design.md).
+      `decoder_gate_threshold`, `graph_trains_head`, `dtype`
+      (docs/design.md).
     category: the keypoint category (K, types).
     shape_basis: the PCA shape basis of the 3D branch (K keypoints).
 
@@ -43,7 +45,8 @@ def create_model(model_config: ml_collections.ConfigDict,
       # the ungated decoder, and is read back as it ran.
       decoder_gate=model_config.get('decoder_gate', 'none'),
       decoder_gate_threshold=model_config.get('decoder_gate_threshold', 0.5),
-      graph_trains_head=model_config.graph_trains_head)
+      graph_trains_head=model_config.graph_trains_head,
+      dtype=jnp.dtype(model_config.dtype))
 
 
 def from_config(config: ml_collections.ConfigDict,

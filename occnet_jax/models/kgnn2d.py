@@ -36,19 +36,24 @@ class KGNNEncoder(nn.Module):
   Attributes:
     hidden: width of every hidden layer.
     dropout_rate: dropout in training.
+    dtype: computation dtype (bfloat16 for mixed precision); the outputs
+      are float32.
   """
 
   hidden: int
   dropout_rate: float = 0.0
+  dtype: jnp.dtype = jnp.float32
 
   @nn.compact
   def __call__(self, graph: jraph.GraphsTuple, *, train: bool) -> jax.Array:
     """Returns (num_edges, NUM_EDGE_TYPES) edge-type logits."""
     nodes = layers.MessagePassing(self.hidden, self.dropout_rate,
+                                  dtype=self.dtype,
                                   name='message_passing')(graph, train=train)
     return layers.EdgeMLP((self.hidden, self.hidden, NUM_EDGE_TYPES),
-                          self.dropout_rate, name='vertex_to_edge_2')(
-                              nodes, graph, train=train)
+                          self.dropout_rate, dtype=self.dtype,
+                          name='vertex_to_edge_2')(
+                              nodes, graph, train=train).astype(jnp.float32)
 
 
 class KGNNDecoder(nn.Module):
@@ -66,10 +71,13 @@ class KGNNDecoder(nn.Module):
 
   Attributes:
     hidden, dropout_rate: as `KGNNEncoder`'s.
+    dtype: computation dtype (bfloat16 for mixed precision); the outputs
+      are float32.
   """
 
   hidden: int
   dropout_rate: float = 0.0
+  dtype: jnp.dtype = jnp.float32
 
   @nn.compact
   def __call__(self, graph: jraph.GraphsTuple, edge_probabilities: jax.Array,
@@ -90,14 +98,16 @@ class KGNNDecoder(nn.Module):
     for edge_type in range(NUM_EDGE_TYPES):
       message = layers.EdgeMLP(
           (self.hidden, self.hidden), self.dropout_rate, activate_final=True,
-          name=f'message_type_{edge_type}')(graph.nodes, graph, train=train)
+          dtype=self.dtype, name=f'message_type_{edge_type}')(
+              graph.nodes, graph, train=train)
       messages += edge_probabilities[:, edge_type, None] * message
     displacement = layers.MLP(
         (self.hidden, 2), self.dropout_rate, kernel_init=nn.initializers.zeros,
-        name='node_update')(
+        dtype=self.dtype, name='node_update')(
             jnp.concatenate(
                 [graph.nodes, graphs.sum_incoming(messages, graph)], -1),
             train=train)
+    displacement = displacement.astype(jnp.float32)
     if gate is not None:
       # A closed gate (0) adds exactly 0 * Delta = 0: the node stays put.
       displacement = gate[:, None] * displacement

@@ -51,6 +51,8 @@ class KGNN3D(nn.Module):
     dropout_rate: dropout in training.
     initial_focal: focal f of the untrained network (box units).
     initial_depth: t_z of the untrained network (metres).
+    dtype: the MLPs' computation dtype (bfloat16 for mixed precision); the
+      shape and camera, and everything computed from them, are float32.
   """
 
   shape_basis: shape_basis_lib.ShapeBasis
@@ -58,6 +60,7 @@ class KGNN3D(nn.Module):
   dropout_rate: float = 0.0
   initial_focal: float = INITIAL_FOCAL
   initial_depth: float = INITIAL_DEPTH
+  dtype: jnp.dtype = jnp.float32
 
   @nn.compact
   def __call__(self, graph: jraph.GraphsTuple, aspect: jax.Array, *,
@@ -76,7 +79,8 @@ class KGNN3D(nn.Module):
       `reprojected` (N, K, 2) in box coordinates.
     """
     nodes = layers.MessagePassing(self.hidden, self.dropout_rate,
-                                  keep_nodes=True, name='message_passing')(
+                                  keep_nodes=True, dtype=self.dtype,
+                                  name='message_passing')(
                                       graph, train=train)
     # Every graph has the same number of nodes: a reshape is the readout's
     # segment mean.
@@ -84,8 +88,8 @@ class KGNN3D(nn.Module):
     pooled = nodes.reshape(num_graphs, -1, nodes.shape[-1]).mean(axis=1)
     num_components = self.shape_basis.stddevs.shape[0]
     raw = layers.MLP((self.hidden, num_components + 8), self.dropout_rate,
-                     kernel_init=nn.initializers.zeros,
-                     name='readout')(pooled, train=train)
+                     kernel_init=nn.initializers.zeros, dtype=self.dtype,
+                     name='readout')(pooled, train=train).astype(jnp.float32)
     raw_beta, raw_focal, raw_quaternion, raw_translation = jnp.split(
         raw, np.cumsum([num_components, 1, 4]), axis=-1)
     beta = MAX_SHAPE_COEFFICIENT * jnp.tanh(raw_beta / MAX_SHAPE_COEFFICIENT)

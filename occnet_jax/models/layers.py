@@ -81,19 +81,23 @@ class MLP(nn.Module):
       hidden representations that feed another linear layer).
     kernel_init: initialiser of the last layer's kernel (zeros makes a
       residual branch start as the identity).
+    dtype: computation dtype (bfloat16 for mixed precision; parameters stay
+      float32).
   """
 
   features: Sequence[int]
   dropout_rate: float = 0.0
   activate_final: bool = False
   kernel_init: nn.initializers.Initializer = nn.linear.default_kernel_init
+  dtype: jnp.dtype = jnp.float32
 
   @nn.compact
   def __call__(self, x: jax.Array, *, train: bool) -> jax.Array:
     for layer, width in enumerate(self.features):
       last = layer == len(self.features) - 1
       x = nn.Dense(width, kernel_init=(self.kernel_init if last else
-                                       nn.linear.default_kernel_init))(x)
+                                       nn.linear.default_kernel_init),
+                   dtype=self.dtype)(x)
       if not last or self.activate_final:
         x = nn.elu(x)
         x = Dropout(self.dropout_rate)(x, train=train)
@@ -105,9 +109,11 @@ class PairDense(nn.Module):
 
   Attributes:
     features: output width.
+    dtype: computation dtype.
   """
 
   features: int
+  dtype: jnp.dtype = jnp.float32
 
   @nn.compact
   def __call__(self, nodes: jax.Array,
@@ -121,8 +127,9 @@ class PairDense(nn.Module):
     Returns:
       (num_edges, features) = W_a h_sender + W_b h_receiver + b.
     """
-    from_sender = nn.Dense(self.features, name='sender')(nodes)
-    from_receiver = nn.Dense(self.features, use_bias=False,
+    from_sender = nn.Dense(self.features, dtype=self.dtype,
+                           name='sender')(nodes)
+    from_receiver = nn.Dense(self.features, use_bias=False, dtype=self.dtype,
                              name='receiver')(nodes)
     return graphs.pair_sum(from_sender, from_receiver, graph)
 
@@ -134,20 +141,22 @@ class EdgeMLP(nn.Module):
     features: output width of each layer (at least two).
     dropout_rate: dropout after every activation, training only.
     activate_final: as in `MLP`.
+    dtype: computation dtype.
   """
 
   features: Sequence[int]
   dropout_rate: float = 0.0
   activate_final: bool = False
+  dtype: jnp.dtype = jnp.float32
 
   @nn.compact
   def __call__(self, nodes: jax.Array, graph: jraph.GraphsTuple, *,
                train: bool) -> jax.Array:
     """Returns (num_edges, features[-1]); arguments as in `PairDense`."""
-    x = nn.elu(PairDense(self.features[0])(nodes, graph))
+    x = nn.elu(PairDense(self.features[0], self.dtype)(nodes, graph))
     x = Dropout(self.dropout_rate)(x, train=train)
-    return MLP(self.features[1:], self.dropout_rate,
-               self.activate_final)(x, train=train)
+    return MLP(self.features[1:], self.dropout_rate, self.activate_final,
+               dtype=self.dtype)(x, train=train)
 
 
 class MessagePassing(nn.Module):
@@ -162,22 +171,26 @@ class MessagePassing(nn.Module):
     hidden: width of every layer.
     dropout_rate: dropout in training.
     keep_nodes: the node update also reads the node's own embedding.
+    dtype: computation dtype.
   """
 
   hidden: int
   dropout_rate: float = 0.0
   keep_nodes: bool = False
+  dtype: jnp.dtype = jnp.float32
 
   @nn.compact
   def __call__(self, graph: jraph.GraphsTuple, *, train: bool) -> jax.Array:
     """Returns (num_nodes, hidden) node features from `graph.nodes`."""
     width = (self.hidden, self.hidden)
     nodes = MLP(width, self.dropout_rate, activate_final=True,
-                name='node_embedding')(graph.nodes, train=train)
+                dtype=self.dtype, name='node_embedding')(graph.nodes,
+                                                         train=train)
     edges = EdgeMLP(width, self.dropout_rate, activate_final=True,
-                    name='vertex_to_edge')(nodes, graph, train=train)
+                    dtype=self.dtype, name='vertex_to_edge')(nodes, graph,
+                                                             train=train)
     incoming = graphs.sum_incoming(edges, graph)
     if self.keep_nodes:
       incoming = jnp.concatenate([nodes, incoming], -1)
     return MLP(width, self.dropout_rate, activate_final=True,
-               name='edge_to_vertex')(incoming, train=train)
+               dtype=self.dtype, name='edge_to_vertex')(incoming, train=train)

@@ -52,6 +52,9 @@ class OcclusionNet(nn.Module):
       default config) keeps the head a detector trained on visible
       keypoints only, so that no occluded supervision reaches it and the
       `heatmap` method stays a baseline that knows nothing of hidden points.
+    dtype: computation dtype of the convolutions and graph MLPs (bfloat16
+      for mixed precision). Parameters and every output are float32, and so
+      is everything computed from the outputs (decoding, geometry, losses).
   """
 
   category: keypoints_lib.Category
@@ -66,6 +69,7 @@ class OcclusionNet(nn.Module):
   decoder_gate: str = 'none'
   decoder_gate_threshold: float = 0.5
   graph_trains_head: bool = False
+  dtype: jnp.dtype = jnp.float32
 
   @nn.compact
   def __call__(self, crops: jax.Array | None, boxes: jax.Array, *,
@@ -88,7 +92,7 @@ class OcclusionNet(nn.Module):
     if keypoints is None:
       heatmaps = heatmap_head.HeatmapHead(
           self.category.num_keypoints, self.heatmap_features,
-          self.heatmap_layers, self.heatmap_size)(crops)
+          self.heatmap_layers, self.heatmap_size, self.dtype)(crops)
       keypoints, confidence = heatmap_head.decode_heatmaps(heatmaps)
       outputs['heatmaps'] = heatmaps
     elif confidence is None:
@@ -101,8 +105,8 @@ class OcclusionNet(nn.Module):
 
     graph = graphs.batch_graphs(graphs.node_features(
         keypoints, confidence, self.category, self.use_keypoint_type))
-    edge_logits = kgnn2d.KGNNEncoder(self.hidden, self.dropout_rate)(
-        graph, train=train)
+    edge_logits = kgnn2d.KGNNEncoder(self.hidden, self.dropout_rate,
+                                     self.dtype)(graph, train=train)
     edge_probabilities = jax.nn.softmax(edge_logits)
     decoder_edge_probabilities = (
         edge_probabilities if self.use_encoder else
@@ -110,7 +114,8 @@ class OcclusionNet(nn.Module):
     gate = kgnn2d.displacement_gate(
         kgnn2d.occlusion_scores(decoder_edge_probabilities, graph),
         self.decoder_gate, self.decoder_gate_threshold)
-    keypoints_2d = kgnn2d.KGNNDecoder(self.hidden, self.dropout_rate)(
+    keypoints_2d = kgnn2d.KGNNDecoder(self.hidden, self.dropout_rate,
+                                      self.dtype)(
         graph, decoder_edge_probabilities, gate, train=train)
     keypoints_2d = keypoints_2d.reshape(num_views, num_keypoints, 2)
     outputs['edge_logits'] = edge_logits.reshape(num_views, -1,
@@ -127,6 +132,6 @@ class OcclusionNet(nn.Module):
     graph_2d = graphs.batch_graphs(jax.lax.stop_gradient(graphs.node_features(
         keypoints_2d, confidence, self.category, self.use_keypoint_type)))
     outputs.update(kgnn3d.KGNN3D(self.shape_basis, self.hidden,
-                                 self.dropout_rate)(
+                                 self.dropout_rate, dtype=self.dtype)(
                                      graph_2d, box_aspect(boxes), train=train))
     return outputs
