@@ -208,17 +208,21 @@ ABLATION_RUNS = ('demo',) + tuple(run.name for run in RUNS
                                   if run.ablation_of == 'demo')
 
 # Synthetic intersections in the CarFusion layout, read by the carfusion
-# builder as it reads real CarFusion: no calibration (every
-# camera is a PnP virtual pose against the ShapeNet mean car), labels with
-# simulated annotator noise (occnet_jax/annotator.py; exact positions in
-# gt_true/ for evaluation), boxes of the visible pixels in bb/ (the run
-# builds `carfusion/visible_hull`, which reads the visible-keypoint hull
-# instead; docs/design.md, "Boxes").
+# builder as it reads real CarFusion: no calibration (every camera is a
+# virtual pose against its car's own 3D keypoints, triangulated from its
+# views, with a focal length per camera: data_prep/multiview_calibration.py),
+# labels with simulated annotator noise (occnet_jax/annotator.py; exact
+# positions in gt_true/ for evaluation), boxes of the visible pixels in bb/
+# (the run builds `carfusion/visible_hull`, which reads the visible-keypoint
+# hull instead; docs/design.md, "Boxes"). Traffic moves (queues drive off,
+# a fifth of the cars park); validation/ holds whole intersections of its
+# own, which the tuning runs read.
 CARFUSION_MANUAL = os.path.join(DATA_DIR, 'downloads', 'manual', 'carfusion')
 PREPARATIONS = {step.name: step for step in (
     Step('synthetic_carfusion', 'data_prep.make_synthetic_carfusion', (
-        f'--output={CARFUSION_MANUAL}', '--train_sequences=8',
-        '--test_sequences=2', '--cameras=8', '--frames=12', '--cars=12',
+        f'--output={CARFUSION_MANUAL}', '--train_sequences=12',
+        '--validation_sequences=2', '--test_sequences=2', '--cameras=8',
+        '--frames=12', '--cars=30',
         '--width=1280', '--height=720', '--seed=0', '--nocalibration',
         '--label_sigma_visible=0.015', '--label_sigma_occluded=0.05',
         '--label_mirror_swap_rate=0.05'),
@@ -361,8 +365,8 @@ def eval_split(run: Run) -> str:
   """The split a run is evaluated on: test, or a tuning run's validation."""
   if not run.tunes:
     return 'test'
-  # Tuning reads validation only, its config's (CarFusion's is the last 10%
-  # of its training intersections): its runs never touch the test split.
+  # Tuning reads validation only, its config's (synthetic CarFusion's holds
+  # whole intersections of its own): its runs never touch the test split.
   return _config(run).data.eval_split
 
 

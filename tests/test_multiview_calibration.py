@@ -6,7 +6,19 @@ places and headings on its roads, at several frames. Each car's keypoints
 are projected into every camera; a view counts when the car is in front and
 at least 8 of its keypoints are inside the image, and each of those is
 visible with probability 0.75, labelled with Gaussian noise of 0.015 L per
-axis (the simulated annotator's visible spread).
+axis (the simulated annotator's visible spread) or exactly.
+
+The tolerances, each with a margin of about 1.5-2x over the worst of 8
+seeds measured:
+- cameras: the true car, placed in the reconstruction's frame (a
+  similarity), projects its hidden keypoints through the recovered cameras
+  a median of at most 3% of L (noisy labels; the issue's target for the
+  trifocal targets) or 1% (exact labels) from their true positions, with a
+  90th percentile of at most 10% of L;
+- focal lengths: median relative error over the cameras at most 30% (noisy
+  labels: the cars are small in the image, so focal length and distance
+  are hard to tell apart) or 15% (exact labels);
+- at most 5% of the views fail to converge.
 """
 
 import cv2
@@ -62,14 +74,6 @@ def _scene(rng, label_sigma=LABEL_SIGMA):
   return views, true_cameras, shapes, focal
 
 
-@pytest.fixture(scope='module')
-def calibrated(module_seed):
-  rng = np.random.default_rng(module_seed)
-  views, true_cameras, shapes, focal = _scene(rng)
-  return views, true_cameras, shapes, focal, multiview_calibration.calibrate(
-      views, MEAN_SHAPE)
-
-
 def _hidden_errors(views, true_cameras, shapes, calibration):
   """Reprojection errors (in L) of the true hidden keypoints, by view."""
   errors = []
@@ -86,3 +90,89 @@ def _hidden_errors(views, true_cameras, shapes, calibration):
     errors.append(np.linalg.norm(pixels - true_pixels, axis=-1)[~view.visible]
                   / scale)
   return np.concatenate(errors)
+
+
+def _focal_errors(focal, calibration):
+  return np.array([abs(calibration.focal_lengths[camera] / value - 1)
+                   for camera, value in focal.items()])
+
+
+@pytest.fixture(scope='module')
+def noisy(module_seed):
+  """A scene with noisy labels and two bad views, and its calibration."""
+  rng = np.random.default_rng(module_seed)
+  views, true_cameras, shapes, focal = _scene(rng)
+  good = views[0]
+  # A view of labels anywhere in the image, and one with 3 visible labels.
+  scattered = multiview_calibration.CarView(
+      camera='scattered', car=good.car,
+      keypoints=rng.uniform(0, IMAGE_SIZE, good.keypoints.shape),
+      visible=np.ones(len(good.visible), bool), image_size=IMAGE_SIZE)
+  few = multiview_calibration.CarView(
+      camera='few', car=good.car, keypoints=good.keypoints,
+      visible=np.arange(len(good.visible)) < 3, image_size=IMAGE_SIZE)
+  calibration = multiview_calibration.calibrate(
+      views + [scattered, few], MEAN_SHAPE)
+  return views, true_cameras, shapes, focal, calibration
+
+
+@pytest.fixture(scope='module')
+def exact(module_seed):
+  """A scene with exact labels and its calibration."""
+  rng = np.random.default_rng(module_seed + 1)
+  views, true_cameras, shapes, focal = _scene(rng, label_sigma=0.0)
+  return views, true_cameras, shapes, focal, multiview_calibration.calibrate(
+      views, MEAN_SHAPE)
+
+
+def test_noisy_labels_give_the_cameras_and_focal_lengths(noisy):
+  views, true_cameras, shapes, focal, calibration = noisy
+  errors = _hidden_errors(views, true_cameras, shapes, calibration)
+  print(f'hidden keypoints: median {np.median(errors):.4f} L, 90th '
+        f'percentile {np.percentile(errors, 90):.4f} L; focal errors '
+        f'{np.round(_focal_errors(focal, calibration), 3)}')
+  assert np.median(errors) <= 0.03
+  assert np.percentile(errors, 90) <= 0.10
+  assert np.median(_focal_errors(focal, calibration)) <= 0.3
+  failed = [index for index in calibration.failures if index < len(views)]
+  assert len(failed) <= 0.05 * len(views)
+
+
+def test_exact_labels_give_the_cameras_and_focal_lengths(exact):
+  views, true_cameras, shapes, focal, calibration = exact
+  errors = _hidden_errors(views, true_cameras, shapes, calibration)
+  print(f'hidden keypoints: median {np.median(errors):.4f} L, 90th '
+        f'percentile {np.percentile(errors, 90):.4f} L; focal errors '
+        f'{np.round(_focal_errors(focal, calibration), 3)}')
+  assert np.median(errors) <= 0.01
+  assert np.percentile(errors, 90) <= 0.10
+  assert np.median(_focal_errors(focal, calibration)) <= 0.15
+  assert len(calibration.failures) <= 0.05 * len(views)
+
+
+def test_bad_views_are_reported_and_skipped(noisy):
+  views, _, _, _, calibration = noisy
+  scattered, few = len(views), len(views) + 1
+  assert calibration.failures[scattered] in ('not_converged', 'pnp_failed')
+  assert calibration.failures[few] == 'too_few_points'
+  assert scattered not in calibration.cameras
+  assert few not in calibration.cameras
+  # A camera with too few views keeps the first focal length.
+  assert calibration.focal_lengths['scattered'] == IMAGE_SIZE[0]
+
+
+def test_converged_views_reproject_their_labels(noisy):
+  views, _, _, _, calibration = noisy
+  assert set(calibration.cameras) | set(calibration.failures) == set(
+      range(len(views) + 2))
+  for index, camera in calibration.cameras.items():
+    view = views[index]
+    shape = calibration.shapes[view.car]
+    homogeneous = shape @ camera[:, :3].T + camera[:, 3]
+    pixels = homogeneous[:, :2] / homogeneous[:, 2:]
+    error = np.linalg.norm(pixels - view.keypoints, axis=-1)[view.visible]
+    np.testing.assert_allclose(error.mean(),
+                               calibration.reprojection_errors[index],
+                               rtol=1e-6)
+    assert error.mean() <= multiview_calibration.MAX_REPROJECTION_ERROR * (
+        view.scale)

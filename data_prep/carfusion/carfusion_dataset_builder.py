@@ -49,7 +49,9 @@ from occnet_jax import labels
 from occnet_jax import shape_basis
 from occnet_jax.categories import car as car_lib
 
-SPLITS = ('train', 'test')
+# Real CarFusion has train/ and test/; our synthetic intersections also hold
+# out whole ones in validation/.
+SPLITS = ('train', 'validation', 'test')
 MIN_VIEWS = 3
 MIN_PNP_POINTS = 4
 # Boxes thinner than this (pixels) would make box coordinates blow up.
@@ -504,17 +506,20 @@ def split_examples(split_dir: epath.PathLike, config: CarfusionConfig,
 class Builder(tfds.core.GeneratorBasedBuilder):
   """DatasetBuilder for the CarFusion multi-view keypoint data."""
 
-  VERSION = tfds.core.Version('2.0.0')
+  VERSION = tfds.core.Version('3.0.0')
   RELEASE_NOTES = {
       '1.0.0': 'Initial release.',
       '2.0.0': 'Boxes from bb/ or the visible keypoints, never occluded '
                'ones; truncation labels; `true_keypoints` from gt_true/.',
+      '3.0.0': 'Uncalibrated views posed against each car\'s own '
+               'triangulated 3D keypoints, one focal length per camera; '
+               'a validation split from validation/.',
   }
   BUILDER_CONFIGS = [
       CarfusionConfig(
           name='default',
-          description='64x64 crops; PnP against the mean car shape where '
-          'uncalibrated; boxes from bb/ where present.'),
+          description='64x64 crops; uncalibrated views posed against each '
+          'car\'s own 3D keypoints; boxes from bb/ where present.'),
       CarfusionConfig(
           name='visible_hull',
           description='As default, but every box is the padded hull of the '
@@ -529,7 +534,8 @@ class Builder(tfds.core.GeneratorBasedBuilder):
   `.../gt/<camera>_<frame>.txt` (the `carfusion/` level may be omitted).
   Optional `.../bb/<camera>_<frame>.txt` give the boxes, `gt_true/` exact
   positions and `<sequence>/calibration.json` exact cameras; see
-  data_prep/carfusion/README.md.
+  data_prep/carfusion/README.md. A `validation/` directory of whole
+  sequences (our synthetic data writes one) becomes the validation split.
   """
 
   def _info(self) -> tfds.core.DatasetInfo:

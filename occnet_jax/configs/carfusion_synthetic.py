@@ -4,8 +4,10 @@ r"""The `default` model on synthetic intersections read as CarFusion.
 intersections (self, other-vehicle, other-object and truncation occlusions)
 in the raw CarFusion layout, and the `carfusion` builder reads them exactly
 as it reads the real data. The reproduction writes them as real CarFusion
-is: without calibration (the builder poses every view by PnP against the
-ShapeNet mean car) and with simulated annotator noise on the labels (exact
+is: without calibration (the builder poses every view against its car's
+own 3D keypoints, triangulated from its views, with one focal length per
+camera: `data_prep.multiview_calibration`) and with simulated annotator
+noise on the labels (exact
 positions beside them, for evaluation only). Its boxes are the hull of each
 car's visible keypoints (`carfusion/visible_hull`), the conservative rule:
 the generator's visible-pixel boxes in bb/ tell more about hidden keypoints
@@ -39,9 +41,10 @@ def get_config() -> ml_collections.ConfigDict:
   config.data.builder_config = 'visible_hull'
   # The builder's 64 px crops; cars seen by fewer cameras are padded.
   config.data.crop_size = 64
-  # The paper's 90-10 train/validation split of the training intersections.
-  config.data.train_split = 'train[:90%]'
-  config.data.eval_split = 'train[90%:]'
+  # Validation holds out whole intersections (`make_synthetic_carfusion
+  # --validation_sequences`): no car of it is seen in training.
+  config.data.train_split = 'train'
+  config.data.eval_split = 'validation'
   # Chosen on that validation split by the 2D-KGNN's PCK@0.1 on all
   # keypoints, the highest of 0.3, 1 and 3 (RESULTS.md, "Tuning on
   # validation"): Car-render's weight of 3 trusts the trifocal targets too
