@@ -6,19 +6,20 @@ one example per car instance and frame: the car's views across the cameras
 that saw it (docs/design.md, "Dataset record"; V varies per example).
 
 Each view needs a camera from the car's object frame to the image. A
-sequence with a calibration file gives it exactly. A sequence without one
-gets the paper's virtual poses (section 4.1, "Preprocessing"): each car's
-views are the views of its instance id across the cameras of a frame
-(CarFusion's instance ids name one car in every camera of a frame), and
+sequence with a calibration file gives it exactly. Otherwise the paper's
+virtual pose (section 4.1) is solved by PnP between the view's visible
+keypoints and a 3D car shape, with a default focal length and the principal
+point at the image centre. With `calibrate_views` (the
+`visible_hull_multiview` config) the 3D shape is each car's own instead, as
+the paper's preprocessing has it: each car's views are the views of its
+instance id across the cameras of a frame, and
 `data_prep.multiview_calibration` alternates robust triangulation of the
-car's own 3D keypoints and PnP of its views against them, with one focal
-length per camera shared over its frames, the principal point at the image
-centre. The shape basis (or the mean car) only initialises that and fills
-keypoints seen in fewer than two views; views that do not converge are
-dropped, counted and logged with their file. `calibrate_views=False` keeps
-the earlier rule, PnP of each view against the mean car at a fixed focal
-length, for comparison; it also poses the stray uncalibrated views of a
-calibrated sequence. Cars with fewer than 3 usable views are skipped
+car's 3D keypoints and PnP of its views against them, with one focal length
+per camera shared over its frames; the shape basis (or the mean car) only
+initialises that and fills keypoints seen in fewer than two views, and views
+that do not converge are dropped, counted and logged with their file. Stray
+uncalibrated views of a calibrated sequence always get the mean-shape PnP.
+Cars with fewer than 3 usable views are skipped
 (the trifocal loss needs 3). Every skipped or substituted piece of data is
 counted by reason and the counts are logged at the end of each split.
 
@@ -109,7 +110,10 @@ class CarfusionConfig(tfds.core.BuilderConfig):
     calibrate_views: pose the views of uncalibrated sequences against each
       car's own 3D keypoints, reconstructed from its views, with a focal
       length estimated per camera (`multiview_calibration`); False: PnP of
-      every view against the mean shape at `focal_in_widths`.
+      every view against the mean shape at `focal_in_widths`. Off by
+      default: on synthetic CarFusion it does not yet bring the trifocal
+      targets closer to the true positions (data_prep/carfusion/README.md,
+      "Cameras without calibration").
     use_box_files: read each car's box from bb/ when the sequence has one;
       False: always the hull of its visible keypoints. A car's visible pixels
       show more of it than its visible keypoints do (RESULTS.md, "Boxes a
@@ -121,7 +125,7 @@ class CarfusionConfig(tfds.core.BuilderConfig):
   focal_in_widths: float = 1.0
   shape_basis_path: str = ''
   use_box_files: bool = True
-  calibrate_views: bool = True
+  calibrate_views: bool = False
 
 
 def pnp_intrinsics(image_size: tuple[int, int],
@@ -511,20 +515,27 @@ class Builder(tfds.core.GeneratorBasedBuilder):
       '1.0.0': 'Initial release.',
       '2.0.0': 'Boxes from bb/ or the visible keypoints, never occluded '
                'ones; truncation labels; `true_keypoints` from gt_true/.',
-      '3.0.0': 'Uncalibrated views posed against each car\'s own '
-               'triangulated 3D keypoints, one focal length per camera; '
-               'a validation split from validation/.',
+      '3.0.0': 'A validation split from validation/; the '
+               'visible_hull_multiview config poses uncalibrated views '
+               'against each car\'s own triangulated 3D keypoints, one '
+               'focal length per camera.',
   }
   BUILDER_CONFIGS = [
       CarfusionConfig(
           name='default',
-          description='64x64 crops; uncalibrated views posed against each '
-          'car\'s own 3D keypoints; boxes from bb/ where present.'),
+          description='64x64 crops; PnP against the mean car shape where '
+          'uncalibrated; boxes from bb/ where present.'),
       CarfusionConfig(
           name='visible_hull',
           description='As default, but every box is the padded hull of the '
           "car's visible keypoints; bb/ is not read.",
           use_box_files=False),
+      CarfusionConfig(
+          name='visible_hull_multiview',
+          description='As visible_hull, but uncalibrated views are posed '
+          "against each car's own 3D keypoints, triangulated from its "
+          'views, with a focal length per camera.',
+          use_box_files=False, calibrate_views=True),
   ]
   MANUAL_DOWNLOAD_INSTRUCTIONS = """\
   Put the CarFusion data (http://www.cs.cmu.edu/~ILIM/projects/IM/CarFusion/),
@@ -555,7 +566,8 @@ class Builder(tfds.core.GeneratorBasedBuilder):
               for split in SPLITS if (root / split).is_dir()}
     if not splits:
       raise FileNotFoundError(
-          f'No {" or ".join(SPLITS)} directory in {root}.\n'
+          f'No {", ".join(SPLITS[:-1])} or {SPLITS[-1]} directory in '
+          f'{root}.\n'
           f'{self.MANUAL_DOWNLOAD_INSTRUCTIONS}')
     return splits
 

@@ -164,10 +164,8 @@ def test_a_fitted_shape_basis_replaces_the_mean_shape_for_pnp(tmp_path):
   basis = shape_basis.fit_shape_basis(shapes, num_components=3)
   path = tmp_path / 'basis.npz'
   shape_basis.save(path, basis)
-  # Per-view PnP (`calibrate_views=False`) poses against the basis mean.
   config = builder_lib.CarfusionConfig(name='fitted',
-                                       shape_basis_path=str(path),
-                                       calibrate_views=False)
+                                       shape_basis_path=str(path))
   shape = builder_lib.pnp_shape(config)
   np.testing.assert_array_equal(shape, basis.mean)
   issues = carfusion_format.Issues(builder_lib.BUILD_ISSUES)
@@ -311,7 +309,27 @@ def test_tfds_build_reads_back_every_example(generated, tmp_path, caplog):
 
 def test_manual_dir_without_splits_is_an_error(tmp_path):
   builder = builder_lib.Builder(data_dir=tmp_path / 'data')
-  (tmp_path / 'manual' / 'validation').mkdir(parents=True)
-  with pytest.raises(FileNotFoundError, match='No train or test'):
+  (tmp_path / 'manual' / 'val').mkdir(parents=True)
+  with pytest.raises(FileNotFoundError,
+                     match='No train, validation or test directory'):
     builder.download_and_prepare(download_config=tfds.download.DownloadConfig(
         manual_dir=tmp_path / 'manual'))
+
+
+def test_views_calibrated_from_the_car_fit_its_labels():
+  # fifth_sim's labels are projections of the mean car at a focal length of
+  # one image width: the reconstruction keeps that exact solution.
+  config = builder_lib.CarfusionConfig(name='multiview', calibrate_views=True)
+  issues = carfusion_format.Issues(builder_lib.BUILD_ISSUES)
+  examples = dict(builder_lib.sequence_examples(
+      DUMMY_DATA / 'train' / 'fifth_sim', config,
+      builder_lib.pnp_shape(config), issues))
+  example = examples['fifth_sim/0000/0']
+  assert np.all(example['camera_error'] < 2e-3)
+  for view in range(3):
+    visible = example['visibility'][view] == labels.Visibility.VISIBLE
+    np.testing.assert_allclose(
+        project(example['cameras'][view], MEAN_SHAPE)[visible],
+        example['keypoints'][view][visible], atol=2e-3)
+  # Exact labels: every view with enough visible points converges.
+  assert 'view_not_converged' not in issues.counts
