@@ -209,16 +209,16 @@ ABLATION_RUNS = ('demo',) + tuple(run.name for run in RUNS
 
 # Synthetic intersections in the CarFusion layout, read by the carfusion
 # builder as it reads real CarFusion: no calibration (every camera is a
-# virtual pose against its car's own 3D keypoints, triangulated from its
-# views, with a focal length per camera: data_prep/multiview_calibration.py),
-# labels with simulated annotator noise (occnet_jax/annotator.py; exact
-# positions in gt_true/ for evaluation), boxes of the visible pixels in bb/
-# (the run builds `carfusion/visible_hull`, which reads the visible-keypoint
-# hull instead; docs/design.md, "Boxes"). Traffic moves (queues drive off,
-# a fifth of the cars park); 10 training intersections of 32 cars give about
-# 320 distinct training cars (the 8 of 12 cars before gave 96);
-# validation/ holds whole intersections of its own, which the tuning runs
-# read. It renders about twice as long per frame as the 12-car scenes.
+# PnP virtual pose against the ShapeNet mean car), labels with simulated
+# annotator noise (occnet_jax/annotator.py; exact positions in gt_true/ for
+# evaluation), boxes of the visible pixels in bb/ (the run builds
+# `carfusion/visible_hull`, which reads the visible-keypoint hull instead;
+# docs/design.md, "Boxes"). Traffic moves (queues drive off, a fifth of the
+# cars park); 10 training intersections of 32 cars give up to 320 distinct
+# training cars (before: 8 of 12, 96); validation/ holds whole
+# intersections of their own, which the tuning runs read. One 30-car
+# intersection took 10 min 47 s to render on a shared 2-core machine, two
+# 12-car ones about 8 min.
 CARFUSION_MANUAL = os.path.join(DATA_DIR, 'downloads', 'manual', 'carfusion')
 PREPARATIONS = {step.name: step for step in (
     Step('synthetic_carfusion', 'data_prep.make_synthetic_carfusion', (

@@ -4,10 +4,8 @@ r"""The `default` model on synthetic intersections read as CarFusion.
 intersections (self, other-vehicle, other-object and truncation occlusions)
 in the raw CarFusion layout, and the `carfusion` builder reads them exactly
 as it reads the real data. The reproduction writes them as real CarFusion
-is: without calibration (the builder poses every view against its car's
-own 3D keypoints, triangulated from its views, with one focal length per
-camera: `data_prep.multiview_calibration`) and with simulated annotator
-noise on the labels (exact
+is: without calibration (the builder poses every view by PnP against the
+ShapeNet mean car) and with simulated annotator noise on the labels (exact
 positions beside them, for evaluation only). Its boxes are the hull of each
 car's visible keypoints (`carfusion/visible_hull`), the conservative rule:
 the generator's visible-pixel boxes in bb/ tell more about hidden keypoints
