@@ -8,17 +8,18 @@ at least 8 of its keypoints are inside the image, and each of those is
 visible with probability 0.75, labelled with Gaussian noise of 0.015 L per
 axis (the simulated annotator's visible spread) or exactly.
 
-The tolerances, each with a margin of about 1.5-2x over the worst of 8
-seeds measured:
+The tolerances, each with a margin of about 1.3-2x over the worst of 28
+seeds measured (noisy labels: hidden keypoints at most 2.3% of L median,
+7.2% 90th percentile; focal lengths at most 25% median):
 - cameras: the true car, placed in the reconstruction's frame (a
   similarity), projects its hidden keypoints through the recovered cameras
   a median of at most 3% of L (noisy labels; the issue's target for the
   trifocal targets) or 1% (exact labels) from their true positions, with a
   90th percentile of at most 10% of L;
-- focal lengths: median relative error over the cameras at most 30% (noisy
+- focal lengths: median relative error over the cameras at most 40% (noisy
   labels: the cars are small in the image, so focal length and distance
   are hard to tell apart) or 15% (exact labels);
-- at most 5% of the views fail to converge.
+- at most 10% of the views fail to converge.
 """
 
 import cv2
@@ -126,7 +127,7 @@ def exact(module_seed):
 
 
 @pytest.mark.parametrize('scene, max_median, max_focal_median', [
-    ('noisy', 0.03, 0.3), ('exact', 0.01, 0.15)])
+    ('noisy', 0.03, 0.4), ('exact', 0.01, 0.15)])
 def test_cameras_and_focal_lengths_are_recovered(request, scene, max_median,
                                                  max_focal_median):
   views, true_cameras, shapes, focal, calibration = request.getfixturevalue(
@@ -141,7 +142,7 @@ def test_cameras_and_focal_lengths_are_recovered(request, scene, max_median,
   assert np.median(focal_errors) <= max_focal_median
   # The noisy scene's two bad views come after its generated ones.
   failed = [index for index in calibration.failures if index < len(views)]
-  assert len(failed) <= 0.05 * len(views)
+  assert len(failed) <= 0.1 * len(views)
 
 
 def test_bad_views_are_reported_and_skipped(noisy):
