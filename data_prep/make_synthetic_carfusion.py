@@ -1,14 +1,16 @@
 r"""Synthetic multi-camera traffic intersections in the raw CarFusion layout.
 
     python -m data_prep.make_synthetic_carfusion --output=/tmp/carfusion \
-        --train_sequences=2 --test_sequences=1 --cameras=8 --frames=10 \
-        --cars=12 --width=1920 --height=1080 --seed=0
+        --train_sequences=2 --validation_sequences=1 --test_sequences=1 \
+        --cameras=8 --frames=10 --cars=12 --width=1920 --height=1080 --seed=0
 
 Each sequence is one intersection (`data_prep.scenes`): procedural cars of
-every kind drive through on one road and queue on the other, poles, signs
-and street cabinets line the curbs, pedestrians walk on the sidewalks and
-crosswalks, and `--cameras` cameras
-mounted a few metres high around it film `--frames` frames. Every frame of
+every kind drive through on one road, queue on the other and drive off when
+its light turns green, or stand parked along the curbs (`--parked_fraction`);
+poles, signs and street cabinets line the curbs, pedestrians walk on the
+sidewalks and crosswalks, and `--cameras` cameras mounted a few metres high
+around it film `--frames` frames. Each split holds whole intersections:
+train/, validation/ (for tuning) and test/ never share one. Every frame of
 every camera is rendered in full (`data_prep.rendering.rasterizer`) and
 written with `data_prep.carfusion_format` exactly as CarFusion is laid out:
 
@@ -17,6 +19,8 @@ written with `data_prep.carfusion_format` exactly as CarFusion is laid out:
   <output>/<split>/<sequence>/bb/<camera>_<frame>.txt
   <output>/<split>/<sequence>/gt_true/<camera>_<frame>.txt  (noisy labels)
   <output>/<split>/<sequence>/calibration.json   (unless --nocalibration)
+
+with <split> one of train, validation and test.
 
 A car is labelled in a view when at least `--min_visible` of its keypoints
 are visible. Its keypoints inside the image are written with visibility 1
@@ -94,6 +98,9 @@ class SceneSettings:
     num_pedestrians: pedestrians.
     image_size: (width, height) of the frames.
     frame_interval: seconds between frames.
+    queues_depart: the queued road's cars drive off when its light turns
+      green during the sequence (`scenes.place_traffic`).
+    parked_fraction: share of the cars parked along the curbs.
     min_visible: a car is labelled in a view with at least this many visible
       keypoints.
     noise_stddev: Gaussian pixel noise (images in [0, 1]).
@@ -111,6 +118,8 @@ class SceneSettings:
   num_pedestrians: int = 12
   image_size: tuple[int, int] = (1920, 1080)
   frame_interval: float = 0.5
+  queues_depart: bool = True
+  parked_fraction: float = 0.2
   min_visible: int = 3
   noise_stddev: float = 0.02
   label_noise: annotator.AnnotatorNoise = annotator.NOISE_FREE
@@ -146,7 +155,7 @@ class Scene:
 
 
 def _ground(street: scenes.Street) -> mesh_lib.Mesh:
-  """The ground with the two roads, slightly raised to avoid z-fighting."""
+  """The ground with the paved roads, slightly raised against z-fighting."""
   extent = street.road_length
 
   def flat(x_half, z_half, height, color):
@@ -156,13 +165,17 @@ def _ground(street: scenes.Street) -> mesh_lib.Mesh:
 
   return mesh_lib.merge([
       flat(extent, extent, 0.0, _GROUND_COLOR),
-      flat(extent, street.half_width, 0.01, _ROAD_COLOR),
-      flat(street.half_width, extent, 0.01, _ROAD_COLOR),
+      flat(extent, street.curb, 0.01, _ROAD_COLOR),
+      flat(street.curb, extent, 0.01, _ROAD_COLOR),
   ])
 
 
+# The intersection: two lanes per direction and a parking strip per curb.
+STREET = scenes.Street(parking_width=2.5)
+
+
 def make_scene(rng: np.random.Generator, settings: SceneSettings,
-               street: scenes.Street = scenes.Street()) -> Scene:
+               street: scenes.Street = STREET) -> Scene:
   """Samples the cars, occluders, their motion and the cameras.
 
   Args:
@@ -178,7 +191,8 @@ def make_scene(rng: np.random.Generator, settings: SceneSettings,
           for i in range(settings.num_cars)]
   car_poses = scenes.place_traffic(
       rng, np.array([car.shape.length for car in cars]), frames, interval,
-      street)
+      street, queues_depart=settings.queues_depart,
+      parked_fraction=settings.parked_fraction)
   # Lift each car so that its wheels stand on the road.
   car_poses[..., 1, 3] -= np.array([car.ground_y for car in cars])[:, None]
   furniture = ([scenes.pole_mesh(rng) for _ in range(settings.num_poles)] +
@@ -396,11 +410,15 @@ def generate(output: epath.PathLike, *, num_sequences: dict[str, int],
              calibration: bool = True) -> collections.Counter:
   """Writes every split's sequences under `output`.
 
+  Every sequence is an intersection of its own (its own seed and name), so
+  no intersection lies in two splits.
+
   Args:
     output: root of the layout.
     num_sequences: number of sequences per split name.
     settings: what each sequence contains.
-    seed: seeds everything; sequence i of split s uses (seed, s, i).
+    seed: seeds everything; sequence i of the s-th split uses (seed, s, i)
+      and is named `synth<s><i:03d>`.
     calibration: write each sequence's `calibration.json`.
 
   Returns:
@@ -431,6 +449,9 @@ def _define_flags():
                        'Sequences in train/.')
   flags.DEFINE_integer('test_sequences', 1,
                        'Sequences in test/.')
+  flags.DEFINE_integer(
+      'validation_sequences', 1,
+      'Sequences in validation/: whole intersections held out for tuning.')
   flags.DEFINE_integer('cameras', 8, 'Cameras per sequence.')
   flags.DEFINE_integer('frames', 10, 'Frames per sequence.')
   flags.DEFINE_integer('cars', 12, 'Cars per sequence.')
@@ -444,6 +465,11 @@ def _define_flags():
   flags.DEFINE_integer('height', 1080, 'Image height in pixels.')
   flags.DEFINE_float('frame_interval', 0.5,
                      'Seconds between frames.')
+  flags.DEFINE_bool('queues_depart', True,
+                    'The queued road\'s cars drive off when its light turns '
+                    'green during the sequence.')
+  flags.DEFINE_float('parked_fraction', 0.2,
+                     'Share of the cars parked along the curbs.')
   flags.DEFINE_integer('seed', 0, 'Random seed.')
   flags.DEFINE_bool(
       'calibration', True,
@@ -480,10 +506,15 @@ def main(argv):
       num_pedestrians=FLAGS.pedestrians,
       image_size=(FLAGS.width, FLAGS.height),
       frame_interval=FLAGS.frame_interval,
+      queues_depart=FLAGS.queues_depart,
+      parked_fraction=FLAGS.parked_fraction,
       label_noise=_label_noise())
   counts = generate(FLAGS.output,
+                    # Test second, as before validation existed: its
+                    # sequences keep their seeds.
                     num_sequences={'train': FLAGS.train_sequences,
-                                   'test': FLAGS.test_sequences},
+                                   'test': FLAGS.test_sequences,
+                                   'validation': FLAGS.validation_sequences},
                     settings=settings, seed=FLAGS.seed,
                     calibration=FLAGS.calibration)
   print('occlusion mix over labelled cars:', format_counts(counts))

@@ -2,11 +2,14 @@
 
 A scene is a four-way intersection on the road plane y = 0 (world frame:
 y up, metres). Road A runs along world x, road B along world z; each has two
-lanes per direction with right-hand traffic. Road A has the green light: its
-cars drive through over the frames (and leave the cameras' fields of view);
-road B's cars queue at the stop line. Poles, signs and pedestrians stand or
-walk on the sidewalks and occlude cars. Cameras are mounted around the
-intersection a few metres high, as at the CarFusion intersections.
+lanes per direction with right-hand traffic, and optionally a parking strip
+along each curb. Road A has the green light: its cars drive through over
+the frames (and leave the cameras' fields of view); road B's cars queue at
+the stop line and, with `queues_depart`, drive off one after another when
+its light turns green. Parked cars stand in the parking strips. Poles,
+signs and pedestrians stand or walk on the sidewalks and occlude cars.
+Cameras are mounted around the intersection a few metres high, as at the
+CarFusion intersections.
 
 Everything here is numpy and deterministic given a `np.random.Generator`;
 the occluder meshes are built from `occnet_jax.mesh` primitives
@@ -16,7 +19,8 @@ the occluder meshes are built from `occnet_jax.mesh` primitives
 Public API:
   Street: road and sidewalk dimensions
   sample_cameras(rng, num_cameras, image_size, street) -> (K, R, t)
-  place_traffic(rng, car_lengths, num_frames, frame_interval, street)
+  place_traffic(rng, car_lengths, num_frames, frame_interval, street,
+                queues_depart, parked_fraction)
       -> (N, F, 4, 4) object -> world poses
   place_street_furniture(rng, num_objects, street) -> (M, 4, 4) poses
   walk_pedestrians(rng, num_pedestrians, num_frames, frame_interval, street)
@@ -46,8 +50,10 @@ class Street:
     lane_width: width of one lane.
     lanes_per_direction: lanes in each driving direction.
     sidewalk_width: width of the sidewalk along each road edge.
-    stop_gap: distance from the crossing road's edge to the stop line.
+    stop_gap: distance from the crossing road's curb to the stop line.
     road_length: lanes extend this far from the centre in each direction.
+    parking_width: width of the parking strip between the outer lane and
+      the curb (0: none).
   """
 
   lane_width: float = 3.5
@@ -55,11 +61,17 @@ class Street:
   sidewalk_width: float = 3.0
   stop_gap: float = 2.0
   road_length: float = 60.0
+  parking_width: float = 0.0
 
   @property
   def half_width(self) -> float:
-    """Distance from a road's centre line to its edge."""
+    """Distance from a road's centre line to the edge of its lanes."""
     return self.lane_width * self.lanes_per_direction
+
+  @property
+  def curb(self) -> float:
+    """Distance from a road's centre line to its curb (parking included)."""
+    return self.half_width + self.parking_width
 
 
 def yaw_pose(yaw, position) -> np.ndarray:
@@ -110,7 +122,7 @@ def sample_cameras(rng: np.random.Generator, num_cameras: int,
   width, height = image_size
   azimuth = (np.arange(num_cameras) + rng.uniform(-0.3, 0.3, num_cameras)) * (
       2 * np.pi / num_cameras)
-  radius = street.half_width + street.sidewalk_width + rng.uniform(
+  radius = street.curb + street.sidewalk_width + rng.uniform(
       4.0, 16.0, num_cameras)
   eye = np.stack([radius * np.cos(azimuth),
                   rng.uniform(3.0, 8.0, num_cameras),
@@ -142,16 +154,76 @@ def _lanes(street: Street):
   return np.array(headings), np.array(offsets), np.array(moving)
 
 
+def _queue_departure(rng, num_cars, times):
+  """(num_cars, F) distance driven by a queue that departs on green.
+
+  The light turns green at a random moment of the sequence; the queue's
+  cars start one after another (the n-th `_START_DELAY` s after the one in
+  front of it, so gaps only grow), all with the lane's acceleration up to
+  its cruising speed.
+  """
+  green = rng.uniform(0.0, times[-1] + 1e-9)
+  acceleration = rng.uniform(1.5, 3.0)
+  cruise = rng.uniform(8.0, 14.0)
+  driving = np.maximum(
+      times[None] - green - _START_DELAY * np.arange(num_cars)[:, None], 0.0)
+  ramp = cruise / acceleration
+  return np.where(driving < ramp, 0.5 * acceleration * driving**2,
+                  cruise * (driving - ramp / 2))
+
+
+# Seconds between the starts of consecutive cars of a departing queue.
+_START_DELAY = 1.0
+# Parked cars stand this far (metres) along the road beyond the stop line,
+# or more, so that none stands in the intersection.
+_PARKING_CLEARANCE = 3.0
+
+
+def _parked_poses(rng, car_lengths, num_frames, street: Street):
+  """(N, F, 4, 4) poses of cars parked one behind another along the curbs.
+
+  Each strip (road A or B, either side, either end of the intersection) is
+  filled from the corner outwards with 0.5-3 m gaps; cars face the lanes'
+  driving direction.
+  """
+  poses = np.zeros((len(car_lengths), num_frames, 4, 4))
+  strip_of = rng.integers(0, 8, len(car_lengths))
+  start = street.curb + street.stop_gap + _PARKING_CLEARANCE
+  for strip in range(8):
+    cars = np.flatnonzero(strip_of == strip)
+    road_a, side, end = strip & 1, 1 - (strip >> 1 & 1) * 2, 1 - (
+        strip >> 2) * 2
+    gaps = rng.uniform(0.5, 3.0, len(cars))
+    lengths = car_lengths[cars]
+    centres = start + np.cumsum(lengths + gaps) - lengths / 2
+    along, across = (0, 2) if road_a else (2, 0)
+    # Right-hand traffic, as in `_lanes`: on road A's +z side cars head -x,
+    # on road B's +x side they head +z.
+    heading = np.zeros(3)
+    heading[along] = -side if road_a else side
+    position = np.zeros((len(cars), 3))
+    position[:, along] = end * centres
+    position[:, across] = side * (street.half_width +
+                                  street.parking_width / 2)
+    poses[cars] = yaw_pose(np.full(len(cars), _heading_yaw(heading)),
+                           position)[:, None]
+  return poses
+
+
 def place_traffic(rng: np.random.Generator, car_lengths: np.ndarray,
                   num_frames: int, frame_interval: float,
-                  street: Street = Street()) -> np.ndarray:
+                  street: Street = Street(), *, queues_depart: bool = False,
+                  parked_fraction: float = 0.0) -> np.ndarray:
   """Drives cars along the lanes over the frames.
 
-  Each car goes to a random lane. On road A (green) a lane's cars keep one
-  speed of 4-14 m/s with gaps of 4-20 m, starting anywhere from far before
-  to just past the intersection, so over the frames cars enter and leave
-  the views. On road B (red) cars queue behind the stop line, 1-3 m apart,
-  standing still.
+  Each car is parked with probability `parked_fraction` (it needs a street
+  with a parking strip), else it goes to a random lane. On road A (green) a
+  lane's cars keep one speed of 4-14 m/s with gaps of 4-20 m, starting
+  anywhere from far before to just past the intersection, so over the
+  frames cars enter and leave the views. On road B (red) cars queue behind
+  the stop line, 1-3 m apart, standing still; with `queues_depart` each
+  lane's queue drives off when the light turns green at a random moment
+  (`_queue_departure`). Parked cars stand in the parking strips.
 
   Args:
     rng: random generator.
@@ -160,19 +232,25 @@ def place_traffic(rng: np.random.Generator, car_lengths: np.ndarray,
     num_frames: number of frames F.
     frame_interval: seconds between frames.
     street: intersection dimensions.
+    queues_depart: road B's queues drive off during the sequence.
+    parked_fraction: share of the cars parked.
 
   Returns:
     (N, F, 4, 4) object -> world poses on the ground (y = 0 at the origin of
     the object frame; callers lift a car so that its wheels touch y = 0).
   """
+  if parked_fraction and not street.parking_width:
+    raise ValueError('Parked cars need a street with a parking strip.')
+  parked = (rng.random(len(car_lengths)) < parked_fraction if parked_fraction
+            else np.zeros(len(car_lengths), bool))
   headings, offsets, moving = _lanes(street)
   lane_of = rng.integers(0, len(headings), len(car_lengths))
-  stop_line = -(street.half_width + street.stop_gap)
+  stop_line = -(street.curb + street.stop_gap)
   times = np.arange(num_frames) * frame_interval
   travelled = np.zeros((len(car_lengths), num_frames))
   along = np.zeros(len(car_lengths))
   for lane in range(len(headings)):
-    cars = np.flatnonzero(lane_of == lane)
+    cars = np.flatnonzero((lane_of == lane) & ~parked)
     if moving[lane]:
       front = rng.uniform(-street.road_length / 2, street.half_width)
       gaps = rng.uniform(4.0, 20.0, len(cars))
@@ -180,6 +258,8 @@ def place_traffic(rng: np.random.Generator, car_lengths: np.ndarray,
     else:
       front = stop_line
       gaps = rng.uniform(1.0, 3.0, len(cars))
+      if queues_depart:
+        travelled[cars] = _queue_departure(rng, len(cars), times)
     # Cars follow one another: each centre is behind the previous car's rear.
     lengths = car_lengths[cars]
     rears = front - np.cumsum(lengths + gaps) + gaps
@@ -188,7 +268,11 @@ def place_traffic(rng: np.random.Generator, car_lengths: np.ndarray,
   position = (offsets[lane_of][:, None]
               + headings[lane_of][:, None] * s[..., None])
   yaw = np.broadcast_to(_heading_yaw(headings[lane_of])[:, None], s.shape)
-  return yaw_pose(yaw, position)
+  poses = yaw_pose(yaw, position)
+  if parked.any():
+    poses[parked] = _parked_poses(rng, car_lengths[parked], num_frames,
+                                  street)
+  return poses
 
 
 def _sidewalk_points(rng, count, street: Street, max_from_curb: float):
@@ -204,8 +288,8 @@ def _sidewalk_points(rng, count, street: Street, max_from_curb: float):
     (count, 3) points on the ground.
   """
   side = rng.choice([-1.0, 1.0], (count, 2))
-  along = rng.uniform(street.half_width, street.road_length / 3, count)
-  across = street.half_width + rng.uniform(0.3, max_from_curb, count)
+  along = rng.uniform(street.curb, street.road_length / 3, count)
+  across = street.curb + rng.uniform(0.3, max_from_curb, count)
   on_road_a = rng.random(count) < 0.5
   x = np.where(on_road_a, side[:, 0] * along, side[:, 0] * across)
   z = np.where(on_road_a, side[:, 1] * across, side[:, 1] * along)
@@ -251,9 +335,9 @@ def walk_pedestrians(rng: np.random.Generator, num_pedestrians: int,
   crossing = rng.random(num_pedestrians) < 0.5
   side = rng.choice([-1.0, 1.0], (num_pedestrians, 2))
   crosswalk_start = np.stack([
-      side[:, 0] * (street.half_width + rng.uniform(0.3, 2.0, num_pedestrians)),
+      side[:, 0] * (street.curb + rng.uniform(0.3, 2.0, num_pedestrians)),
       np.zeros(num_pedestrians),
-      side[:, 1] * (street.half_width + street.stop_gap / 2)], axis=-1)
+      side[:, 1] * (street.curb + street.stop_gap / 2)], axis=-1)
   start = np.where(crossing[:, None], crosswalk_start,
                    _sidewalk_points(rng, num_pedestrians, street,
                                     street.sidewalk_width))

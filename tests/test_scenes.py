@@ -55,18 +55,44 @@ def test_cameras_look_at_the_intersection_from_outside_the_road(rng):
   assert np.all(np.asarray(depth) > 0)
 
 
+def _motion(poses):
+  """(position, forward, step, along) of cars on the ground, one heading each.
+
+  Checks that every car stays on the ground with a constant heading;
+  `step` is each frame's displacement and `along` its length along the
+  heading.
+  """
+  position = poses[..., :3, 3]
+  forward = poses[..., :3, 0]
+  np.testing.assert_allclose(position[..., 1], 0.0)
+  np.testing.assert_allclose(forward,
+                             forward[:, :1].repeat(poses.shape[1], 1))
+  step = np.diff(position, axis=1)
+  return position, forward, step, np.einsum('nfi,nfi->nf', step,
+                                            forward[:, 1:])
+
+
+def _assert_apart_in_lanes(position, forward, lengths, lane_of, min_gap):
+  """Cars with one lane key keep `min_gap` metres bumper to bumper."""
+  lanes = collections.defaultdict(list)
+  for car, lane in enumerate(lane_of):
+    lanes[lane].append(car)
+  for cars in lanes.values():
+    for i in cars:
+      for j in cars:
+        if i < j:
+          gap = np.abs(np.einsum('fi,fi->f', position[i] - position[j],
+                                 forward[i]))
+          assert np.all(gap >= (lengths[i] + lengths[j]) / 2 + min_gap - 1e-9)
+
+
 def test_traffic_keeps_lanes_gaps_and_speeds(rng):
   num_cars, num_frames, interval = 24, 6, 0.5
   lengths = rng.uniform(3.5, 5.5, num_cars)
   poses = scenes.place_traffic(rng, lengths, num_frames, interval)
   assert poses.shape == (num_cars, num_frames, 4, 4)
-  position = poses[..., :3, 3]
-  forward = poses[..., :3, 0]
-  np.testing.assert_allclose(position[..., 1], 0.0)
   # A car's heading is constant and it moves along it at a constant speed.
-  np.testing.assert_allclose(forward, forward[:, :1].repeat(num_frames, 1))
-  step = np.diff(position, axis=1)
-  along = np.einsum('nfi,nfi->nf', step, forward[:, 1:])
+  position, forward, step, along = _motion(poses)
   np.testing.assert_allclose(np.linalg.norm(step, axis=-1), np.abs(along),
                              atol=1e-9)
   speed = along / interval
@@ -86,16 +112,10 @@ def test_traffic_keeps_lanes_gaps_and_speeds(rng):
   front = np.einsum('ni,ni->n', position[:, 0], forward[:, 0]) + lengths / 2
   assert np.all(front[~moving] <= -(STREET.half_width + STREET.stop_gap) + 1e-9)
   # Cars of one lane never overlap.
-  lanes = collections.defaultdict(list)
-  for car in range(num_cars):
-    lanes[tuple(np.round(np.r_[forward[car, 0], lateral[car]], 3))].append(car)
-  for cars in lanes.values():
-    for i in cars:
-      for j in cars:
-        if i < j:
-          gap = np.abs(np.einsum('fi,fi->f', position[i] - position[j],
-                                 forward[i]))
-          assert np.all(gap >= (lengths[i] + lengths[j]) / 2 + 1.0 - 1e-9)
+  _assert_apart_in_lanes(
+      position, forward, lengths,
+      [tuple(np.round(np.r_[forward[car, 0], lateral[car]], 3))
+       for car in range(num_cars)], min_gap=1.0)
 
 
 def test_furniture_and_pedestrians_start_on_the_sidewalks(rng):
@@ -131,3 +151,44 @@ def test_occluders_are_closed_solids_standing_on_the_ground(rng, make, heights):
   volume = np.einsum('fi,fi->f', corners[:, 0],
                      np.cross(corners[:, 1], corners[:, 2])).sum() / 6
   assert volume > 0
+
+
+def test_queues_depart_and_parked_cars_stand_along_the_curbs(rng):
+  street = scenes.Street(parking_width=2.5)
+  num_cars, num_frames, interval = 40, 12, 0.5
+  lengths = rng.uniform(3.5, 5.5, num_cars)
+  poses = scenes.place_traffic(rng, lengths, num_frames, interval, street,
+                               queues_depart=True, parked_fraction=0.3)
+  position, forward, step, along = _motion(poses)
+  # Cars only drive forwards, along their heading, at most at 14 m/s.
+  np.testing.assert_allclose(np.linalg.norm(step, axis=-1), along, atol=1e-9)
+  assert np.all(along / interval <= 14.0 + 1e-9)
+  right = np.cross([0.0, 1.0, 0.0], forward[:, 0])
+  lateral = np.einsum('ni,ni->n', position[:, 0], right)
+  assert np.all((lateral > 0) & (lateral < street.curb))
+  parked = lateral > street.half_width
+  # Parked cars stand in the strip, clear of the intersection.
+  assert np.all(along[parked] == 0)
+  distance = np.abs(np.einsum('nfi,nfi->nf', position, forward))[parked]
+  assert np.all(distance - lengths[parked, None] / 2 >=
+                street.curb + street.stop_gap)
+  # Queued cars (road B, along z) stand behind the stop line until they
+  # drive off; then they never stop again.
+  queued = ~parked & (np.abs(forward[:, 0, 2]) > 0.5)
+  front = np.einsum('nfi,nfi->nf', position, forward) + lengths[:, None] / 2
+  started = np.cumsum(along > 0, axis=1) > 0
+  assert np.all(front[queued, 0] <= -(street.curb + street.stop_gap) + 1e-9)
+  assert np.all((along > 0)[queued] == started[queued])
+  # Cars of one lane or strip (a strip each side of the crossing) never
+  # overlap.
+  end = np.sign(np.einsum('ni,ni->n', position[:, 0], forward[:, 0]))
+  _assert_apart_in_lanes(
+      position, forward, lengths,
+      [tuple(np.round(np.r_[forward[car, 0], lateral[car]], 3)) +
+       ((end[car],) if parked[car] else ()) for car in range(num_cars)],
+      min_gap=0.5)
+
+
+def test_parked_cars_need_a_parking_strip(rng):
+  with pytest.raises(ValueError, match='parking strip'):
+    scenes.place_traffic(rng, np.full(3, 4.5), 2, 0.5, parked_fraction=0.5)

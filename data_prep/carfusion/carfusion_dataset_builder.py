@@ -6,10 +6,20 @@ one example per car instance and frame: the car's views across the cameras
 that saw it (docs/design.md, "Dataset record"; V varies per example).
 
 Each view needs a camera from the car's object frame to the image. A
-sequence with a calibration file gives it exactly; otherwise the paper's
+sequence with a calibration file gives it exactly. Otherwise the paper's
 virtual pose (section 4.1) is solved by PnP between the view's visible
 keypoints and a 3D car shape, with a default focal length and the principal
-point at the image centre. Cars with fewer than 3 usable views are skipped
+point at the image centre. With `calibrate_views` (the
+`visible_hull_multiview` config) the 3D shape is each car's own instead, as
+the paper's preprocessing has it: each car's views are the views of its
+instance id across the cameras of a frame, and
+`data_prep.multiview_calibration` alternates robust triangulation of the
+car's 3D keypoints and PnP of its views against them, with one focal length
+per camera shared over its frames; the shape basis (or the mean car) only
+initialises that and fills keypoints seen in fewer than two views, and views
+that do not converge are dropped, counted and logged with their file. Stray
+uncalibrated views of a calibrated sequence always get the mean-shape PnP.
+Cars with fewer than 3 usable views are skipped
 (the trifocal loss needs 3). Every skipped or substituted piece of data is
 counted by reason and the counts are logged at the end of each split.
 
@@ -21,16 +31,18 @@ by `box_padding`. No occluded label ever moves a box. Exact positions from
 `gt_true/`, when present, become `true_keypoints` for evaluation.
 """
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 import dataclasses
 import itertools
 
 from absl import logging
 from etils import epath
 import numpy as np
+from PIL import Image
 import tensorflow_datasets as tfds
 
 from data_prep import carfusion_format
+from data_prep import multiview_calibration
 from data_prep import records
 from occnet_jax import cropping
 from occnet_jax import geometry
@@ -38,7 +50,9 @@ from occnet_jax import labels
 from occnet_jax import shape_basis
 from occnet_jax.categories import car as car_lib
 
-SPLITS = ('train', 'test')
+# Real CarFusion has train/ and test/; our synthetic intersections also hold
+# out whole ones in validation/.
+SPLITS = ('train', 'validation', 'test')
 MIN_VIEWS = 3
 MIN_PNP_POINTS = 4
 # Boxes thinner than this (pixels) would make box coordinates blow up.
@@ -56,6 +70,10 @@ BUILD_ISSUES = {
         f'uncalibrated view with fewer than {MIN_PNP_POINTS} visible points: '
         'view dropped',
     'pnp_failed': 'PnP found no pose: view dropped',
+    'view_not_converged':
+        'uncalibrated view whose pose does not converge (mean reprojection '
+        f'error above {multiview_calibration.MAX_REPROJECTION_ERROR} L '
+        'against its car\'s reconstructed 3D keypoints): view dropped',
     'sequence_without_boxes':
         'sequence without bb/: boxes from the visible keypoints',
     'car_without_box':
@@ -81,11 +99,21 @@ class CarfusionConfig(tfds.core.BuilderConfig):
   Attributes:
     crop_size: S, side of the square crops.
     box_padding: see `cropping.padded_box`.
-    focal_in_widths: focal length of uncalibrated views for PnP, in units of
-      the image width (1.0: a 53 degree horizontal field of view).
+    focal_in_widths: focal length of uncalibrated views, in units of the
+      image width (1.0: a 53 degree horizontal field of view): where each
+      camera's estimate starts, or with `calibrate_views=False` the focal
+      length of every uncalibrated view.
     shape_basis_path: a fitted shape basis (`occnet_jax.shape_basis.save`)
-      whose mean is the 3D car shape for PnP; '' for the mean shape of
-      `categories.car.CAR`.
+      of other cars, whose mean is the first 3D shape of every car and
+      whose components fill keypoints seen in fewer than two views; '' for
+      the mean shape of `categories.car.CAR` without components.
+    calibrate_views: pose the views of uncalibrated sequences against each
+      car's own 3D keypoints, reconstructed from its views, with a focal
+      length estimated per camera (`multiview_calibration`); False: PnP of
+      every view against the mean shape at `focal_in_widths`. Off by
+      default: on synthetic CarFusion it does not yet bring the trifocal
+      targets closer to the true positions (data_prep/carfusion/README.md,
+      "Cameras without calibration").
     use_box_files: read each car's box from bb/ when the sequence has one;
       False: always the hull of its visible keypoints. A car's visible pixels
       show more of it than its visible keypoints do (RESULTS.md, "Boxes a
@@ -97,6 +125,7 @@ class CarfusionConfig(tfds.core.BuilderConfig):
   focal_in_widths: float = 1.0
   shape_basis_path: str = ''
   use_box_files: bool = True
+  calibrate_views: bool = False
 
 
 def pnp_intrinsics(image_size: tuple[int, int],
@@ -124,26 +153,116 @@ def pnp_shape(config: CarfusionConfig) -> np.ndarray:
   return np.asarray(car_lib.CAR.mean_shape, np.float64)
 
 
+def shape_components(config: CarfusionConfig) -> np.ndarray | None:
+  """(n, K, 3) basis components times their standard deviations, or None."""
+  if not config.shape_basis_path:
+    return None
+  basis = shape_basis.load(config.shape_basis_path)
+  return np.asarray(basis.components * basis.stddevs[:, None, None],
+                    np.float64)
+
+
 @dataclasses.dataclass(frozen=True)
-class _LabelledView:
-  """A view's files, decoded image, and the labels and boxes of its cars.
+class _ViewLabels:
+  """The labels and boxes of a view's cars, read before its image.
 
   Attributes:
     files: the view's files.
-    image: (H, W, 3) uint8 RGB.
+    image_size: (width, height) from the image file's header.
     labels: labels by instance id.
     boxes: tight detector boxes by instance id, or None without bb/.
     true_labels: exact positions by instance id (gt_true/), or None.
   """
   files: carfusion_format.ViewFiles
-  image: np.ndarray
+  image_size: tuple[int, int]
   labels: dict[int, carfusion_format.InstanceLabels]
   boxes: dict[int, np.ndarray] | None
   true_labels: dict[int, carfusion_format.InstanceLabels] | None
 
+
+@dataclasses.dataclass(frozen=True)
+class _LabelledView:
+  """A view's labels and its decoded image.
+
+  Attributes:
+    read: the view's files, labels and boxes.
+    image: (H, W, 3) uint8 RGB.
+  """
+  read: _ViewLabels
+  image: np.ndarray
+
+  @property
+  def files(self) -> carfusion_format.ViewFiles:
+    return self.read.files
+
+  @property
+  def labels(self) -> dict[int, carfusion_format.InstanceLabels]:
+    return self.read.labels
+
+  @property
+  def boxes(self) -> dict[int, np.ndarray] | None:
+    return self.read.boxes
+
+  @property
+  def true_labels(self) -> dict[int, carfusion_format.InstanceLabels] | None:
+    return self.read.true_labels
+
   @property
   def image_size(self) -> tuple[int, int]:
     return self.image.shape[1], self.image.shape[0]
+
+
+# A view's camera by (camera, frame, instance id): (camera matrix,
+# reprojection error), or the `BUILD_ISSUES` reason it has none.
+ReconstructedCameras = dict[tuple[str, str, int],
+                            tuple[np.ndarray, float] | str]
+_CALIBRATION_FAILURE_ISSUES = {
+    'too_few_points': 'too_few_points_for_pnp',
+    'pnp_failed': 'pnp_failed',
+    'not_converged': 'view_not_converged',
+}
+
+
+def reconstruct_cameras(views: Iterable[_ViewLabels], shape: np.ndarray,
+                        components: np.ndarray | None,
+                        config: CarfusionConfig) -> ReconstructedCameras:
+  """The cameras of an uncalibrated sequence's views of cars.
+
+  The views of one car are its instance id's views across the cameras of a
+  frame; `multiview_calibration.calibrate` reconstructs it.
+
+  Args:
+    views: every labelled view of the sequence.
+    shape: (K, 3) first 3D keypoints of every car (`pnp_shape`).
+    components: its basis components (`shape_components`), or None.
+    config: the builder config.
+
+  Returns:
+    Each car view's camera, or the reason it has none.
+  """
+  keys, car_views = [], []
+  for view in views:
+    for instance_id, instance in sorted(view.labels.items()):
+      keys.append((view.files.camera, view.files.frame, instance_id))
+      car_views.append(multiview_calibration.CarView(
+          camera=view.files.camera, car=(view.files.frame, instance_id),
+          keypoints=instance.keypoints.astype(np.float64),
+          visible=instance.visibility == labels.Visibility.VISIBLE,
+          image_size=view.image_size))
+  result = multiview_calibration.calibrate(
+      car_views, shape, components,
+      initial_focal_in_widths=config.focal_in_widths)
+  cameras = {}
+  for index, key in enumerate(keys):
+    if index in result.cameras:
+      cameras[key] = (result.cameras[index],
+                      result.reprojection_errors[index])
+    else:
+      cameras[key] = _CALIBRATION_FAILURE_ISSUES[result.failures[index]]
+  logging.info('focal lengths (image widths) by camera: %s', {
+      camera: round(focal / car_views[0].image_size[0], 3)
+      for camera, focal in sorted(result.focal_lengths.items())})
+  return cameras
 
 
 def _read_calibration(
@@ -160,11 +279,18 @@ def _read_calibration(
 
 def _view_camera(view: _LabelledView, instance_id: int,
                  calibration: carfusion_format.SequenceCalibration | None,
+                 reconstructed: ReconstructedCameras | None,
                  shape: np.ndarray, config: CarfusionConfig,
                  issues: carfusion_format.Issues
                  ) -> tuple[np.ndarray, float] | None:
   """(camera, reprojection error) of one car in one view, or None."""
   where = f'{view.files.gt_path} car {instance_id}'
+  if reconstructed is not None:
+    camera = reconstructed[view.files.camera, view.files.frame, instance_id]
+    if isinstance(camera, str):
+      issues.report(camera, where)
+      return None
+    return camera
   if calibration is not None:
     camera = calibration.object_camera(view.files.camera, view.files.frame,
                                        instance_id)
@@ -234,6 +360,7 @@ def _true_keypoints(view: _LabelledView, instance_id: int,
 
 def _car_view(view: _LabelledView, instance_id: int,
               calibration: carfusion_format.SequenceCalibration | None,
+              reconstructed: ReconstructedCameras | None,
               shape: np.ndarray, config: CarfusionConfig,
               issues: carfusion_format.Issues) -> records.View | None:
   """The record view of one car in one view, or None when it is unusable."""
@@ -241,7 +368,8 @@ def _car_view(view: _LabelledView, instance_id: int,
   box = car_box(view, instance_id, config, issues)
   if box is None:
     return None
-  camera = _view_camera(view, instance_id, calibration, shape, config, issues)
+  camera = _view_camera(view, instance_id, calibration, reconstructed, shape,
+                        config, issues)
   if camera is None:
     return None
   camera_matrix, camera_error = camera
@@ -262,18 +390,29 @@ def _has_box_files(sequence_dir: epath.Path, config: CarfusionConfig) -> bool:
           and (sequence_dir / carfusion_format.BOX_DIR).is_dir())
 
 
-def _frame_views(
-    views: Iterator[carfusion_format.ViewFiles], sequence_dir: epath.Path,
+def _image_size(path: epath.Path,
+                issues: carfusion_format.Issues) -> tuple[int, int] | None:
+  """(width, height) from an image file's header, or None (counted)."""
+  try:
+    with path.open('rb') as file, Image.open(file) as image:
+      return image.size
+  except (OSError, Image.UnidentifiedImageError) as error:
+    issues.report('unreadable_image', str(path), str(error))
+    return None
+
+
+def _read_labels(
+    views: Iterable[carfusion_format.ViewFiles], sequence_dir: epath.Path,
     config: CarfusionConfig,
-    issues: carfusion_format.Issues) -> list[_LabelledView]:
+    issues: carfusion_format.Issues) -> list[_ViewLabels]:
+  """The labels and boxes of every view whose image header reads."""
   has_boxes = _has_box_files(sequence_dir, config)
   has_true = (sequence_dir / carfusion_format.TRUE_GT_DIR).is_dir()
-  labelled_views = []
+  read = []
   for files in views:
-    image = carfusion_format.read_image(files.image_path, issues)
-    if image is None:
+    image_size = _image_size(files.image_path, issues)
+    if image_size is None:
       continue
-    image_size = (image.shape[1], image.shape[0])
     instances = carfusion_format.read_gt_file(
         files.gt_path, image_size=image_size, issues=issues)
     box_path, true_path = carfusion_format.side_paths(
@@ -287,8 +426,18 @@ def _frame_views(
       true_labels = (carfusion_format.read_gt_file(
           true_path, image_size=image_size, issues=issues)
                      if true_path.exists() else {})
-    labelled_views.append(
-        _LabelledView(files, image, instances, boxes, true_labels))
+    read.append(_ViewLabels(files, image_size, instances, boxes, true_labels))
+  return read
+
+
+def _frame_views(read: Iterable[_ViewLabels],
+                 issues: carfusion_format.Issues) -> list[_LabelledView]:
+  """The views of a frame with their decoded images."""
+  labelled_views = []
+  for view in read:
+    image = carfusion_format.read_image(view.files.image_path, issues)
+    if image is not None:
+      labelled_views.append(_LabelledView(view, image))
   return labelled_views
 
 
@@ -300,7 +449,7 @@ def sequence_examples(sequence_dir: epath.PathLike, config: CarfusionConfig,
   Args:
     sequence_dir: the sequence's directory in the layout.
     config: the builder config.
-    shape: (K, 3) car shape for PnP (`pnp_shape`).
+    shape: (K, 3) first 3D car shape of uncalibrated views (`pnp_shape`).
     issues: tally of everything skipped or substituted.
 
   Yields:
@@ -311,17 +460,22 @@ def sequence_examples(sequence_dir: epath.PathLike, config: CarfusionConfig,
   if config.use_box_files and not (
       sequence_dir / carfusion_format.BOX_DIR).is_dir():
     issues.report('sequence_without_boxes', str(sequence_dir))
-  views = carfusion_format.list_views(sequence_dir, issues)
-  for frame, frame_files in itertools.groupby(views, lambda v: v.frame):
-    frame_views = _frame_views(frame_files, sequence_dir, config, issues)
+  read = _read_labels(carfusion_format.list_views(sequence_dir, issues),
+                      sequence_dir, config, issues)
+  reconstructed = None
+  if calibration is None and config.calibrate_views:
+    reconstructed = reconstruct_cameras(read, shape, shape_components(config),
+                                        config)
+  for frame, frame_read in itertools.groupby(read, lambda v: v.files.frame):
+    frame_views = _frame_views(frame_read, issues)
     instance_ids = sorted(set().union(*(v.labels for v in frame_views)))
     for instance_id in instance_ids:
       car_id = f'{sequence_dir.name}/{frame}/{instance_id}'
       car_views = []
       for view in frame_views:
         if instance_id in view.labels:
-          car_view = _car_view(view, instance_id, calibration, shape, config,
-                               issues)
+          car_view = _car_view(view, instance_id, calibration, reconstructed,
+                               shape, config, issues)
           if car_view is not None:
             car_views.append(car_view)
       if len(car_views) < MIN_VIEWS:
@@ -356,11 +510,15 @@ def split_examples(split_dir: epath.PathLike, config: CarfusionConfig,
 class Builder(tfds.core.GeneratorBasedBuilder):
   """DatasetBuilder for the CarFusion multi-view keypoint data."""
 
-  VERSION = tfds.core.Version('2.0.0')
+  VERSION = tfds.core.Version('3.0.0')
   RELEASE_NOTES = {
       '1.0.0': 'Initial release.',
       '2.0.0': 'Boxes from bb/ or the visible keypoints, never occluded '
                'ones; truncation labels; `true_keypoints` from gt_true/.',
+      '3.0.0': 'A validation split from validation/; the '
+               'visible_hull_multiview config poses uncalibrated views '
+               'against each car\'s own triangulated 3D keypoints, one '
+               'focal length per camera.',
   }
   BUILDER_CONFIGS = [
       CarfusionConfig(
@@ -372,6 +530,12 @@ class Builder(tfds.core.GeneratorBasedBuilder):
           description='As default, but every box is the padded hull of the '
           "car's visible keypoints; bb/ is not read.",
           use_box_files=False),
+      CarfusionConfig(
+          name='visible_hull_multiview',
+          description='As visible_hull, but uncalibrated views are posed '
+          "against each car's own 3D keypoints, triangulated from its "
+          'views, with a focal length per camera.',
+          use_box_files=False, calibrate_views=True),
   ]
   MANUAL_DOWNLOAD_INSTRUCTIONS = """\
   Put the CarFusion data (http://www.cs.cmu.edu/~ILIM/projects/IM/CarFusion/),
@@ -381,7 +545,8 @@ class Builder(tfds.core.GeneratorBasedBuilder):
   `.../gt/<camera>_<frame>.txt` (the `carfusion/` level may be omitted).
   Optional `.../bb/<camera>_<frame>.txt` give the boxes, `gt_true/` exact
   positions and `<sequence>/calibration.json` exact cameras; see
-  data_prep/carfusion/README.md.
+  data_prep/carfusion/README.md. A `validation/` directory of whole
+  sequences (our synthetic data writes one) becomes the validation split.
   """
 
   def _info(self) -> tfds.core.DatasetInfo:
@@ -401,7 +566,8 @@ class Builder(tfds.core.GeneratorBasedBuilder):
               for split in SPLITS if (root / split).is_dir()}
     if not splits:
       raise FileNotFoundError(
-          f'No {" or ".join(SPLITS)} directory in {root}.\n'
+          f'No {", ".join(SPLITS[:-1])} or {SPLITS[-1]} directory in '
+          f'{root}.\n'
           f'{self.MANUAL_DOWNLOAD_INSTRUCTIONS}')
     return splits
 

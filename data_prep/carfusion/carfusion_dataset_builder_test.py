@@ -142,16 +142,21 @@ def test_occlusion_kinds_come_from_the_sixth_column(generated):
   assert not np.any(np.all(example['keypoints'] == (12.0, 30.0), axis=-1))
 
 
-def test_uncalibrated_cameras_come_from_pnp(generated):
-  example = generated['train'][0]['fifth_sim/0000/0']
-  assert example['cameras'].shape == (3, 3, 4)
-  np.testing.assert_array_equal(example['shape_3d'], 0.0)
+def _assert_cameras_project_the_mean_car(example):
+  """fifth_sim/0000/0's labels are projections of the mean car (3 d.p.)."""
   assert np.all(example['camera_error'] < 2e-3)
   for view in range(3):
     visible = example['visibility'][view] == labels.Visibility.VISIBLE
     np.testing.assert_allclose(
         project(example['cameras'][view], MEAN_SHAPE)[visible],
         example['keypoints'][view][visible], atol=2e-3)
+
+
+def test_uncalibrated_cameras_come_from_pnp(generated):
+  example = generated['train'][0]['fifth_sim/0000/0']
+  assert example['cameras'].shape == (3, 3, 4)
+  np.testing.assert_array_equal(example['shape_3d'], 0.0)
+  _assert_cameras_project_the_mean_car(example)
   kinds = example['occlusion_kind']
   assert np.all(kinds == np.where(example['visibility'] == 1,
                                   labels.OcclusionKind.VISIBLE,
@@ -309,7 +314,22 @@ def test_tfds_build_reads_back_every_example(generated, tmp_path, caplog):
 
 def test_manual_dir_without_splits_is_an_error(tmp_path):
   builder = builder_lib.Builder(data_dir=tmp_path / 'data')
-  (tmp_path / 'manual' / 'validation').mkdir(parents=True)
-  with pytest.raises(FileNotFoundError, match='No train or test'):
+  (tmp_path / 'manual' / 'val').mkdir(parents=True)
+  with pytest.raises(FileNotFoundError,
+                     match='No train, validation or test directory'):
     builder.download_and_prepare(download_config=tfds.download.DownloadConfig(
         manual_dir=tmp_path / 'manual'))
+
+
+def test_views_calibrated_from_the_car_fit_its_labels():
+  # fifth_sim's labels are projections of the mean car at a focal length of
+  # one image width: the reconstruction keeps that exact solution.
+  config = builder_lib.CarfusionConfig(name='multiview', calibrate_views=True)
+  issues = carfusion_format.Issues(builder_lib.BUILD_ISSUES)
+  examples = dict(builder_lib.sequence_examples(
+      DUMMY_DATA / 'train' / 'fifth_sim', config,
+      builder_lib.pnp_shape(config), issues))
+  example = examples['fifth_sim/0000/0']
+  _assert_cameras_project_the_mean_car(example)
+  # Exact labels: every view with enough visible points converges.
+  assert 'view_not_converged' not in issues.counts
