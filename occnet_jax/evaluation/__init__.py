@@ -1,0 +1,1 @@
+"""Evaluation on anyone's terms: COCO keypoint files, simulated detectors."""
