@@ -17,6 +17,7 @@ from occnet_jax import workdir as workdir_lib
 from occnet_jax.categories import coco_layouts
 from occnet_jax.evaluation import coco_results
 from occnet_jax.evaluation import score_coco
+from occnet_jax.evaluation import simulated_detector
 import fake_data
 import tiny_workdir
 
@@ -268,3 +269,44 @@ def test_exported_ground_truth_scores_pck_100(fake_data_dir, tmp_path,
     assert scored[metric_keys.pck('truth', 'visible', alpha)] == 1.0
     assert scored[metric_keys.pck('truth', 'occluded', alpha)] == (
         1.0 if occluded else 0.0)
+
+
+def test_the_simulated_detector_never_reads_occluded_positions(rng):
+  visibility = rng.integers(0, 3, (6, 12))
+  truth = rng.uniform(0, 100, (6, 12, 2))
+  boxes = np.concatenate([rng.uniform(0, 20, (6, 2)),
+                          rng.uniform(60, 90, (6, 2))], -1)
+  moved = np.where((visibility != 1)[..., None],
+                   truth + rng.normal(size=truth.shape), truth)
+  seed = int(rng.integers(2**31))
+  inputs = [simulated_detector.simulate(
+      points, visibility, boxes, np.random.default_rng(seed), sigma=0.05,
+      drop_rate=0.3) for points in (truth, moved)]
+  for first, second in zip(*inputs):
+    np.testing.assert_array_equal(first, second)
+  points, confidence = inputs[0]
+  assert np.all(confidence[visibility != 1] == 0)
+  exact, kept = simulated_detector.simulate(
+      truth, visibility, boxes, rng, sigma=0.0, drop_rate=0.0)
+  np.testing.assert_array_equal(kept, visibility == 1)
+  np.testing.assert_allclose(exact[visibility == 1], truth[visibility == 1],
+                             rtol=1e-6)
+  centres = np.repeat((boxes[:, None, :2] + boxes[:, None, 2:]) / 2, 12, 1)
+  np.testing.assert_allclose(points[confidence == 0],
+                             centres[confidence == 0], rtol=1e-6)
+
+
+def test_evaluation_with_a_simulated_detector(trained):
+  workdir, data_dir = trained
+  results = simulated_detector.evaluate_workdir(
+      workdir, split=tiny_workdir.SPLIT, data_dir=data_dir, sigma=0.0,
+      drop_rate=0.0)
+  for alpha in (0.05, 0.3):
+    assert results[metric_keys.pck('detector', 'visible', alpha)] == 1.0
+  for method in simulated_detector.METHODS + evaluate.METHODS:
+    for subset in ('all', 'visible', 'occluded'):
+      assert 0.0 <= results[metric_keys.pck(method, subset, 0.1)] <= 1.0
+  written = pathlib.Path(workdir, 'eval', tiny_workdir.SPLIT,
+                         simulated_detector.DIRECTORY, 'metrics.json')
+  assert json.loads(written.read_text())['detector_drop_rate'] == 0.0
+  assert 'detector_kgnn2d' in simulated_detector.format_summary(results)
