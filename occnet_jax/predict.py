@@ -23,6 +23,14 @@ external detector's keypoints), and the result is written as
 A car whose confidence is below the score threshold is left out of all
 three.
 
+In keypoints-in mode the keypoints are our own JSON (`KEYPOINTS_FORMAT`) or
+a detector's COCO keypoint results (`evaluation.coco_results`), mapped onto
+the category by a keypoint layout (`categories.coco_layouts`), their boxes
+from the results. `predict_frames` runs a folder, a glob or a video (OpenCV)
+with COCO detections or keypoint results keyed by image id (a video's frame
+index), writing one COCO results file for all frames; a frame that cannot
+be read is skipped, counted and named.
+
 Bad input never raises a traceback at the user: a file that is not an image
 or does not decode completely (a truncated JPEG), malformed JSON and
 malformed boxes raise `PredictionInputError` naming the file and the entry;
