@@ -39,6 +39,7 @@ from occnet_jax import labels
 from occnet_jax.evaluation import coco_results
 from occnet_jax.evaluation import score_coco
 
+FLAGS = flags.FLAGS
 IMAGES = 'images'
 
 
@@ -131,36 +132,43 @@ def export_split(source: Sequence[Mapping[str, Any]],
   return str(path)
 
 
-_DATASET = flags.DEFINE_string('dataset', None,
-                               'The built dataset, e.g. car_render/small.')
-_SPLIT = flags.DEFINE_string('split', 'train', 'The split.')
-_DATA_DIR = flags.DEFINE_string('data_dir', 'tensorflow_datasets',
-                                'The TFDS data dir it is built in.')
-_OUTPUT = flags.DEFINE_string('output', None, 'The output folder.')
-_OCCLUDED = flags.DEFINE_bool(
-    'occluded', False, 'Write occluded keypoints with v = 1 (by default '
-    'they are left out, as the paper\'s detector never sees them).')
-_IMAGES = flags.DEFINE_bool('images', True, 'Write the crops as PNGs.')
-_CATEGORY = flags.DEFINE_string('category', 'car',
-                                'The keypoint category of the dataset.')
-_MAX_CARS = flags.DEFINE_integer('max_cars', 0,
-                                 'Export the first this many cars (0 = all).',
-                                 lower_bound=0)
+def _define_flags():
+  """Defines the command's flags.
+
+  Only when run as a command: `export_split` stays importable next to other
+  commands that use the same flag names.
+  """
+  flags.DEFINE_string('dataset', None,
+                      'The built dataset, e.g. car_render/small.')
+  flags.DEFINE_string('split', 'train', 'The split.')
+  flags.DEFINE_string('data_dir', 'tensorflow_datasets',
+                      'The TFDS data dir it is built in.')
+  flags.DEFINE_string('output', None, 'The output folder.')
+  flags.DEFINE_bool(
+      'occluded', False, 'Write occluded keypoints with v = 1 (by default '
+      'they are left out, as the paper\'s detector never sees them).')
+  flags.DEFINE_bool('images', True, 'Write the crops as PNGs.')
+  flags.DEFINE_string('category', 'car',
+                      'The keypoint category of the dataset.')
+  flags.DEFINE_integer('max_cars', 0,
+                       'Export the first this many cars (0 = all).',
+                       lower_bound=0)
+  flags.mark_flags_as_required(['dataset', 'output'])
 
 
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
-  builders.register(_DATASET.value.split('/')[0])
-  source = input_pipeline.open_split(_DATASET.value, _SPLIT.value,
-                                     _DATA_DIR.value)
-  path = export_split(source, categories.get_category(_CATEGORY.value),
-                      _OUTPUT.value, _SPLIT.value, occluded=_OCCLUDED.value,
-                      write_images=_IMAGES.value, max_cars=_MAX_CARS.value)
-  print(f'Wrote {path}' + (f' and {os.path.join(_OUTPUT.value, IMAGES)}/'
-                           if _IMAGES.value else ''))
+  builders.register(FLAGS.dataset.split('/')[0])
+  source = input_pipeline.open_split(FLAGS.dataset, FLAGS.split,
+                                     FLAGS.data_dir)
+  path = export_split(source, categories.get_category(FLAGS.category),
+                      FLAGS.output, FLAGS.split, occluded=FLAGS.occluded,
+                      write_images=FLAGS.images, max_cars=FLAGS.max_cars)
+  print(f'Wrote {path}' + (f' and {os.path.join(FLAGS.output, IMAGES)}/'
+                           if FLAGS.images else ''))
 
 
 if __name__ == '__main__':
-  flags.mark_flags_as_required(['dataset', 'output'])
+  _define_flags()
   cli.run(main)
