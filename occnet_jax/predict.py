@@ -583,7 +583,12 @@ def read_frames(source: str) -> Iterator[Frame]:
 
 
 def _detections_by_image(entries: Any, where: str) -> dict[int, list]:
-  """COCO detections (objects with image_id and bbox) grouped by image."""
+  """COCO detections (objects with image_id and bbox) grouped by image.
+
+  A whole COCO dataset file is read by its "annotations".
+  """
+  if isinstance(entries, dict) and 'annotations' in entries:
+    entries = entries['annotations']
   if not is_coco_results(entries) or not all(
       isinstance(entry.get('image_id'), int) for entry in entries):
     raise PredictionInputError(
