@@ -13,9 +13,10 @@ Where each layout comes from:
   - `carfusion_14`: the COCO files of the Occlusion-Net authors' converter,
     github.com/dineshreddy91/carfusion_to_coco, `carfusion2coco.py`: one
     category (id 1) whose 14 keypoints are named '0'..'13', the CarFusion
-    slots (slot = raw id - 1). The slot names, and that slots 8 (exhaust)
-    and 13 (centre) are not labelled, are the release's
-    (docs/design.md; `categories.car.CAR.raw_slot_to_keypoint` maps them).
+    slots (slot = raw id - 1). Which slot is which keypoint, and that
+    slots 8 (exhaust) and 13 (centre) are not labelled, is the CarFusion
+    release's (`categories.car.CAR.raw_slot_to_keypoint`, which this layout
+    reuses).
   - `apollocar3d_24`: OpenPifPaf's ApolloCar3D plugin, 24 keypoints:
     github.com/openpifpaf/openpifpaf,
     `src/openpifpaf/plugins/apollocar3d/constants.py`, `CAR_KEYPOINTS_24`
