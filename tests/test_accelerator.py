@@ -23,7 +23,6 @@ from occnet_jax.configs import default
 from occnet_jax.configs import paper
 from occnet_jax.configs import test as test_config
 from occnet_jax.models import heatmap_head
-from occnet_jax.evaluation import evaluate
 from occnet_jax.evaluation import outputs
 from reproduction import benchmark
 import fake_data

@@ -21,11 +21,13 @@ camera, so its silhouette is the union of its projected triangles, whose
 bounding box is that of its projected mesh vertices; no keypoint, visible or
 occluded, moves it.
 
-Car models: the 3D keypoint annotations in the manual dir
-(`car_keypoints_3d.npy`, see MANUAL_DOWNLOAD_INSTRUCTIONS) rendered through
-a proxy hull mesh when that file exists, else the category's procedural
-models (`occnet_jax.categories.car`). The three splits hold disjoint
-models.
+Car models: CAD meshes with their keypoints in the manual dir's
+`car_meshes/` (`cad_meshes`: OBJ or glTF read by trimesh, each with a
+`<stem>.keypoints.json`) when it exists; else the 3D keypoint annotations
+of `car_keypoints_3d.npy` (see MANUAL_DOWNLOAD_INSTRUCTIONS) rendered
+through a proxy hull mesh when that file exists; else the category's
+procedural models (`occnet_jax.categories.car`). The three splits hold
+disjoint models.
 """
 
 from collections.abc import Iterator, Sequence
@@ -40,6 +42,7 @@ import tensorflow_datasets as tfds
 
 from data_prep import records
 from data_prep import viewpoints
+from data_prep.car_render import cad_meshes
 from data_prep.rendering import proxy_mesh
 from data_prep.rendering import rasterizer
 from data_prep.rendering import visibility as visibility_lib
@@ -102,12 +105,14 @@ class CarModel:
     car_id: the model id written to the record.
     index: the model's index in the whole set (seeds its views).
     shape_3d: (K, 3) keypoints, metres, object frame; for procedural cars
-      None until built from the index.
+      and meshes None until built or read.
+    mesh_path: the CAD mesh file (`cad_meshes`), or None.
   """
 
   car_id: str
   index: int
   shape_3d: np.ndarray | None = None
+  mesh_path: str | None = None
 
 
 def split_sizes(num_models: int) -> tuple[int, int, int]:
@@ -143,13 +148,16 @@ def load_manual_shapes(path: epath.PathLike,
 def _split_models(car_ids: Sequence[str],
                   sizes: tuple[int, int, int],
                   shapes: np.ndarray | None,
-                  seed: int) -> dict[str, list[CarModel]]:
+                  seed: int,
+                  mesh_paths: Sequence[str] | None = None,
+                  ) -> dict[str, list[CarModel]]:
   """Assigns models to the splits by a seeded permutation."""
   order = np.random.default_rng(seed).permutation(len(car_ids))
   bounds = np.cumsum((0,) + tuple(sizes))
   return {
       split: [CarModel(car_ids[i], int(i),
-                       None if shapes is None else shapes[i])
+                       None if shapes is None else shapes[i],
+                       None if mesh_paths is None else mesh_paths[i])
               for i in sorted(order[bounds[s]:bounds[s + 1]])]
       for s, split in enumerate(SPLITS)
   }
@@ -218,6 +226,11 @@ def shapes_file(category: str) -> str:
   return f'{category}_keypoints_3d.npy'
 
 
+def meshes_dir(category: str) -> str:
+  """The manual dir's folder of CAD meshes of a category (`cad_meshes`)."""
+  return f'{category}_meshes'
+
+
 def _other_category_configs() -> list[CarRenderConfig]:
   """`<category>_small` and `<category>_mini` for each non-car category."""
   configs = []
@@ -267,7 +280,10 @@ class Builder(tfds.core.GeneratorBasedBuilder):
   of xyz, or (N, 12, 6) whose last three columns are xyz, keypoints in
   `categories.car.CAR` order, x forward, y up, z lateral (right side
   negative), any length unit. Another category reads
-  `<category>_keypoints_3d.npy`, in its own keypoint order.
+  `<category>_keypoints_3d.npy`, in its own keypoint order. To render CAD
+  meshes (as the paper's ShapeNet renders), put OBJ or glTF files in
+  `<manual_dir>/{meshes_dir('car')}/`, each with a `<stem>.keypoints.json`
+  (data_prep/car_render/cad_meshes.py); they are used before the `.npy`.
   """
 
   def __init__(self, *, file_format=tfds.core.FileFormat.ARRAY_RECORD,
@@ -290,6 +306,14 @@ class Builder(tfds.core.GeneratorBasedBuilder):
 
   def _split_generators(self, dl_manager: tfds.download.DownloadManager):
     config = self.builder_config
+    meshes = self._manual_meshes(dl_manager)
+    if meshes:
+      sizes = split_sizes(len(meshes))
+      car_ids = [f'mesh/{path.name}' for path in meshes]
+      models = _split_models(car_ids, sizes, None, config.seed,
+                             [str(path) for path in meshes])
+      return {split: self._generate_examples(models[split])
+              for split in SPLITS}
     shapes = self._manual_shapes(dl_manager)
     if shapes is None:
       sizes = config.num_procedural_models
@@ -299,6 +323,14 @@ class Builder(tfds.core.GeneratorBasedBuilder):
       car_ids = [f'annotated/{i:05d}' for i in range(len(shapes))]
     models = _split_models(car_ids, sizes, shapes, config.seed)
     return {split: self._generate_examples(models[split]) for split in SPLITS}
+
+  def _manual_meshes(self, dl_manager) -> list[epath.Path]:
+    try:
+      directory = dl_manager.manual_dir / meshes_dir(
+          self.builder_config.category)
+    except AssertionError:  # No manual dir (see `_manual_shapes`).
+      return []
+    return cad_meshes.mesh_files(directory) if directory.is_dir() else []
 
   def _manual_shapes(self, dl_manager) -> np.ndarray | None:
     try:
@@ -321,7 +353,12 @@ class Builder(tfds.core.GeneratorBasedBuilder):
         config.max_elevation_deg)
     for model in models:
       rng = np.random.default_rng((config.seed, model.index))
-      if model.shape_3d is None:
+      if model.mesh_path is not None:
+        model_mesh, shape_3d = cad_meshes.load_model(model.mesh_path,
+                                                     self._category)
+        budget = cad_meshes.triangle_budget(model_mesh,
+                                            synthesis.triangle_budget)
+      elif model.shape_3d is None:
         procedural = synthesis.random_model(rng)
         model_mesh, shape_3d = procedural.mesh, procedural.keypoints
         budget = synthesis.triangle_budget

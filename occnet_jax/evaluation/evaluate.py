@@ -328,8 +328,14 @@ def compute_metrics(predictions: Mapping[str, np.ndarray],
                     noise_sigmas: Sequence[float],
                     box_jitter: Sequence[float] = (), *,
                     num_resamples: int = bootstrap.NUM_RESAMPLES,
-                    seed: int = 0) -> dict[str, Any]:
+                    seed: int = 0,
+                    methods: Sequence[str] = METHODS) -> dict[str, Any]:
   """The metrics' values (module docstring) from `collect_predictions`.
+
+  Each method's occlusion AUC, robustness, box-jitter and yaw figures are
+  computed where the predictions hold its `occlusion.`, `noisy.`,
+  `jitter.` and `yaw.` arrays, so that other methods' predictions (a COCO
+  results file's, `evaluation.score_coco`) are scored by this same code.
 
   Args:
     predictions: per-view host arrays.
@@ -338,6 +344,7 @@ def compute_metrics(predictions: Mapping[str, np.ndarray],
     box_jitter: the box-jitter levels of the predictions.
     num_resamples: bootstrap resamples of the cars.
     seed: the resamples' seed.
+    methods: the methods whose (M, K, 2) keypoints `predictions` holds.
 
   Returns:
     A flat dict of floats (None for empty subsets) and [low, high]
@@ -373,7 +380,7 @@ def compute_metrics(predictions: Mapping[str, np.ndarray],
 
   for subset, mask in subsets.items():
     results[metric_keys.count(subset)] = int(np.sum(mask))
-  for method in METHODS:
+  for method in methods:
     for subset, mask in subsets.items():
       for alpha, figure in zip(alphas, pck(predictions[method], mask,
                                            alphas)):
@@ -384,7 +391,7 @@ def compute_metrics(predictions: Mapping[str, np.ndarray],
           record(metric_keys.label_pck(method, subset, alpha), *figure)
   labelled = visibility > 0
   keypoint_views = np.nonzero(labelled)[0]
-  for method in OCCLUSION_METHODS:
+  for method in _holding(predictions, 'occlusion', methods):
     scores = predictions[f'occlusion.{method}'][labelled]
     roc = scores_lib.occlusion_roc(scores, occluded[labelled])
     record(metric_keys.occlusion_auc(method),
@@ -392,7 +399,7 @@ def compute_metrics(predictions: Mapping[str, np.ndarray],
            bootstrap.auc_interval(weights, keypoint_views, scores,
                                   occluded[labelled])
            if roc.is_defined else None)
-  for method in PERTURBED_METHODS:
+  for method in _holding(predictions, 'noisy', methods):
     for sigma, noisy in zip(noise_sigmas, predictions[f'noisy.{method}']):
       record(metric_keys.robustness(method, sigma),
              *next(pck(noisy, labelled, [ROBUSTNESS_ALPHA])))
@@ -400,8 +407,9 @@ def compute_metrics(predictions: Mapping[str, np.ndarray],
                             predictions.get(f'jitter.{method}', ())):
       record(metric_keys.box_jitter(method, sigma),
              *next(pck(moved, labelled, [ROBUSTNESS_ALPHA])))
-  _yaw_metrics(predictions, weights, record)
-  for method in MULTIVIEW_METHODS:
+  _yaw_metrics(predictions, weights, record,
+               _holding(predictions, 'yaw', methods))
+  for method in tuple(methods) + ('labels',):
     counts = multiview.correspondence_counts(
         predictions['true_keypoints' if method == 'labels' else method],
         predictions['cameras'], view_boxes, predictions['car_id'], labelled)
@@ -432,13 +440,20 @@ def yaw_errors(predicted: np.ndarray, cameras: np.ndarray) -> np.ndarray:
   return np.degrees(np.abs(np.angle(np.exp(1j * difference))))
 
 
-def _yaw_metrics(predictions, weights, record):
+def _holding(predictions: Mapping[str, Any], prefix: str,
+             methods: Sequence[str]) -> list[str]:
+  """The methods whose `<prefix>.<method>` predictions exist."""
+  return [method for method in methods
+          if f'{prefix}.{method}' in predictions]
+
+
+def _yaw_metrics(predictions, weights, record, methods):
   """`yaw_error.*` over the views with a known, finite true camera."""
   cameras = predictions['cameras']
   known = (predictions['camera_error'] == 0) & (
       np.abs(np.linalg.det(cameras[:, :, :3].astype(np.float64))) > 0)
   views = np.nonzero(known)[0]
-  for method in YAW_METHODS:
+  for method in methods:
     errors = yaw_errors(predictions[f'yaw.{method}'][known], cameras[known])
     within = np.zeros(len(known))
     within[views] = errors <= YAW_TOLERANCE_DEG
