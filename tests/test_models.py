@@ -354,10 +354,20 @@ def test_graph_networks_are_permutation_equivariant(rng, model_and_variables):
   outputs = run(model, keypoints, confidence)
   permuted = run(permuted_model, keypoints[:, permutation],
                  confidence[:, permutation])
-  for name in ('keypoints_2d', 'occlusion_score', 'keypoints_3d',
-               'reprojected'):
+  for name in ('keypoints_2d', 'occlusion_score', 'keypoints_3d'):
     np.testing.assert_allclose(permuted[name], outputs[name][:, permutation],
                                rtol=1e-4, atol=1e-5, err_msg=name)
+  # Reprojection divides by depth: a rounding error dZ moves a projection x
+  # by x dZ / Z, and Z = f X / x shrinks as |x| grows, so the error grows as
+  # x**2, and every keypoint of a view shares its camera's error. Perturbed
+  # weights can put a view's points near the camera plane (seed 2210224114:
+  # |x| up to 2e5, errors up to 3.5, 1e-10 of the squared scale); the
+  # x**2 term is negligible for views with |x| < 1e2.
+  reprojected = np.asarray(outputs['reprojected'][:, permutation], np.float64)
+  view_scale = np.abs(reprojected).max(axis=(1, 2), keepdims=True)
+  np.testing.assert_array_less(
+      np.abs(permuted['reprojected'] - reprojected),
+      1e-5 + 1e-4 * np.abs(reprojected) + 1e-9 * view_scale**2)
   senders, receivers = graphs.fully_connected_edges(K)
   edge_index = np.full((K, K), -1)
   edge_index[senders, receivers] = np.arange(senders.size)
