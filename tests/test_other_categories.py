@@ -13,6 +13,7 @@ import os
 import numpy as np
 import pytest
 
+from data_prep import builders
 from occnet_jax import categories
 from occnet_jax import geometry
 from occnet_jax import input_pipeline
@@ -45,6 +46,8 @@ def trained(request, tmp_path_factory, module_seed):
   config.train.heatmap_steps = config.train.graph_steps = 1
   config.eval.noise_sigmas, config.eval.box_jitter = (0.0,), ()
   workdir = str(tmp_path_factory.mktemp('workdir'))
+  # As launch.train does: the set is built on first use, alone in a process.
+  builders.register(config.data.name)
   train.train_and_evaluate(config, workdir)
   return category, config, workdir
 
