@@ -24,13 +24,12 @@ import jax
 import numpy as np
 
 from occnet_jax import boxes as boxes_lib
-from occnet_jax import input_pipeline
 from occnet_jax import labels
 from occnet_jax import workdir as workdir_lib
-from occnet_jax import workdir_model
 from occnet_jax.evaluation import evaluate
 from occnet_jax.evaluation import metric_keys
 from occnet_jax.evaluation import outputs
+from occnet_jax.evaluation import workdir_evaluation
 
 DETECTOR = 'detector'
 # method -> the model output it reads, in keypoints-in mode.
@@ -134,21 +133,16 @@ def evaluate_workdir(workdir: str, *, split: str | None = None,
   (`outputs.write_metrics`) with `detector_sigma` and `detector_drop_rate`.
 
   Args:
-    workdir: a training workdir.
-    split: the split (None = the config's `eval.split`).
-    data_dir: the TFDS data dir (None = the config's).
-    step: the checkpoint step (None = the newest that restores).
+    workdir, split, data_dir, step: as `workdir_evaluation.restore_split`'s.
     sigma: the detector's noise, a fraction of L.
     drop_rate: the fraction of visible keypoints it misses.
 
   Returns:
     The metrics.
   """
-  config, model, variables, mesh, step = workdir_model.restore_workdir(
-      workdir, step)
-  split = split or config.eval.final_split
-  data_dir = data_dir or input_pipeline.resolve_data_dir(config, workdir)
-  source = input_pipeline.get_source(config, split, data_dir)
+  config, model, variables, mesh, step, split, source = (
+      workdir_evaluation.restore_split(workdir, split=split,
+                                       data_dir=data_dir, step=step))
   predictions = evaluate.collect_predictions(
       config, evaluate.make_predict_fn(model, config.eval, mesh), variables,
       source, mesh, max_instances=config.eval.max_instances)

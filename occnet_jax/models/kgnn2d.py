@@ -30,8 +30,8 @@ VISIBLE_EDGE = 1
 DECODER_GATES = ('none', 'soft', 'hard')
 
 
-class KGNNEncoder(nn.Module):
-  """Occluded-edge predictor q(E_ij | V) (Eqs. 1-4).
+class _GraphNetwork(nn.Module):
+  """What the encoder and the decoder are configured by.
 
   Attributes:
     hidden: width of every hidden layer.
@@ -43,6 +43,13 @@ class KGNNEncoder(nn.Module):
   hidden: int
   dropout_rate: float = 0.0
   dtype: jnp.dtype = jnp.float32
+
+
+class KGNNEncoder(_GraphNetwork):
+  """Occluded-edge predictor q(E_ij | V) (Eqs. 1-4).
+
+  Its attributes are `_GraphNetwork`'s.
+  """
 
   @nn.compact
   def __call__(self, graph: jraph.GraphsTuple, *, train: bool) -> jax.Array:
@@ -56,7 +63,7 @@ class KGNNEncoder(nn.Module):
                               nodes, graph, train=train).astype(jnp.float32)
 
 
-class KGNNDecoder(nn.Module):
+class KGNNDecoder(_GraphNetwork):
   """Occluded-point predictor: the mean mu^g of P(V^g | V, E) (Eqs. 6-7).
 
   mu^g_j = V_j + g_j Delta_j, Delta_j = f_v([V_j, sum_i h_(i,j)]): the
@@ -67,17 +74,8 @@ class KGNNDecoder(nn.Module):
 
   The last layer starts at zero, so an untrained decoder returns its input
   positions: training starts from the heatmap graph and learns the
-  deformation Delta V = V^g - V.
-
-  Attributes:
-    hidden, dropout_rate: as `KGNNEncoder`'s.
-    dtype: computation dtype (bfloat16 for mixed precision); the outputs
-      are float32.
+  deformation Delta V = V^g - V. Its attributes are `_GraphNetwork`'s.
   """
-
-  hidden: int
-  dropout_rate: float = 0.0
-  dtype: jnp.dtype = jnp.float32
 
   @nn.compact
   def __call__(self, graph: jraph.GraphsTuple, edge_probabilities: jax.Array,
