@@ -218,6 +218,10 @@ class CheckedSource(Sequence):
     return '?'
 
   def __getitem__(self, index: int) -> Mapping[str, Any] | None:
+    # An index past the end is the end of the sequence (iteration stops at
+    # IndexError), not a damaged file.
+    if not -len(self) <= index < len(self):
+      raise IndexError(f'record {index} of {self._name}: {len(self)} records')
     try:
       return self._source[index]
     # array_record raises RuntimeError for a hash mismatch, TFDS ValueError

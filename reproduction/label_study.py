@@ -254,7 +254,8 @@ def run_study(*, dataset: str, category: str, split: str, data_dir: str,
     raise ValueError(f'Need batch_size >= 1, got {batch_size}.')
   name, _, builder_config = dataset.partition('/')
   config = ml_collections.ConfigDict(
-      {'data': {'name': name, 'builder_config': builder_config}})
+      {'data': {'name': name, 'builder_config': builder_config,
+                'skip_corrupt': False}})
   input_pipeline.prepare_dataset(config, data_dir)
   source = input_pipeline.get_source(config, split, data_dir)
   view_rng, noise_rng = map(np.random.default_rng,

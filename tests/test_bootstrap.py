@@ -36,8 +36,10 @@ def test_ratio_interval_contains_the_estimate_and_shrinks_as_one_over_root_n(
     low, high = bootstrap.ratio_interval(weights, hits, totals)
     assert low <= hits.sum() / totals.sum() <= high
     widths.append(high - low)
-  # 16 times the cars: a quarter of the width.
-  assert 0.25 / 1.3 < widths[1] / widths[0] < 0.25 * 1.3
+  # 16 times the cars: a quarter of the width. Each width varies with its
+  # data and the resamples' percentiles (a ratio 1.32 times a quarter came
+  # up once in CI): 1.6 is about six standard deviations of the ratio.
+  assert 0.25 / 1.6 < widths[1] / widths[0] < 0.25 * 1.6
 
 
 def test_ratio_interval_matches_the_binomial_width_and_covers(rng, seed):

@@ -135,10 +135,12 @@ def test_labels_agree_with_a_ray_cast(tiny_sequence, module_seed):
 
 
 def test_every_occlusion_kind_occurs(tmp_path, module_seed):
-  # Twice the default street furniture and pedestrians: 16 views of the
-  # default density can miss an occlusion by an object (module seed 1024).
+  # Twice the default street furniture and pedestrians, and 48 views: 16
+  # views of the default density missed an occlusion by an object (module
+  # seed 1024), and so did 16 views of twice the density (1737907306);
+  # object occlusions come in clusters (one pole before one car).
   settings = make_synthetic_carfusion.SceneSettings(
-      num_cameras=4, num_frames=2, num_cars=10, num_poles=12, num_signs=12,
+      num_cameras=6, num_frames=4, num_cars=10, num_poles=12, num_signs=12,
       num_cabinets=12, num_pedestrians=24, image_size=(320, 180))
   counts = make_synthetic_carfusion.generate(
       tmp_path, num_sequences={'train': 1, 'test': 1}, settings=settings,
