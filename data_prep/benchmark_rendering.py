@@ -14,7 +14,6 @@ test: numbers depend on the machine and its load.
 import statistics
 import time
 
-from absl import app
 from absl import flags
 import jax
 import numpy as np

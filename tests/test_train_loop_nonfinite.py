@@ -9,7 +9,6 @@ means.
 """
 
 import json
-import os
 
 import jax.numpy as jnp
 import numpy as np
