@@ -15,29 +15,14 @@ from occnet_jax.configs import default
 def get_config() -> ml_collections.ConfigDict:
   """Returns the full Car-render configuration."""
   config = default.get_config()
-  config.data.builder_config = 'full'
-  config.data.num_views = 4
-  config.data.crop_size = 96
-  config.data.batch_size = 64
-  config.data.read_threads = 8
-
-  config.model.heatmap_features = 128
-  config.model.heatmap_size = 48
-  config.model.heatmap_layers = 5
-  config.model.hidden = 256
-  config.model.dropout = 0.2
-
-  config.optimizer.learning_rate = 1e-3
-  config.optimizer.warmup_steps = 500
-
-  config.train.num_steps = 60_000
-  config.train.heatmap_steps = 20_000
-  config.train.graph_steps = 10_000
-  config.train.log_every_steps = 200
-  config.train.checkpoint_every_steps = 2_000
-  config.train.eval_every_steps = 5_000
-  config.train.max_checkpoints_to_keep = 3
-
-  config.eval.batch_size = 64
-  config.eval.num_gallery = 16
+  config.data.update(builder_config='full', crop_size=96, batch_size=64,
+                     read_threads=8)
+  config.model.update(heatmap_features=128, heatmap_size=48, heatmap_layers=5,
+                      hidden=256, dropout=0.2)
+  config.optimizer.update(learning_rate=1e-3, warmup_steps=500)
+  config.train.update(num_steps=60_000, heatmap_steps=20_000,
+                      graph_steps=10_000, log_every_steps=200,
+                      checkpoint_every_steps=2_000, eval_every_steps=5_000,
+                      max_checkpoints_to_keep=3)
+  config.eval.update(batch_size=64, num_gallery=16)
   return config

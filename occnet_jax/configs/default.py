@@ -114,10 +114,8 @@ def get_config() -> ml_collections.ConfigDict:
   # fully end to end from the start.
   train.heatmap_steps = 1500
   train.graph_steps = 1000
-  train.log_every_steps = 100
-  train.checkpoint_every_steps = 500
-  train.eval_every_steps = 1000
-  train.max_checkpoints_to_keep = 2
+  train.update(log_every_steps=100, checkpoint_every_steps=500,
+               eval_every_steps=1000, max_checkpoints_to_keep=2)
   # PRNG implementation of the dropout masks: 'rbg' (the default; on CPU as
   # fast as 'unsafe_rbg'), 'unsafe_rbg' or 'threefry2x32' (jax's default).
   # rbg bits come from XLA's RngBitGenerator, which may change them across

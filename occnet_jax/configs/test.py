@@ -15,33 +15,15 @@ from occnet_jax.configs import default
 def get_config() -> ml_collections.ConfigDict:
   """Returns the test configuration."""
   config = default.get_config()
-  config.data.builder_config = 'mini'
-  config.data.num_views = 3
-  config.data.crop_size = 16
-  config.data.batch_size = 4
-  config.data.read_threads = 0
-
-  config.model.heatmap_features = 4
-  config.model.heatmap_layers = 1
-  config.model.heatmap_size = 8
-  config.model.hidden = 8
-  config.model.dropout = 0.1
-
+  config.data.update(builder_config='mini', num_views=3, crop_size=16,
+                     batch_size=4, read_threads=0)
+  config.model.update(heatmap_features=4, heatmap_layers=1, heatmap_size=8,
+                      hidden=8, dropout=0.1)
   config.shape_basis.num_components = 2
-
   config.optimizer.warmup_steps = 2
-
-  config.train.num_steps = 8
-  config.train.heatmap_steps = 2
-  config.train.graph_steps = 2
-  config.train.log_every_steps = 2
-  config.train.checkpoint_every_steps = 2
-  config.train.eval_every_steps = 4
-  config.train.max_checkpoints_to_keep = 2
-
-  config.eval.batch_size = 4
-  config.eval.max_instances = 8
-  config.eval.noise_sigmas = (0.0, 0.1)
-  config.eval.box_jitter = (0.1,)
-  config.eval.num_gallery = 2
+  config.train.update(num_steps=8, heatmap_steps=2, graph_steps=2,
+                      log_every_steps=2, checkpoint_every_steps=2,
+                      eval_every_steps=4, max_checkpoints_to_keep=2)
+  config.eval.update(batch_size=4, max_instances=8, noise_sigmas=(0.0, 0.1),
+                     box_jitter=(0.1,), num_gallery=2)
   return config
