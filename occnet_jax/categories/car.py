@@ -75,50 +75,46 @@ _LIGHT_PROTRUSION = 0.02
 # The outer hub cap sits this far outside the body side.
 _WHEEL_OUTSET = 0.04
 
-# Ranges (low, high) per kind. Lengths along x are fractions of the car
-# length; heights are above the ground in metres.
+# Ranges of the dimensions per kind: a column per kind (in `CAR_KINDS`
+# order), each dimension's lows over its highs. Lengths along x are
+# fractions of the car length; heights are above the ground in metres.
+_RANGE_TABLE = dict(
+    #                sedan     hatchback suv       van       pickup
+    length=        ((4.2,      3.8,      4.4,      4.7,      5.0),
+                    (4.8,      4.3,      4.9,      5.3,      5.6)),
+    width=         ((1.72,     1.68,     1.80,     1.85,     1.85),
+                    (1.86,     1.80,     1.95,     2.00,     2.00)),
+    height=        ((1.38,     1.42,     1.65,     1.90,     1.75),
+                    (1.50,     1.55,     1.85,     2.20,     1.90)),
+    wheelbase=     ((0.63,     0.64,     0.60,     0.58,     0.60),
+                    (0.67,     0.68,     0.64,     0.63,     0.65)),
+    front_overhang=((0.14,     0.15,     0.16,     0.15,     0.15),
+                    (0.17,     0.18,     0.19,     0.18,     0.18)),
+    wheel_radius=  ((0.30,     0.29,     0.35,     0.33,     0.37),
+                    (0.34,     0.33,     0.40,     0.37,     0.41)),
+    clearance=     ((0.13,     0.13,     0.19,     0.16,     0.20),
+                    (0.17,     0.17,     0.23,     0.20,     0.25)),
+    belt_height=   ((1.06,     1.02,     1.12,     1.05,     1.14),
+                    (1.12,     1.10,     1.22,     1.15,     1.24)),
+    nose_height=   ((0.86,     0.84,     0.94,     0.92,     1.00),
+                    (0.92,     0.90,     1.02,     1.00,     1.08)),
+    tail_height=   ((1.02,     0.98,     1.06,     1.02,     1.08),
+                    (1.08,     1.04,     1.14,     1.08,     1.12)),
+    hood=          ((0.22,     0.21,     0.22,     0.12,     0.20),
+                    (0.26,     0.25,     0.26,     0.17,     0.24)),
+    roof_front=    ((0.41,     0.40,     0.38,     0.22,     0.36),
+                    (0.45,     0.44,     0.42,     0.28,     0.40)),
+    roof_rear=     ((0.20,     0.06,     0.03,     0.01,     0.40),
+                    (0.24,     0.10,     0.06,     0.03,     0.44)),
+    cabin_rear=    ((0.10,     0.0,      0.0,      0.0,      0.38),
+                    (0.14,     0.02,     0.01,     0.005,    0.42)),
+    roof_taper=    ((0.70,     0.72,     0.76,     0.84,     0.80),
+                    (0.78,     0.80,     0.84,     0.90,     0.86)))
+# {kind: {dimension: (low, high)}}.
 _RANGES = {
-    'sedan': dict(
-        length=(4.2, 4.8), width=(1.72, 1.86), height=(1.38, 1.50),
-        wheelbase=(0.63, 0.67), front_overhang=(0.14, 0.17),
-        wheel_radius=(0.30, 0.34), clearance=(0.13, 0.17),
-        belt_height=(1.06, 1.12), nose_height=(0.86, 0.92),
-        tail_height=(1.02, 1.08), hood=(0.22, 0.26), roof_front=(0.41, 0.45),
-        roof_rear=(0.20, 0.24), cabin_rear=(0.10, 0.14),
-        roof_taper=(0.70, 0.78)),
-    'hatchback': dict(
-        length=(3.8, 4.3), width=(1.68, 1.80), height=(1.42, 1.55),
-        wheelbase=(0.64, 0.68), front_overhang=(0.15, 0.18),
-        wheel_radius=(0.29, 0.33), clearance=(0.13, 0.17),
-        belt_height=(1.02, 1.10), nose_height=(0.84, 0.90),
-        tail_height=(0.98, 1.04), hood=(0.21, 0.25), roof_front=(0.40, 0.44),
-        roof_rear=(0.06, 0.10), cabin_rear=(0.0, 0.02),
-        roof_taper=(0.72, 0.80)),
-    'suv': dict(
-        length=(4.4, 4.9), width=(1.80, 1.95), height=(1.65, 1.85),
-        wheelbase=(0.60, 0.64), front_overhang=(0.16, 0.19),
-        wheel_radius=(0.35, 0.40), clearance=(0.19, 0.23),
-        belt_height=(1.12, 1.22), nose_height=(0.94, 1.02),
-        tail_height=(1.06, 1.14), hood=(0.22, 0.26), roof_front=(0.38, 0.42),
-        roof_rear=(0.03, 0.06), cabin_rear=(0.0, 0.01),
-        roof_taper=(0.76, 0.84)),
-    'van': dict(
-        length=(4.7, 5.3), width=(1.85, 2.00), height=(1.90, 2.20),
-        wheelbase=(0.58, 0.63), front_overhang=(0.15, 0.18),
-        wheel_radius=(0.33, 0.37), clearance=(0.16, 0.20),
-        belt_height=(1.05, 1.15), nose_height=(0.92, 1.00),
-        tail_height=(1.02, 1.08), hood=(0.12, 0.17), roof_front=(0.22, 0.28),
-        roof_rear=(0.01, 0.03), cabin_rear=(0.0, 0.005),
-        roof_taper=(0.84, 0.90)),
-    'pickup': dict(
-        length=(5.0, 5.6), width=(1.85, 2.00), height=(1.75, 1.90),
-        wheelbase=(0.60, 0.65), front_overhang=(0.15, 0.18),
-        wheel_radius=(0.37, 0.41), clearance=(0.20, 0.25),
-        belt_height=(1.14, 1.24), nose_height=(1.00, 1.08),
-        tail_height=(1.08, 1.12), hood=(0.20, 0.24), roof_front=(0.36, 0.40),
-        roof_rear=(0.40, 0.44), cabin_rear=(0.38, 0.42),
-        roof_taper=(0.80, 0.86)),
-}
+    kind: {name: (lows[i], highs[i])
+           for name, (lows, highs) in _RANGE_TABLE.items()}
+    for i, kind in enumerate(CAR_KINDS)}
 
 
 @dataclasses.dataclass(frozen=True)
