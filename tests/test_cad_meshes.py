@@ -1,7 +1,5 @@
 """Car-render from CAD meshes: procedural cars exported and read back."""
 
-import dataclasses
-
 import numpy as np
 import pytest
 
@@ -58,7 +56,8 @@ def test_a_bad_sidecar_is_named(tmp_path, rng):
     cad_meshes.load_model(path, CAR)
 
 
-def test_the_builder_renders_a_folder_of_meshes(tmp_path, rng):
+def test_the_builder_renders_a_folder_of_meshes(tmp_path, rng,
+                                                build_car_render):
   folder = tmp_path / 'downloads' / 'manual' / builder_lib.meshes_dir('car')
   folder.mkdir(parents=True)
   count = 5
@@ -68,14 +67,7 @@ def test_the_builder_renders_a_folder_of_meshes(tmp_path, rng):
     name = f'cad{index}.obj' if index % 2 else f'cad{index}.glb'
     cad_meshes.export_model(model.mesh, model.keypoints, folder / name, CAR)
     keypoints[f'mesh/{name}'] = model.keypoints
-  builder = builder_lib.Builder(
-      config=dataclasses.replace(CONFIG, name='cad', num_views=2,
-                                 crop_size=16), data_dir=tmp_path)
-  builder.download_and_prepare()
-  splits = {split: list(source)
-            for split, source in builder.as_data_source().items()}
-  assert [len(splits[split]) for split in builder_lib.SPLITS] == list(
-      builder_lib.split_sizes(count))
+  splits = build_car_render(CONFIG, 'cad', count)
   seen = set()
   for example in (e for split in splits.values() for e in split):
     car_id = example['car_id']

@@ -196,7 +196,8 @@ def test_dataset_report_counts_kinds_and_views(splits):
   assert f'cars: {SIZES[0]}' in text and 'other vehicle' in text
 
 
-def test_annotated_cars_from_the_default_manual_dir(tmp_path, rng):
+def test_annotated_cars_from_the_default_manual_dir(tmp_path, rng,
+                                                    build_car_render):
   # What README's "own CAD cars" recipe does: the keypoint file in the data
   # dir's downloads/manual, a build with no download config.
   count = int(rng.integers(14, 22))
@@ -208,14 +209,7 @@ def test_annotated_cars_from_the_default_manual_dir(tmp_path, rng):
   manual.mkdir(parents=True)
   path = manual / builder_lib.shapes_file('car')
   np.save(path, shapes)
-  builder = builder_lib.Builder(
-      config=dataclasses.replace(CONFIG, name='annotated', num_views=2,
-                                 crop_size=16), data_dir=tmp_path)
-  builder.download_and_prepare()
-  splits = {split: list(source)
-            for split, source in builder.as_data_source().items()}
-  assert [len(splits[split]) for split in builder_lib.SPLITS] == list(
-      builder_lib.split_sizes(count))
+  splits = build_car_render(CONFIG, 'annotated', count)
   expected = builder_lib.load_manual_shapes(path, car_lib.CAR)
   seen = set()
   for example in (e for split in splits.values() for e in split):
