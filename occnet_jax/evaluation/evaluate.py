@@ -6,8 +6,8 @@ the MaskRCNN-style baseline), `kgnn2d` (2D-KGNN decoder) and `kgnn3d` (the
 3D-KGNN keypoints projected into the view), and two baselines that fit the
 PCA shape basis and a camera to a view (`shape_fit` module): `shape_fit`
 (to the heatmap keypoints its confidence calls visible) and `oracle_fit` (to
-the true visible keypoints: the headroom, an upper reference). Ground truth is the dataset's
-`true_keypoints`: exact positions for synthetic data, the human labels for
+the true visible keypoints: the headroom, an upper reference). Ground truth
+is the dataset's `true_keypoints`: exact positions for synthetic data, the human labels for
 real CarFusion. Where the labels differ from them (synthetic CarFusion
 written with annotator noise), PCK is also reported against the labels, as a
 real benchmark would measure it.
@@ -57,9 +57,11 @@ The metrics' keys (`metric_keys` writes and parses them):
   - `<key>_ci` for every `pck`, `pck_labels`, `robustness`, `pck_box_jitter`,
     `occlusion_auc` and `yaw_error` figure: its 95% percentile bootstrap
     interval [low, high] over `bootstrap.NUM_RESAMPLES` seeded resamples of
-    the split's cars (`bootstrap` module), null where the figure is.
+    the split's physical cars (`labels.physical_car`: on CarFusion the
+    sequence's instance over all its frames; `bootstrap` module), null where
+    the figure is.
   - `num_instances` (evaluated views, i.e. car instances in images),
-    `num_cars`, `step`.
+    `num_cars` (physical cars), `step`.
 """
 
 from collections.abc import Callable, Mapping, Sequence
@@ -362,8 +364,10 @@ def compute_metrics(predictions: Mapping[str, np.ndarray],
     subsets[f'occluded_{level}'] = occluded & (invisible == level)
   for subset, kind in OCCLUSION_KIND_SUBSETS.items():
     subsets[subset] = occluded & (predictions['occlusion_kind'] == kind)
-  weights = bootstrap.resample_weights(predictions['car_id'], num_resamples,
-                                       seed)
+  # A record is one car at one frame (CarFusion): the frames of a car are
+  # not independent draws, the car is.
+  cars = np.array([labels.physical_car(car) for car in predictions['car_id']])
+  weights = bootstrap.resample_weights(cars, num_resamples, seed)
   results = {}
 
   def record(key, value, interval):
@@ -419,7 +423,7 @@ def compute_metrics(predictions: Mapping[str, np.ndarray],
           count.mean_fraction)
       results[metric_keys.multiview_subsets(n)] = count.num_subsets
   results['num_instances'] = int(len(visibility))
-  results['num_cars'] = int(len(np.unique(predictions['car_id'])))
+  results['num_cars'] = int(len(np.unique(cars)))
   return results
 
 
