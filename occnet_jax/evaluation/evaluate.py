@@ -14,7 +14,9 @@ real benchmark would measure it.
 
 The metrics' keys (`metric_keys` writes and parses them):
   - `pck.<method>.<subset>.<alpha>`: fraction of keypoints within alpha * L
-    of the ground truth, L = max(box width, box height). Subsets: `all`
+    of the ground truth, L the longer side of the tight box of what is
+    visible of the car, the record's box without its padding (the paper's;
+    `cropping.pck_scale`). Subsets: `all`
     (labelled keypoints), `visible`, `occluded`, and `occluded_<n>`: the
     occluded keypoints of views with exactly n of K keypoints not visible
     (occluded or unlabelled), as the paper's "n/12 invisible points";
@@ -28,7 +30,8 @@ The metrics' keys (`metric_keys` writes and parses them):
     occluded from visible keypoints by the negated heatmap confidence and by
     the 2D-KGNN encoder's occlusion score (null without both classes).
   - `robustness.<method>.<sigma>`: PCK@0.1 over all labelled keypoints when
-    Gaussian noise of standard deviation sigma * L (per coordinate, pixels)
+    Gaussian noise of standard deviation sigma times the padded box's
+    longer side (`boxes.box_scale`; per coordinate, pixels)
     is added to the heatmap keypoints fed to the graph networks in
     keypoints-in mode and to `shape_fit` (`heatmap` is the noisy input
     itself); `PERTURBED_METHODS` only, as for box jitter.
