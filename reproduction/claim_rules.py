@@ -208,6 +208,14 @@ def robustness_claim(metrics: Mapping[str, Any]) -> tuple[str, bool | None]:
   return f'σ {sigmas[-1]:g}: {measured}', above
 
 
+def box_jitter_claim(metrics: Mapping[str, Any]) -> tuple[str, bool | None]:
+  sigma = claims.BOX_JITTER_SIGMA
+  measured, above = interval_above(
+      metrics, metric_keys.box_jitter('kgnn2d', sigma),
+      metric_keys.box_jitter('heatmap', sigma), cells.percent_interval)
+  return f'σ {sigma:g}: {measured}', above
+
+
 def multiview_claim(metrics: Mapping[str, Any]) -> tuple[str, bool | None]:
   counts = [n for n in multiview.VIEW_COUNTS
             if metrics.get(metric_keys.multiview_subsets(n))]
@@ -226,7 +234,8 @@ def multiview_claim(metrics: Mapping[str, Any]) -> tuple[str, bool | None]:
 CLAIM_CHECKS: dict[str, Callable[[Mapping[str, Any]],
                                  tuple[str, bool | None]]] = {
     'occlusion_auc': occlusion_auc_claim, 'occluded_pck': occluded_pck_claim,
-    'robustness': robustness_claim, 'multiview': multiview_claim}
+    'robustness': robustness_claim, 'box_jitter': box_jitter_claim,
+    'multiview': multiview_claim}
 
 
 def claim_verdict(above: bool | None) -> str:
