@@ -11,6 +11,7 @@ import synthetic_cars
 
 NUM_CARS = 6
 NUM_VIEWS = 3
+SWEEP_THRESHOLD = 0.3
 KINDS = tuple(evaluate.OCCLUSION_KIND_SUBSETS.items())
 
 
@@ -37,6 +38,7 @@ def case(module_seed):
   for method in evaluate.METHODS:
     views[method] = predicted
     views[f'noisy.{method}'] = predicted[None]
+  views[evaluate.ENCODER_SWEEP] = predicted[None]
   for method in evaluate.OCCLUSION_METHODS:
     views[f'occlusion.{method}'] = rng.normal(size=occluded.shape) + occluded
   # Yaw errors of known size; the last view's camera is PnP-estimated.
@@ -48,7 +50,8 @@ def case(module_seed):
              for method in evaluate.YAW_METHODS}
   for method, offset in offsets.items():
     views[f'yaw.{method}'] = true_yaw + np.radians(offset)
-  results = evaluate.compute_metrics(views, [0.1, 0.2], [0.0])
+  results = evaluate.compute_metrics(views, [0.1, 0.2], [0.0],
+                                     encoder_fit_sweep=[SWEEP_THRESHOLD])
   return dict(views=views, results=results, offsets=offsets)
 
 
@@ -60,6 +63,14 @@ def test_occlusion_kind_subsets_split_the_occluded_keypoints(case):
     for subset, kind in KINDS:
       value = results[metric_keys.pck(method, subset, 0.1)]
       assert value == (1.0 if kind == labels.OcclusionKind.SELF else 0.0)
+
+
+def test_encoder_fit_sweep_is_scored_as_its_predictions(case):
+  results = case['results']
+  for subset in evaluate.SWEEP_SUBSETS:
+    key = metric_keys.encoder_fit_sweep(subset, SWEEP_THRESHOLD)
+    assert results[key] == results[metric_keys.pck('shape_fit_encoder',
+                                                   subset, 0.1)]
 
 
 def test_yaw_error_over_the_views_with_known_cameras(case):

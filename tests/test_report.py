@@ -444,7 +444,8 @@ def test_box_jitter_claim_reads_its_sigma_only(rng):
   measured, above = claim_rules.box_jitter_claim(metrics)
   assert above is True and measured.startswith(f'σ {sigma:g}:')
   swapped = {key.replace('kgnn2d', 'tmp').replace('heatmap', 'kgnn2d')
-             .replace('tmp', 'heatmap'): value for key, value in metrics.items()}
+             .replace('tmp', 'heatmap'): value
+             for key, value in metrics.items()}
   assert claim_rules.box_jitter_claim(swapped)[1] is False
   assert claim_rules.box_jitter_claim({})[1] is None
 
@@ -867,6 +868,36 @@ def test_robustness_target_both_sides(rng):
   assert check(small, large)[1] == 'met'
   assert check(large, small)[1] == 'missed'
   assert 'σ 0 to 0.3' in check(small, large)[0]
+
+
+def test_shape_fit_target_beats_the_stronger_fit(rng):
+  ours, weak, strong = 0.6, 0.2, float(rng.uniform(0.3, 0.5))
+  gap = float(rng.uniform(0.01, 0.05))
+
+  def metrics_of(fits):
+    metrics = {}
+    for method, value in dict(kgnn2d=ours, **fits).items():
+      key = metric_keys.pck(method, 'occluded', 0.1)
+      metrics[key], metrics[metric_keys.interval(key)] = value, [
+          value - gap, value + gap]
+    return metrics
+
+  for stronger in evaluate.SHAPE_FIT_METHODS:
+    fits = {method: strong if method == stronger else weak
+            for method in evaluate.SHAPE_FIT_METHODS}
+    assert claim_rules.stronger_shape_fit(metrics_of(fits),
+                                          'occluded') == stronger
+    measured, status = claim_rules.shape_fit_target(metrics_of(fits))
+    assert status == 'met'
+    assert measured.endswith(f'({cells.METHOD_NAMES[stronger]})')
+    # The weaker fit lies below, the stronger one's interval now overlaps.
+    fits[stronger] = ours - gap
+    assert claim_rules.shape_fit_target(metrics_of(fits))[1] == 'missed'
+  only = {evaluate.SHAPE_FIT_METHODS[0]: weak}
+  assert claim_rules.stronger_shape_fit(metrics_of(only), 'occluded') == (
+      evaluate.SHAPE_FIT_METHODS[0])
+  assert claim_rules.shape_fit_target({}) == ('-', cells.NOT_MEASURED)
+  assert claim_rules.shape_fit_target(None) == ('-', cells.NOT_RUN)
 
 
 def test_benchmark_goals_without_goal_fields(rng):
