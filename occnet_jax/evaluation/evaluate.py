@@ -107,7 +107,9 @@ METHODS = NETWORK_METHODS + BASELINE_METHODS
 # true keypoints, not the model's; `shape_fit_encoder` is left out, as no
 # claim reads it there and each level would cost one more batch of fits.
 PERTURBED_METHODS = NETWORK_METHODS + ('shape_fit_confidence',)
-# The thresholds of `encoder_fit_sweep.*` (`predict_views`).
+# The prediction of the encoder fit at each threshold of
+# `config.eval.encoder_fit_sweep` (`predict_views`), scored as
+# `encoder_fit_sweep.*` over these subsets.
 ENCODER_SWEEP = 'sweep.shape_fit_encoder'
 SWEEP_SUBSETS = ('all', 'visible', 'occluded')
 # `labels`: the ground-truth keypoints, the multi-view upper bound.
@@ -132,8 +134,8 @@ _AXIS = input_pipeline.DEVICE_AXIS
 def predict_views(variables: Any, crops: jax.Array, boxes: jax.Array,
                   visible_keypoints: jax.Array, rng: jax.Array, *,
                   model: nn.Module, noise_sigmas: Sequence[float],
+                  encoder_fit_threshold: float,
                   box_jitter: Sequence[float] = (),
-                  encoder_fit_threshold: float = 0.5,
                   encoder_fit_sweep: Sequence[float] = ()
                   ) -> dict[str, jax.Array]:
   """Every method's keypoints (pixels) and occlusion scores for N views.
@@ -147,9 +149,9 @@ def predict_views(variables: Any, crops: jax.Array, boxes: jax.Array,
     rng: key of the robustness noise and the box jitter.
     model: the model (an `OcclusionNet`; its shape basis is the fits').
     noise_sigmas: robustness noise levels, fractions of the box scale.
-    box_jitter: box-jitter levels (`box_jitter.jitter_boxes`).
     encoder_fit_threshold: `shape_fit_encoder` trusts the keypoints whose
       encoder occlusion score is at most this (`shape_fit.called_visible`).
+    box_jitter: box-jitter levels (`box_jitter.jitter_boxes`).
     encoder_fit_sweep: further thresholds of `ENCODER_SWEEP`.
 
   Returns:
