@@ -120,7 +120,7 @@ def oracle_predictions(database: Mapping[str, np.ndarray],
 def pck(predictions: np.ndarray, truth: np.ndarray, scale_boxes: np.ndarray,
         mask: np.ndarray, alpha: float) -> tuple[float | None, int]:
   """(PCK@alpha over the masked keypoints, their number); None when empty."""
-  scale = np.asarray(boxes_lib.box_scale(scale_boxes))[:, None]
+  scale = np.asarray(cropping.pck_scale(scale_boxes))[:, None]
   correct = np.linalg.norm(predictions - truth, axis=-1) <= alpha * scale
   total = int(mask.sum())
   return (float(correct[mask].mean()) if total else None), total

@@ -28,6 +28,9 @@ def from_box_coordinates(points, boxes):
 
 
 def box_scale(boxes):
-  """The PCK length L = max(box width, box height), shape (...)."""
+  """max(box width, box height), shape (...): the scale of a padded box.
+
+  PCK's L is the tight box's (`cropping.pck_scale`).
+  """
   return jnp.maximum(boxes[..., 2] - boxes[..., 0],
                      boxes[..., 3] - boxes[..., 1])

@@ -8,6 +8,7 @@ prediction exactly the crops it was trained on.
 import cv2
 import numpy as np
 
+from occnet_jax import boxes as boxes_lib
 from occnet_jax import geometry
 
 # Each side of a car's tight box moves out by this fraction of the box's
@@ -36,6 +37,18 @@ def padded_box(points: np.ndarray,
   low, high = points.min(axis=0), points.max(axis=0)
   margin = padding * (high - low)
   return np.concatenate([low - margin, high + margin]).astype(np.float32)
+
+
+def pck_scale(boxes, padding: float = BOX_PADDING):
+  """PCK's length L of padded boxes (..., 4): the paper's, of the tight box.
+
+  The paper's L is "the maximum of length and width of the bounding box",
+  the tight box of what is visible of the car, not the padded box a crop is
+  taken from. `padded_box` makes each side (1 + 2 padding) times the tight
+  box's, so L follows from the box alone, exactly, and no occluded keypoint
+  enters it. Pure jax.numpy; batches over leading axes.
+  """
+  return boxes_lib.box_scale(boxes) / (1.0 + 2.0 * padding)
 
 
 def extract_crop(image: np.ndarray, box: np.ndarray,

@@ -9,7 +9,9 @@ EMPTY = '-'
 NOT_RUN = 'not run'
 NOT_MEASURED = 'not measured'
 METHOD_NAMES = {'heatmap': 'heatmap', 'kgnn2d': '2D-KGNN',
-                'kgnn3d': '3D-KGNN', 'shape_fit': 'shape fit',
+                'kgnn3d': '3D-KGNN',
+                'shape_fit_confidence': 'shape fit (confidence)',
+                'shape_fit_encoder': 'shape fit (encoder)',
                 'oracle_fit': 'oracle fit (upper reference)',
                 'labels': 'labels (upper bound)'}
 

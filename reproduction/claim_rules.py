@@ -9,6 +9,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from occnet_jax.categories import car as car_lib
+from occnet_jax.evaluation import evaluate
 from occnet_jax.evaluation import metric_keys
 from occnet_jax.evaluation import multiview
 from reproduction import cells
@@ -161,10 +162,32 @@ def _above_target(metrics: Mapping[str, Any] | None, key: str,
   return measured, cells.NOT_MEASURED if above is None else _status(above)
 
 
+def stronger_shape_fit(metrics: Mapping[str, Any], subset: str,
+                       alpha: float = ALPHA) -> str | None:
+  """The classical answer to beat: the shape fit with the higher PCK.
+
+  Of `evaluate.SHAPE_FIT_METHODS` (fitted to the keypoints the heatmap's
+  confidence or the 2D-KGNN's encoder calls visible), the one whose PCK on
+  `subset` at `alpha` is the higher in this run; None if neither has one.
+  """
+  measured = {method: pck(metrics, method, subset, alpha)
+              for method in evaluate.SHAPE_FIT_METHODS}
+  measured = {method: value for method, value in measured.items()
+              if value is not None}
+  return max(measured, key=measured.get) if measured else None
+
+
 def shape_fit_target(metrics: Mapping[str, Any] | None) -> tuple[str, str]:
-  """2D-KGNN occluded PCK@0.1 interval above the shape fit's."""
-  return _above_target(metrics, metric_keys.pck('kgnn2d', 'occluded', ALPHA),
-                       metric_keys.pck('shape_fit', 'occluded', ALPHA))
+  """2D-KGNN occluded PCK@0.1 interval above the stronger shape fit's."""
+  if metrics is None:
+    return cells.EMPTY, cells.NOT_RUN
+  base = stronger_shape_fit(metrics, 'occluded')
+  if base is None:
+    return cells.EMPTY, cells.NOT_MEASURED
+  measured, status = _above_target(
+      metrics, metric_keys.pck('kgnn2d', 'occluded', ALPHA),
+      metric_keys.pck(base, 'occluded', ALPHA))
+  return f'{measured} ({cells.METHOD_NAMES[base]})', status
 
 
 RUN_TARGETS: tuple[tuple[str, Callable[..., tuple[str, str]]], ...] = (
@@ -177,7 +200,8 @@ RUN_TARGETS: tuple[tuple[str, Callable[..., tuple[str, str]]], ...] = (
      f'{100 * claims.TARGET_VISIBLE_LOSS:g}', visible_target),
     ('noise costs the 3D-KGNN less PCK@0.1 than the 2D-KGNN',
      robustness_target),
-    ('2D-KGNN occluded PCK@0.1 above the shape fit\'s (95% intervals apart)',
+    ('2D-KGNN occluded PCK@0.1 above the stronger shape fit\'s (of the '
+     'confidence- and the encoder-selected fits; 95% intervals apart)',
      shape_fit_target),
 )
 
@@ -208,6 +232,14 @@ def robustness_claim(metrics: Mapping[str, Any]) -> tuple[str, bool | None]:
   return f'σ {sigmas[-1]:g}: {measured}', above
 
 
+def box_jitter_claim(metrics: Mapping[str, Any]) -> tuple[str, bool | None]:
+  sigma = claims.BOX_JITTER_SIGMA
+  measured, above = interval_above(
+      metrics, metric_keys.box_jitter('kgnn2d', sigma),
+      metric_keys.box_jitter('heatmap', sigma), cells.percent_interval)
+  return f'σ {sigma:g}: {measured}', above
+
+
 def multiview_claim(metrics: Mapping[str, Any]) -> tuple[str, bool | None]:
   counts = [n for n in multiview.VIEW_COUNTS
             if metrics.get(metric_keys.multiview_subsets(n))]
@@ -226,7 +258,8 @@ def multiview_claim(metrics: Mapping[str, Any]) -> tuple[str, bool | None]:
 CLAIM_CHECKS: dict[str, Callable[[Mapping[str, Any]],
                                  tuple[str, bool | None]]] = {
     'occlusion_auc': occlusion_auc_claim, 'occluded_pck': occluded_pck_claim,
-    'robustness': robustness_claim, 'multiview': multiview_claim}
+    'robustness': robustness_claim, 'box_jitter': box_jitter_claim,
+    'multiview': multiview_claim}
 
 
 def claim_verdict(above: bool | None) -> str:

@@ -7,7 +7,7 @@ trifocal tensor ("nearly 90% at alpha = 0.1"). The transfer is the trifocal
 loss's own ground truth: the same support pair rule
 (`losses.trifocal_supports`) and transfer (`losses.trifocal_targets`), here
 applied to the labels instead of the predictions. L is the PCK length of the
-view, max(box width, box height) (`boxes.box_scale`).
+view (`cropping.pck_scale`).
 
 Synthetic data carries true positions, not hand labels, so we simulate the
 annotator (`data_prep.annotator`, whose model is also the one
@@ -43,8 +43,8 @@ import ml_collections
 import numpy as np
 
 from data_prep import annotator
-from occnet_jax import boxes as boxes_lib
 from occnet_jax import categories
+from occnet_jax import cropping
 from occnet_jax import input_pipeline
 from occnet_jax import keypoints as keypoints_lib
 from occnet_jax import labels
@@ -112,7 +112,7 @@ def target_errors(keypoints, true_keypoints, visibility, cameras, boxes,
   targets, valid = losses.trifocal_targets(keypoints, visibility, cameras,
                                            view_mask)
   error = jnp.linalg.norm(targets - true_keypoints, axis=-1) / (
-      boxes_lib.box_scale(boxes)[..., None])
+      cropping.pck_scale(boxes)[..., None])
   return error, valid & (visibility == OCCLUDED) & view_mask[..., None]
 
 

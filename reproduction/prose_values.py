@@ -53,7 +53,8 @@ def _thousandths(value: float) -> str:
 # How each metrics.json family is written (a yaw statistic by its name).
 _FAMILY_FORMATS: dict[str, Callable[[float], str]] = {
     'pck': _percent, 'pck_labels': _percent, 'robustness': _percent,
-    'pck_box_jitter': _percent, 'multiview_fraction': _percent,
+    'pck_box_jitter': _percent, 'encoder_fit_sweep': _percent,
+    'multiview_fraction': _percent,
     'count': _whole, 'multiview_subsets': _whole, 'multiview': _tenths,
     'occlusion_auc': _thousandths}
 _YAW_FORMATS = {metric_keys.MEDIAN_DEG: _tenths,

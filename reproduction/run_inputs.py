@@ -17,6 +17,7 @@ from etils import epath
 
 from occnet_jax import configs
 from occnet_jax import workdir as workdir_lib
+from occnet_jax.evaluation import metric_keys
 from occnet_jax.evaluation import outputs
 from reproduction import label_study
 from reproduction import runs
@@ -36,7 +37,8 @@ class RunResults:
     run: the run.
     config: config.json.
     segments: run.json's segments, one per invocation of training.
-    metrics: the evaluated split's metrics.json.
+    metrics: the evaluated split's metrics.json, its methods under their
+      current names (`metric_keys.with_current_names`).
     split: the split its metrics are of.
     eval_dir: where metrics.json is (or would be).
     figures: paths of the PNGs beside it.
@@ -129,9 +131,11 @@ def load_run(workdirs: str, run: runs.Run,
     split = config_split(config, run)
   run_file = read_json(os.path.join(workdir, workdir_lib.RUN_FILE))
   eval_dir = os.path.dirname(path)
+  metrics = read_json(path)
   return RunResults(run=run, config=config,
                     segments=run_file and run_file['segments'],
-                    metrics=read_json(path), split=split, eval_dir=eval_dir,
+                    metrics=metrics and metric_keys.with_current_names(metrics),
+                    split=split, eval_dir=eval_dir,
                     figures=_pngs(eval_dir), committed=from_copy)
 
 

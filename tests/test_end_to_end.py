@@ -136,6 +136,11 @@ def test_training_leaves_checkpoint_metrics_and_plots(workdir):
         results[metric_keys.pck(method, 'all', 0.1)])
     for sigma in config.eval.box_jitter:
       assert 0.0 <= results[metric_keys.box_jitter(method, sigma)] <= 1.0
+  # The sweep refits at the configured threshold: the same fit.
+  for subset in evaluate.SWEEP_SUBSETS:
+    for threshold in config.eval.encoder_fit_sweep:
+      assert results[metric_keys.encoder_fit_sweep(subset, threshold)] == (
+          results[metric_keys.pck('shape_fit_encoder', subset, 0.1)])
   # Labels are exact here: no PCK against labels is reported twice.
   assert not any(key.startswith('pck_labels.') for key in results)
   for method in evaluate.OCCLUSION_METHODS:

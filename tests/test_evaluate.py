@@ -11,6 +11,7 @@ import synthetic_cars
 
 NUM_CARS = 6
 NUM_VIEWS = 3
+SWEEP_THRESHOLD = 0.3
 KINDS = tuple(evaluate.OCCLUSION_KIND_SUBSETS.items())
 
 
@@ -37,6 +38,7 @@ def case(module_seed):
   for method in evaluate.METHODS:
     views[method] = predicted
     views[f'noisy.{method}'] = predicted[None]
+  views[evaluate.ENCODER_SWEEP] = predicted[None]
   for method in evaluate.OCCLUSION_METHODS:
     views[f'occlusion.{method}'] = rng.normal(size=occluded.shape) + occluded
   # Yaw errors of known size; the last view's camera is PnP-estimated.
@@ -48,7 +50,8 @@ def case(module_seed):
              for method in evaluate.YAW_METHODS}
   for method, offset in offsets.items():
     views[f'yaw.{method}'] = true_yaw + np.radians(offset)
-  results = evaluate.compute_metrics(views, [0.1, 0.2], [0.0])
+  results = evaluate.compute_metrics(views, [0.1, 0.2], [0.0],
+                                     encoder_fit_sweep=[SWEEP_THRESHOLD])
   return dict(views=views, results=results, offsets=offsets)
 
 
@@ -60,6 +63,14 @@ def test_occlusion_kind_subsets_split_the_occluded_keypoints(case):
     for subset, kind in KINDS:
       value = results[metric_keys.pck(method, subset, 0.1)]
       assert value == (1.0 if kind == labels.OcclusionKind.SELF else 0.0)
+
+
+def test_encoder_fit_sweep_is_scored_as_its_predictions(case):
+  results = case['results']
+  for subset in evaluate.SWEEP_SUBSETS:
+    key = metric_keys.encoder_fit_sweep(subset, SWEEP_THRESHOLD)
+    assert results[key] == results[metric_keys.pck('shape_fit_encoder',
+                                                   subset, 0.1)]
 
 
 def test_yaw_error_over_the_views_with_known_cameras(case):
@@ -99,3 +110,39 @@ def test_oracle_inputs_hold_no_occluded_position(rng):
   np.testing.assert_array_equal(inputs, evaluate.oracle_inputs(
       {'visibility': visibility, 'true_keypoints': moved}))
   assert np.all(np.isnan(inputs[visibility != labels.Visibility.VISIBLE]))
+
+
+def test_intervals_resample_physical_cars_not_frames(case, rng):
+  # Record r (a car at a frame) shows instance r // 4 of sequence r % 2 at
+  # frame r: records 0 and 2, and 1 and 3, are one physical car each.
+  records = np.repeat(np.arange(NUM_CARS), NUM_VIEWS)
+  names = [f'seq{rng.integers(100)}_{parity}' for parity in range(2)]
+  sequences = [names[record % 2] for record in records]
+  by_frame = dict(case['views'], car_id=np.array([
+      labels.carfusion_car_id(sequence, record, record // 4)
+      for sequence, record in zip(sequences, records)]))
+  physical = dict(case['views'], car_id=np.array([
+      f'{sequence}/{record // 4}'
+      for sequence, record in zip(sequences, records)]))
+  results = evaluate.compute_metrics(by_frame, [0.1], [0.0])
+  expected = evaluate.compute_metrics(physical, [0.1], [0.0])
+  assert results['num_cars'] == len(set(physical['car_id'])) == 4
+  # The same weights whatever frame a record was seen in: every interval
+  # is the one of resampling the physical cars.
+  intervals = [key for key in results if key.endswith(metric_keys.CI_SUFFIX)]
+  assert intervals
+  for key in intervals:
+    assert results[key] == expected[key], key
+
+
+def test_a_physical_car_is_its_sequence_and_instance(rng):
+  sequence, instance = f'seq{rng.integers(1000)}', int(rng.integers(20))
+  frames = rng.choice(1000, 2, replace=False)
+  first, second = (labels.carfusion_car_id(sequence, f, instance)
+                   for f in frames)
+  assert first != second
+  assert labels.physical_car(first) == labels.physical_car(second)
+  assert labels.physical_car(first) != labels.physical_car(
+      labels.carfusion_car_id(sequence, frames[0], instance + 1))
+  model = f'procedural/{rng.integers(10000):05d}'
+  assert labels.physical_car(model) == model

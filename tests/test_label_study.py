@@ -16,6 +16,7 @@ import pytest
 
 from data_prep import annotator
 from occnet_jax import boxes as boxes_lib
+from occnet_jax import cropping
 from occnet_jax import geometry
 from occnet_jax import losses
 from occnet_jax.categories import car as car_lib
@@ -25,8 +26,10 @@ from tests import synthetic_cars
 
 NUM_CARS, NUM_VIEWS = 64, 4
 # Every view's box is this size, so L is the same in all views and the
-# support labels' noise is sigma_visible * L_BOX in pixels.
+# support labels' noise is sigma_visible * L_BOX in pixels (the annotator's
+# scale is the padded box's); PCK's L is the tight box's, L_PCK.
 L_BOX = 800.0
+L_PCK = float(cropping.pck_scale(np.array([0.0, 0.0, L_BOX, L_BOX])))
 OCCLUDED = 2
 CAR = car_lib.CAR
 MIRROR = np.asarray(CAR.mirror)
@@ -69,10 +72,10 @@ def supports_and_jacobians(keypoints, visibility, cameras, view_mask):
 
 
 def expected_probabilities(batch, noise, alphas, rng):
-  """P(label within alpha * L of its target), (A, points with a target).
+  """P(label within alpha * L_PCK of its target), (A, points with a target).
 
-  Under the model, the distance in units of L is |mu + e|: mu is 0, or the
-  offset to the mirror partner with probability `mirror_swap_rate`; e is
+  Under the model, the distance in units of L_BOX is |mu + e|: mu is 0, or
+  the offset to the mirror partner with probability `mirror_swap_rate`; e is
   Gaussian, sigma_occluded^2 I from the label plus sigma_visible^2 J J^T
   from the support labels through the transfer's Jacobian J (exact when
   sigma_visible = 0, first order otherwise).
@@ -88,8 +91,8 @@ def expected_probabilities(batch, noise, alphas, rng):
           (SAMPLES, len(jacobians), 2)))
   keypoints = batch['keypoints'].astype(np.float64)
   offsets = (keypoints[..., MIRROR, :] - keypoints)[points] / L_BOX
-  kept = np.linalg.norm(errors, axis=-1)
-  swapped = np.linalg.norm(offsets + errors, axis=-1)
+  kept, swapped = (np.linalg.norm(error, axis=-1) * L_BOX / L_PCK
+                   for error in (errors, offsets + errors))
   rate = noise.mirror_swap_rate
   return np.stack([(1.0 - rate) * np.mean(kept <= alpha, axis=0)
                    + rate * np.mean(swapped <= alpha, axis=0)

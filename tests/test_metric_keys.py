@@ -12,8 +12,8 @@ def test_every_family_round_trips(rng):
   written = {
       metric_keys.pck('kgnn2d', 'occluded_self', alpha):
           ('pck', 'kgnn2d', 'occluded_self', alpha),
-      metric_keys.label_pck('shape_fit', 'occluded_5', alpha):
-          ('pck_labels', 'shape_fit', 'occluded_5', alpha),
+      metric_keys.label_pck('shape_fit_encoder', 'occluded_5', alpha):
+          ('pck_labels', 'shape_fit_encoder', 'occluded_5', alpha),
       metric_keys.count('visible'): ('count', None, 'visible', None),
       metric_keys.occlusion_auc('heatmap'):
           ('occlusion_auc', 'heatmap', None, None),
@@ -21,6 +21,8 @@ def test_every_family_round_trips(rng):
           ('robustness', 'kgnn3d', None, sigma),
       metric_keys.box_jitter('heatmap', sigma):
           ('pck_box_jitter', 'heatmap', None, sigma),
+      metric_keys.encoder_fit_sweep('occluded', sigma):
+          ('encoder_fit_sweep', None, 'occluded', sigma),
       metric_keys.multiview('labels', views):
           ('multiview', 'labels', None, views),
       metric_keys.multiview('kgnn2d', views, fraction=True):
@@ -57,3 +59,20 @@ def test_keys_outside_the_schema_do_not_parse(key):
   assert metric_keys.try_parse(key) is None
   with pytest.raises(ValueError):
     metric_keys.parse(key)
+
+
+def test_old_method_names_read_under_their_current_ones(rng):
+  alpha = float(rng.choice([0.05, 0.1, 0.2]))
+  value, interval = float(rng.random()), sorted(rng.random(2).tolist())
+  for old, new in metric_keys.RENAMED_METHODS.items():
+    key = metric_keys.pck(old, 'occluded', alpha)
+    other = metric_keys.pck('kgnn2d', 'occluded', alpha)
+    metrics = {key: value, metric_keys.interval(key): interval, other: 0.5,
+               'num_cars': 3}
+    current = metric_keys.with_current_names(metrics)
+    renamed = metric_keys.pck(new, 'occluded', alpha)
+    assert current == {renamed: value, metric_keys.interval(renamed): interval,
+                       other: 0.5, 'num_cars': 3}
+    # A figure already under its current name wins.
+    assert metric_keys.with_current_names(
+        dict(metrics, **{renamed: 0.25}))[renamed] == 0.25

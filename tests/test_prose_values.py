@@ -91,14 +91,14 @@ def test_replace_values_rewrites_keeps_and_names_the_line(rng):
 
 
 def copied_sources() -> tuple[dict, dict | None]:
-  """The metrics.json of every run and bench.json, as docs/results has them."""
+  """Every run's metrics.json (as the report reads it) and bench.json."""
   metrics = {}
   for run in runs.RUNS:
     path = os.path.join(FIGURES, run.name, 'metrics.json')
     metrics[run.name] = None
     if os.path.exists(path):
       with open(path) as file:
-        metrics[run.name] = json.load(file)
+        metrics[run.name] = metric_keys.with_current_names(json.load(file))
   bench = None
   if os.path.exists(os.path.join(FIGURES, 'bench.json')):
     with open(os.path.join(FIGURES, 'bench.json')) as file:

@@ -44,6 +44,7 @@ MISSING_BOX_ORACLE = 'carfusion_synthetic_default'
 VALIDATION_RUN = 'car_render_full_cpu'
 ALPHAS = (0.05, 0.1, 0.15, 0.2)
 SIGMAS = (0.0, 0.05, 0.1, 0.3)
+JITTER_SIGMAS = (0.0, claims.BOX_JITTER_SIGMA, 0.2)
 FIGURES = ('pck_vs_alpha.png', 'robustness.png')
 # Within 0.05 of the percentage: one decimal, rounded.
 ROUNDING = 0.05 + 1e-9
@@ -81,6 +82,9 @@ def random_metrics(rng: np.random.Generator) -> dict:
             float(rng.random()) if populated else None)
     for sigma in SIGMAS:
       put(metric_keys.robustness(method, sigma), float(rng.random()))
+    if method in evaluate.PERTURBED_METHODS:
+      for sigma in JITTER_SIGMAS:
+        put(metric_keys.box_jitter(method, sigma), float(rng.random()))
   for level in car_lib.CAR.occlusion_levels:
     # Some levels below tables.FEW_KEYPOINTS, some above.
     metrics[metric_keys.count(f'occluded_{level}')] = (
@@ -394,11 +398,15 @@ def test_claims_verdicts_follow_the_intervals(tree, blocks):
       verdict = cell.split('**')[1]
       assert verdict in (claims.REPRODUCED, claims.NOT_REPRODUCED,
                          cells.NOT_MEASURED)
-      if claim.check != 'occluded_pck':
+      key = {'occluded_pck': lambda method: metric_keys.pck(
+          method, 'occluded', 0.1),
+             'box_jitter': lambda method: metric_keys.box_jitter(
+                 method, claims.BOX_JITTER_SIGMA)}.get(claim.check)
+      if key is None:
         continue
       metrics = written['metrics'][name]
-      ours, base = (metrics.get(metric_keys.interval(metric_keys.pck(
-          method, 'occluded', 0.1))) for method in ('kgnn2d', 'heatmap'))
+      ours, base = (metrics.get(metric_keys.interval(key(method)))
+                    for method in ('kgnn2d', 'heatmap'))
       assert verdict == (
           cells.NOT_MEASURED if ours is None or base is None else
           claims.REPRODUCED if ours[0] > base[1] else claims.NOT_REPRODUCED)
@@ -418,6 +426,28 @@ def test_interval_above_both_sides(rng):
   measured, above = claim_rules.interval_above(metrics, key, base_key,
                                           cells.percent_interval)
   assert above is None and measured.endswith('(no intervals)')
+
+
+def test_box_jitter_claim_reads_its_sigma_only(rng):
+  sigma = claims.BOX_JITTER_SIGMA
+  other = float(rng.uniform(0.1, 0.3))
+  low = float(rng.uniform(0.2, 0.5))
+  metrics = {}
+  for method, bounds in (('kgnn2d', [low + 0.05, low + 0.1]),
+                         ('heatmap', [low - 0.1, low])):
+    key = metric_keys.box_jitter(method, sigma)
+    metrics[key], metrics[metric_keys.interval(key)] = np.mean(bounds), bounds
+  # Another level, the other way round, changes nothing.
+  for method, bounds in (('heatmap', [0.8, 0.9]), ('kgnn2d', [0.1, 0.2])):
+    key = metric_keys.box_jitter(method, other)
+    metrics[key], metrics[metric_keys.interval(key)] = np.mean(bounds), bounds
+  measured, above = claim_rules.box_jitter_claim(metrics)
+  assert above is True and measured.startswith(f'σ {sigma:g}:')
+  swapped = {key.replace('kgnn2d', 'tmp').replace('heatmap', 'kgnn2d')
+             .replace('tmp', 'heatmap'): value
+             for key, value in metrics.items()}
+  assert claim_rules.box_jitter_claim(swapped)[1] is False
+  assert claim_rules.box_jitter_claim({})[1] is None
 
 
 def test_multiview_claim_needs_every_view_count(rng):
@@ -838,6 +868,36 @@ def test_robustness_target_both_sides(rng):
   assert check(small, large)[1] == 'met'
   assert check(large, small)[1] == 'missed'
   assert 'σ 0 to 0.3' in check(small, large)[0]
+
+
+def test_shape_fit_target_beats_the_stronger_fit(rng):
+  ours, weak, strong = 0.6, 0.2, float(rng.uniform(0.3, 0.5))
+  gap = float(rng.uniform(0.01, 0.05))
+
+  def metrics_of(fits):
+    metrics = {}
+    for method, value in dict(kgnn2d=ours, **fits).items():
+      key = metric_keys.pck(method, 'occluded', 0.1)
+      metrics[key], metrics[metric_keys.interval(key)] = value, [
+          value - gap, value + gap]
+    return metrics
+
+  for stronger in evaluate.SHAPE_FIT_METHODS:
+    fits = {method: strong if method == stronger else weak
+            for method in evaluate.SHAPE_FIT_METHODS}
+    assert claim_rules.stronger_shape_fit(metrics_of(fits),
+                                          'occluded') == stronger
+    measured, status = claim_rules.shape_fit_target(metrics_of(fits))
+    assert status == 'met'
+    assert measured.endswith(f'({cells.METHOD_NAMES[stronger]})')
+    # The weaker fit lies below, the stronger one's interval now overlaps.
+    fits[stronger] = ours - gap
+    assert claim_rules.shape_fit_target(metrics_of(fits))[1] == 'missed'
+  only = {evaluate.SHAPE_FIT_METHODS[0]: weak}
+  assert claim_rules.stronger_shape_fit(metrics_of(only), 'occluded') == (
+      evaluate.SHAPE_FIT_METHODS[0])
+  assert claim_rules.shape_fit_target({}) == ('-', cells.NOT_MEASURED)
+  assert claim_rules.shape_fit_target(None) == ('-', cells.NOT_RUN)
 
 
 def test_benchmark_goals_without_goal_fields(rng):

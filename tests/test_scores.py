@@ -4,24 +4,28 @@ import jax
 import numpy as np
 import pytest
 
+from occnet_jax import cropping
 from occnet_jax.evaluation import scores as scores_lib
 
 
 def test_pck_counts_hand_computed_case():
-  # Box 100 x 50: L = 100, so alpha 0.1 -> 10 px and alpha 0.2 -> 20 px.
-  box = np.array([[20.0, 30.0, 120.0, 80.0]])
+  # Tight box 100 x 50, padded by 25% a side to 150 x 75 (a padding that
+  # leaves L exact in floats): L = 100, so alpha 0.1 -> 10 px and alpha
+  # 0.2 -> 20 px.
+  box = np.array([[-5.0, 17.5, 145.0, 92.5]])
+  padding = 0.25
   gt = np.full((1, 5, 2), 50.0)
   offsets = np.array([5.0, 10.0, 15.0, 30.0, 0.0])
   pred = gt + np.stack([offsets * 0.6, offsets * 0.8], -1)  # |offset| px away
   pred[0, 4] = np.nan  # a failed prediction counts as wrong
   mask = np.array([[True, True, True, True, True]])
   num_correct, num_total = scores_lib.pck_counts(pred, gt, box, mask,
-                                                 [0.1, 0.2])
+                                                 [0.1, 0.2], padding)
   np.testing.assert_array_equal(num_correct, [2, 3])  # the boundary counts
   assert num_total == 5
   mask[0, 0] = False
   num_correct, num_total = scores_lib.pck_counts(pred, gt, box, mask,
-                                                 [0.1, 0.2])
+                                                 [0.1, 0.2], padding)
   np.testing.assert_array_equal(num_correct, [1, 2])
   assert num_total == 4
 
@@ -41,9 +45,35 @@ def test_pck_counts_aggregate_over_batches_and_jit(rng):
   assert num_total == first[1] + rest[1] == mask.sum()
   assert np.all(np.diff(np.asarray(num_correct)) >= 0)  # monotone in alpha
   distance = np.linalg.norm(pred - gt, axis=-1)
-  scale = np.max(boxes[..., 2:] - boxes[..., :2], axis=-1)[..., None]
+  scale = np.max(boxes[..., 2:] - boxes[..., :2], axis=-1)[..., None] / (
+      1 + 2 * cropping.BOX_PADDING)
   expected = [np.sum((distance <= a * scale) & mask) for a in alphas]
   np.testing.assert_array_equal(num_correct, expected)
+
+
+def test_pck_scale_is_the_tight_box_side_whatever_the_padding(rng):
+  # Random cars' points; L' is the longer side of their tight box.
+  num_views, num_keypoints = 50, 12
+  points = rng.uniform(0, 400, (num_views, 1, 2)) + rng.uniform(
+      20, 300, (num_views, 1, 2)) * rng.uniform(
+          0, 1, (num_views, num_keypoints, 2))
+  side = np.max(points.max(1) - points.min(1), axis=-1)
+  alpha = rng.uniform(0.05, 0.3)
+  angle = rng.uniform(0, 2 * np.pi, points.shape[:2])
+  direction = np.stack([np.cos(angle), np.sin(angle)], -1)
+  mask = np.ones(points.shape[:2], bool)
+  for padding in (cropping.BOX_PADDING, rng.uniform(0, 0.5)):
+    boxes = np.stack([cropping.padded_box(p, padding) for p in points])
+    np.testing.assert_allclose(cropping.pck_scale(boxes, padding), side,
+                               rtol=1e-5)
+    # Every prediction alpha * L' away, in a random direction: a hair
+    # inside counts, a hair outside does not, whatever the padding.
+    for factor, expected in ((1 - 1e-3, mask.sum()), (1 + 1e-3, 0)):
+      predicted = points + factor * alpha * side[:, None, None] * direction
+      hits, totals = scores_lib.pck_hits(predicted, points, boxes, mask,
+                                         [alpha], padding)
+      assert int(np.sum(hits)) == expected
+      assert int(np.sum(totals)) == mask.sum()
 
 
 def test_mean_pixel_error():

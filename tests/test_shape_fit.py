@@ -78,3 +78,48 @@ def test_confident_keeps_the_threshold_and_the_most_confident(rng):
   expected = confidence >= shape_fit.MIN_CONFIDENCE
   np.put_along_axis(expected, top, True, axis=1)
   np.testing.assert_array_equal(chosen, expected)
+
+
+def _encoder_scores(rng, hidden, threshold):
+  """Occlusion scores that call exactly the visible keypoints visible."""
+  return np.where(hidden, rng.uniform(threshold + 1e-3, 1.0, hidden.shape),
+                  rng.uniform(0.0, threshold, hidden.shape)).astype(np.float32)
+
+
+def test_encoder_calling_the_visible_set_fits_as_that_set(views, rng):
+  threshold = float(rng.uniform(0.2, 0.8))
+  scores = _encoder_scores(rng, views['hidden'], threshold)
+  called = np.asarray(shape_fit.called_visible(scores, threshold))
+  # Two thirds visible: more than MIN_POINTS, so no point is added.
+  np.testing.assert_array_equal(called, ~views['hidden'])
+  by_encoder = views['fit'](views['keypoints'], called.astype(np.float32),
+                            views['aspect'])
+  for before, after in zip(_fit(views, views['keypoints']), by_encoder):
+    np.testing.assert_array_equal(np.asarray(before), np.asarray(after))
+
+
+def test_a_keypoint_the_encoder_calls_occluded_is_never_read(views, rng):
+  threshold = float(rng.uniform(0.2, 0.8))
+  scores = _encoder_scores(rng, views['hidden'], threshold)
+  weights = shape_fit.called_visible(scores, threshold).astype(np.float32)
+  moved = views['keypoints'].copy()
+  view, keypoint = (index[0] for index in np.nonzero(views['hidden']))
+  moved[view, keypoint] += rng.normal(scale=3.0, size=2)
+  np.testing.assert_array_equal(
+      np.asarray(shape_fit.observed(views['keypoints'], weights)),
+      np.asarray(shape_fit.observed(moved, weights)))
+  before, after = (views['fit'](points, weights, views['aspect'])
+                   for points in (views['keypoints'], moved))
+  np.testing.assert_array_equal(np.asarray(before.keypoints),
+                                np.asarray(after.keypoints))
+
+
+def test_called_visible_keeps_the_threshold_and_the_least_occluded(rng):
+  scores = rng.uniform(0, 1, (50, 12)).astype(np.float32)
+  threshold = float(rng.uniform(0, 1))
+  chosen = np.asarray(shape_fit.called_visible(scores, threshold))
+  least = np.argsort(scores, axis=1)[:, :shape_fit.MIN_POINTS]
+  expected = scores <= threshold
+  np.put_along_axis(expected, least, True, axis=1)
+  np.testing.assert_array_equal(chosen, expected)
+  assert np.all(chosen.sum(1) >= shape_fit.MIN_POINTS)

@@ -470,7 +470,7 @@ def sequence_examples(sequence_dir: epath.PathLike, config: CarfusionConfig,
     frame_views = _frame_views(frame_read, issues)
     instance_ids = sorted(set().union(*(v.labels for v in frame_views)))
     for instance_id in instance_ids:
-      car_id = f'{sequence_dir.name}/{frame}/{instance_id}'
+      car_id = labels.carfusion_car_id(sequence_dir.name, frame, instance_id)
       car_views = []
       for view in frame_views:
         if instance_id in view.labels:

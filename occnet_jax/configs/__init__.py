@@ -124,6 +124,10 @@ def validate(config: ml_collections.ConfigDict, num_devices: int) -> None:
           'is shut or open for every keypoint alike')
   require(config.train.profile_steps >= 0, 'train.profile_steps',
           'must be >= 0')
+  require(0.0 <= evaluation.encoder_fit_threshold <= 1.0,
+          'eval.encoder_fit_threshold', 'occlusion scores lie in [0, 1]')
+  require(all(0.0 <= t <= 1.0 for t in evaluation.encoder_fit_sweep),
+          'eval.encoder_fit_sweep', 'occlusion scores lie in [0, 1]')
   require(config.model.dtype in _MODEL_DTYPES, 'model.dtype',
           f'must be one of {_MODEL_DTYPES}')
   for name in losses.LOSS_TERMS:

@@ -149,5 +149,13 @@ def get_config() -> ml_collections.ConfigDict:
   # random shifts of each box's centre and of its log-scale; the crop is
   # taken from the moved box (occnet_jax/evaluation/box_jitter.py).
   evaluation.box_jitter = (0.0, 0.05, 0.1, 0.2)
+  # `shape_fit_encoder` trusts the heatmap keypoints whose encoder occlusion
+  # score is at most this. Chosen on validation, from the
+  # `encoder_fit_sweep.occluded.<threshold>` figures of a validation
+  # evaluation (docs/design.md, "Shape-fit baselines"); 0.5 until then, the
+  # decoder's hard-gate default.
+  evaluation.encoder_fit_threshold = 0.5
+  # The thresholds those figures are measured at (each a batch of fits).
+  evaluation.encoder_fit_sweep = (0.3, 0.7)
   evaluation.num_gallery = 8
   return config

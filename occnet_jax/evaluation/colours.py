@@ -6,7 +6,8 @@ visible and occluded.
 """
 
 COLOURS = {'heatmap': 'tab:orange', 'kgnn2d': 'tab:blue',
-           'kgnn3d': 'tab:purple', 'shape_fit': 'tab:brown',
+           'kgnn3d': 'tab:purple', 'shape_fit_confidence': 'tab:brown',
+           'shape_fit_encoder': 'tab:cyan',
            'oracle_fit': 'tab:pink', 'labels': 'tab:gray', 'paper': 'black',
            'visible': 'tab:green', 'occluded': 'tab:red',
            'detector_box': 'gold'}

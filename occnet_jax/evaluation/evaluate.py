@@ -3,18 +3,22 @@
 Every view of every car of a split is evaluated on its own (single-view test
 time). Methods (paper section 4): `heatmap` (the heatmap head's keypoints,
 the MaskRCNN-style baseline), `kgnn2d` (2D-KGNN decoder) and `kgnn3d` (the
-3D-KGNN keypoints projected into the view), and two baselines that fit the
-PCA shape basis and a camera to a view (`shape_fit` module): `shape_fit`
-(to the heatmap keypoints its confidence calls visible) and `oracle_fit` (to
-the true visible keypoints: the headroom, an upper reference). Ground truth is the dataset's
-`true_keypoints`: exact positions for synthetic data, the human labels for
-real CarFusion. Where the labels differ from them (synthetic CarFusion
-written with annotator noise), PCK is also reported against the labels, as a
-real benchmark would measure it.
+3D-KGNN keypoints projected into the view), and three baselines that fit the
+PCA shape basis and a camera to a view (`shape_fit` module):
+`shape_fit_confidence` (to the heatmap keypoints the heatmap's confidence
+calls visible), `shape_fit_encoder` (to the heatmap keypoints the 2D-KGNN's
+encoder calls visible, `config.eval.encoder_fit_threshold`) and `oracle_fit`
+(to the true visible keypoints: the headroom, an upper reference). Ground
+truth is the dataset's `true_keypoints`: exact positions for synthetic data,
+the human labels for real CarFusion. Where the labels differ from them
+(synthetic CarFusion written with annotator noise), PCK is also reported
+against the labels, as a real benchmark would measure it.
 
 The metrics' keys (`metric_keys` writes and parses them):
   - `pck.<method>.<subset>.<alpha>`: fraction of keypoints within alpha * L
-    of the ground truth, L = max(box width, box height). Subsets: `all`
+    of the ground truth, L the longer side of the tight box of what is
+    visible of the car, the record's box without its padding (the paper's;
+    `cropping.pck_scale`). Subsets: `all`
     (labelled keypoints), `visible`, `occluded`, and `occluded_<n>`: the
     occluded keypoints of views with exactly n of K keypoints not visible
     (occluded or unlabelled), as the paper's "n/12 invisible points";
@@ -28,15 +32,21 @@ The metrics' keys (`metric_keys` writes and parses them):
     occluded from visible keypoints by the negated heatmap confidence and by
     the 2D-KGNN encoder's occlusion score (null without both classes).
   - `robustness.<method>.<sigma>`: PCK@0.1 over all labelled keypoints when
-    Gaussian noise of standard deviation sigma * L (per coordinate, pixels)
-    is added to the heatmap keypoints fed to the graph networks in
-    keypoints-in mode and to `shape_fit` (`heatmap` is the noisy input
-    itself); `PERTURBED_METHODS` only, as for box jitter.
+    Gaussian noise of standard deviation sigma times the padded box's
+    longer side (`boxes.box_scale`; per coordinate, pixels) is added to
+    the heatmap keypoints fed to the graph networks in keypoints-in mode and
+    to `shape_fit_confidence` (`heatmap` is the noisy input itself);
+    `PERTURBED_METHODS` only, as for box jitter.
   - `pck_box_jitter.<method>.<sigma>` (`config.eval.box_jitter`): PCK@0.1
     over all labelled keypoints when every box is moved at random as a
     detector would err (`box_jitter`: centre shifts and log-scale changes of
     standard deviation sigma, in box sizes) and the crop is taken from the
     moved box; L stays that of the record's box.
+  - `encoder_fit_sweep.<subset>.<threshold>` (`config.eval.
+    encoder_fit_sweep`): PCK@0.1 of `shape_fit_encoder` at other
+    thresholds, subsets `all`, `visible` and `occluded`: what the threshold
+    is chosen by, on the validation split (docs/design.md, "Shape-fit
+    baselines").
   - `multiview.<method>.<n>` (paper Fig. 4 right): mean number of multi-view
     correspondences per n-view subset of a car's views (n in
     `multiview.VIEW_COUNTS`, up to `multiview.MAX_SUBSETS` subsets per car):
@@ -55,11 +65,13 @@ The metrics' keys (`metric_keys` writes and parses them):
     the views whose true camera is known (`camera_error` 0: rendered or
     calibrated, not PnP-estimated). Null without such views.
   - `<key>_ci` for every `pck`, `pck_labels`, `robustness`, `pck_box_jitter`,
-    `occlusion_auc` and `yaw_error` figure: its 95% percentile bootstrap
-    interval [low, high] over `bootstrap.NUM_RESAMPLES` seeded resamples of
-    the split's cars (`bootstrap` module), null where the figure is.
+    `encoder_fit_sweep`, `occlusion_auc` and `yaw_error` figure: its 95%
+    percentile bootstrap interval [low, high] over `bootstrap.NUM_RESAMPLES`
+    seeded resamples of the split's physical cars (`labels.physical_car`:
+    on CarFusion the sequence's instance over all its frames; `bootstrap`
+    module), null where the figure is.
   - `num_instances` (evaluated views, i.e. car instances in images),
-    `num_cars`, `step`.
+    `num_cars` (physical cars), `step`.
 """
 
 from collections.abc import Callable, Mapping, Sequence
@@ -87,11 +99,19 @@ from occnet_jax.models import graphs
 from occnet_jax.models import occlusion_net
 
 NETWORK_METHODS = ('heatmap', 'kgnn2d', 'kgnn3d')
-BASELINE_METHODS = ('shape_fit', 'oracle_fit')
+# The classical answers a claim of beating the shape fit compares with.
+SHAPE_FIT_METHODS = ('shape_fit_confidence', 'shape_fit_encoder')
+BASELINE_METHODS = SHAPE_FIT_METHODS + ('oracle_fit',)
 METHODS = NETWORK_METHODS + BASELINE_METHODS
 # Methods scored under input noise and box jitter: `oracle_fit` reads the
-# true keypoints, not the model's.
-PERTURBED_METHODS = NETWORK_METHODS + ('shape_fit',)
+# true keypoints, not the model's; `shape_fit_encoder` is left out, as no
+# claim reads it there and each level would cost one more batch of fits.
+PERTURBED_METHODS = NETWORK_METHODS + ('shape_fit_confidence',)
+# The prediction of the encoder fit at each threshold of
+# `config.eval.encoder_fit_sweep` (`predict_views`), scored as
+# `encoder_fit_sweep.*` over these subsets.
+ENCODER_SWEEP = 'sweep.shape_fit_encoder'
+SWEEP_SUBSETS = ('all', 'visible', 'occluded')
 # `labels`: the ground-truth keypoints, the multi-view upper bound.
 MULTIVIEW_METHODS = METHODS + ('labels',)
 METHOD_OUTPUTS = {'heatmap': 'initial_keypoints', 'kgnn2d': 'keypoints_2d',
@@ -114,7 +134,10 @@ _AXIS = input_pipeline.DEVICE_AXIS
 def predict_views(variables: Any, crops: jax.Array, boxes: jax.Array,
                   visible_keypoints: jax.Array, rng: jax.Array, *,
                   model: nn.Module, noise_sigmas: Sequence[float],
-                  box_jitter: Sequence[float] = ()) -> dict[str, jax.Array]:
+                  encoder_fit_threshold: float,
+                  box_jitter: Sequence[float] = (),
+                  encoder_fit_sweep: Sequence[float] = ()
+                  ) -> dict[str, jax.Array]:
   """Every method's keypoints (pixels) and occlusion scores for N views.
 
   Args:
@@ -126,7 +149,10 @@ def predict_views(variables: Any, crops: jax.Array, boxes: jax.Array,
     rng: key of the robustness noise and the box jitter.
     model: the model (an `OcclusionNet`; its shape basis is the fits').
     noise_sigmas: robustness noise levels, fractions of the box scale.
+    encoder_fit_threshold: `shape_fit_encoder` trusts the keypoints whose
+      encoder occlusion score is at most this (`shape_fit.called_visible`).
     box_jitter: box-jitter levels (`box_jitter.jitter_boxes`).
+    encoder_fit_sweep: further thresholds of `ENCODER_SWEEP`.
 
   Returns:
     `METHODS`: (N, K, 2) pixels; `occlusion.heatmap`, `occlusion.kgnn2d`:
@@ -135,7 +161,8 @@ def predict_views(variables: Any, crops: jax.Array, boxes: jax.Array,
     `occlusion_score` and the 3D camera for prediction;
     `noisy.<method>`: (len(noise_sigmas), N, K, 2) under input noise;
     `jitter.<method>`: (len(box_jitter), N, K, 2) from moved boxes (absent
-    without levels), both for `PERTURBED_METHODS`.
+    without levels), both for `PERTURBED_METHODS`; `ENCODER_SWEEP`:
+    (len(encoder_fit_sweep), N, K, 2) (absent without thresholds).
   """
   noise_rng, jitter_rng = jax.random.split(rng)
   outputs = model.apply(variables, crops, boxes, train=False)
@@ -149,10 +176,15 @@ def predict_views(variables: Any, crops: jax.Array, boxes: jax.Array,
               'translation', 'confidence'):
     result[key] = outputs[key]
   # Every shape fit of the call, (box-coordinate keypoints, weights, boxes)
-  # per level, runs as one batch: clean, noisy and jittered heatmap
-  # keypoints, then the true visible ones.
+  # per level, runs as one batch: clean heatmap keypoints selected by the
+  # confidence and by the encoder at each threshold (the configured one
+  # first), noisy and jittered ones, then the true visible ones.
   heatmap_weights = shape_fit.confident(outputs['confidence'])
-  fits = [(outputs['initial_keypoints'], heatmap_weights, boxes)]
+  thresholds = (encoder_fit_threshold,) + tuple(encoder_fit_sweep)
+  fits = [(outputs['initial_keypoints'], heatmap_weights, boxes)] + [
+      (outputs['initial_keypoints'], shape_fit.called_visible(
+          outputs['occlusion_score'], threshold), boxes)
+      for threshold in thresholds]
 
   scale = boxes_lib.box_scale(boxes)[:, None, None]
   box_size = (boxes[:, 2:] - boxes[:, :2])[:, None, :]
@@ -196,10 +228,16 @@ def predict_views(variables: Any, crops: jax.Array, boxes: jax.Array,
   levels = boxes_lib.from_box_coordinates(fitted.keypoints, fit_boxes).reshape(
       (len(fits),) + result['heatmap'].shape)
   yaws = shape_fit.yaw(fitted).reshape(len(fits), -1)
-  result['shape_fit'], result['oracle_fit'] = levels[0], levels[-1]
-  result['yaw.shape_fit'], result['yaw.oracle_fit'] = yaws[0], yaws[-1]
-  noisy['shape_fit'] = list(levels[1:1 + len(noise_sigmas)])
-  jittered['shape_fit'] = list(levels[1 + len(noise_sigmas):-1])
+  for method, index in (('shape_fit_confidence', 0),
+                        ('shape_fit_encoder', 1), ('oracle_fit', -1)):
+    result[method], result[f'yaw.{method}'] = levels[index], yaws[index]
+  if encoder_fit_sweep:
+    result[ENCODER_SWEEP] = levels[2:1 + len(thresholds)]
+  first_noisy = 1 + len(thresholds)
+  noisy['shape_fit_confidence'] = list(
+      levels[first_noisy:first_noisy + len(noise_sigmas)])
+  jittered['shape_fit_confidence'] = list(
+      levels[first_noisy + len(noise_sigmas):-1])
   for method, values in noisy.items():
     result[f'noisy.{method}'] = jnp.stack(values)
   for method, values in jittered.items():
@@ -209,8 +247,9 @@ def predict_views(variables: Any, crops: jax.Array, boxes: jax.Array,
 
 
 def _per_level(key: str) -> bool:
-  """Whether a prediction has a leading axis of noise or jitter levels."""
-  return key.startswith(('noisy.', 'jitter.'))
+  """Whether a prediction has a leading axis of noise, jitter or sweep levels.
+  """
+  return key.startswith(('noisy.', 'jitter.', 'sweep.'))
 
 
 def make_predict_fn(model: nn.Module, eval_config: ml_collections.ConfigDict,
@@ -218,7 +257,8 @@ def make_predict_fn(model: nn.Module, eval_config: ml_collections.ConfigDict,
   """`predict_views` on (B, V) batches, data parallel over `mesh`, jitted.
 
   `eval_config` is `config.eval`: its `noise_sigmas` and `box_jitter` set the
-  perturbed predictions.
+  perturbed predictions, `encoder_fit_threshold` and `encoder_fit_sweep`
+  the encoder-selected shape fits.
 
   Returns:
     fn(variables, crops, boxes, visible_keypoints, rng) with crops
@@ -235,25 +275,30 @@ def make_predict_fn(model: nn.Module, eval_config: ml_collections.ConfigDict,
     return predict_views(variables, crops, boxes, visible_keypoints, rng,
                          model=model,
                          noise_sigmas=tuple(eval_config.noise_sigmas),
-                         box_jitter=tuple(eval_config.box_jitter))
+                         box_jitter=tuple(eval_config.box_jitter),
+                         encoder_fit_threshold=(
+                             eval_config.encoder_fit_threshold),
+                         encoder_fit_sweep=tuple(
+                             eval_config.encoder_fit_sweep))
 
   sharded, replicated = jax.P(_AXIS), jax.P()
   out_specs = {key: (jax.P(None, _AXIS) if _per_level(key) else sharded)
-               for key in _prediction_keys(bool(eval_config.box_jitter))}
+               for key in _prediction_keys(bool(eval_config.box_jitter),
+                                           bool(eval_config.encoder_fit_sweep))}
   return jax.jit(jax.shard_map(
       per_device, mesh=mesh,
       in_specs=(replicated, sharded, sharded, sharded, replicated),
       out_specs=out_specs))
 
 
-def _prediction_keys(box_jitter: bool) -> tuple[str, ...]:
+def _prediction_keys(box_jitter: bool, sweep: bool) -> tuple[str, ...]:
   return METHODS + tuple(f'occlusion.{m}' for m in OCCLUSION_METHODS) + (
       tuple(f'yaw.{m}' for m in YAW_METHODS)) + (
           'keypoints_3d', 'occlusion_score', 'focal', 'quaternion',
           'translation', 'confidence') + tuple(
               f'noisy.{m}' for m in PERTURBED_METHODS) + (
                   tuple(f'jitter.{m}' for m in PERTURBED_METHODS)
-                  if box_jitter else ())
+                  if box_jitter else ()) + ((ENCODER_SWEEP,) if sweep else ())
 
 
 def oracle_inputs(batch: Mapping[str, np.ndarray]) -> np.ndarray:
@@ -326,7 +371,8 @@ def collect_predictions(config: ml_collections.ConfigDict,
 def compute_metrics(predictions: Mapping[str, np.ndarray],
                     alphas: Sequence[float],
                     noise_sigmas: Sequence[float],
-                    box_jitter: Sequence[float] = (), *,
+                    box_jitter: Sequence[float] = (),
+                    encoder_fit_sweep: Sequence[float] = (), *,
                     num_resamples: int = bootstrap.NUM_RESAMPLES,
                     seed: int = 0,
                     methods: Sequence[str] = METHODS) -> dict[str, Any]:
@@ -342,6 +388,7 @@ def compute_metrics(predictions: Mapping[str, np.ndarray],
     alphas: PCK thresholds.
     noise_sigmas: the robustness noise levels of the predictions.
     box_jitter: the box-jitter levels of the predictions.
+    encoder_fit_sweep: the thresholds of the predictions' `ENCODER_SWEEP`.
     num_resamples: bootstrap resamples of the cars.
     seed: the resamples' seed.
     methods: the methods whose (M, K, 2) keypoints `predictions` holds.
@@ -362,8 +409,10 @@ def compute_metrics(predictions: Mapping[str, np.ndarray],
     subsets[f'occluded_{level}'] = occluded & (invisible == level)
   for subset, kind in OCCLUSION_KIND_SUBSETS.items():
     subsets[subset] = occluded & (predictions['occlusion_kind'] == kind)
-  weights = bootstrap.resample_weights(predictions['car_id'], num_resamples,
-                                       seed)
+  # A record is one car at one frame (CarFusion): the frames of a car are
+  # not independent draws, the car is.
+  cars = np.array([labels.physical_car(car) for car in predictions['car_id']])
+  weights = bootstrap.resample_weights(cars, num_resamples, seed)
   results = {}
 
   def record(key, value, interval):
@@ -407,6 +456,11 @@ def compute_metrics(predictions: Mapping[str, np.ndarray],
                             predictions.get(f'jitter.{method}', ())):
       record(metric_keys.box_jitter(method, sigma),
              *next(pck(moved, labelled, [ROBUSTNESS_ALPHA])))
+  for threshold, fitted in zip(encoder_fit_sweep,
+                               predictions.get(ENCODER_SWEEP, ())):
+    for subset in SWEEP_SUBSETS:
+      record(metric_keys.encoder_fit_sweep(subset, threshold),
+             *next(pck(fitted, subsets[subset], [ROBUSTNESS_ALPHA])))
   _yaw_metrics(predictions, weights, record,
                _holding(predictions, 'yaw', methods))
   for method in tuple(methods) + ('labels',):
@@ -419,7 +473,7 @@ def compute_metrics(predictions: Mapping[str, np.ndarray],
           count.mean_fraction)
       results[metric_keys.multiview_subsets(n)] = count.num_subsets
   results['num_instances'] = int(len(visibility))
-  results['num_cars'] = int(len(np.unique(predictions['car_id'])))
+  results['num_cars'] = int(len(np.unique(cars)))
   return results
 
 
@@ -490,8 +544,8 @@ def evaluate_variables(config: ml_collections.ConfigDict,
       config, predict_fn, variables, source, mesh, max_instances=max_instances,
       num_gallery=num_gallery)
   return compute_metrics(predictions, config.eval.alphas,
-                         config.eval.noise_sigmas,
-                         config.eval.box_jitter), predictions
+                         config.eval.noise_sigmas, config.eval.box_jitter,
+                         config.eval.encoder_fit_sweep), predictions
 
 
 def summary_scalars(results: Mapping[str, Any]) -> dict[str, float]:

@@ -11,8 +11,8 @@ bootstrap interval is the key plus `CI_SUFFIX`, e.g. `pck.kgnn2d.all.0.1_ci`.
     metric_keys.parse(key)  # MetricKey('pck', 'kgnn2d', 'occluded', 0.1)
 """
 
-from collections.abc import Iterable
-from typing import NamedTuple
+from collections.abc import Iterable, Mapping
+from typing import Any, NamedTuple
 
 CI_SUFFIX = '_ci'
 # Yaw statistics (`yaw_error.<method>.<statistic>`).
@@ -27,15 +27,20 @@ FAMILIES = {
     'occlusion_auc': (('method',), None),
     'robustness': (('method', 'level'), float),
     'pck_box_jitter': (('method', 'level'), float),
+    'encoder_fit_sweep': (('subset', 'level'), float),
     'multiview': (('method', 'level'), int),
     'multiview_fraction': (('method', 'level'), int),
     'multiview_subsets': (('level',), int),
     'yaw_error': (('method', 'level'), str),
 }
+# Methods renamed since metrics files were written: old name -> current
+# (`with_current_names`). `shape_fit` fitted the keypoints the heatmap's
+# confidence trusts; it became one of two shape fits (issue 24).
+RENAMED_METHODS = {'shape_fit': 'shape_fit_confidence'}
 # Families whose figures get bootstrap intervals: fractions of keypoints,
 # areas under ROC curves and yaw errors over car instances.
 INTERVAL_FAMILIES = ('pck', 'pck_labels', 'robustness', 'pck_box_jitter',
-                     'occlusion_auc', 'yaw_error')
+                     'encoder_fit_sweep', 'occlusion_auc', 'yaw_error')
 
 
 class MetricKey(NamedTuple):
@@ -119,6 +124,12 @@ def box_jitter(method: str, sigma: float) -> str:
   return str(MetricKey('pck_box_jitter', method, level=float(sigma)))
 
 
+def encoder_fit_sweep(subset: str, threshold: float) -> str:
+  """'encoder_fit_sweep.<subset>.<threshold>': PCK@0.1 of the encoder fit."""
+  return str(MetricKey('encoder_fit_sweep', subset=subset,
+                       level=float(threshold)))
+
+
 def multiview(method: str, num_views: int, *, fraction: bool = False) -> str:
   """'multiview.<method>.<n>' or 'multiview_fraction.<method>.<n>'."""
   family = 'multiview_fraction' if fraction else 'multiview'
@@ -138,6 +149,25 @@ def yaw_error(method: str, statistic: str) -> str:
 def interval(key: str) -> str:
   """'<key>_ci': the key of a figure's 95% bootstrap interval."""
   return key + CI_SUFFIX
+
+
+def with_current_names(metrics: Mapping[str, Any]) -> dict[str, Any]:
+  """A metrics file's figures with every method of `RENAMED_METHODS` renamed.
+
+  A key already under its current name wins over an old one.
+  """
+  current = {}
+  for key, value in metrics.items():
+    parsed = try_parse(key)
+    if parsed is None or parsed.method not in RENAMED_METHODS:
+      current[key] = value
+  for key, value in metrics.items():
+    parsed = try_parse(key)
+    if parsed is not None and parsed.method in RENAMED_METHODS:
+      suffix = CI_SUFFIX if key.endswith(CI_SUFFIX) else ''
+      renamed = parsed._replace(method=RENAMED_METHODS[parsed.method])
+      current.setdefault(str(renamed) + suffix, value)
+  return current
 
 
 def levels(keys: Iterable[str], family: str,

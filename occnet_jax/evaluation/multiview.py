@@ -18,7 +18,7 @@ of views n (`VIEW_COUNTS`) and per keypoint:
   3. The point is reprojected into every view of the subset; a view is an
      inlier when the point lies in front of it and of the pair's two cameras
      and the prediction is within alpha * L of the reprojection (L = the
-     view's box scale max(w, h), `boxes.box_scale`, as in PCK).
+     view's PCK length, `cropping.pck_scale`, as in PCK).
   4. The keypoint's inliers are those of its best pair when there are at
      least 2 (a correspondence needs two views), else 0.
 
@@ -41,7 +41,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from occnet_jax import boxes as boxes_lib
+from occnet_jax import cropping
 from occnet_jax.geometry import cameras as cameras_lib
 from occnet_jax.geometry import triangulation
 
@@ -108,7 +108,7 @@ def pair_inliers(points: np.ndarray, cameras: np.ndarray, boxes: np.ndarray,
     points, cameras, boxes = (np.asarray(a, np.float64)
                               for a in (points, cameras, boxes))
     return np.asarray(_pair_inliers(
-        points, cameras, np.asarray(boxes_lib.box_scale(boxes)),
+        points, cameras, np.asarray(cropping.pck_scale(boxes)),
         np.asarray(mask, bool), np.float64(alpha)))
 
 

@@ -46,7 +46,9 @@ from occnet_jax.evaluation import multiview
 from occnet_jax.evaluation import scores as scores_lib
 
 METHOD_LABELS = {'heatmap': 'Heatmap (baseline)', 'kgnn2d': '2D-KGNN',
-                 'kgnn3d': '3D-KGNN', 'shape_fit': 'Shape fit (baseline)',
+                 'kgnn3d': '3D-KGNN',
+                 'shape_fit_confidence': 'Shape fit, confidence (baseline)',
+                 'shape_fit_encoder': 'Shape fit, encoder (baseline)',
                  'oracle_fit': 'Oracle fit (upper reference)'}
 # The paper's panels of Figs. 5/8; levels without data are replaced by
 # populated ones (procedural cars are often occluded in even numbers).

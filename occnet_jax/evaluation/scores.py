@@ -12,40 +12,44 @@ import jax.numpy as jnp
 import numpy as np
 from sklearn import metrics as sklearn_metrics
 
-from occnet_jax import boxes as boxes_lib
+from occnet_jax import cropping
 
 
 def _distances(pred, gt):
   return jnp.linalg.norm(jnp.asarray(pred) - jnp.asarray(gt), axis=-1)
 
 
-def pck_hits(pred, gt, boxes, mask, alphas):
+def pck_hits(pred, gt, boxes, mask, alphas,
+             padding: float = cropping.BOX_PADDING):
   """Per-view counts of keypoints within alpha * L of the ground truth.
 
-  A keypoint is correct when ||pred - gt|| <= alpha * L, with
-  L = max(box width, box height) (`boxes.box_scale`). Non-finite
-  predictions count as wrong.
+  A keypoint is correct when ||pred - gt|| <= alpha * L, with L the longer
+  side of the tight box of what is visible of the car (the paper's;
+  `cropping.pck_scale`), not of the padded box. Non-finite predictions
+  count as wrong.
 
   Args:
     pred: (..., K, 2) predicted pixels.
     gt: (..., K, 2) ground-truth pixels.
-    boxes: (..., 4) boxes (x0, y0, x1, y1) in pixels.
+    boxes: (..., 4) the records' padded boxes (x0, y0, x1, y1) in pixels.
     mask: (..., K) bool, the keypoints to evaluate (e.g. occluded ones).
     alphas: (A,) thresholds.
+    padding: the padding the boxes were made with (`cropping.padded_box`).
 
   Returns:
     (num_correct, num_total): int32 counts per view, shapes (..., A) and
     (...).
   """
   mask = jnp.asarray(mask, bool)
-  scale = boxes_lib.box_scale(jnp.asarray(boxes))[..., None, None]
+  scale = cropping.pck_scale(jnp.asarray(boxes), padding)[..., None, None]
   thresholds = jnp.asarray(alphas) * scale  # (..., 1, A)
   correct = (_distances(pred, gt)[..., None] <= thresholds) & mask[..., None]
   return (jnp.sum(correct, axis=-2, dtype=jnp.int32),
           jnp.sum(mask, axis=-1, dtype=jnp.int32))
 
 
-def pck_counts(pred, gt, boxes, mask, alphas):
+def pck_counts(pred, gt, boxes, mask, alphas,
+               padding: float = cropping.BOX_PADDING):
   """Counts keypoints within alpha * L of the ground truth (PCK, paper 4.2).
 
   `pck_hits` (same arguments) summed over every view: PCK@alpha =
@@ -54,7 +58,7 @@ def pck_counts(pred, gt, boxes, mask, alphas):
   Returns:
     (num_correct, num_total): int32 counts, shapes (A,) and ().
   """
-  correct, total = pck_hits(pred, gt, boxes, mask, alphas)
+  correct, total = pck_hits(pred, gt, boxes, mask, alphas, padding)
   return (jnp.sum(correct.reshape(-1, correct.shape[-1]), axis=0,
                   dtype=jnp.int32), jnp.sum(total, dtype=jnp.int32))
 

@@ -11,15 +11,23 @@ steps from `NUM_YAWS` initial yaws around the car (a single start can fall
 into the front/back and left/right mirror minima), keeping the best start.
 It learns nothing: its only knowledge is the basis.
 
-Evaluation's two baseline methods (evaluate.py):
-  - `shape_fit`: fitted to the heatmap keypoints that the heatmap's own
-    confidence calls visible (`confident`), the competitor.
+Evaluation's baseline methods (evaluate.py) differ only in which keypoints
+they trust (`called_visible`):
+  - `shape_fit_confidence`: fitted to the heatmap keypoints that the
+    heatmap's own confidence calls visible (`confident`). That confidence
+    hardly tells occluded keypoints from visible ones, so this fit also
+    trusts misplaced hidden points.
+  - `shape_fit_encoder`: fitted to the heatmap keypoints that the 2D-KGNN's
+    encoder calls visible (its occlusion score, the one the decoder gate and
+    the occlusion AUC read, at most `config.eval.encoder_fit_threshold`):
+    the classical answer given the network's knowledge of visibility, the
+    competitor to beat.
   - `oracle_fit`: fitted to the true visible keypoints, the headroom the
     data allows, an upper reference and not a competitor.
 
-A keypoint of weight 0 is replaced by 0 before anything reads it, so no
-output depends on where an unused (occluded) keypoint is. Pure jax; `fit`
-is jit-able and batches over views.
+A keypoint of weight 0 is replaced by 0 before anything reads it
+(`observed`), so no output depends on where an unused (occluded) keypoint
+is. Pure jax; `fit` is jit-able and batches over views.
 """
 
 from typing import NamedTuple
@@ -39,10 +47,10 @@ NUM_YAWS = 8
 ROBUST_SCALE = 0.1
 # Weight of the mean squared shape coefficient (units of standard deviation).
 SHAPE_PRIOR = 1e-2
-# `confident`: a keypoint is called visible at this heatmap confidence, and
-# the MIN_POINTS most confident ones always are (a camera and shape need
-# several).
+# `confident`: a keypoint is called visible at this heatmap confidence.
 MIN_CONFIDENCE = 0.5
+# `called_visible`: the MIN_POINTS least occluded keypoints are always
+# trusted, whatever their scores (a camera and shape need several).
 MIN_POINTS = 6
 
 
@@ -57,11 +65,28 @@ class Fit(NamedTuple):
   loss: jax.Array  # (N,) the kept start's final objective.
 
 
-def confident(confidence: jax.Array, min_confidence: float = MIN_CONFIDENCE,
-              min_points: int = MIN_POINTS) -> jax.Array:
+def called_visible(occlusion: jax.Array, threshold: float,
+                   min_points: int = MIN_POINTS) -> jax.Array:
+  """(N, K) bool: the keypoints a fit trusts.
+
+  Args:
+    occlusion: (N, K) scores, higher = more likely occluded.
+    threshold: a keypoint scoring at most this is called visible (as the
+      decoder's hard gate leaves it in place, `kgnn2d.displacement_gate`).
+    min_points: the min_points lowest-scored keypoints are trusted too.
+  """
+  rank = jnp.argsort(jnp.argsort(occlusion, axis=-1), axis=-1)
+  return (occlusion <= threshold) | (rank < min_points)
+
+
+def confident(confidence: jax.Array) -> jax.Array:
   """(N, K) bool: the keypoints the heatmap's confidence calls visible."""
-  rank = jnp.argsort(jnp.argsort(-confidence, axis=-1), axis=-1)
-  return (confidence >= min_confidence) | (rank < min_points)
+  return called_visible(-confidence, -MIN_CONFIDENCE)
+
+
+def observed(keypoints: jax.Array, weights: jax.Array) -> jax.Array:
+  """The keypoints a fit reads: those of weight 0 replaced by 0."""
+  return jnp.where(weights[..., None] > 0, keypoints, 0.0)
 
 
 def _initial_quaternions(num_yaws):
@@ -84,13 +109,13 @@ def _camera(params):
   return beta, focal, quaternion, translation
 
 
-def _losses(params, basis, observed, weights, aspect):
+def _losses(params, basis, points, weights, aspect):
   """(M,) objective of each start."""
   beta, focal, quaternion, translation = _camera(params)
   projected = geometry.perspective_projection(
       shape_basis_lib.compose(basis, beta), focal, quaternion, translation,
       aspect)
-  squared = jnp.sum((projected - observed)**2, -1) / ROBUST_SCALE**2
+  squared = jnp.sum((projected - points)**2, -1) / ROBUST_SCALE**2
   robust = ROBUST_SCALE**2 * (jnp.sqrt(1.0 + squared) - 1.0)
   data = jnp.sum(weights * robust, -1) / jnp.maximum(jnp.sum(weights, -1),
                                                      1.0)
@@ -114,16 +139,15 @@ def fit(basis: shape_basis_lib.ShapeBasis, keypoints: jax.Array,
     A `Fit` of the start with the lowest objective per view.
   """
   weights = jnp.asarray(weights, jnp.float32)
-  observed = jnp.where(weights[..., None] > 0, keypoints, 0.0)
-  num_views = observed.shape[0]
+  num_views = keypoints.shape[0]
 
   def starts(value):
     return jnp.repeat(value, num_yaws, axis=0)
 
-  observed, weights, aspect = starts(observed), starts(weights), starts(
-      aspect)
+  points, weights, aspect = (starts(observed(keypoints, weights)),
+                             starts(weights), starts(aspect))
   # Start with the mean shape's centre on the observed centroid.
-  centroid = jnp.sum(weights[..., None] * observed, 1) / jnp.maximum(
+  centroid = jnp.sum(weights[..., None] * points, 1) / jnp.maximum(
       jnp.sum(weights, 1), 1.0)[:, None]
   scale = kgnn3d.INITIAL_DEPTH / kgnn3d.INITIAL_FOCAL
   num_starts = num_views * num_yaws
@@ -139,7 +163,7 @@ def fit(basis: shape_basis_lib.ShapeBasis, keypoints: jax.Array,
 
   def total(params):
     # Starts are independent: the sum's gradient is each start's own.
-    return jnp.sum(_losses(params, basis, observed, weights, aspect))
+    return jnp.sum(_losses(params, basis, points, weights, aspect))
 
   def step(carry, _):
     params, state = carry
@@ -148,7 +172,7 @@ def fit(basis: shape_basis_lib.ShapeBasis, keypoints: jax.Array,
 
   (params, _), _ = jax.lax.scan(step, (params, optimizer.init(params)), None,
                                 length=num_steps)
-  losses = _losses(params, basis, observed, weights, aspect).reshape(
+  losses = _losses(params, basis, points, weights, aspect).reshape(
       num_views, num_yaws)
   best = jnp.argmin(losses, axis=1) + num_yaws * jnp.arange(num_views)
   params = jax.tree.map(lambda value: value[best], params)
