@@ -20,6 +20,7 @@ from occnet_jax import checkpointing
 from occnet_jax import configs
 from occnet_jax import workdir as workdir_lib
 from occnet_jax import workdir_lock
+from occnet_jax.configs import default as default_config
 from occnet_jax.configs import test as test_config
 import checkpoint_damage
 
@@ -149,6 +150,21 @@ def test_a_config_saved_with_old_key_names_resumes(tmp_path, rng):
   assert json.loads(workdir_lib.load_config(tmp_path).to_json()) == current
   assert workdir_lib.config_changes(config, tmp_path) == {}
   assert configs.with_current_keys(current) == current
+
+
+def test_a_config_saved_before_an_evaluation_key_evaluates_by_default(
+    tmp_path, rng):
+  # A workdir trained before some evaluation settings existed.
+  contents = json.loads(test_config.get_config().to_json())
+  missing = rng.choice(sorted(contents['eval']), size=2, replace=False)
+  for key in missing:
+    del contents['eval'][key]
+  (tmp_path / workdir_lib.CONFIG_FILE).write_text(json.dumps(contents))
+  defaults = json.loads(default_config.get_config().to_json())['eval']
+  loaded = json.loads(workdir_lib.load_config(tmp_path).to_json())['eval']
+  for key in missing:
+    assert loaded[key] == defaults[key], key
+  assert loaded.keys() == defaults.keys()
 
 
 def _event_steps(workdir):

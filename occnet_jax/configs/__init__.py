@@ -3,11 +3,12 @@
 `validate` runs before any work starts, so a wrong key or value fails in a
 second with a message that names it, not an hour later inside a jit trace.
 `with_current_keys` reads a saved config (a workdir's, a committed copy's)
-written before a key was renamed.
+written before a key was renamed, or before an evaluation setting existed.
 """
 
 from collections.abc import Mapping
 import copy
+import json
 from typing import Any
 
 import ml_collections
@@ -22,6 +23,10 @@ _OPTIMIZERS = ('adam', 'sgd')
 # Old config key -> its current name, for configs saved before the rename.
 RENAMED_KEYS = {'data.eval_split': 'data.periodic_eval_split',
                 'eval.split': 'eval.final_split'}
+# Groups that say how to evaluate, not what was trained: a key added to one
+# since a config was saved takes today's default (evaluation reads every key
+# directly, as an old workdir is still evaluated with today's code).
+_EVALUATION_GROUPS = ('eval',)
 _PRNG_IMPLS = ('threefry2x32', 'rbg', 'unsafe_rbg')
 _MODEL_DTYPES = ('float32', 'bfloat16')
 
@@ -33,14 +38,15 @@ class ConfigError(errors.UserError):
 
 
 def with_current_keys(contents: Mapping[str, Any]) -> dict[str, Any]:
-  """A saved config's nested dict with every key of `RENAMED_KEYS` renamed.
+  """A saved config's nested dict in today's keys.
 
   Args:
     contents: a config as config.json holds it (nested dicts).
 
   Returns:
     A copy whose old keys carry their current names (a current key that is
-    already there wins).
+    already there wins), with the default of every key of
+    `_EVALUATION_GROUPS` it lacks.
   """
   contents = copy.deepcopy(dict(contents))
   for old, new in RENAMED_KEYS.items():
@@ -50,6 +56,10 @@ def with_current_keys(contents: Mapping[str, Any]) -> dict[str, Any]:
     if isinstance(group, dict) and old_key in group:
       value = group.pop(old_key)
       contents.setdefault(new_group, {}).setdefault(new_key, value)
+  defaults = json.loads(default.get_config().to_json())
+  for group in _EVALUATION_GROUPS:
+    for key, value in defaults[group].items():
+      contents.setdefault(group, {}).setdefault(key, value)
   return contents
 
 
