@@ -3,8 +3,9 @@
 Every run is `python -m launch.train` or `launch.evaluate` on the `test`
 config and the tiny fake dataset, started as local processes: two connected
 by `jax.distributed` on 127.0.0.1 (gloo CPU collectives) with one CPU device
-each, or one process with two devices. They share a compilation cache, so
-each of the two topologies compiles once.
+each, or one process with two devices. They share the test run's
+compilation cache (conftest.py), so each of the two topologies compiles
+once.
 
 - A two-process run preempted (SIGTERM to one of its processes) saves at one
   step on both and exits 0; restarted, SIGKILLed at a random later step and
@@ -54,8 +55,6 @@ TIMEOUT_SECONDS = 600
 # Long enough that a process starved of CPU on a busy 2-core machine still
 # publishes its heartbeat in time (it does so every second).
 LOST_PROCESS_SECONDS = 10
-FAST_COMPILE_FLAGS = ('--xla_backend_optimization_level=0',
-                      '--xla_llvm_disable_expensive_passes=true')
 OVERRIDES = (f'--config.train.num_steps={NUM_STEPS}',
              '--config.train.heatmap_steps=3', '--config.train.graph_steps=3',
              '--config.train.checkpoint_every_steps=5',
@@ -63,23 +62,12 @@ OVERRIDES = (f'--config.train.num_steps={NUM_STEPS}',
              '--config.train.eval_every_steps=1000')
 
 
-@pytest.fixture(scope='module')
-def cache_dir(tmp_path_factory):
-  return str(tmp_path_factory.mktemp('compilation_cache'))
-
-
 class _Launch:
   """The processes of one command, each with its log file."""
 
-  def __init__(self, module, args, log_prefix, cache_dir, *,
-               num_processes=1, devices=1):
-    # Quicker, less optimised XLA compilations: the runs are short.
-    env = dict(os.environ, JAX_NUM_CPU_DEVICES=str(devices),
-               XLA_FLAGS=' '.join((os.environ.get('XLA_FLAGS', ''),
-                                   *FAST_COMPILE_FLAGS)),
-               JAX_COMPILATION_CACHE_DIR=cache_dir,
-               JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS='0',
-               JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES='0')
+  def __init__(self, module, args, log_prefix, *, num_processes=1,
+               devices=1):
+    env = dict(os.environ, JAX_NUM_CPU_DEVICES=str(devices))
     distributed = []
     if num_processes > 1:
       with socket.socket() as free:
@@ -144,9 +132,9 @@ def _train_args(workdir, data_dir, *extra):
           f'--config.data.data_dir={data_dir}', *OVERRIDES, *extra]
 
 
-def _train(workdir, data_dir, cache_dir, *extra, **kwargs):
+def _train(workdir, data_dir, *extra, **kwargs):
   with _launched('launch.train', _train_args(workdir, data_dir, *extra),
-                 f'{workdir}.train', cache_dir, **kwargs) as launch:
+                 f'{workdir}.train', **kwargs) as launch:
     launch.wait()
 
 
@@ -192,16 +180,16 @@ def _assert_same_metrics(got, expected):
 
 
 @pytest.fixture(scope='module')
-def one_process(tmp_path_factory, fake_data_dir, cache_dir):
+def one_process(tmp_path_factory, fake_data_dir):
   """An uninterrupted one-process, two-device run, evaluated on SPLIT."""
   workdir = str(tmp_path_factory.mktemp('one_process') / 'workdir')
-  _train(workdir, fake_data_dir, cache_dir,
-         f'--config.eval.final_split={SPLIT}', devices=2)
+  _train(workdir, fake_data_dir, f'--config.eval.final_split={SPLIT}',
+         devices=2)
   return workdir
 
 
 @pytest.fixture(scope='module')
-def two_processes(tmp_path_factory, fake_data_dir, cache_dir, module_seed):
+def two_processes(tmp_path_factory, fake_data_dir, module_seed):
   """A two-process run: preempted, restarted, SIGKILLed, restarted.
 
   The preemption (SIGTERM to one random process) comes after step 1 or 2,
@@ -214,7 +202,7 @@ def two_processes(tmp_path_factory, fake_data_dir, cache_dir, module_seed):
   rng = np.random.default_rng(module_seed)
   workdir = str(tmp_path_factory.mktemp('two_processes') / 'workdir')
   args = _train_args(workdir, fake_data_dir, '--config.eval.final_split=')
-  with _launched('launch.train', args, f'{workdir}.preempted', cache_dir,
+  with _launched('launch.train', args, f'{workdir}.preempted',
                  num_processes=2) as launch:
     _wait_for_step(workdir, int(rng.integers(1, 3)), launch)
     launch.signal(signal.SIGTERM, [int(rng.integers(2))])
@@ -225,13 +213,13 @@ def two_processes(tmp_path_factory, fake_data_dir, cache_dir, module_seed):
                                   read_only=True) as checkpoints:
     latest = checkpoints.latest_step()
   if saved and latest < NUM_STEPS - 1:
-    with _launched('launch.train', args, f'{workdir}.killed', cache_dir,
+    with _launched('launch.train', args, f'{workdir}.killed',
                    num_processes=2) as launch:
       _wait_for_step(workdir, int(rng.integers(latest + 1, NUM_STEPS)),
                      launch)
       launch.signal(signal.SIGKILL)
       launch.wait(expected_returncode=-signal.SIGKILL)
-    _train(workdir, fake_data_dir, cache_dir, '--config.eval.final_split=',
+    _train(workdir, fake_data_dir, '--config.eval.final_split=',
            num_processes=2)
   return workdir, saved, latest
 
@@ -261,15 +249,14 @@ def test_two_processes_train_like_one_with_two_devices(one_process,
                                                rel=1e-5), line['step']
 
 
-def test_two_processes_evaluate_like_one(one_process, tmp_path, cache_dir):
+def test_two_processes_evaluate_like_one(one_process, tmp_path):
   workdir = str(tmp_path / 'workdir')
   shutil.copytree(one_process, workdir)
   expected = _metrics(outputs.metrics_path(one_process, SPLIT))
   os.remove(outputs.metrics_path(workdir, SPLIT))
   with _launched('launch.evaluate', [f'--workdir={workdir}',
                                      f'--split={SPLIT}'],
-                 str(tmp_path / 'evaluate'), cache_dir,
-                 num_processes=2) as launch:
+                 str(tmp_path / 'evaluate'), num_processes=2) as launch:
     launch.wait()
   assert expected['step'] == NUM_STEPS and expected['num_cars'] == 6
   _assert_same_metrics(_metrics(outputs.metrics_path(workdir, SPLIT)),
@@ -277,7 +264,7 @@ def test_two_processes_evaluate_like_one(one_process, tmp_path, cache_dir):
 
 
 def test_evaluator_beside_preempted_training(one_process, fake_data_dir,
-                                             cache_dir, tmp_path, seed):
+                                             tmp_path, seed):
   workdir = str(tmp_path / 'workdir')
   args = _train_args(workdir, fake_data_dir, '--config.eval.final_split=',
                      '--config.train.checkpoint_every_steps=1',
@@ -285,8 +272,8 @@ def test_evaluator_beside_preempted_training(one_process, fake_data_dir,
   # Started first: it waits for the workdir to appear.
   with _launched('launch.evaluate', [f'--workdir={workdir}', '--watch',
                                      f'--split={SPLIT}', '--poll_seconds=0.1'],
-                 f'{workdir}.evaluator', cache_dir, devices=2) as watching:
-    with _launched('launch.train', args, f'{workdir}.preempted', cache_dir,
+                 f'{workdir}.evaluator', devices=2) as watching:
+    with _launched('launch.train', args, f'{workdir}.preempted',
                    devices=2) as training:
       stop = int(np.random.default_rng(seed).integers(1, NUM_STEPS - 1))
       _wait_for_step(workdir, stop, training)
@@ -295,7 +282,7 @@ def test_evaluator_beside_preempted_training(one_process, fake_data_dir,
       [log] = training.logs()
     assert 'Preempted (SIGTERM)' in log
     assert stop <= max(_logged_steps(workdir)) < NUM_STEPS
-    _train(workdir, fake_data_dir, cache_dir, '--config.eval.final_split=',
+    _train(workdir, fake_data_dir, '--config.eval.final_split=',
            '--config.train.checkpoint_every_steps=1',
            '--config.train.max_checkpoints_to_keep=1', devices=2)
     watching.wait()
@@ -359,7 +346,7 @@ def test_only_process_0_prepares_the_dataset(tmp_path, monkeypatch):
 
 @pytest.mark.parametrize('lost', [1, 0])
 def test_lost_process_stops_the_survivor_naming_it(lost, tmp_path,
-                                                   fake_data_dir, cache_dir):
+                                                   fake_data_dir):
   # SIGKILL one process once a checkpoint is complete. Losing process 1, the
   # other one stops before JAX's heartbeat timeout (twice
   # --lost_process_seconds) would abort it, naming the lost process, the
@@ -372,7 +359,7 @@ def test_lost_process_stops_the_survivor_naming_it(lost, tmp_path,
                      '--config.train.checkpoint_every_steps=1',
                      f'--lost_process_seconds={LOST_PROCESS_SECONDS}')
   checkpoints = workdir_lib.checkpoint_dir(workdir)
-  with _launched('launch.train', args, f'{workdir}.lost', cache_dir,
+  with _launched('launch.train', args, f'{workdir}.lost',
                  num_processes=2) as launch:
     deadline = time.time() + TIMEOUT_SECONDS
     while not (checkpoints.exists() and any(

@@ -48,18 +48,16 @@ def _command(workdir, data_dir):
           f'--config.data.data_dir={data_dir}', *OVERRIDES]
 
 
-def _start(workdir, data_dir, cache_dir, log):
-  # The runs share a compilation cache: only the first one compiles.
-  env = dict(os.environ, JAX_COMPILATION_CACHE_DIR=cache_dir,
-             JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS='0',
-             JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES='0')
+def _start(workdir, data_dir, log):
+  # The runs share the test run's compilation cache (conftest.py): only the
+  # first one compiles.
   return subprocess.Popen(_command(workdir, data_dir), cwd=REPOSITORY,
-                          env=env, stdout=log, stderr=subprocess.STDOUT)
+                          stdout=log, stderr=subprocess.STDOUT)
 
 
-def _run(workdir, data_dir, cache_dir, log_path):
+def _run(workdir, data_dir, log_path):
   with open(log_path, 'w') as log:
-    process = _start(workdir, data_dir, cache_dir, log)
+    process = _start(workdir, data_dir, log)
     process.wait(timeout=300)
   with open(log_path) as log:
     assert process.returncode == 0, log.read()[-3000:]
@@ -102,11 +100,10 @@ def test_killed_run_resumes_to_identical_parameters(tmp_path, fake_data_dir):
   print(f'seed = {seed}, kill after step {kill_step}')
   reference_dir = str(tmp_path / 'reference')
   resumed_dir = str(tmp_path / 'resumed')
-  cache_dir = str(tmp_path / 'compilation_cache')
-  _run(reference_dir, fake_data_dir, cache_dir, tmp_path / 'reference.log')
+  _run(reference_dir, fake_data_dir, tmp_path / 'reference.log')
 
   with open(tmp_path / 'killed.log', 'w') as log:
-    interrupted = _start(resumed_dir, fake_data_dir, cache_dir, log)
+    interrupted = _start(resumed_dir, fake_data_dir, log)
     deadline = time.time() + 240
     while not any(step >= kill_step for step in _logged_steps(resumed_dir)):
       if interrupted.poll() is not None or time.time() > deadline:
@@ -117,7 +114,7 @@ def test_killed_run_resumes_to_identical_parameters(tmp_path, fake_data_dir):
     os.kill(interrupted.pid, signal.SIGKILL)
     interrupted.wait()
   assert max(_logged_steps(resumed_dir)) < NUM_STEPS
-  _run(resumed_dir, fake_data_dir, cache_dir, tmp_path / 'restarted.log')
+  _run(resumed_dir, fake_data_dir, tmp_path / 'restarted.log')
 
   assert not checkpointing.incomplete_checkpoints(
       os.path.join(resumed_dir, 'checkpoints'))
@@ -135,7 +132,7 @@ def test_killed_run_resumes_to_identical_parameters(tmp_path, fake_data_dir):
   # previous one, keeps the damaged one aside and retrains the same steps.
   checkpoints = os.path.join(resumed_dir, workdir_lib.CHECKPOINT_DIR)
   checkpoint_damage.flip_a_byte(os.path.join(checkpoints, str(NUM_STEPS)))
-  _run(resumed_dir, fake_data_dir, cache_dir, tmp_path / 'fallback.log')
+  _run(resumed_dir, fake_data_dir, tmp_path / 'fallback.log')
   log = (tmp_path / 'fallback.log').read_text()
   assert f'checkpoint of step {NUM_STEPS} in' in log and 'DATA_LOSS' in log
   assert os.listdir(os.path.join(resumed_dir,

@@ -189,6 +189,8 @@ def test_box_jitter_moves_the_step_inputs_deterministically(setup):
   assert loss(jittered_step, 3) == first
   assert loss(jittered_step, 4) != first
   assert loss(setup['step'], 3) != first
+
+
 def test_skipped_record_trains_as_a_padding_car(setup, seed):
   # config.data.skip_corrupt puts an all-padding car where an unreadable
   # record was: every stage's loss and gradients stay finite.
