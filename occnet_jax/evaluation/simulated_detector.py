@@ -5,7 +5,7 @@ on photographs the graph networks take a real detector's keypoints
 (keypoints-in mode, README "Using your own detector"). This measures how
 they fare on such input: a detector simulated from the true VISIBLE
 keypoints of each view, each moved by Gaussian noise of standard deviation
-`sigma` * L per coordinate (L = max(box width, height), the PCK scale) and
+`sigma` * L per coordinate (L, the PCK scale: `cropping.pck_scale`) and
 dropped with probability `drop_rate`. A kept keypoint has confidence 1; a
 dropped or occluded one confidence 0 at the box's centre, so no input
 depends on where an occluded keypoint is.
@@ -24,6 +24,7 @@ import jax
 import numpy as np
 
 from occnet_jax import boxes as boxes_lib
+from occnet_jax import cropping
 from occnet_jax import labels
 from occnet_jax import workdir as workdir_lib
 from occnet_jax.evaluation import evaluate
@@ -59,7 +60,7 @@ def simulate(true_keypoints: np.ndarray, visibility: np.ndarray,
   """
   visible = visibility == labels.Visibility.VISIBLE
   kept = visible & (rng.uniform(size=visible.shape) >= drop_rate)
-  scale = np.asarray(boxes_lib.box_scale(boxes))[:, None, None]
+  scale = np.asarray(cropping.pck_scale(boxes))[:, None, None]
   noise = sigma * scale * rng.normal(size=true_keypoints.shape)
   centres = ((boxes[:, :2] + boxes[:, 2:]) / 2)[:, None, :]
   seen = np.where(visible[..., None], true_keypoints, 0.0)
