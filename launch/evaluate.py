@@ -11,13 +11,12 @@ complete checkpoints, so it is safe while training is still running. With
 new checkpoint once into <workdir>/eval/<split>/step_<N>/metrics.json and
 TensorBoard scalars under <workdir>/eval/<split>/, and exits after the run's
 last step (occnet_jax/evaluation/checkpoint_watcher.py). With
---simulated_detector the graph
-networks are also fed a simulated detector's keypoints (the true visible
-ones, noisy, some dropped; occnet_jax/evaluation/simulated_detector.py),
-written beside the heatmap-fed figures to
-<workdir>/eval/<split>/simulated_detector/metrics.json. Several processes
-take the flags of launch.train: --coordinator_address, --num_processes,
---process_id.
+--simulated_detector the graph networks are also fed a simulated detector's
+keypoints (the true visible ones, noisy, some dropped;
+occnet_jax/evaluation/simulated_detector.py), written beside the heatmap-fed
+figures to <workdir>/eval/<split>/simulated_detector/metrics.json. Several
+processes take the flags of launch.train: --coordinator_address,
+--num_processes, --process_id.
 """
 
 from absl import app
