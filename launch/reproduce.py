@@ -23,7 +23,8 @@ cli.directory_path(_WORKDIRS)
 _SKIP_COMMITTED = flags.DEFINE_bool(
     'skip_committed', False,
     'Leave out the runs and studies whose copies docs/results/ already '
-    'holds (the report reads them there), to add only what is missing.')
+    'holds (the report reads them there), to add only what is missing; '
+    'a study that reads a run left out is left out too.')
 _JOBS = flags.DEFINE_integer(
     'jobs', 1, 'How many training runs share the machine at once (2 gets '
     'about 1.5x the steps of 1 on a 2-core CPU); everything else runs '

@@ -39,7 +39,8 @@ def commands(workdirs: str, committed: str | None = None
     workdirs: the workdirs tree.
     committed: where `launch.report` keeps its copies (docs/results/), or
       None. Then a run or study already copied there is left out, since the
-      report reads it there, and so is what only those need.
+      report reads it there, and so is what only those need, and a study
+      that reads a run left out (`runs.Step.reads`).
   """
   copies = run_inputs.study_files(workdirs, committed or '')
 
@@ -49,7 +50,7 @@ def commands(workdirs: str, committed: str | None = None
       return True
     return False
 
-  made = set()
+  made, left_out = set(), set()
 
   def make(needs: tuple[str, ...]) -> Iterator[tuple[str, list[str], str]]:
     for need in needs:
@@ -63,11 +64,17 @@ def commands(workdirs: str, committed: str | None = None
   for run in runs.RUNS:
     if is_committed(run.name, os.path.join(committed or '', run.name,
                                            outputs.METRICS_FILE)):
+      left_out.add(run.name)
       continue
     yield from make(runs.run_needs(run))
     yield run.name, [TRAIN_MODULE, *runs.train_flags(run, workdirs)], ''
   for step in runs.STUDIES:
     if step.name in copies and is_committed(step.name, copies[step.name][1]):
+      continue
+    # A run left out is not trained here: no checkpoint to read.
+    if set(step.reads) & left_out:
+      print(f'=== {step.name}: left out, it reads committed runs '
+            f'{sorted(set(step.reads) & left_out)}', flush=True)
       continue
     yield from make(step.needs)
     yield (step.name, [step.module, *runs.step_flags(step, workdirs)],

@@ -19,6 +19,7 @@ from occnet_jax import configs
 from occnet_jax import workdir as workdir_lib
 from occnet_jax.evaluation import metric_keys
 from occnet_jax.evaluation import outputs
+from occnet_jax.evaluation import simulated_detector
 from reproduction import label_study
 from reproduction import runs
 
@@ -27,6 +28,8 @@ COMMITTED = os.path.join('docs', 'results')
 BENCH_COPY = 'bench.json'
 # `study_files`' key of a label study's plot, after the study's.
 FIGURE_KEY = ':figure'
+SIMULATED_DETECTOR_COPY = (
+    f'simulated_detector_{runs.SIMULATED_DETECTOR_RUN}.json')
 
 
 @dataclasses.dataclass(frozen=True)
@@ -67,6 +70,9 @@ class Inputs:
     label_figures: the label study's PNG by dataset, where it exists.
     box_oracle: `data_prep.box_oracle`'s JSON by study of
       `runs.BOX_ORACLE_STUDIES` (None where missing).
+    simulated_detector: the metrics.json of `launch.evaluate
+      --simulated_detector` on `runs.SIMULATED_DETECTOR_RUN`, its methods
+      under their current names, or None.
     bench: bench.json, or None.
     workdirs: where they were read from.
   """
@@ -75,6 +81,7 @@ class Inputs:
   labels: dict[str, dict[str, Any] | None]
   label_figures: dict[str, str]
   box_oracle: dict[str, dict[str, Any] | None]
+  simulated_detector: dict[str, Any] | None
   bench: dict[str, Any] | None
   workdirs: str
 
@@ -139,13 +146,22 @@ def load_run(workdirs: str, run: runs.Run,
                     figures=_pngs(eval_dir), committed=from_copy)
 
 
+def simulated_detector_file(workdirs: str) -> str:
+  """Where the simulated-detector study (`runs.STUDIES`) writes its metrics."""
+  return os.path.join(
+      outputs.split_directory(
+          os.path.join(workdirs, runs.SIMULATED_DETECTOR_RUN),
+          runs.SIMULATED_DETECTOR_SPLIT),
+      simulated_detector.DIRECTORY, outputs.METRICS_FILE)
+
+
 def study_files(workdirs: str, copies: str) -> dict[str, tuple[str, str]]:
   """Every study output: (its path under `workdirs`, its copy's in `copies`).
 
   Keyed by the name of the step of `runs.STUDIES` that writes it:
   'trifocal_labels/<study>' (and '...:figure', its plot) for
-  `runs.LABEL_STUDIES`, 'box_oracle/<study>' for `runs.BOX_ORACLE_STUDIES`
-  and 'benchmark'.
+  `runs.LABEL_STUDIES`, 'box_oracle/<study>' for `runs.BOX_ORACLE_STUDIES`,
+  'simulated_detector' and 'benchmark'.
   """
   files = {}
   for study in runs.LABEL_STUDIES:
@@ -159,6 +175,9 @@ def study_files(workdirs: str, copies: str) -> dict[str, tuple[str, str]]:
     files[f'box_oracle/{study.name}'] = (
         runs.box_oracle_file(workdirs, study.name),
         os.path.join(copies, f'box_oracle_{study.name}.json'))
+  files['simulated_detector'] = (
+      simulated_detector_file(workdirs),
+      os.path.join(copies, SIMULATED_DETECTOR_COPY))
   files['benchmark'] = (os.path.join(workdirs, runs.BENCH_FILE),
                     os.path.join(copies, BENCH_COPY))
   return files
@@ -179,6 +198,7 @@ def load_inputs(workdirs: str, committed: str | None = None) -> Inputs:
     use_copy = committed and not epath.Path(path).exists()
     paths[key] = copy if use_copy else path
   labels, label_figures = {}, {}
+  detector = read_json(paths['simulated_detector'])
   for study in runs.LABEL_STUDIES:
     labels[study.name] = read_json(paths[f'trifocal_labels/{study.name}'])
     figure = paths[f'trifocal_labels/{study.name}{FIGURE_KEY}']
@@ -189,4 +209,6 @@ def load_inputs(workdirs: str, committed: str | None = None) -> Inputs:
       labels=labels, label_figures=label_figures,
       box_oracle={study.name: read_json(paths[f'box_oracle/{study.name}'])
                   for study in runs.BOX_ORACLE_STUDIES},
+      simulated_detector=detector and metric_keys.with_current_names(
+          detector),
       bench=read_json(paths['benchmark']), workdirs=workdirs)

@@ -3,10 +3,10 @@
 `python -m launch.reproduce` trains the `RUNS` into a workdirs tree (each in
 `<workdirs>/<name>`, from its config file and overrides), first making the
 `PREPARATIONS` a run `needs`; then it runs the `STUDIES` (the label studies,
-the box oracle, the benchmark). Its budget was about three hours on a
-2-core CPU: 18 runs of 8-15 minutes each on the machines of earlier
-sessions (RESULTS.md's runs table gives each run's time; a slower machine
-takes two to three times as long). Synthetic CarFusion's own trifocal
+the box oracle, the simulated detector, the benchmark). Its budget was
+about three hours on a 2-core CPU: 18 runs of 8-15 minutes each on the
+machines of earlier sessions (RESULTS.md's runs table gives each run's
+time; a slower machine takes two to three times as long). Synthetic CarFusion's own trifocal
 sweep added 3, about half an hour more, so a run added here should replace
 one. Issue 23's decoder gate and train-time box jitter add 13 (an
 ablation and 12 tuning runs, `_gated_tuning_runs`); the sweeps before them
@@ -47,6 +47,9 @@ class Step:
     needs: what must be made first: names of `PREPARATIONS`, and TFDS
       datasets with their builder config ('car_render/small'), built by
       `dataset_step`.
+    reads: the runs of `RUNS` whose checkpoint a study reads (the studies
+      come after every run; `reproduce.commands` leaves such a study out
+      where it leaves one of them out as committed).
   """
 
   name: str
@@ -54,6 +57,7 @@ class Step:
   flags: tuple[str, ...]
   done: str = ''
   needs: tuple[str, ...] = ()
+  reads: tuple[str, ...] = ()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -401,6 +405,11 @@ def box_oracle_file(workdirs: str, study: str) -> str:
   return os.path.join(workdirs, 'box_oracle', f'{study}.json')
 
 
+# The run whose checkpoint the simulated-detector study feeds a simulated
+# detector's keypoints (`launch.evaluate --simulated_detector`).
+SIMULATED_DETECTOR_RUN = 'demo'
+SIMULATED_DETECTOR_SPLIT = 'test'
+
 STUDIES = tuple(
     Step(f'trifocal_labels/{study.name}', 'launch.trifocal_labels', (
         f'--dataset={study.dataset}', '--split=test',
@@ -416,6 +425,13 @@ STUDIES = tuple(
             f'--output={box_oracle_file("{workdirs}", study.name)}'),
              needs=(study.dataset,))
         for study in BOX_ORACLE_STUDIES) + (
+        # The graph networks fed by another detector than the heatmap head
+        # (issue 27): its metrics go beside the run's own,
+        # `<run>/eval/<split>/simulated_detector/metrics.json`.
+        Step('simulated_detector', 'launch.evaluate', (
+            f'--workdir={os.path.join("{workdirs}", SIMULATED_DETECTOR_RUN)}',
+            f'--split={SIMULATED_DETECTOR_SPLIT}', f'--data_dir={DATA_DIR}',
+            '--simulated_detector'), reads=(SIMULATED_DETECTOR_RUN,)),
         # Speed: alone on the machine, or its numbers mean little.
         Step('benchmark', 'launch.benchmark', (
             '--sizes=default,paper', f'--data_dir={DATA_DIR}',

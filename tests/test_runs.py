@@ -204,6 +204,36 @@ def test_commands_leave_out_what_is_committed(tmp_path):
   assert order.index('car_render_basis') < order.index(left_out[-1])
 
 
+def test_simulated_detector_study_evaluates_its_run_where_the_report_reads():
+  study, = (step for step in runs.STUDIES if step.name == 'simulated_detector')
+  assert study.reads == (runs.SIMULATED_DETECTOR_RUN,)
+  assert study.module == 'launch.evaluate'
+  flags_of_study = runs.step_flags(study, 'w')
+  assert '--simulated_detector' in flags_of_study
+  assert f'--workdir={os.path.join("w", runs.SIMULATED_DETECTOR_RUN)}' in (
+      flags_of_study)
+  assert f'--split={runs.SIMULATED_DETECTOR_SPLIT}' in flags_of_study
+  # `launch.evaluate` writes its metrics where the report reads them.
+  path, _ = run_inputs.study_files('w', 'c')['simulated_detector']
+  assert path == os.path.join('w', runs.SIMULATED_DETECTOR_RUN, 'eval',
+                              runs.SIMULATED_DETECTOR_SPLIT,
+                              'simulated_detector', outputs.METRICS_FILE)
+  order = [name for name, _, _ in reproduce.commands('w')]
+  assert order.index(runs.SIMULATED_DETECTOR_RUN) < order.index(study.name)
+
+
+def test_a_study_of_a_committed_run_is_left_out(tmp_path):
+  committed = tmp_path / 'committed'
+  (committed / runs.SIMULATED_DETECTOR_RUN).mkdir(parents=True)
+  (committed / runs.SIMULATED_DETECTOR_RUN / outputs.METRICS_FILE).write_text(
+      '{}')
+  order = [name for name, _, _ in reproduce.commands('w', str(committed))]
+  # Its checkpoint would not be there to read.
+  assert runs.SIMULATED_DETECTOR_RUN not in order
+  assert 'simulated_detector' not in order
+  assert 'benchmark' in order
+
+
 class FakeProcess:
   """A `subprocess.Popen` that ends after some polls, with a status."""
 
