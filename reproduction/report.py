@@ -7,14 +7,15 @@ launch.report` then calls `write_report`, which
   - loads what is there (`run_inputs.load_inputs`; a missing file is
     logged and its rows say "not run");
   - copies each run's figures and metrics.json, the label-study figures and
-    the box oracles' and the benchmark's JSON into the repository
-    (`copy_figures`) and draws the ablation comparison (`plots.ablations`);
+    the box oracles', the simulated detector's and the benchmark's JSON
+    into the repository (`copy_figures`) and draws the ablation comparison
+    (`plots.ablations`);
   - renders one markdown block per study (`render_blocks`, by `tables`:
     `runs`, `claims`, `headline`, `seeds`, `kinds`, `levels_<run>`,
     `robustness`, `ablations`, `tuning`, `multiview`, `trifocal_labels`,
-    `box_oracle`, `speed`, `targets`, `figures`) and writes each between the
-    markers `<!-- report:NAME -->` and `<!-- /report:NAME -->` of RESULTS.md
-    (`results_blocks.replace_blocks`);
+    `box_oracle`, `simulated_detector`, `speed`, `targets`, `figures`) and
+    writes each between the markers `<!-- report:NAME -->` and
+    `<!-- /report:NAME -->` of RESULTS.md (`results_blocks.replace_blocks`);
   - rewrites the numbers the prose around them quotes as inline values
     (`prose_values`), leaving the rest of the prose alone.
 
@@ -26,6 +27,8 @@ Inputs under the workdirs:
     (`launch.trifocal_labels`) for each of `runs.LABEL_STUDIES`;
   - `runs.box_oracle_file` (`data_prep.box_oracle`) for each of
     `runs.BOX_ORACLE_STUDIES`;
+  - `run_inputs.simulated_detector_file` (`launch.evaluate
+    --simulated_detector` on `runs.SIMULATED_DETECTOR_RUN`);
   - `runs.BENCH_FILE` (`launch.benchmark --sizes=default,paper`).
 
 The paper's numbers and the targets they are compared with are in
@@ -65,7 +68,7 @@ def render_blocks(inputs: run_inputs.Inputs,
     Markdown by block name: `runs`, `claims`, `headline`, `seeds`,
     `kinds`, `levels_<run>` for each of `runs.DATASET_RUNS`, `robustness`,
     `ablations`, `tuning`, `multiview`, `trifocal_labels`,
-    `box_oracle`, `speed`, `targets`, `figures`.
+    `box_oracle`, `simulated_detector`, `speed`, `targets`, `figures`.
   """
   blocks = {'runs': tables.render_runs(inputs),
             'claims': tables.render_claims(inputs),
@@ -81,6 +84,7 @@ def render_blocks(inputs: run_inputs.Inputs,
       multiview=tables.render_multiview(inputs),
       trifocal_labels=tables.render_trifocal_labels(inputs, figures_link),
       box_oracle=tables.render_box_oracle(inputs),
+      simulated_detector=tables.render_simulated_detector(inputs),
       speed=tables.render_speed(inputs),
       targets=tables.render_targets(inputs),
       figures=tables.render_figures(inputs, figures_link))

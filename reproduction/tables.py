@@ -19,6 +19,7 @@ from occnet_jax.configs import default as default_config
 from occnet_jax.evaluation import evaluate
 from occnet_jax.evaluation import metric_keys
 from occnet_jax.evaluation import multiview
+from occnet_jax.evaluation import simulated_detector
 from reproduction import cells
 from reproduction import claim_rules
 from reproduction import claims
@@ -464,6 +465,42 @@ def render_box_oracle(inputs: run_inputs.Inputs) -> str:
           'keypoints, with L of each rule\'s box and with L of the '
           'dataset\'s box:\n\n' + '\n\n'.join(
               [cells.table(header, rows)] + counts))
+
+
+# The simulated-detector table's rows: (what feeds the method, its methods
+# with their names); the keypoints fed are themselves a row.
+DETECTOR_FED = (
+    ('heatmap head', {'heatmap': 'the keypoints fed',
+                      'kgnn2d': cells.METHOD_NAMES['kgnn2d'],
+                      'kgnn3d': cells.METHOD_NAMES['kgnn3d']}),
+    ('simulated detector', {
+        simulated_detector.DETECTOR: 'the keypoints fed'} | {
+            method: cells.METHOD_NAMES[method.removeprefix('detector_')]
+            for method in simulated_detector.GRAPH_METHODS}),
+)
+
+
+def render_simulated_detector(inputs: run_inputs.Inputs) -> str:
+  """`simulated_detector`: the graph networks fed by another detector."""
+  header = ['keypoints from', 'method', 'all', 'visible', 'occluded']
+  metrics = inputs.simulated_detector
+  run = f'`{runs.SIMULATED_DETECTOR_RUN}`'
+  if metrics is None:
+    return cells.table(header, [_not_run_row([run], len(header))])
+  rows = []
+  for source, methods in DETECTOR_FED:
+    for index, (method, name) in enumerate(methods.items()):
+      rows.append([source if index == 0 else '', name] + [
+          claim_rules.pck_with_interval(metrics, method, subset)
+          for subset in ('all', 'visible', 'occluded')])
+  return (f'PCK@0.1 (%) of {run} (step {metrics["step"]}) on the '
+          f'{runs.SIMULATED_DETECTOR_SPLIT} split\'s '
+          f'{metrics["num_cars"]} cars, with 95% bootstrap intervals over '
+          'them. The simulated detector keeps each visible keypoint with '
+          f'noise of sigma {metrics["detector_sigma"]:g} L per coordinate '
+          f'and drops {cells.percent(metrics["detector_drop_rate"])}% of '
+          'them; it gives no occluded keypoint:\n\n'
+          + cells.table(header, rows))
 
 
 def render_speed(inputs: run_inputs.Inputs) -> str:

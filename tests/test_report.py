@@ -7,6 +7,7 @@ the inputs, check the gains, met/missed on both sides of every target's
 threshold, and the marker replacement. No jax compilation is involved.
 """
 
+import dataclasses
 import json
 import os
 import re
@@ -22,6 +23,7 @@ from occnet_jax.evaluation import evaluate
 from occnet_jax.evaluation import metric_keys
 from occnet_jax.evaluation import multiview
 from occnet_jax.evaluation import outputs
+from occnet_jax.evaluation import simulated_detector
 from reproduction import benchmark
 from reproduction import cells
 from reproduction import claim_rules
@@ -54,8 +56,15 @@ MACHINE = {'cpu_model': 'Test CPU', 'cpu_count': 4, 'usable_cpus': 2,
            'num_devices': 1, 'num_processes': 1}
 
 
-def random_metrics(rng: np.random.Generator) -> dict:
-  """metrics.json with random values; some occlusion levels empty."""
+def random_metrics(rng: np.random.Generator,
+                   extra_methods: tuple[str, ...] = ()) -> dict:
+  """metrics.json with random values; some occlusion levels empty.
+
+  Args:
+    rng: the values.
+    extra_methods: methods with PCK and robustness figures besides
+      `evaluate.METHODS` (`simulated_detector.METHODS`).
+  """
   empty = [level for level in car_lib.CAR.occlusion_levels
            if rng.random() < 0.3]
   if len(empty) == len(car_lib.CAR.occlusion_levels):
@@ -73,7 +82,7 @@ def random_metrics(rng: np.random.Generator) -> dict:
   levels = [f'occluded_{level}' for level in car_lib.CAR.occlusion_levels]
   kinds = list(evaluate.OCCLUSION_KIND_SUBSETS)
   empty_kind = kinds[rng.integers(len(kinds))]
-  for method in evaluate.METHODS:
+  for method in evaluate.METHODS + extra_methods:
     for subset in ['all', 'visible', 'occluded'] + levels + kinds:
       for alpha in ALPHAS:
         populated = subset != empty_kind and (
@@ -137,6 +146,14 @@ def random_record(rng: np.random.Generator, size: str, pipeline: str,
   return record
 
 
+def random_detector_metrics(rng: np.random.Generator) -> dict:
+  """A metrics.json of `launch.evaluate --simulated_detector`."""
+  return random_metrics(rng, simulated_detector.METHODS) | {
+      'step': int(rng.integers(1, 5000)),
+      'detector_sigma': float(rng.choice([0.01, 0.02, 0.05])),
+      'detector_drop_rate': float(rng.choice([0.0, 0.1, 0.25]))}
+
+
 def write_json(path, value) -> None:
   os.makedirs(os.path.dirname(path), exist_ok=True)
   with open(path, 'w') as file:
@@ -150,6 +167,9 @@ def tree(tmp_path_factory, module_seed):
   workdirs = str(tmp_path_factory.mktemp('workdirs'))
   written = {'metrics': {}, 'configs': {}, 'segments': {}, 'labels': {},
              'box_oracle': {}}
+  written['simulated_detector'] = random_detector_metrics(rng)
+  write_json(run_inputs.simulated_detector_file(workdirs),
+             written['simulated_detector'])
   defaults = json.loads(json.dumps(default_config.get_config().to_dict()))
   for run in runs.RUNS:
     if run.name in (MISSING_RUN, MISSING_SEED):
@@ -664,6 +684,69 @@ def test_box_oracle_cells(tree, blocks):
   assert rows == expected
 
 
+def test_simulated_detector_cells(tree, blocks):
+  _, written = tree
+  metrics = written['simulated_detector']
+  block = blocks['simulated_detector']
+  header, rows = parse_table(block)
+  assert header == ['keypoints from', 'method', 'all', 'visible', 'occluded']
+  fed = 'the keypoints fed'
+  expected = [('heatmap head', 'heatmap', fed), ('', 'kgnn2d', '2D-KGNN'),
+              ('', 'kgnn3d', '3D-KGNN'),
+              ('simulated detector', simulated_detector.DETECTOR, fed),
+              ('', 'detector_kgnn2d', '2D-KGNN'),
+              ('', 'detector_kgnn3d', '3D-KGNN')]
+  assert [row[:2] for row in rows] == [[source, name]
+                                       for source, _, name in expected]
+  for row, (_, method, _) in zip(rows, expected):
+    for cell, subset in zip(row[2:], ('all', 'visible', 'occluded')):
+      assert_figure(cell, metrics, metric_keys.pck(method, subset, 0.1))
+  for fact in (f'`{runs.SIMULATED_DETECTOR_RUN}` (step {metrics["step"]})',
+               f'{metrics["num_cars"]} cars',
+               f'sigma {metrics["detector_sigma"]:g} L',
+               f'drops {100 * metrics["detector_drop_rate"]:.1f}%'):
+    assert fact in block
+
+
+def test_simulated_detector_not_run(tree):
+  workdirs, _ = tree
+  inputs = dataclasses.replace(run_inputs.load_inputs(workdirs),
+                               simulated_detector=None)
+  _, rows = parse_table(tables.render_simulated_detector(inputs))
+  assert rows == [[f'`{runs.SIMULATED_DETECTOR_RUN}`', cells.NOT_RUN]
+                  + ['-'] * 3]
+
+
+def test_simulated_detector_block_from_its_committed_copy_alone(tmp_path,
+                                                                 rng):
+  # An empty workdirs tree: only docs/results/'s copy (the layout
+  # `launch.report --blocks=simulated_detector` reads) is there.
+  workdirs, committed = tmp_path / 'workdirs', tmp_path / 'committed'
+  workdirs.mkdir()
+  metrics = random_detector_metrics(rng)
+  write_json(str(committed / run_inputs.SIMULATED_DETECTOR_COPY), metrics)
+  assert run_inputs.study_files(str(workdirs), str(committed))[
+      'simulated_detector'] == (
+          run_inputs.simulated_detector_file(str(workdirs)),
+          str(committed / run_inputs.SIMULATED_DETECTOR_COPY))
+  results = tmp_path / 'RESULTS.md'
+  names = list(report.render_blocks(run_inputs.load_inputs(str(workdirs)),
+                                    'x'))
+  before = document(names, rng)
+  results.write_text(before)
+  assert report.write_report(str(workdirs), str(results), str(committed),
+                             only=['simulated_detector']) == [
+                                 'simulated_detector']
+  old, new = (results_blocks.current_blocks(text)
+              for text in (before, results.read_text()))
+  assert [name for name in names if old[name] != new[name]] == [
+      'simulated_detector']
+  _, rows = parse_table(new['simulated_detector'])
+  key = metric_keys.pck('detector_kgnn2d', 'occluded', 0.1)
+  assert rows[4][1] == '2D-KGNN'
+  assert_figure(rows[4][4], metrics, key)
+
+
 def speed_tables(block: str) -> list[tuple[list[str], list[list[str]]]]:
   """The speed block's tables: the measurements, then the input pipeline."""
   return [parse_table(table) for table in block.split('\n\n')
@@ -993,6 +1076,8 @@ def test_write_report(tree, tmp_path, rng):
     with open(figures / f'box_oracle_{study}.json') as file:
       assert json.load(file) == result
   assert not (figures / f'box_oracle_{MISSING_BOX_ORACLE}.json').exists()
+  with open(figures / run_inputs.SIMULATED_DETECTOR_COPY) as file:
+    assert json.load(file) == written['simulated_detector']
   assert (figures / tables.ABLATIONS_FIGURE).stat().st_size > 1000
   with open(figures / 'bench.json') as file:
     assert json.load(file) == written['bench']
