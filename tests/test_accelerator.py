@@ -124,7 +124,8 @@ def _loss_and_grads(config, basis, batch, dtype, keypoints_in):
   del inputs['nodes']
   crops, boxes = (inputs['crops'].reshape((-1,) + inputs['crops'].shape[2:]),
                   inputs['boxes'].reshape(-1, 4))
-  variables = model.init(jax.random.key(0), crops, boxes, train=False)
+  variables = jax.jit(functools.partial(model.init, train=False))(
+      jax.random.key(0), crops, boxes)
 
   def loss_fn(params):
     outputs = model.apply({**variables, 'params': params}, crops, boxes,

@@ -64,7 +64,8 @@ def model_and_variables():
   model = models.create_model(model_config(), CATEGORY,
                               random_shape_basis(rng, CATEGORY.mean_shape))
   crops, boxes, _, _ = random_inputs(rng)
-  variables = model.init(jax.random.key(0), crops, boxes, train=False)
+  variables = jax.jit(functools.partial(model.init, train=False))(
+      jax.random.key(0), crops, boxes)
   return model, variables
 
 
@@ -146,6 +147,8 @@ def test_graph_networks_dense_equal_sparse(rng, model_and_variables):
   decoder = kgnn2d.KGNNDecoder(model.hidden)
   kgnn_3d = kgnn3d.KGNN3D(model.shape_basis, model.hidden)
 
+  # Jitted: op by op, the networks and their gradients take a minute.
+  @jax.jit
   def run(params, graph):
     logits = encoder.apply({'params': params['KGNNEncoder_0']}, graph,
                            train=False)
@@ -164,8 +167,9 @@ def test_graph_networks_dense_equal_sparse(rng, model_and_variables):
 
   for dense, sparse in zip(outputs, run(params, sparse_form(graph))):
     np.testing.assert_allclose(dense, sparse, rtol=1e-4, atol=1e-5)
-  dense = jax.grad(loss)(params, graph)
-  sparse = jax.grad(loss)(params, sparse_form(graph))
+  gradient = jax.jit(jax.grad(loss))
+  dense = gradient(params, graph)
+  sparse = gradient(params, sparse_form(graph))
   for (path, value), expected in zip(jax.tree.leaves_with_path(dense),
                                      jax.tree.leaves(sparse)):
     # A gradient element is a sum of terms as large as the leaf's largest
@@ -441,7 +445,7 @@ def test_3d_branch_reads_the_2d_graph_as_data(rng, model_and_variables):
     outputs = model.apply({'params': params}, crops, boxes, train=False)
     return jnp.sum(weights * outputs['reprojected'])
 
-  gradients = jax.grad(projected)(variables['params'])
+  gradients = jax.jit(jax.grad(projected))(variables['params'])
   for name, subtree in gradients.items():
     norm = squared_norm(subtree)
     if name.startswith('KGNN3D'):
@@ -464,8 +468,8 @@ def test_graph_outputs_reach_the_head_only_if_configured(
   weights = rng.normal(size=(NUM_VIEWS, K, 2))
 
   def gradients(output):
-    return jax.grad(lambda params: jnp.sum(weights * model.apply(
-        {'params': params}, crops, boxes, train=False)[output]))(
+    return jax.jit(jax.grad(lambda params: jnp.sum(weights * model.apply(
+        {'params': params}, crops, boxes, train=False)[output])))(
             variables['params'])
 
   # The decoder's keypoints: what the visible and trifocal losses read.

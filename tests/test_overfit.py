@@ -117,17 +117,19 @@ def test_trifocal_loss_alone_moves_occluded_keypoints_to_truth(rng):
   flat = lambda x: jnp.asarray(x, jnp.float32).reshape((-1,) + x.shape[2:])
   basis = random_shape_basis(rng)
   model = models.create_model(model_config(), CATEGORY, basis)
-  apply = functools.partial(model.apply, crops=None,
-                            boxes=flat(batch['boxes']), train=False,
-                            keypoints=flat(initial),
-                            confidence=flat(confidence))
+  # Jitted, as everything below: op by op, the model alone takes a minute.
+  apply = jax.jit(functools.partial(model.apply, crops=None,
+                                    boxes=flat(batch['boxes']), train=False,
+                                    keypoints=flat(initial),
+                                    confidence=flat(confidence)))
   loss_config = ml_collections.ConfigDict(dict(
       keypoints=0.0, edge=0.0, visible=0.0, trifocal=1.0, reproj=0.0,
       trifocal_mode='algebraic', reproj_trains_2d=True,
       keypoints_occluded=False))
-  params = model.init(jax.random.key(0), None, flat(batch['boxes']),
-                      train=False, keypoints=flat(initial),
-                      confidence=flat(confidence))
+  params = jax.jit(functools.partial(
+      model.init, crops=None, train=False, keypoints=flat(initial),
+      confidence=flat(confidence)))(jax.random.key(0),
+                                    boxes=flat(batch['boxes']))
 
   def loss_fn(params):
     return losses.total_loss(apply(params), batch, loss_config)[0]
@@ -137,7 +139,7 @@ def test_trifocal_loss_alone_moves_occluded_keypoints_to_truth(rng):
   def loss_of_keypoints(keypoints_2d):
     outputs = {**apply(params), 'keypoints_2d': keypoints_2d}
     return losses.total_loss(outputs, batch, loss_config)[0]
-  supervised = np.any(np.asarray(jax.grad(loss_of_keypoints)(
+  supervised = np.any(np.asarray(jax.jit(jax.grad(loss_of_keypoints))(
       flat(initial))) != 0, axis=-1).reshape(occluded.shape) & occluded
   assert np.mean(supervised[occluded]) > 0.75
 
