@@ -19,4 +19,4 @@ demo: $(STAMP)
 	$(VENV)/bin/python -m launch.train --config=occnet_jax/configs/default.py --workdir=$(WORKDIR)
 
 test: $(STAMP)
-	$(VENV)/bin/python -m pytest -n 2 --dist loadfile --durations=25
+	$(VENV)/bin/python -m pytest -n 2 --dist loadfile --no-loadscope-reorder --durations=25

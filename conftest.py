@@ -61,6 +61,24 @@ def pytest_unconfigure(config):
     shutil.rmtree(owned, ignore_errors=True)
 
 
+# The modules whose fixtures train models or start processes, slowest
+# first. Collected before the rest, so that `make test` (`-n 2 --dist
+# loadfile --no-loadscope-reorder`: whole modules, in collection order)
+# starts them on both workers at once; xdist's own order (most tests first)
+# left them to one worker at the end. Only the order depends on this list.
+_SLOW_MODULES = ('test_multiprocess.py', 'test_end_to_end.py',
+                 'test_overfit.py', 'test_accelerator.py', 'test_resume.py',
+                 'test_other_categories.py', 'test_benchmark.py',
+                 'test_faults.py', 'test_parallel.py',
+                 'test_detector_interop.py')
+
+
+def pytest_collection_modifyitems(items):
+  """Moves `_SLOW_MODULES` to the front, keeping every other order."""
+  rank = {name: index for index, name in enumerate(_SLOW_MODULES)}
+  items.sort(key=lambda item: rank.get(item.path.name, len(rank)))
+
+
 def _draw_seed() -> int:
   """$OCCNET_TEST_SEED when set (to replay a failure), else a fresh seed."""
   fixed = os.environ.get('OCCNET_TEST_SEED')
