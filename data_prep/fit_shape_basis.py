@@ -23,7 +23,6 @@ import tensorflow_datasets as tfds
 from occnet_jax import categories
 from occnet_jax import cli
 from occnet_jax import errors
-from occnet_jax import keypoints
 from occnet_jax import shape_basis
 
 FLAGS = flags.FLAGS
