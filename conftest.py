@@ -1,4 +1,4 @@
-"""Shared pytest set-up: fake devices and fresh random seeds.
+"""Shared pytest set-up: fake devices, fresh seeds, compile settings, order.
 
 Four fake CPU devices are configured before JAX initialises its backend, so
 that data-parallel code is tested as it runs on a multi-device host.
