@@ -14,7 +14,6 @@ from etils import epath
 import jax
 import jax.numpy as jnp
 import numpy as np
-from sklearn import decomposition
 
 from occnet_jax import errors
 
@@ -130,15 +129,23 @@ def fit_shape_basis(shapes, num_components, mirror=None):
   total_variance = np.sum(deviations**2) / (len(shapes) - 1)
   if mirror is not None:
     deviations = 0.5 * (deviations + _mirror_shapes(deviations, mirror))
-  pca = decomposition.PCA(n_components=num_components, svd_solver='full')
-  pca.fit(deviations.reshape(len(shapes), -1))
+  # PCA of the deviations (centred: their mirror images average to zero
+  # too) by SVD: the rows of Vt are the components, S^2 / (n - 1) the
+  # variances along them.
+  _, singular_values, vt = np.linalg.svd(
+      deviations.reshape(len(shapes), -1), full_matrices=False)
+  components = vt[:num_components]
+  # A component's sign is arbitrary: fix it so its largest entry is
+  # positive, so one set of shapes always gives one basis.
+  largest = np.argmax(np.abs(components), axis=1)
+  components *= np.sign(components[np.arange(num_components), largest])[:, None]
+  variances = singular_values[:num_components]**2 / (len(shapes) - 1)
   return ShapeBasis(
       mean=mean.astype(np.float32),
-      components=pca.components_.reshape(-1, num_keypoints, 3).astype(
-          np.float32),
-      stddevs=np.sqrt(pca.explained_variance_).astype(np.float32),
-      explained_variance_ratio=(pca.explained_variance_ /
-                                total_variance).astype(np.float32))
+      components=components.reshape(-1, num_keypoints, 3).astype(np.float32),
+      stddevs=np.sqrt(variances).astype(np.float32),
+      explained_variance_ratio=(variances / total_variance).astype(
+          np.float32))
 
 
 def compose(basis, beta):

@@ -94,6 +94,10 @@ def test_occlusion_roc_hand_computed_case():
   assert roc.fpr[0] == 0 and roc.tpr[-1] == 1 and roc.fpr[-1] == 1
   assert scores_lib.occlusion_roc([0.2, 0.9], [False, True]).auc == 1.0
   assert scores_lib.occlusion_roc([0.9, 0.2], [False, True]).auc == 0.0
+  # A tie between an occluded and a visible keypoint counts half.
+  tied = scores_lib.occlusion_roc([0.5, 0.5, 0.1], [1, 0, 0])
+  assert tied.auc == 0.75
+  np.testing.assert_array_equal(tied.thresholds, [np.inf, 0.5, 0.1])
 
 
 def test_occlusion_roc_is_the_rank_statistic(rng):
@@ -103,6 +107,14 @@ def test_occlusion_roc_is_the_rank_statistic(rng):
   expected = np.mean(positive[:, None] > negative[None, :])
   roc = scores_lib.occlusion_roc(scores.reshape(10, 20), labels.reshape(10, 20))
   assert roc.auc == pytest.approx(expected)
+  # The curve climbs from (0, 0) to (1, 1), one point per distinct score.
+  assert np.all(np.diff(roc.fpr) >= 0) and np.all(np.diff(roc.tpr) >= 0)
+  assert len(roc.fpr) == len(np.unique(scores)) + 1
+  # At each threshold, the rates of what scores at least it.
+  for fpr, tpr, threshold in zip(roc.fpr[1:], roc.tpr[1:], roc.thresholds[1:]):
+    called = scores >= threshold
+    assert tpr == pytest.approx(called[labels].mean())
+    assert fpr == pytest.approx(called[~labels].mean())
 
 
 def test_occlusion_roc_single_class_is_undefined():

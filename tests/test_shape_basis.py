@@ -64,6 +64,18 @@ def test_fit_recovers_planted_directions_and_stddevs(rng):
   np.testing.assert_allclose(basis.stddevs, stddevs, rtol=0.05)
 
 
+def test_one_set_of_shapes_gives_one_basis(rng):
+  shapes = CAR.mean_shape + rng.normal(scale=0.2, size=(NUM_SHAPES, K, 3))
+  basis = shape_basis.fit_shape_basis(shapes, 5)
+  flat = _flat_components(basis)
+  # Each component's largest entry is positive (the sign is otherwise
+  # arbitrary), so the order of the shapes does not matter.
+  assert np.all(flat[np.arange(5), np.argmax(np.abs(flat), axis=1)] > 0)
+  shuffled = shape_basis.fit_shape_basis(rng.permutation(shapes), 5)
+  np.testing.assert_allclose(_flat_components(shuffled), flat, atol=1e-5)
+  np.testing.assert_allclose(shuffled.stddevs, basis.stddevs, rtol=1e-5)
+
+
 def test_symmetric_fit_gives_symmetric_mean_components_and_shapes(rng):
   shapes = CAR.mean_shape + rng.normal(scale=0.2, size=(NUM_SHAPES, K, 3))
   num_components = 3 * K // 2  # no keypoint of the car is on the plane

@@ -2,15 +2,14 @@
 
 `pck_hits` (per view), `pck_counts` and `mean_pixel_error` are jax.numpy
 (jit-able; numpy arrays work too); PCK returns counts so that results
-aggregate exactly over batches (and resample per view, `bootstrap`). `occlusion_roc` is numpy on
-scikit-learn and runs once on the scores gathered over a whole split.
+aggregate exactly over batches (and resample per view, `bootstrap`). `occlusion_roc` is numpy and runs
+once on the scores gathered over a whole split.
 """
 
 from typing import NamedTuple
 
 import jax.numpy as jnp
 import numpy as np
-from sklearn import metrics as sklearn_metrics
 
 from occnet_jax import cropping
 
@@ -113,6 +112,16 @@ def occlusion_roc(scores, labels):
   if len(np.unique(labels)) < 2:
     empty = np.zeros(0)
     return OcclusionRoc(empty, empty, empty, float('nan'), False)
-  fpr, tpr, thresholds = sklearn_metrics.roc_curve(labels, scores)
-  return OcclusionRoc(fpr, tpr, thresholds,
-                      float(sklearn_metrics.auc(fpr, tpr)), True)
+  # One ROC point per distinct score, from the highest down: what is called
+  # occluded at a threshold is everything scoring at least it. The curve's
+  # area by trapezoids counts ties as half (the Mann-Whitney statistic).
+  order = np.argsort(-scores, kind='stable')
+  scores, labels = scores[order], labels[order]
+  last_of_score = np.append(np.flatnonzero(np.diff(scores)), len(scores) - 1)
+  true_positives = np.cumsum(labels)[last_of_score]
+  false_positives = last_of_score + 1 - true_positives
+  fpr = np.append(0.0, false_positives / false_positives[-1])
+  tpr = np.append(0.0, true_positives / true_positives[-1])
+  thresholds = np.append(np.inf, scores[last_of_score])
+  return OcclusionRoc(fpr, tpr, thresholds, float(np.trapezoid(tpr, fpr)),
+                      True)
