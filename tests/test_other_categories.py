@@ -10,6 +10,7 @@ plots: nothing else names the category.
 import json
 import os
 
+import ml_collections
 import numpy as np
 import pytest
 
@@ -31,29 +32,38 @@ OTHER_CATEGORIES = [
 
 
 @pytest.fixture(scope='module', params=OTHER_CATEGORIES)
-def trained(request, tmp_path_factory, module_seed):
-  """(category, config, workdir) of a test-config run on its rendered set."""
+def rendered(request, tmp_path_factory):
+  """(category, config) of the test config on its rendered `_mini` set.
+
+  Independent of the module seed, so a seed soak renders each set once.
+  """
   category = categories.get_category(request.param)
   config = test_config.get_config()
-  config.seed = module_seed % 2**31
   config.category = category.name
   config.data.builder_config = f'{category.name}_mini'
   config.data.data_dir = str(tmp_path_factory.mktemp('tfds'))
-  # Fewer steps and perturbations than the car's run: one evaluation, which
-  # compiles once per shape.
   config.train.num_steps = config.train.eval_every_steps = 4
   config.train.checkpoint_every_steps = config.train.log_every_steps = 4
   config.train.heatmap_steps = config.train.graph_steps = 1
   config.eval.noise_sigmas, config.eval.box_jitter = (0.0,), ()
-  workdir = str(tmp_path_factory.mktemp('workdir'))
-  # As launch.train does: the set is built on first use, alone in a process.
   builders.register(config.data.name)
+  input_pipeline.prepare_dataset(config, config.data.data_dir)
+  return category, config
+
+
+@pytest.fixture(scope='module')
+def trained(rendered, tmp_path_factory, module_seed):
+  """(category, config, workdir) of a test-config run on its rendered set."""
+  category, config = rendered
+  config = ml_collections.ConfigDict(config.to_dict())
+  config.seed = module_seed % 2**31
+  workdir = str(tmp_path_factory.mktemp('workdir'))
   train.train_and_evaluate(config, workdir)
   return category, config, workdir
 
 
-def test_rendered_records_hold_the_category(trained):
-  category, config, _ = trained
+def test_rendered_records_hold_the_category(rendered):
+  category, config = rendered
   source = input_pipeline.get_source(config, 'train', config.data.data_dir)
   k = category.num_keypoints
   mirror = np.array([1.0, 1.0, -1.0])
