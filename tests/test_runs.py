@@ -99,12 +99,14 @@ def test_tuning_runs_never_read_test(monkeypatch):
     assert runs.tuning_setting(run)
   gated = [
       name for tuned in ('demo', 'carfusion_synthetic') for name in [
-          runs.trifocal_run_name('algebraic', weight, tuned, 'soft')
-          for weight in runs.GATED_TRIFOCAL_SWEEP[tuned]] + [
+          runs.trifocal_run_name('algebraic', runs.SOFT_GATE_TRIFOCAL[tuned],
+                                 tuned, 'soft')] + [
               runs.hard_gate_run_name(threshold, tuned)
               for threshold in runs.HARD_GATE_SWEEP] + [
-                  runs.box_jitter_run_name(sigma, tuned)
-                  for sigma in runs.BOX_JITTER_SWEEP]]
+                  runs.trifocal_run_name('algebraic', weight, tuned, 'hard')
+                  for weight in runs.HARD_GATE_TRIFOCAL_SWEEP[tuned]] + [
+                      runs.box_jitter_run_name(sigma, tuned)
+                      for sigma in runs.BOX_JITTER_SWEEP]]
   assert [runs.trifocal_run_name(*pair) for pair in runs.TRIFOCAL_SWEEP] + [
       runs.visible_run_name(weight) for weight in runs.VISIBLE_SWEEP] + [
           runs.trifocal_run_name('algebraic', weight, 'carfusion_synthetic')
@@ -123,16 +125,27 @@ def test_gate_and_box_jitter_sweeps_set_what_their_names_say(monkeypatch):
     assert config_of(runs.trifocal_run_name(
         mode, weight)).model.decoder_gate == 'none'
   assert config_of('ungated_decoder').model.decoder_gate == 'none'
+  assert config_of('no_encoder').model.decoder_gate == 'none'
   for tuned in ('demo', 'carfusion_synthetic'):
-    for weight in runs.GATED_TRIFOCAL_SWEEP[tuned]:
-      config = config_of(runs.trifocal_run_name('algebraic', weight, tuned,
-                                                'soft'))
-      assert (config.model.decoder_gate, config.loss.trifocal) == (
-          'soft', weight)
+    tuned_config = config_of(tuned)
+    # Every gate variant is compared at the tuned run's trifocal weight.
+    weight = runs.SOFT_GATE_TRIFOCAL[tuned]
+    config = config_of(runs.trifocal_run_name('algebraic', weight, tuned,
+                                              'soft'))
+    assert (config.model.decoder_gate, config.loss.trifocal) == (
+        'soft', tuned_config.loss.trifocal)
     for threshold in runs.HARD_GATE_SWEEP:
-      model = config_of(runs.hard_gate_run_name(threshold, tuned)).model
-      assert (model.decoder_gate, model.decoder_gate_threshold) == (
-          'hard', threshold)
+      config = config_of(runs.hard_gate_run_name(threshold, tuned))
+      assert (config.model.decoder_gate, config.model.decoder_gate_threshold,
+              config.loss.trifocal) == ('hard', threshold,
+                                        tuned_config.loss.trifocal)
+    assert tuned_config.loss.trifocal not in runs.HARD_GATE_TRIFOCAL_SWEEP[
+        tuned]
+    for weight in runs.HARD_GATE_TRIFOCAL_SWEEP[tuned]:
+      config = config_of(runs.trifocal_run_name('algebraic', weight, tuned,
+                                                'hard'))
+      assert (config.model.decoder_gate, config.loss.trifocal) == (
+          'hard', weight)
     for sigma in runs.BOX_JITTER_SWEEP:
       assert config_of(runs.box_jitter_run_name(
           sigma, tuned)).train.box_jitter == sigma
