@@ -238,9 +238,14 @@ def test_every_category_makes_closed_symmetric_models(category, rng):
     assert np.all(distance_to_surface(model.keypoints, model.mesh) < 1e-5)
     np.testing.assert_allclose(model.keypoints[list(category.mirror)],
                                model.keypoints * mirror, atol=1e-6)
-  # The mean shape is a typical model's.
+  # The mean shape is a typical model's: the mean keypoints of many models
+  # lie near it. The car's kinds put their mean up to 0.09 of its size
+  # from it, with a spread of up to 0.16 of its size per keypoint; the mean
+  # of 400 models (a few ms each) errs by a twentieth of that spread, so
+  # the bound holds for every seed (the mean of 12 broke it for some).
   size = np.ptp(category.mean_shape, axis=0).max()
-  mean = np.mean([model.keypoints for model in models], axis=0)
+  mean = np.mean([synthesis.random_model(np.random.default_rng(
+      seed + i)).keypoints for i in range(400)], axis=0)
   assert np.linalg.norm(mean - category.mean_shape, axis=-1).max() < 0.2 * size
   # Keypoint-only models of the category keep every keypoint on their hull.
   for shape in [category.mean_shape] + [model.keypoints for model in models]:
