@@ -138,7 +138,8 @@ def fit_shape_basis(shapes, num_components, mirror=None):
   # A component's sign is arbitrary: fix it so its largest entry is
   # positive, so one set of shapes always gives one basis.
   largest = np.argmax(np.abs(components), axis=1)
-  components *= np.sign(components[np.arange(num_components), largest])[:, None]
+  signs = np.sign(components[np.arange(num_components), largest])
+  components *= signs[:, None]
   variances = singular_values[:num_components]**2 / (len(shapes) - 1)
   return ShapeBasis(
       mean=mean.astype(np.float32),

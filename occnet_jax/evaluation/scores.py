@@ -2,8 +2,9 @@
 
 `pck_hits` (per view), `pck_counts` and `mean_pixel_error` are jax.numpy
 (jit-able; numpy arrays work too); PCK returns counts so that results
-aggregate exactly over batches (and resample per view, `bootstrap`). `occlusion_roc` is numpy and runs
-once on the scores gathered over a whole split.
+aggregate exactly over batches (and resample per view, `bootstrap`).
+`occlusion_roc` is numpy and runs once on the scores gathered over a whole
+split.
 """
 
 from typing import NamedTuple
