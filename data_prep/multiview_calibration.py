@@ -9,7 +9,9 @@ difference, and the trifocal targets transferred through them miss the
 true positions by several percent of L (RESULTS.md, "Trifocal labels").
 
 `calibrate` reconstructs the cars of one sequence and their views'
-cameras, alternating for `rounds` rounds:
+cameras in two stages.
+
+First each car alone, alternating for `rounds` rounds:
 
 1. Triangulate each car's keypoints from their visible labels in two or
    more posed views, robustly: every pair of views proposes a point
@@ -23,60 +25,70 @@ cameras, alternating for `rounds` rounds:
    tell a car's size); the basis (mean and components, fitted on other
    cars) fitted to the triangulated points fills the keypoints seen in
    fewer than two views.
-3. Estimate each camera's focal length, shared over all its views (cars
-   and frames), by `cv2.calibrateCamera` over its views' visible labels
-   and the cars' current 3D keypoints, the principal point fixed at the
-   image centre, square pixels and no distortion (cameras with fewer than
-   `MIN_FOCAL_VIEWS` views of `MIN_FOCAL_POINTS` visible labels keep the
-   initial focal length).
-4. Pose every view by PnP (`cv2.solvePnP`, Levenberg-Marquardt from the
+3. Pose every view by PnP (`cv2.solvePnP`, Levenberg-Marquardt from the
    previous pose) against its car's current 3D keypoints, dropping labels
    farther than `OUTLIER_THRESHOLD` L from the reprojection once.
 
-The first poses come from PnP against the basis mean with the initial
-focal length. A view converges when its final mean reprojection error is
-at most `MAX_REPROJECTION_ERROR` L; the others, and views that PnP cannot
-pose, are returned as failures with their reason, for the caller to count,
-log and skip. L is the view's PCK length over its visible labels
-(max(width, height) of their box).
+The first poses come from PnP against the basis mean at the initial focal
+length. A car alone is seen in few views, with its visible labels mostly
+on its near side: its cameras stay several percent of L off (measured in
+data_prep/carfusion/README.md).
 
-numpy and OpenCV, not jit-able; one sequence at a time.
+Then the whole sequence: the views of one shot (`CarView.shot`: one camera
+at one pose, e.g. the cars of one image) share one pose, found from all the
+cars it sees, as structure from motion over the scene would. Incremental
+structure from motion places the shots and cars (`_incremental_scene`),
+and a bundle adjustment refines every shot's pose, each camera's focal
+length (shared over its shots) and every car's 3D keypoints together
+(`_bundle_adjust`, scipy's least squares with a robust loss). Views that
+no placed shot covers keep their own pose from the first stage.
+
+A view converges when its final mean reprojection error is at most
+`MAX_REPROJECTION_ERROR` L; the others, and views that PnP cannot pose, are
+returned as failures with their reason, for the caller to count, log and
+skip. L is the view's PCK length over its visible labels (max(width,
+height) of their box).
+
+numpy, OpenCV and scipy, not jit-able; one sequence at a time.
 """
 
 from collections.abc import Hashable, Mapping, Sequence
+import collections
 import dataclasses
 import itertools
 
 import cv2
 import numpy as np
+import scipy.optimize
+import scipy.sparse
 
 from occnet_jax import geometry
 
-ROUNDS = 15
+ROUNDS = 5
 MIN_PNP_POINTS = 4
-# Views with fewer visible labels do not take part in the focal length, and
-# a camera with fewer such views keeps its initial focal length: one view
-# hardly tells focal length from distance.
-MIN_FOCAL_POINTS = 6
-MIN_FOCAL_VIEWS = 5
 # Reprojection errors, in units of the view's L. Simulated annotators place
 # visible labels with 0.015 L per axis (RESULTS.md), so 0.06 L is about
 # three standard deviations of the 2D error.
 INLIER_THRESHOLD = 0.06
 OUTLIER_THRESHOLD = 0.1
 MAX_REPROJECTION_ERROR = 0.05
-# Focal lengths outside this range (image widths) are not believed: the
-# previous estimate is kept.
+# Focal lengths (image widths) the bundle adjustment may reach, for cameras
+# with at least MIN_FOCAL_VIEWS views in it.
 FOCAL_RANGE = (0.2, 5.0)
+MIN_FOCAL_VIEWS = 5
 # Weight of the shape coefficients' prior (unit variance) against the
 # squared distances of the triangulated points, in units of the basis's
 # coordinates.
 _COEFFICIENT_PRIOR = 1e-2
-_FOCAL_FLAGS = (cv2.CALIB_USE_INTRINSIC_GUESS | cv2.CALIB_USE_EXTRINSIC_GUESS
-                | cv2.CALIB_FIX_PRINCIPAL_POINT | cv2.CALIB_FIX_ASPECT_RATIO
-                | cv2.CALIB_ZERO_TANGENT_DIST | cv2.CALIB_FIX_K1
-                | cv2.CALIB_FIX_K2 | cv2.CALIB_FIX_K3)
-_FOCAL_CRITERIA = (cv2.TERM_CRITERIA_COUNT | cv2.TERM_CRITERIA_EPS, 10, 1e-6)
+# The bundle adjustment's soft-L1 scale, in units of L: two standard
+# deviations of a simulated annotator's visible label per axis.
+_ROBUST_SCALE = 0.03
+_MAX_EVALUATIONS = 100
+# A shot is placed by PnP on at least this many points of placed cars.
+_MIN_SHOT_POINTS = 8
+# Cars per `geometry.triangulate` call are padded to a multiple of this:
+# each new shape compiles it.
+_TRIANGULATION_QUANTUM = 64
 
 FAILURES = {
     'too_few_points': f'fewer than {MIN_PNP_POINTS} visible labels',
@@ -98,12 +110,17 @@ class CarView:
     keypoints: (K, 2) labels, pixels.
     visible: (K,) True where the label is visible.
     image_size: (width, height) of the camera's images.
+    shot: views with one shot key were taken by one camera at one pose and
+      share it, e.g. (camera, frame) for the cars of one image, or the
+      camera alone for a camera that does not move; None: the view's pose
+      is its own.
   """
   camera: str
   car: Hashable
   keypoints: np.ndarray
   visible: np.ndarray
   image_size: tuple[int, int]
+  shot: Hashable | None = None
 
   @property
   def scale(self) -> float:
@@ -256,39 +273,61 @@ def _reframed_pose(pose, similarity):
           (camera_rotation @ translation + pose[1]) / scale)
 
 
+def _triangulate(cameras, labels, seen, scales):
+  """Robust triangulation of several cars' keypoints, batched.
+
+  Args:
+    cameras: by car, (V, 3, 4) its views' cameras, V >= 2.
+    labels: by car, (V, K, 2) labels.
+    seen: by car, (V, K) visible labels.
+    scales: by car, (V,) L of each view.
+
+  Returns:
+    (points (N, K, 3), valid (N, K)): valid where two or more views agree.
+  """
+  num_keypoints = seen[0].shape[1]
+  num_cars = -(-len(cameras) // _TRIANGULATION_QUANTUM) * (
+      _TRIANGULATION_QUANTUM)
+  max_views = -(-max(len(car_cameras) for car_cameras in cameras) // 4) * 4
+  padded_cameras = np.zeros((num_cars, max_views, 3, 4))
+  padded_labels = np.zeros((num_cars, max_views, num_keypoints, 2))
+  weights = np.zeros((num_cars, num_keypoints, max_views))
+  for c in range(len(cameras)):
+    num_views = len(cameras[c])
+    padded_cameras[c, :num_views] = cameras[c]
+    padded_labels[c, :num_views] = labels[c]
+    weights[c, :, :num_views] = _robust_inliers(cameras[c], labels[c],
+                                                seen[c], scales[c])
+  # One call for every keypoint of every car: (N, K, V, ...).
+  points, valid = geometry.triangulate(
+      np.broadcast_to(padded_cameras[:, None], (num_cars, num_keypoints,
+                                                max_views, 3, 4)),
+      np.swapaxes(padded_labels, 1, 2), weights)
+  return (np.asarray(points, np.float64)[:len(cameras)],
+          (np.asarray(valid) & (weights.sum(-1) >= 2))[:len(cameras)])
+
+
+def _car_arrays(views, indices):
+  """(labels (V, K, 2), seen (V, K), scales (V,)) of views of one car."""
+  return (np.stack([views[i].keypoints for i in indices]).astype(np.float64),
+          np.stack([views[i].visible for i in indices]),
+          np.array([views[i].scale for i in indices]))
+
+
 def _triangulate_cars(views, poses, focal, shapes, mean, components):
   """New shapes by car key, and the poses reframed with them."""
   by_car = {}
   for index, view in enumerate(views):
     if poses[index] is not None:
       by_car.setdefault(view.car, []).append(index)
-  num_keypoints = len(mean)
-  max_views = max((len(indices) for indices in by_car.values()), default=0)
   cars = [car for car, indices in by_car.items() if len(indices) >= 2]
   if not cars:
     return shapes, poses
-  cameras = np.zeros((len(cars), max_views, 3, 4))
-  labels = np.zeros((len(cars), max_views, num_keypoints, 2))
-  weights = np.zeros((len(cars), num_keypoints, max_views))
-  for c, car in enumerate(cars):
-    indices = by_car[car]
-    car_cameras = np.stack([
-        _projection(_intrinsics(focal[views[i].camera], views[i].image_size),
-                    poses[i]) for i in indices])
-    points = np.stack([views[i].keypoints for i in indices]).astype(float)
-    seen = np.stack([views[i].visible for i in indices])
-    scales = np.array([views[i].scale for i in indices])
-    inliers = _robust_inliers(car_cameras, points, seen, scales)
-    cameras[c, :len(indices)] = car_cameras
-    labels[c, :len(indices)] = points
-    weights[c, :, :len(indices)] = inliers
-  # One batched call for every keypoint of every car: (N, K, V, ...).
-  points, valid = geometry.triangulate(
-      np.broadcast_to(cameras[:, None], (len(cars), num_keypoints,
-                                         max_views, 3, 4)),
-      np.swapaxes(labels, 1, 2), weights)
-  points = np.asarray(points, np.float64)
-  valid = np.asarray(valid) & (weights.sum(-1) >= 2)
+  points, valid = _triangulate(
+      [np.stack([_projection(_intrinsics(focal[views[i].camera],
+                                         views[i].image_size), poses[i])
+                 for i in by_car[car]]) for car in cars],
+      *zip(*(_car_arrays(views, by_car[car]) for car in cars)))
   shapes, poses = dict(shapes), list(poses)
   for c, car in enumerate(cars):
     reframed = _shape_in_basis_frame(points[c], valid[c], mean, components)
@@ -300,33 +339,230 @@ def _triangulate_cars(views, poses, focal, shapes, mean, components):
   return shapes, poses
 
 
-def _focal_lengths(views, poses, focal, shapes):
-  """Each camera's focal length over its posed views (`cv2.calibrateCamera`)."""
-  focal = dict(focal)
-  for camera in sorted(focal):
-    indices = [i for i, view in enumerate(views)
-               if view.camera == camera and poses[i] is not None and
-               view.visible.sum() >= MIN_FOCAL_POINTS]
-    if len(indices) < MIN_FOCAL_VIEWS:
+def _triangulated_cars(views, views_of_car, shots, shot_poses, focal):
+  """{car: (points, valid)} of the cars seen in two or more placed shots."""
+  placed = {car: [i for i in indices if shots[i] in shot_poses]
+            for car, indices in views_of_car.items()}
+  cars = [car for car, indices in placed.items() if len(indices) >= 2]
+  if not cars:
+    return {}
+  points, valid = _triangulate(
+      [np.stack([_intrinsics(focal[views[i].camera], views[i].image_size) @
+                 np.concatenate([shot_poses[shots[i]][0],
+                                 shot_poses[shots[i]][1][:, None]], 1)
+                 for i in placed[car]]) for car in cars],
+      *zip(*(_car_arrays(views, placed[car]) for car in cars)))
+  return {car: (points[c], valid[c]) for c, car in enumerate(cars)
+          if valid[c].sum() >= 4}
+
+
+def _shot_keys(views) -> list[Hashable]:
+  """Each view's shot: its own when it names none."""
+  return [('view', index) if view.shot is None else ('shot', view.shot)
+          for index, view in enumerate(views)]
+
+
+def _placed_shot(views, indices, cars, focal):
+  """(rotation, translation) of a shot by PnP against placed cars, or None.
+
+  Args:
+    views: the sequence's views.
+    indices: the shot's views.
+    cars: {car: (points (K, 3), valid (K,))} in the part's world frame.
+    focal: focal lengths by camera.
+  """
+  world, pixels, scales = [], [], []
+  for index in indices:
+    view = views[index]
+    if view.car not in cars:
       continue
-    image_size = views[indices[0]].image_size
-    object_points = [shapes[views[i].car][views[i].visible].astype(np.float32)
-                     for i in indices]
-    image_points = [views[i].keypoints[views[i].visible].astype(np.float32)
-                    for i in indices]
-    try:
-      _, intrinsics, _, _, _ = cv2.calibrateCamera(
-          object_points, image_points, image_size,
-          _intrinsics(focal[camera], image_size), np.zeros(5),
-          [poses[i][0].astype(np.float64).reshape(3, 1) for i in indices],
-          [poses[i][1].astype(np.float64).reshape(3, 1) for i in indices],
-          flags=_FOCAL_FLAGS, criteria=_FOCAL_CRITERIA)
-    except cv2.error:
+    points, valid = cars[view.car]
+    used = view.visible & valid
+    world.append(points[used])
+    pixels.append(view.keypoints[used])
+    scales.append(np.full(used.sum(), view.scale))
+  world, pixels = np.concatenate(world or [np.zeros((0, 3))]), np.concatenate(
+      pixels or [np.zeros((0, 2))])
+  if len(world) < _MIN_SHOT_POINTS:
+    return None
+  view = views[indices[0]]
+  success, rotation_vector, translation, inliers = cv2.solvePnPRansac(
+      world, pixels, _intrinsics(focal[view.camera], view.image_size), None,
+      reprojectionError=INLIER_THRESHOLD * float(np.median(
+          np.concatenate(scales))), flags=cv2.SOLVEPNP_EPNP)
+  if not success or inliers is None or len(inliers) < _MIN_SHOT_POINTS:
+    return None
+  return cv2.Rodrigues(rotation_vector)[0], translation[:, 0]
+
+
+def _incremental_scene(views, shots, poses, focal, shapes):
+  """Shot poses and cars' 3D keypoints in one frame per connected part.
+
+  Incremental structure from motion, started from the per-car
+  reconstructions: a part's world frame is the frame of its car with the
+  most posed views, whose shots take their poses from its views. Then, in
+  turn until no shot is added: every car seen in two or more placed shots
+  is triangulated (`_triangulated`), and every shot not yet placed is
+  posed by RANSAC PnP against all the placed cars it sees (one car gives a
+  shot a few points on its near side; the cars of one image give it
+  dozens, around it).
+
+  Returns:
+    (shot poses {shot: (rotation, translation)}, world -> camera; cars
+    {car: (points (K, 3), valid (K,))}, world frame).
+  """
+  views_of_shot, views_of_car = {}, {}
+  for index, shot in enumerate(shots):
+    views_of_shot.setdefault(shot, []).append(index)
+    views_of_car.setdefault(views[index].car, []).append(index)
+  num_posed = {car: sum(poses[i] is not None for i in indices)
+               for car, indices in views_of_car.items()}
+  shot_poses, cars = {}, {}
+  for start in sorted(views_of_car, key=lambda car: -num_posed[car]):
+    start_views = [i for i in views_of_car[start] if poses[i] is not None]
+    # A car with a placed shot is in a part already: if it is not placed,
+    # too few of its views are.
+    if not start_views or any(shots[i] in shot_poses for i in start_views):
       continue
-    estimate = float(intrinsics[0, 0])
-    if FOCAL_RANGE[0] <= estimate / image_size[0] <= FOCAL_RANGE[1]:
-      focal[camera] = estimate
-  return focal
+    for index in start_views:
+      shot_poses.setdefault(shots[index], (
+          cv2.Rodrigues(poses[index][0])[0], poses[index][1]))
+    cars[start] = (shapes[start], np.ones(len(shapes[start]), bool))
+    while True:
+      cars |= _triangulated_cars(views, views_of_car, shots, shot_poses, focal)
+      added = {shot: _placed_shot(views, indices, cars, focal)
+               for shot, indices in views_of_shot.items()
+               if shot not in shot_poses}
+      added = {shot: pose for shot, pose in added.items() if pose is not None}
+      if not added:
+        break
+      shot_poses |= added
+  return shot_poses, cars
+
+
+def _rotations(vectors: np.ndarray) -> np.ndarray:
+  """(N, 3, 3) rotations of (N, 3) rotation vectors (Rodrigues)."""
+  angle = np.linalg.norm(vectors, axis=-1)[:, None, None]
+  axis = vectors / np.maximum(angle[:, :, 0], 1e-12)
+  cross = np.zeros(vectors.shape[:1] + (3, 3))
+  cross[:, 0, 1], cross[:, 0, 2], cross[:, 1, 2] = (-axis[:, 2], axis[:, 1],
+                                                    -axis[:, 0])
+  cross -= np.swapaxes(cross, 1, 2)
+  return (np.eye(3) + np.sin(angle) * cross +
+          (1 - np.cos(angle)) * cross @ cross)
+
+
+def _bundle_adjust(views, shots, poses, focal, shapes, mean, components):
+  """Shots, focal lengths and cars refined jointly over the sequence.
+
+  Starts from `_incremental_scene` and minimises the robust (soft L1)
+  reprojection error, in units of each view's L, of every visible label of
+  a triangulated keypoint, over each shot's pose, each camera's focal
+  length and each car's 3D keypoints (scipy's trust-region least squares,
+  the Jacobian by finite differences over its known sparsity). A shot seen
+  with several cars is pinned by all of them: that is what one car alone,
+  seen in few views and on its near side, cannot do.
+
+  Returns:
+    (poses, focal, shapes) as `calibrate` keeps them; views whose shot or
+    car is not placed, or whose car keeps fewer than 4 triangulated
+    keypoints, get None.
+  """
+  shot_poses, cars = _incremental_scene(views, shots, poses, focal, shapes)
+  used = [index for index, view in enumerate(views)
+          if shots[index] in shot_poses and view.car in cars]
+  shot_list = sorted(shot_poses, key=str)
+  # A camera's focal length is adjusted when it has `MIN_FOCAL_VIEWS`
+  # views: one view hardly tells focal length from distance.
+  num_views = collections.Counter(views[index].camera for index in used)
+  camera_list = sorted(num_views, key=lambda camera: (
+      num_views[camera] < MIN_FOCAL_VIEWS, camera))
+  num_free = sum(count >= MIN_FOCAL_VIEWS for count in num_views.values())
+  fixed_focal = np.array([focal[camera] for camera in camera_list[num_free:]])
+  car_list = list(cars)
+  shot_of = {shot: s for s, shot in enumerate(shot_list)}
+  camera_of = {camera: c for c, camera in enumerate(camera_list)}
+  point_of = {}
+  for car in car_list:
+    for k in np.flatnonzero(cars[car][1]):
+      point_of[car, k] = len(point_of)
+  observations = [(index, k) for index in used
+                  for k in np.flatnonzero(views[index].visible)
+                  if (views[index].car, k) in point_of]
+  if not observations:
+    return [None] * len(views), focal, shapes
+  obs_view = np.array([index for index, _ in observations])
+  obs_shot = np.array([shot_of[shots[i]] for i in obs_view])
+  obs_camera = np.array([camera_of[views[i].camera] for i in obs_view])
+  obs_point = np.array([point_of[views[i].car, k] for i, k in observations])
+  obs_label = np.array([views[i].keypoints[k] for i, k in observations])
+  obs_centre = np.array([np.asarray(views[i].image_size) / 2
+                         for i in obs_view])
+  obs_weight = np.array([1.0 / views[i].scale for i in obs_view])
+  num_shots = len(shot_list)
+  widths = np.array([next(views[i].image_size[0] for i in used
+                          if views[i].camera == camera)
+                     for camera in camera_list[:num_free]], np.float64)
+  start = np.concatenate([
+      np.concatenate([cv2.Rodrigues(shot_poses[shot][0])[0][:, 0]
+                      for shot in shot_list]),
+      np.concatenate([shot_poses[shot][1] for shot in shot_list]),
+      np.clip([focal[camera] for camera in camera_list[:num_free]],
+              FOCAL_RANGE[0] * widths, FOCAL_RANGE[1] * widths),
+      np.concatenate([cars[car][0][k] for car, k in point_of])])
+  offsets = np.cumsum([0, 3 * num_shots, 3 * num_shots, num_free])
+
+  def unpack(x):
+    return (x[:offsets[1]].reshape(-1, 3), x[offsets[1]:offsets[2]].reshape(
+        -1, 3), x[offsets[2]:offsets[3]], x[offsets[3]:].reshape(-1, 3))
+
+  def residuals(x):
+    rotation_vectors, translations, focal_lengths, points = unpack(x)
+    camera_points = np.einsum(
+        'oij,oj->oi', _rotations(rotation_vectors)[obs_shot],
+        points[obs_point]) + translations[obs_shot]
+    focal_lengths = np.concatenate([focal_lengths, fixed_focal])
+    pixels = (focal_lengths[obs_camera, None] * camera_points[:, :2] /
+              camera_points[:, 2:]) + obs_centre
+    return ((pixels - obs_label) * obs_weight[:, None]).ravel()
+
+  columns = np.concatenate([
+      3 * obs_shot[:, None] + np.arange(3),
+      offsets[1] + 3 * obs_shot[:, None] + np.arange(3),
+      # A fixed focal length has no column: its rows repeat a rotation's.
+      np.where(obs_camera < num_free, offsets[2] + obs_camera,
+               3 * obs_shot)[:, None],
+      offsets[3] + 3 * obs_point[:, None] + np.arange(3)], axis=1)
+  rows = np.repeat(np.arange(2 * len(observations)), columns.shape[1])
+  sparsity = scipy.sparse.csr_matrix(
+      (np.ones(rows.size), (rows, np.repeat(columns, 2, axis=0).ravel())),
+      shape=(2 * len(observations), start.size))
+  lower = np.full(start.size, -np.inf)
+  upper = np.full(start.size, np.inf)
+  lower[offsets[2]:offsets[3]] = FOCAL_RANGE[0] * widths
+  upper[offsets[2]:offsets[3]] = FOCAL_RANGE[1] * widths
+  solution = scipy.optimize.least_squares(
+      residuals, start, jac_sparsity=sparsity, bounds=(lower, upper),
+      loss='soft_l1', f_scale=_ROBUST_SCALE, x_scale='jac',
+      max_nfev=_MAX_EVALUATIONS)
+  rotation_vectors, translations, focal_lengths, points = unpack(solution.x)
+  focal = dict(focal) | dict(zip(camera_list[:num_free],
+                                 map(float, focal_lengths)))
+  shapes, similarities = dict(shapes), {}
+  for car in car_list:
+    world, valid = cars[car][0].copy(), cars[car][1]
+    world[valid] = points[[point_of[car, k] for k in np.flatnonzero(valid)]]
+    reframed = _shape_in_basis_frame(world, valid, mean, components)
+    if reframed is not None:
+      shapes[car], similarities[car] = reframed
+  adjusted = [None] * len(views)
+  for index in used:
+    if views[index].car in similarities:
+      shot = shot_of[shots[index]]
+      adjusted[index] = _reframed_pose(
+          (rotation_vectors[shot], translations[shot]),
+          similarities[views[index].car])
+  return adjusted, focal, shapes
 
 
 def calibrate(views: Sequence[CarView], mean: np.ndarray,
@@ -343,7 +579,7 @@ def calibrate(views: Sequence[CarView], mean: np.ndarray,
       standard deviations, for the keypoints seen in fewer than two views.
     initial_focal_in_widths: every camera's first focal length, in image
       widths.
-    rounds: rounds of triangulation, focal lengths and PnP.
+    rounds: rounds of each car's triangulation and PnP (first stage).
 
   Returns:
     The `Calibration`.
@@ -357,22 +593,27 @@ def calibrate(views: Sequence[CarView], mean: np.ndarray,
   failures = {}
   poses = []
   for index, view in enumerate(views):
-    pose = None
     if view.visible.sum() < MIN_PNP_POINTS:
       failures[index] = 'too_few_points'
+      poses.append(None)
     else:
-      pose = _pose(view, _intrinsics(focal[view.camera], view.image_size),
-                   mean, None)
-      if pose is None:
-        failures[index] = 'pnp_failed'
-    poses.append(pose)
+      # None when PnP fails: the view's shot may still be placed.
+      poses.append(_pose(view, _intrinsics(focal[view.camera],
+                                           view.image_size), mean, None))
   for _ in range(rounds):
     shapes, poses = _triangulate_cars(views, poses, focal, shapes, mean,
                                       components)
-    focal = _focal_lengths(views, poses, focal, shapes)
     poses = [None if pose is None else _pose(
         view, _intrinsics(focal[view.camera], view.image_size),
         shapes[view.car], pose) for view, pose in zip(views, poses)]
+  adjusted, focal, shapes = _bundle_adjust(
+      views, _shot_keys(views), poses, focal, shapes, mean, components)
+  # Views that no placed shot covers (their car seen in one view, say)
+  # keep their own pose, refitted at their camera's focal length.
+  poses = [adjusted_pose if pose is None or adjusted_pose is not None else
+           _pose(view, _intrinsics(focal[view.camera], view.image_size),
+                 shapes[view.car], pose)
+           for view, pose, adjusted_pose in zip(views, poses, adjusted)]
   cameras, errors = {}, {}
   for index, (view, pose) in enumerate(zip(views, poses)):
     if index in failures:

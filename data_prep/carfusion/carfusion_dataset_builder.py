@@ -13,11 +13,13 @@ point at the image centre. With `calibrate_views` (the
 `visible_hull_multiview` config) the 3D shape is each car's own instead, as
 the paper's preprocessing has it: each car's views are the views of its
 instance id across the cameras of a frame, and
-`data_prep.multiview_calibration` alternates robust triangulation of the
-car's 3D keypoints and PnP of its views against them, with one focal length
-per camera shared over its frames; the shape basis (or the mean car) only
-initialises that and fills keypoints seen in fewer than two views, and views
-that do not converge are dropped, counted and logged with their file. Stray
+`data_prep.multiview_calibration` reconstructs each car from its views and
+then the whole sequence: the cars of one image share its camera's pose, and
+a bundle adjustment refines the poses, one focal length per camera shared
+over its frames and the cars' 3D keypoints together; the shape basis (or
+the mean car) only initialises that and fills keypoints seen in fewer than
+two views, and views that do not converge are dropped, counted and logged
+with their file. Stray
 uncalibrated views of a calibrated sequence always get the mean-shape PnP.
 Cars with fewer than 3 usable views are skipped
 (the trifocal loss needs 3). Every skipped or substituted piece of data is
@@ -229,7 +231,8 @@ def reconstruct_cameras(views: Iterable[_ViewLabels], shape: np.ndarray,
   """The cameras of an uncalibrated sequence's views of cars.
 
   The views of one car are its instance id's views across the cameras of a
-  frame; `multiview_calibration.calibrate` reconstructs it.
+  frame, and the cars of one image share its camera's pose (a shot);
+  `multiview_calibration.calibrate` reconstructs them.
 
   Args:
     views: every labelled view of the sequence.
@@ -246,6 +249,7 @@ def reconstruct_cameras(views: Iterable[_ViewLabels], shape: np.ndarray,
       keys.append((view.files.camera, view.files.frame, instance_id))
       car_views.append(multiview_calibration.CarView(
           camera=view.files.camera, car=(view.files.frame, instance_id),
+          shot=(view.files.camera, view.files.frame),
           keypoints=instance.keypoints.astype(np.float64),
           visible=instance.visibility == labels.Visibility.VISIBLE,
           image_size=view.image_size))
