@@ -385,9 +385,9 @@ def _placed_shot(views, indices, cars, focal):
       pixels or [np.zeros((0, 2))])
   if len(world) < _MIN_SHOT_POINTS:
     return None
-  view = views[indices[0]]
+  first = views[indices[0]]
   success, rotation_vector, translation, inliers = cv2.solvePnPRansac(
-      world, pixels, _intrinsics(focal[view.camera], view.image_size), None,
+      world, pixels, _intrinsics(focal[first.camera], first.image_size), None,
       reprojectionError=INLIER_THRESHOLD * float(np.median(
           np.concatenate(scales))), flags=cv2.SOLVEPNP_EPNP)
   if not success or inliers is None or len(inliers) < _MIN_SHOT_POINTS:
@@ -402,7 +402,7 @@ def _incremental_scene(views, shots, poses, focal, shapes):
   reconstructions: a part's world frame is the frame of its car with the
   most posed views, whose shots take their poses from its views. Then, in
   turn until no shot is added: every car seen in two or more placed shots
-  is triangulated (`_triangulated`), and every shot not yet placed is
+  is triangulated (`_triangulated_cars`), and every shot not yet placed is
   posed by RANSAC PnP against all the placed cars it sees (one car gives a
   shot a few points on its near side; the cars of one image give it
   dozens, around it).
@@ -427,7 +427,10 @@ def _incremental_scene(views, shots, poses, focal, shapes):
     for index in start_views:
       shot_poses.setdefault(shots[index], (
           cv2.Rodrigues(poses[index][0])[0], poses[index][1]))
-    cars[start] = (shapes[start], np.ones(len(shapes[start]), bool))
+    # Its keypoints that two posed views see were triangulated; the others
+    # come from the basis.
+    cars[start] = (shapes[start], np.sum(
+        [views[i].visible for i in start_views], axis=0) >= 2)
     while True:
       cars |= _triangulated_cars(views, views_of_car, shots, shot_poses, focal)
       added = {shot: _placed_shot(views, indices, cars, focal)
