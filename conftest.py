@@ -26,9 +26,12 @@ import numpy as np
 import pytest
 
 # Read when JAX starts its backend, here and in every process a test starts.
-# Halves the compile time of the test config's steps.
+# The first two halve the compile time of the test config's steps. The
+# third makes XLA:CPU emit its fusions the older way, another 25-30% off the
+# train step's compile (measured with the test config), and no slower to run.
 _FAST_COMPILE_FLAGS = ('--xla_backend_optimization_level=0',
-                       '--xla_llvm_disable_expensive_passes=true')
+                       '--xla_llvm_disable_expensive_passes=true',
+                       '--xla_cpu_use_fusion_emitters=false')
 _flags = os.environ.get('XLA_FLAGS', '').split()
 os.environ['XLA_FLAGS'] = ' '.join(
     _flags + [flag for flag in _FAST_COMPILE_FLAGS if flag not in _flags])
