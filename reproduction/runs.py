@@ -371,6 +371,10 @@ LABEL_STUDIES = (
     LabelStudy('car_render_full', 'car_render/full', 'Car-render full'),
     LabelStudy('carfusion_synthetic', 'carfusion/visible_hull',
                'synthetic CarFusion'),
+    # The same views, posed against each car's own 3D keypoints.
+    LabelStudy('carfusion_synthetic_multiview',
+               'carfusion/visible_hull_multiview',
+               'synthetic CarFusion, cameras from each car\'s views'),
 )
 
 

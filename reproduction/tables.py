@@ -398,11 +398,23 @@ def fraction_at(summary: Mapping[str, Any], key: str,
   return float(np.interp(alpha, summary['alphas'], summary[key]))
 
 
+# The label study's `target_error` statistics, as the table names them.
+TARGET_ERROR_STATISTICS = {'median': 'median', 'p90': '90th percentile'}
+
+
+def _target_error(summary: Mapping[str, Any], statistic: str) -> str:
+  """A statistic of the study's target error (% of L); '-' without it."""
+  value = summary.get('target_error', {}).get(statistic)
+  return cells.EMPTY if value is None else f'{value:.1f}'
+
+
 def render_trifocal_labels(inputs: run_inputs.Inputs, figures_link: str) -> str:
   """`trifocal_labels`: labelled occluded points near the trifocal transfer."""
   header = ['dataset', 'split', 'occluded labels', 'with a trifocal target'
             ] + [f'noise-free @{a:g}' for a in LABEL_ALPHAS] + [
-                f'label noise @{a:g}' for a in LABEL_ALPHAS]
+                f'label noise @{a:g}' for a in LABEL_ALPHAS] + [
+                    f'targets off, {statistic} (% of L)'
+                    for statistic in TARGET_ERROR_STATISTICS.values()]
   rows, notes = [], []
   for study in runs.LABEL_STUDIES:
     dataset, label = study.name, study.label
@@ -416,7 +428,9 @@ def render_trifocal_labels(inputs: run_inputs.Inputs, figures_link: str) -> str:
                      cells.percent(fraction_at(summary, key, alpha))
                      for key in ('fraction_within_noise_free',
                                  'fraction_within')
-                     for alpha in LABEL_ALPHAS])
+                     for alpha in LABEL_ALPHAS] + [
+                         _target_error(summary, statistic)
+                         for statistic in TARGET_ERROR_STATISTICS])
     model = ', '.join(f'{key}={value}' for key, value
                       in sorted(summary['noise_model'].items()))
     notes.append(f'Label noise on {label}: {model}.')
@@ -427,9 +441,13 @@ def render_trifocal_labels(inputs: run_inputs.Inputs, figures_link: str) -> str:
   rows.append(['CarFusion (paper, human labels)'] + [cells.EMPTY] * (
       3 + len(LABEL_ALPHAS)) + [
           claims.PAPER_LABEL_FRACTION_AT_0_1 if alpha == 0.1 else cells.EMPTY
-          for alpha in LABEL_ALPHAS])
+          for alpha in LABEL_ALPHAS] + [cells.EMPTY] * len(
+              TARGET_ERROR_STATISTICS))
   return ('Labelled occluded points within alpha * L of the trifocal '
-          'transfer from two views where they are visible (%):\n\n'
+          'transfer from two views where they are visible (%), and how far '
+          'the trifocal loss\'s targets, transferred from the labels, lie '
+          'from the true positions of the occluded points they supervise:'
+          '\n\n'
           + '\n\n'.join([cells.table(header, rows)] + notes))
 
 

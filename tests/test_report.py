@@ -228,7 +228,9 @@ def tree(tmp_path_factory, module_seed):
         'fraction_within': sorted(rng.random(len(alphas)).tolist()),
         'fraction_within_noise_free': sorted(
             rng.random(len(alphas)).tolist()),
-        'noise_model': {'sigma_visible': 0.01, 'sigma_occluded': 0.03}}
+        'noise_model': {'sigma_visible': 0.01, 'sigma_occluded': 0.03},
+        'target_error': {'num_points': 3, 'median': float(rng.random()),
+                         'p90': float(1 + rng.random())}}
     directory = runs.label_directory(workdirs, dataset)
     write_json(os.path.join(directory, label_study.RESULT_FILE), summary)
     with open(os.path.join(directory, label_study.PLOT_FILE), 'wb') as file:
@@ -644,7 +646,8 @@ def test_fraction_at_interpolates_the_curve(rng):
 def test_trifocal_label_cells(tree, blocks):
   _, written = tree
   header, rows = parse_table(blocks['trifocal_labels'])
-  assert len(header) == 4 + 2 * len(tables.LABEL_ALPHAS)
+  assert len(header) == 4 + 2 * len(tables.LABEL_ALPHAS) + len(
+      tables.TARGET_ERROR_STATISTICS)
   names = {study.name: study.label for study in runs.LABEL_STUDIES}
   summary = written['labels']['car_render_full']
   by_dataset = {row[0]: row for row in rows}
@@ -657,6 +660,9 @@ def test_trifocal_label_cells(tree, blocks):
     for cell, alpha in zip(row_cells, tables.LABEL_ALPHAS):
       grid = np.array(summary['alphas'])
       assert_percent(cell, np.interp(alpha, grid, summary[key]))
+  # The target error is in % of L already.
+  assert row[-2:] == [f'{summary["target_error"][statistic]:.1f}'
+                      for statistic in ('median', 'p90')]
   assert by_dataset[names[MISSING_LABELS]][1] == cells.NOT_RUN
   assert by_dataset['CarFusion (paper, human labels)'][8] == '~90'
   assert 'figs/trifocal_labels_car_render_full.png' in blocks[
