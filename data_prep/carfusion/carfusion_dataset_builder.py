@@ -113,9 +113,10 @@ class CarfusionConfig(tfds.core.BuilderConfig):
       car's own 3D keypoints, reconstructed from its views, with a focal
       length estimated per camera (`multiview_calibration`); False: PnP of
       every view against the mean shape at `focal_in_widths`. Off by
-      default: on synthetic CarFusion it does not yet bring the trifocal
-      targets closer to the true positions (data_prep/carfusion/README.md,
-      "Cameras without calibration").
+      default until the reproduction's runs, trained on the mean-shape
+      poses, are rerun on it; it brings the trifocal targets much closer to
+      the true positions (data_prep/carfusion/README.md, "Cameras without
+      calibration").
     use_box_files: read each car's box from bb/ when the sequence has one;
       False: always the hull of its visible keypoints. A car's visible pixels
       show more of it than its visible keypoints do (RESULTS.md, "Boxes a
