@@ -589,9 +589,9 @@ def _bundle_adjust(views, shots, poses, focal, shapes, mean, components):
                                         focal, shapes)
   shot_poses, focal, cars = _adjusted_scene(views, shots, shot_poses, cars,
                                             focal)
-  added = {car: triangulated for car, triangulated in _triangulated_cars(
-      views, views_of_car, shots, shot_poses, focal).items()
-           if car not in cars}
+  added = _triangulated_cars(
+      views, {car: indices for car, indices in views_of_car.items()
+              if car not in cars}, shots, shot_poses, focal)
   if added:
     shot_poses, focal, cars = _adjusted_scene(views, shots, shot_poses,
                                               cars | added, focal)
