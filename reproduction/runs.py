@@ -277,12 +277,14 @@ ABLATION_RUNS = ('demo',) + tuple(run.name for run in RUNS
                                   if run.ablation_of == 'demo')
 
 # Synthetic intersections in the CarFusion layout, read by the carfusion
-# builder as it reads real CarFusion: no calibration (every camera is a
-# PnP virtual pose against the ShapeNet mean car), labels with simulated
-# annotator noise (data_prep/annotator.py; exact positions in gt_true/ for
-# evaluation), boxes of the visible pixels in bb/ (the run builds
-# `carfusion/visible_hull`, which reads the visible-keypoint hull instead;
-# docs/design.md, "Boxes"). Traffic moves (queues drive off, a fifth of the
+# builder as it reads real CarFusion: no calibration (the run builds
+# `carfusion/visible_hull_multiview`, which poses each view against its
+# car's own 3D keypoints, triangulated from the car's views; the label
+# studies compare it with `carfusion/visible_hull`'s PnP against the
+# ShapeNet mean car), labels with simulated annotator noise
+# (data_prep/annotator.py; exact positions in gt_true/ for evaluation),
+# boxes of the visible pixels in bb/ (the runs read the visible-keypoint
+# hull instead; docs/design.md, "Boxes"). Traffic moves (queues drive off, a fifth of the
 # cars park); 10 training intersections of 32 cars give up to 320 distinct
 # training cars (before: 8 of 12, 96); validation/ holds whole
 # intersections of their own, which the tuning runs read. One 30-car

@@ -79,6 +79,20 @@ def test_the_hard_gate_needs_the_encoder():
     configs.validate(config, num_devices=1)
 
 
+def test_a_gate_sweep_only_raises_a_hard_gate(rng):
+  threshold = float(rng.uniform(0.1, 0.9))
+  config = _mutated('model.decoder_gate_threshold', threshold)
+  config.eval.decoder_gate_sweep = (threshold, (threshold + 1.0) / 2)
+  configs.validate(config, num_devices=1)
+  config.eval.decoder_gate_sweep = (threshold / 2,)
+  with pytest.raises(configs.ConfigError, match=r'eval\.decoder_gate_sweep'):
+    configs.validate(config, num_devices=1)
+  # The soft gate and the ungated decoder have no sweep to refuse.
+  for gate in ('none', 'soft'):
+    config.model.decoder_gate = gate
+    configs.validate(config, num_devices=1)
+
+
 def test_unknown_and_missing_keys_are_named():
   config = default.get_config()
   config.train.num_stepz = 3

@@ -141,6 +141,12 @@ def test_training_leaves_checkpoint_metrics_and_plots(workdir):
     for threshold in config.eval.encoder_fit_sweep:
       assert results[metric_keys.encoder_fit_sweep(subset, threshold)] == (
           results[metric_keys.pck('shape_fit_encoder', subset, 0.1)])
+  # The gate raised to the model's own threshold is the model's gate: a
+  # shut gate leaves a keypoint exactly at the heatmap's.
+  for subset in evaluate.SWEEP_SUBSETS:
+    for threshold in config.eval.decoder_gate_sweep:
+      assert results[metric_keys.gate_sweep(subset, threshold)] == (
+          results[metric_keys.pck('kgnn2d', subset, 0.1)])
   # Labels are exact here: no PCK against labels is reported twice.
   assert not any(key.startswith('pck_labels.') for key in results)
   for method in evaluate.OCCLUSION_METHODS:

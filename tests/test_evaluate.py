@@ -51,7 +51,8 @@ def case(module_seed):
   for method, offset in offsets.items():
     views[f'yaw.{method}'] = true_yaw + np.radians(offset)
   results = evaluate.compute_metrics(views, [0.1, 0.2], [0.0],
-                                     encoder_fit_sweep=[SWEEP_THRESHOLD])
+                                     encoder_fit_sweep=[SWEEP_THRESHOLD],
+                                     decoder_gate_sweep=[SWEEP_THRESHOLD])
   return dict(views=views, results=results, offsets=offsets)
 
 
@@ -71,6 +72,31 @@ def test_encoder_fit_sweep_is_scored_as_its_predictions(case):
     key = metric_keys.encoder_fit_sweep(subset, SWEEP_THRESHOLD)
     assert results[key] == results[metric_keys.pck('shape_fit_encoder',
                                                    subset, 0.1)]
+
+
+def test_a_raised_gate_moves_only_the_keypoints_scored_above_it(case, rng):
+  # The 2D-KGNN exact everywhere, its input (the heatmap's) a box off: a
+  # keypoint scores a hit exactly where the raised gate leaves it open.
+  views = dict(case['views'])
+  truth, visibility = views['true_keypoints'], views['visibility']
+  scale = np.max(views['boxes'][:, 2:] - views['boxes'][:, :2], axis=1)
+  views['kgnn2d'] = truth
+  views['heatmap'] = truth + scale[:, None, None]
+  scores = views['occlusion.kgnn2d']
+  threshold = float(np.quantile(scores, rng.uniform(0.2, 0.8)))
+  results = evaluate.compute_metrics(
+      views, [0.1], [0.0], decoder_gate_sweep=[threshold],
+      methods=('heatmap', 'kgnn2d'))
+  masks = {'all': visibility > 0,
+           'visible': visibility == labels.Visibility.VISIBLE,
+           'occluded': visibility == labels.Visibility.OCCLUDED}
+  for subset in evaluate.SWEEP_SUBSETS:
+    assert results[metric_keys.gate_sweep(subset, threshold)] == (
+        pytest.approx(np.mean(scores[masks[subset]] > threshold)))
+  # A gate above every score shuts on every keypoint: the heatmap's.
+  np.testing.assert_array_equal(evaluate.gated_higher(
+      views['kgnn2d'], views['heatmap'], scores, float(scores.max())),
+                                views['heatmap'])
 
 
 def test_yaw_error_over_the_views_with_known_cameras(case):

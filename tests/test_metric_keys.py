@@ -23,6 +23,8 @@ def test_every_family_round_trips(rng):
           ('pck_box_jitter', 'heatmap', None, sigma),
       metric_keys.encoder_fit_sweep('occluded', sigma):
           ('encoder_fit_sweep', None, 'occluded', sigma),
+      metric_keys.gate_sweep('visible', sigma):
+          ('gate_sweep', None, 'visible', sigma),
       metric_keys.multiview('labels', views):
           ('multiview', 'labels', None, views),
       metric_keys.multiview('kgnn2d', views, fraction=True):

@@ -138,6 +138,12 @@ def validate(config: ml_collections.ConfigDict, num_devices: int) -> None:
           'eval.encoder_fit_threshold', 'occlusion scores lie in [0, 1]')
   require(all(0.0 <= t <= 1.0 for t in evaluation.encoder_fit_sweep),
           'eval.encoder_fit_sweep', 'occlusion scores lie in [0, 1]')
+  require(config.model.decoder_gate != 'hard' or all(
+      config.model.decoder_gate_threshold <= t < 1.0
+      for t in evaluation.decoder_gate_sweep), 'eval.decoder_gate_sweep',
+          'each must lie in [model.decoder_gate_threshold, 1): the '
+          'evaluation can shut gates the model opened, not open ones it '
+          'shut')
   require(config.model.dtype in _MODEL_DTYPES, 'model.dtype',
           f'must be one of {_MODEL_DTYPES}')
   for name in losses.LOSS_TERMS:

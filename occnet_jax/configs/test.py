@@ -29,4 +29,6 @@ def get_config() -> ml_collections.ConfigDict:
   # The configured threshold itself: its sweep figure is the encoder fit's
   # own PCK (test_end_to_end), one batch of fits fewer than the default.
   config.eval.encoder_fit_sweep = (config.eval.encoder_fit_threshold,)
+  # Likewise the model's own gate: its sweep figure is the 2D-KGNN's PCK.
+  config.eval.decoder_gate_sweep = (config.model.decoder_gate_threshold,)
   return config

@@ -47,6 +47,12 @@ The metrics' keys (`metric_keys` writes and parses them):
     thresholds, subsets `all`, `visible` and `occluded`: what the threshold
     is chosen by, on the validation split (docs/design.md, "Shape-fit
     baselines").
+  - `gate_sweep.<subset>.<threshold>` (`config.eval.decoder_gate_sweep`,
+    hard-gated models only): PCK@0.1 of the 2D-KGNN with its gate opening
+    only above a threshold higher than the model's (`gated_higher`),
+    subsets `all`, `visible` and `occluded`: the operating points between
+    moving occluded keypoints and leaving visible ones alone
+    (docs/design.md, "The decoder gate").
   - `multiview.<method>.<n>` (paper Fig. 4 right): mean number of multi-view
     correspondences per n-view subset of a car's views (n in
     `multiview.VIEW_COUNTS`, up to `multiview.MAX_SUBSETS` subsets per car):
@@ -65,7 +71,8 @@ The metrics' keys (`metric_keys` writes and parses them):
     the views whose true camera is known (`camera_error` 0: rendered or
     calibrated, not PnP-estimated). Null without such views.
   - `<key>_ci` for every `pck`, `pck_labels`, `robustness`, `pck_box_jitter`,
-    `encoder_fit_sweep`, `occlusion_auc` and `yaw_error` figure: its 95%
+    `encoder_fit_sweep`, `gate_sweep`, `occlusion_auc` and `yaw_error`
+    figure: its 95%
     percentile bootstrap interval [low, high] over `bootstrap.NUM_RESAMPLES`
     seeded resamples of the split's physical cars (`labels.physical_car`:
     on CarFusion the sequence's instance over all its frames; `bootstrap`
@@ -109,7 +116,8 @@ METHODS = NETWORK_METHODS + BASELINE_METHODS
 PERTURBED_METHODS = NETWORK_METHODS + ('shape_fit_confidence',)
 # The prediction of the encoder fit at each threshold of
 # `config.eval.encoder_fit_sweep` (`predict_views`), scored as
-# `encoder_fit_sweep.*` over these subsets.
+# `encoder_fit_sweep.*` over these subsets, as the raised decoder gates of
+# `gate_sweep.*` are.
 ENCODER_SWEEP = 'sweep.shape_fit_encoder'
 SWEEP_SUBSETS = ('all', 'visible', 'occluded')
 # `labels`: the ground-truth keypoints, the multi-view upper bound.
@@ -246,6 +254,38 @@ def predict_views(variables: Any, crops: jax.Array, boxes: jax.Array,
   return result
 
 
+def gated_higher(kgnn2d: np.ndarray, heatmap: np.ndarray, scores: np.ndarray,
+                 threshold: float) -> np.ndarray:
+  """The 2D-KGNN's keypoints had its hard gate opened only above `threshold`.
+
+  Exact for a threshold at or above the model's: a keypoint the raised gate
+  keeps open was open in the model too and moved by its whole displacement
+  (`kgnn2d`), and one it shuts stays at its input, the heatmap's keypoint.
+
+  Args:
+    kgnn2d: (M, K, 2) the hard-gated 2D-KGNN's keypoints.
+    heatmap: (M, K, 2) its input keypoints.
+    scores: (M, K) the encoder's occlusion scores.
+    threshold: the raised gate opens above it.
+
+  Returns:
+    (M, K, 2) keypoints.
+  """
+  return np.where((scores > threshold)[..., None], kgnn2d, heatmap)
+
+
+def decoder_gate_sweep(config: ml_collections.ConfigDict) -> tuple[float, ...]:
+  """The thresholds of `gate_sweep.*` for a model's config.
+
+  Those of `eval.decoder_gate_sweep` for a hard gate (`configs.validate`
+  keeps them above the model's threshold); none for the soft gate or the
+  ungated decoder, whose keypoints no raised threshold can be read from.
+  """
+  if config.model.decoder_gate != 'hard':
+    return ()
+  return tuple(config.eval.decoder_gate_sweep)
+
+
 def _per_level(key: str) -> bool:
   """Whether a prediction has a leading axis of noise, jitter or sweep levels.
   """
@@ -372,7 +412,8 @@ def compute_metrics(predictions: Mapping[str, np.ndarray],
                     alphas: Sequence[float],
                     noise_sigmas: Sequence[float],
                     box_jitter: Sequence[float] = (),
-                    encoder_fit_sweep: Sequence[float] = (), *,
+                    encoder_fit_sweep: Sequence[float] = (),
+                    decoder_gate_sweep: Sequence[float] = (), *,
                     num_resamples: int = bootstrap.NUM_RESAMPLES,
                     seed: int = 0,
                     methods: Sequence[str] = METHODS) -> dict[str, Any]:
@@ -389,6 +430,8 @@ def compute_metrics(predictions: Mapping[str, np.ndarray],
     noise_sigmas: the robustness noise levels of the predictions.
     box_jitter: the box-jitter levels of the predictions.
     encoder_fit_sweep: the thresholds of the predictions' `ENCODER_SWEEP`.
+    decoder_gate_sweep: the raised gates' thresholds of `gate_sweep.*`
+      (`decoder_gate_sweep`), each at or above the model's.
     num_resamples: bootstrap resamples of the cars.
     seed: the resamples' seed.
     methods: the methods whose (M, K, 2) keypoints `predictions` holds.
@@ -461,6 +504,12 @@ def compute_metrics(predictions: Mapping[str, np.ndarray],
     for subset in SWEEP_SUBSETS:
       record(metric_keys.encoder_fit_sweep(subset, threshold),
              *next(pck(fitted, subsets[subset], [ROBUSTNESS_ALPHA])))
+  for threshold in decoder_gate_sweep:
+    gated = gated_higher(predictions['kgnn2d'], predictions['heatmap'],
+                         predictions['occlusion.kgnn2d'], threshold)
+    for subset in SWEEP_SUBSETS:
+      record(metric_keys.gate_sweep(subset, threshold),
+             *next(pck(gated, subsets[subset], [ROBUSTNESS_ALPHA])))
   _yaw_metrics(predictions, weights, record,
                _holding(predictions, 'yaw', methods))
   for method in tuple(methods) + ('labels',):
@@ -545,7 +594,8 @@ def evaluate_variables(config: ml_collections.ConfigDict,
       num_gallery=num_gallery)
   return compute_metrics(predictions, config.eval.alphas,
                          config.eval.noise_sigmas, config.eval.box_jitter,
-                         config.eval.encoder_fit_sweep), predictions
+                         config.eval.encoder_fit_sweep,
+                         decoder_gate_sweep(config)), predictions
 
 
 def summary_scalars(results: Mapping[str, Any]) -> dict[str, float]:

@@ -28,6 +28,7 @@ FAMILIES = {
     'robustness': (('method', 'level'), float),
     'pck_box_jitter': (('method', 'level'), float),
     'encoder_fit_sweep': (('subset', 'level'), float),
+    'gate_sweep': (('subset', 'level'), float),
     'multiview': (('method', 'level'), int),
     'multiview_fraction': (('method', 'level'), int),
     'multiview_subsets': (('level',), int),
@@ -40,7 +41,8 @@ RENAMED_METHODS = {'shape_fit': 'shape_fit_confidence'}
 # Families whose figures get bootstrap intervals: fractions of keypoints,
 # areas under ROC curves and yaw errors over car instances.
 INTERVAL_FAMILIES = ('pck', 'pck_labels', 'robustness', 'pck_box_jitter',
-                     'encoder_fit_sweep', 'occlusion_auc', 'yaw_error')
+                     'encoder_fit_sweep', 'gate_sweep', 'occlusion_auc',
+                     'yaw_error')
 
 
 class MetricKey(NamedTuple):
@@ -128,6 +130,11 @@ def encoder_fit_sweep(subset: str, threshold: float) -> str:
   """'encoder_fit_sweep.<subset>.<threshold>': PCK@0.1 of the encoder fit."""
   return str(MetricKey('encoder_fit_sweep', subset=subset,
                        level=float(threshold)))
+
+
+def gate_sweep(subset: str, threshold: float) -> str:
+  """'gate_sweep.<subset>.<threshold>': PCK@0.1, the hard gate raised."""
+  return str(MetricKey('gate_sweep', subset=subset, level=float(threshold)))
 
 
 def multiview(method: str, num_views: int, *, fraction: bool = False) -> str:
