@@ -287,9 +287,9 @@ ABLATION_RUNS = ('demo',) + tuple(run.name for run in RUNS
 # hull instead; docs/design.md, "Boxes"). Traffic moves (queues drive off, a fifth of the
 # cars park); 10 training intersections of 32 cars give up to 320 distinct
 # training cars (before: 8 of 12, 96); validation/ holds whole
-# intersections of their own, which the tuning runs read. One 30-car
-# intersection took 10 min 47 s to render on a shared 2-core machine, two
-# 12-car ones about 8 min.
+# intersections of their own, which the tuning runs read. The 14
+# intersections took 38 min 31 s to render on a 2-core machine beside two
+# training runs (2026-12-07).
 CARFUSION_MANUAL = os.path.join(DATA_DIR, 'downloads', 'manual', 'carfusion')
 PREPARATIONS = {step.name: step for step in (
     Step('synthetic_carfusion', 'data_prep.make_synthetic_carfusion', (
