@@ -574,8 +574,9 @@ def _bundle_adjust(views, shots, poses, focal, shapes, mean, components):
   (`_adjusted_scene`). The incremental poses are a few percent of L off,
   enough that the views of many cars disagree on every keypoint and those
   cars stay out of the scene (two in five views in the reproduction's test
-  split, with targets twice as far off); the adjusted shots triangulate
-  them, and a second adjustment refines them with the rest.
+  split, with targets twice as far off), and that cars in it keep only the
+  few keypoints their views agreed on; the adjusted shots triangulate
+  both, and a second adjustment refines them with the rest.
 
   Returns:
     (poses, focal, shapes) as `calibrate` keeps them; views whose shot or
@@ -589,12 +590,26 @@ def _bundle_adjust(views, shots, poses, focal, shapes, mean, components):
                                         focal, shapes)
   shot_poses, focal, cars = _adjusted_scene(views, shots, shot_poses, cars,
                                             focal)
-  added = _triangulated_cars(
-      views, {car: indices for car, indices in views_of_car.items()
-              if car not in cars}, shots, shot_poses, focal)
-  if added:
+  # The adjusted shots triangulate again: the cars left out of the scene,
+  # and the keypoints of the scene's cars that no two views agreed on under
+  # the incremental poses (a car with few of them gets the rest from the
+  # basis fit, and so a wrong shape that every view of it then fails).
+  grown = dict(cars)
+  for car, (points, valid) in _triangulated_cars(
+      views, views_of_car, shots, shot_poses, focal).items():
+    if car not in cars:
+      grown[car] = points, valid
+      continue
+    world, known = cars[car]
+    new = valid & ~known
+    if new.any():
+      world = world.copy()
+      world[new] = points[new]
+      grown[car] = world, known | new
+  if any(grown[car][1].sum() > (cars[car][1].sum() if car in cars else 0)
+         for car in grown):
     shot_poses, focal, cars = _adjusted_scene(views, shots, shot_poses,
-                                              cars | added, focal)
+                                              grown, focal)
   shapes, similarities = dict(shapes), {}
   for car, (world, valid) in cars.items():
     reframed = _shape_in_basis_frame(world, valid, mean, components)
