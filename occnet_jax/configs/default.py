@@ -162,7 +162,7 @@ def get_config() -> ml_collections.ConfigDict:
   # The thresholds those figures are measured at (each a batch of fits).
   evaluation.encoder_fit_sweep = (0.3, 0.7)
   # A hard-gated 2D-KGNN is also scored with its gate raised to each of
-  # these thresholds (above model.decoder_gate_threshold), with no extra
+  # these thresholds (at or above model.decoder_gate_threshold), with no extra
   # network call: `gate_sweep.<subset>.<threshold>`, the trade between
   # visible keypoints left alone and occluded ones moved.
   evaluation.decoder_gate_sweep = (0.7, 0.9)

@@ -49,7 +49,7 @@ The metrics' keys (`metric_keys` writes and parses them):
     baselines").
   - `gate_sweep.<subset>.<threshold>` (`config.eval.decoder_gate_sweep`,
     hard-gated models only): PCK@0.1 of the 2D-KGNN with its gate opening
-    only above a threshold higher than the model's (`gated_higher`),
+    only above a threshold at or above the model's (`gated_higher`),
     subsets `all`, `visible` and `occluded`: the operating points between
     moving occluded keypoints and leaving visible ones alone
     (docs/design.md, "The decoder gate").
@@ -72,11 +72,10 @@ The metrics' keys (`metric_keys` writes and parses them):
     calibrated, not PnP-estimated). Null without such views.
   - `<key>_ci` for every `pck`, `pck_labels`, `robustness`, `pck_box_jitter`,
     `encoder_fit_sweep`, `gate_sweep`, `occlusion_auc` and `yaw_error`
-    figure: its 95%
-    percentile bootstrap interval [low, high] over `bootstrap.NUM_RESAMPLES`
-    seeded resamples of the split's physical cars (`labels.physical_car`:
-    on CarFusion the sequence's instance over all its frames; `bootstrap`
-    module), null where the figure is.
+    figure: its 95% percentile bootstrap interval [low, high] over
+    `bootstrap.NUM_RESAMPLES` seeded resamples of the split's physical cars
+    (`labels.physical_car`: on CarFusion the sequence's instance over all
+    its frames; `bootstrap` module), null where the figure is.
   - `num_instances` (evaluated views, i.e. car instances in images),
     `num_cars` (physical cars), `step`.
 """
