@@ -178,6 +178,10 @@ HARD_GATE_TRIFOCAL_SWEEP = {'demo': (1.0, 10.0),
                             'carfusion_synthetic': (1.0, 3.0)}
 # Train-time box jitter sigmas (`config.train.box_jitter`), hard gate.
 BOX_JITTER_SWEEP = (0.05, 0.1)
+# Rates at which training opens the hard gate at random
+# (`config.model.decoder_gate_open_rate`), so that the decoder learns to
+# keep the visible keypoints the encoder mistakes for occluded.
+GATE_OPEN_SWEEP = (0.1,)
 # The tuning runs' name prefix, by the run they tune.
 TUNING_PREFIXES = {'demo': 'tune', 'carfusion_synthetic': 'tune_carfusion'}
 
@@ -197,6 +201,11 @@ def hard_gate_run_name(threshold: float, tuned: str = 'demo') -> str:
 def box_jitter_run_name(sigma: float, tuned: str = 'demo') -> str:
   """The tuning run of `tuned` with train-time box jitter `sigma`."""
   return f'{TUNING_PREFIXES[tuned]}_box_jitter_{sigma}'
+
+
+def gate_open_run_name(rate: float, tuned: str = 'demo') -> str:
+  """The tuning run of `tuned` whose training opens gates at `rate`."""
+  return f'{TUNING_PREFIXES[tuned]}_gate_open_{rate}'
 
 
 def visible_run_name(weight: float) -> str:
@@ -250,7 +259,11 @@ def _gated_tuning_runs(tuned: str) -> tuple[Run, ...]:
               _tuning_run(tuned, box_jitter_run_name(sigma, tuned),
                           f'trained under box jitter sigma {sigma}',
                           (f'--config.train.box_jitter={sigma}',))
-              for sigma in BOX_JITTER_SWEEP)
+              for sigma in BOX_JITTER_SWEEP) + tuple(
+                  _tuning_run(tuned, gate_open_run_name(rate, tuned),
+                              f'whose training opens gates at rate {rate}',
+                              (f'--config.model.decoder_gate_open_rate={rate}',))
+                  for rate in GATE_OPEN_SWEEP)
 
 
 RUNS += _gated_tuning_runs('demo') + _gated_tuning_runs('carfusion_synthetic')

@@ -51,6 +51,8 @@ def _mutated(key, value):
     ('model.decoder_gate', 'sigmoid', 1, 'model.decoder_gate'),
     ('model.decoder_gate_threshold', 1.0, 1, 'model.decoder_gate_threshold'),
     ('model.decoder_gate_threshold', 0.0, 1, 'model.decoder_gate_threshold'),
+    ('model.decoder_gate_open_rate', 1.0, 1, 'model.decoder_gate_open_rate'),
+    ('model.decoder_gate_open_rate', -0.1, 1, 'model.decoder_gate_open_rate'),
     ('train.box_jitter', -0.05, 1, 'train.box_jitter'),
     ('train.box_jitter', 1.5, 1, 'train.box_jitter'),
     ('model.dtype', 'float16', 1, 'model.dtype'),
@@ -76,6 +78,18 @@ def test_the_hard_gate_needs_the_encoder():
     configs.validate(config, num_devices=1)
   config.model.decoder_gate = 'hard'
   with pytest.raises(configs.ConfigError, match=r'model\.decoder_gate'):
+    configs.validate(config, num_devices=1)
+
+
+def test_only_a_gated_decoder_opens_gates_at_random(rng):
+  config = _mutated('model.decoder_gate_open_rate', float(rng.uniform(0.01,
+                                                                      0.99)))
+  for gate in ('soft', 'hard'):
+    config.model.decoder_gate = gate
+    configs.validate(config, num_devices=1)
+  config.model.decoder_gate = 'none'
+  with pytest.raises(configs.ConfigError,
+                     match=r'model\.decoder_gate_open_rate'):
     configs.validate(config, num_devices=1)
 
 

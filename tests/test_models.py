@@ -31,7 +31,7 @@ def model_config(**overrides):
       heatmap_features=8, heatmap_layers=2, heatmap_size=8, hidden=16,
       dropout=0.5, use_keypoint_type=True, use_encoder=True,
       decoder_gate='none', decoder_gate_threshold=0.5,
-      graph_trains_head=False, dtype='float32'))
+      decoder_gate_open_rate=0.0, graph_trains_head=False, dtype='float32'))
   config.update(overrides)
   return config
 
@@ -526,6 +526,40 @@ def test_gate_moves_only_what_the_encoder_calls_hidden(
                                 run(model, sure_hidden)['keypoints_2d'])
 
 
+def test_training_opens_gates_at_random_and_evaluation_never(
+    rng, model_and_variables):
+  model, variables = model_and_variables
+  # Sure that every keypoint is visible: every gate is shut, so a keypoint
+  # moves only where training opened its gate at random.
+  params = certain_encoder(perturbed(rng, variables)['params'], visible=True)
+  _, boxes, keypoints, confidence = random_inputs(rng)
+
+  def moved(rate, train):
+    gated = model.clone(decoder_gate='hard', decoder_gate_open_rate=rate)
+    outputs = jax.jit(functools.partial(gated.apply, train=train))(
+        {'params': params}, None, boxes, keypoints=keypoints,
+        confidence=confidence, rngs={'dropout': jax.random.key(
+            int(rng.integers(2**31)))})
+    return np.any(np.asarray(outputs['keypoints_2d']) != keypoints, -1)
+
+  assert not np.any(moved(0.0, train=True))
+  assert np.all(moved(1.0, train=True))
+  assert not np.any(moved(1.0, train=False))
+
+
+def test_random_opening_opens_a_fraction_and_shuts_none(rng):
+  size, rate = 100_000, float(rng.uniform(0.05, 0.95))
+  gate = (rng.uniform(size=size) < 0.5).astype(np.float32)
+  gate[rng.uniform(size=size) < 0.2] = 0.3  # a soft gate's values too
+  opened = np.asarray(kgnn2d.open_at_random(
+      jnp.asarray(gate), rate, jax.random.key(int(rng.integers(2**31)))))
+  assert np.all((opened == gate) | (opened == 1.0))
+  below = gate < 1.0
+  fraction = np.mean(opened[below] == 1.0)
+  # Six binomial standard deviations: no seed fails it in practice.
+  assert abs(fraction - rate) < 6 * np.sqrt(rate * (1 - rate) / below.sum())
+
+
 def test_gate_scales_each_displacement_and_stops_its_gradient(rng):
   num_views = 2
   graph = graphs.batch_graphs(jnp.asarray(
@@ -563,8 +597,11 @@ def test_gate_scales_each_displacement_and_stops_its_gradient(rng):
 
 
 def test_a_config_from_before_the_gate_builds_the_ungated_decoder(rng):
-  config = model_config(decoder_gate='soft')
+  config = model_config(decoder_gate='soft', decoder_gate_open_rate=0.25)
   basis = random_shape_basis(rng, CATEGORY.mean_shape)
-  assert models.create_model(config, CATEGORY, basis).decoder_gate == 'soft'
+  model = models.create_model(config, CATEGORY, basis)
+  assert (model.decoder_gate, model.decoder_gate_open_rate) == ('soft', 0.25)
   del config['decoder_gate'], config['decoder_gate_threshold']
-  assert models.create_model(config, CATEGORY, basis).decoder_gate == 'none'
+  del config['decoder_gate_open_rate']
+  model = models.create_model(config, CATEGORY, basis)
+  assert (model.decoder_gate, model.decoder_gate_open_rate) == ('none', 0.0)

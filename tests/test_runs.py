@@ -106,7 +106,9 @@ def test_tuning_runs_never_read_test(monkeypatch):
                   runs.trifocal_run_name('algebraic', weight, tuned, 'hard')
                   for weight in runs.HARD_GATE_TRIFOCAL_SWEEP[tuned]] + [
                       runs.box_jitter_run_name(sigma, tuned)
-                      for sigma in runs.BOX_JITTER_SWEEP]]
+                      for sigma in runs.BOX_JITTER_SWEEP] + [
+                          runs.gate_open_run_name(rate, tuned)
+                          for rate in runs.GATE_OPEN_SWEEP]]
   assert [runs.trifocal_run_name(*pair) for pair in runs.TRIFOCAL_SWEEP] + [
       runs.visible_run_name(weight) for weight in runs.VISIBLE_SWEEP] + [
           runs.trifocal_run_name('algebraic', weight, 'carfusion_synthetic')
@@ -149,6 +151,11 @@ def test_gate_and_box_jitter_sweeps_set_what_their_names_say(monkeypatch):
     for sigma in runs.BOX_JITTER_SWEEP:
       assert config_of(runs.box_jitter_run_name(
           sigma, tuned)).train.box_jitter == sigma
+    for rate in runs.GATE_OPEN_SWEEP:
+      config = config_of(runs.gate_open_run_name(rate, tuned))
+      assert (config.model.decoder_gate, config.model.decoder_gate_open_rate,
+              config.loss.trifocal) == ('hard', rate,
+                                        tuned_config.loss.trifocal)
 
 
 def needs_of(name):

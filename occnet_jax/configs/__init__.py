@@ -132,6 +132,12 @@ def validate(config: ml_collections.ConfigDict, num_devices: int) -> None:
           'model.decoder_gate', 'the hard gate needs the encoder '
           '(model.use_encoder): without it every score is 0.5, and the gate '
           'is shut or open for every keypoint alike')
+  require(0.0 <= config.model.decoder_gate_open_rate < 1.0,
+          'model.decoder_gate_open_rate', 'must be in [0, 1)')
+  require(config.model.decoder_gate != 'none'
+          or not config.model.decoder_gate_open_rate,
+          'model.decoder_gate_open_rate', 'opens gates, and the ungated '
+          'decoder (model.decoder_gate=none) has none')
   require(config.train.profile_steps >= 0, 'train.profile_steps',
           'must be >= 0')
   require(0.0 <= evaluation.encoder_fit_threshold <= 1.0,

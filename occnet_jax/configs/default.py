@@ -61,6 +61,11 @@ def get_config() -> ml_collections.ConfigDict:
   # small s_j of visible keypoints then scale into moves of their own.
   model.decoder_gate = 'hard'
   model.decoder_gate_threshold = 0.5
+  # In training, each keypoint's gate also opens with this probability, so
+  # that the decoder learns to keep the visible keypoints the encoder
+  # mistakes for occluded (`kgnn2d.open_at_random`). Tried on validation
+  # (`reproduction/runs.py`, `GATE_OPEN_SWEEP`).
+  model.decoder_gate_open_rate = 0.0
   # False: the graph losses never reach the heatmap head, which learns from
   # visible labels only, in every stage (the `heatmap` baseline is such a
   # head). True: they fine-tune it end to end.

@@ -19,7 +19,8 @@ def create_model(model_config: ml_collections.ConfigDict,
     model_config: `config.model` with keys `heatmap_features`,
       `heatmap_layers`, `heatmap_size`, `hidden`, `dropout`,
       `use_keypoint_type`, `use_encoder`, `decoder_gate`,
-      `decoder_gate_threshold`, `graph_trains_head`, `dtype`
+      `decoder_gate_threshold`, `decoder_gate_open_rate`,
+      `graph_trains_head`, `dtype`
       (docs/design.md).
     category: the keypoint category (K, types).
     shape_basis: the PCA shape basis of the 3D branch (K keypoints).
@@ -45,6 +46,8 @@ def create_model(model_config: ml_collections.ConfigDict,
       # the ungated decoder, and is read back as it ran.
       decoder_gate=model_config.get('decoder_gate', 'none'),
       decoder_gate_threshold=model_config.get('decoder_gate_threshold', 0.5),
+      # Nor a workdir trained before the random opening: it opened none.
+      decoder_gate_open_rate=model_config.get('decoder_gate_open_rate', 0.0),
       graph_trains_head=model_config.graph_trains_head,
       dtype=jnp.dtype(model_config.dtype))
 

@@ -47,6 +47,9 @@ class OcclusionNet(nn.Module):
       every displacement, and the gate, like the messages, knows nothing of
       which keypoints are hidden.
     decoder_gate_threshold: the hard gate opens for scores above it.
+    decoder_gate_open_rate: in training, each keypoint's gate also opens
+      with this probability (`kgnn2d.open_at_random`; needs the 'dropout'
+      rng); evaluation never opens one.
     graph_trains_head: the graph losses' gradients reach the heatmap head
       through its keypoints and confidences (end to end). False (the
       default config) keeps the head a detector trained on visible
@@ -68,6 +71,7 @@ class OcclusionNet(nn.Module):
   use_encoder: bool = True
   decoder_gate: str = 'none'
   decoder_gate_threshold: float = 0.5
+  decoder_gate_open_rate: float = 0.0
   graph_trains_head: bool = False
   dtype: jnp.dtype = jnp.float32
 
@@ -114,6 +118,9 @@ class OcclusionNet(nn.Module):
     gate = kgnn2d.displacement_gate(
         kgnn2d.occlusion_scores(decoder_edge_probabilities, graph),
         self.decoder_gate, self.decoder_gate_threshold)
+    if train and gate is not None and self.decoder_gate_open_rate:
+      gate = kgnn2d.open_at_random(gate, self.decoder_gate_open_rate,
+                                   self.make_rng('dropout'))
     keypoints_2d = kgnn2d.KGNNDecoder(self.hidden, self.dropout_rate,
                                       self.dtype)(
         graph, decoder_edge_probabilities, gate, train=train)
