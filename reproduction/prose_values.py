@@ -54,7 +54,7 @@ def _thousandths(value: float) -> str:
 _FAMILY_FORMATS: dict[str, Callable[[float], str]] = {
     'pck': _percent, 'pck_labels': _percent, 'robustness': _percent,
     'pck_box_jitter': _percent, 'encoder_fit_sweep': _percent,
-    'gate_sweep': _percent,
+    'gate_sweep': _percent, 'gate_open': _percent, 'gate_open_pck': _percent,
     'multiview_fraction': _percent,
     'count': _whole, 'multiview_subsets': _whole, 'multiview': _tenths,
     'occlusion_auc': _thousandths}

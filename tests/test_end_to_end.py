@@ -147,6 +147,17 @@ def test_training_leaves_checkpoint_metrics_and_plots(workdir):
     for threshold in config.eval.decoder_gate_sweep:
       assert results[metric_keys.gate_sweep(subset, threshold)] == (
           results[metric_keys.pck('kgnn2d', subset, 0.1)])
+  # Where the model's gate shut, the 2D-KGNN is the heatmap: its PCK on a
+  # subset mixes the heatmap's where shut and its own where open.
+  for subset in evaluate.GATE_OPEN_SUBSETS:
+    opened = results[metric_keys.gate_open(subset)]
+    if 0.0 < opened < 1.0:
+      shut_heatmap = (results[metric_keys.pck('heatmap', subset, 0.1)]
+                      - opened * results[metric_keys.gate_open_pck(
+                          'heatmap', subset)]) / (1.0 - opened)
+      assert results[metric_keys.pck('kgnn2d', subset, 0.1)] == (
+          pytest.approx(opened * results[metric_keys.gate_open_pck(
+              'kgnn2d', subset)] + (1.0 - opened) * shut_heatmap))
   # Labels are exact here: no PCK against labels is reported twice.
   assert not any(key.startswith('pck_labels.') for key in results)
   for method in evaluate.OCCLUSION_METHODS:

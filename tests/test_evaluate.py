@@ -52,7 +52,8 @@ def case(module_seed):
     views[f'yaw.{method}'] = true_yaw + np.radians(offset)
   results = evaluate.compute_metrics(views, [0.1, 0.2], [0.0],
                                      encoder_fit_sweep=[SWEEP_THRESHOLD],
-                                     decoder_gate_sweep=[SWEEP_THRESHOLD])
+                                     decoder_gate_sweep=[SWEEP_THRESHOLD],
+                                     decoder_gate_threshold=SWEEP_THRESHOLD)
   return dict(views=views, results=results, offsets=offsets)
 
 
@@ -93,6 +94,21 @@ def test_a_raised_gate_moves_only_the_keypoints_scored_above_it(case, rng):
   for subset in evaluate.SWEEP_SUBSETS:
     assert results[metric_keys.gate_sweep(subset, threshold)] == (
         pytest.approx(np.mean(scores[masks[subset]] > threshold)))
+  assert not any(key.startswith('gate_open') for key in results)
+  # The model's own gate at `threshold`: where it opened, the 2D-KGNN is
+  # exact and the heatmap a box off.
+  results = evaluate.compute_metrics(
+      views, [0.1], [0.0], decoder_gate_threshold=threshold,
+      methods=('heatmap', 'kgnn2d'))
+  for subset in evaluate.GATE_OPEN_SUBSETS:
+    opened = scores[masks[subset]] > threshold
+    assert results[metric_keys.gate_open(subset)] == pytest.approx(
+        np.mean(opened))
+    low, high = results[metric_keys.interval(metric_keys.gate_open(subset))]
+    assert 0.0 <= low <= np.mean(opened) <= high <= 1.0
+    if opened.any():
+      assert results[metric_keys.gate_open_pck('kgnn2d', subset)] == 1.0
+      assert results[metric_keys.gate_open_pck('heatmap', subset)] == 0.0
   # A gate above every score shuts on every keypoint: the heatmap's.
   np.testing.assert_array_equal(evaluate.gated_higher(
       views['kgnn2d'], views['heatmap'], scores, float(scores.max())),

@@ -25,6 +25,9 @@ def test_every_family_round_trips(rng):
           ('encoder_fit_sweep', None, 'occluded', sigma),
       metric_keys.gate_sweep('visible', sigma):
           ('gate_sweep', None, 'visible', sigma),
+      metric_keys.gate_open('occluded'): ('gate_open', None, 'occluded', None),
+      metric_keys.gate_open_pck('heatmap', 'visible'):
+          ('gate_open_pck', 'heatmap', 'visible', None),
       metric_keys.multiview('labels', views):
           ('multiview', 'labels', None, views),
       metric_keys.multiview('kgnn2d', views, fraction=True):

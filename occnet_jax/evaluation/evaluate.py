@@ -53,6 +53,11 @@ The metrics' keys (`metric_keys` writes and parses them):
     subsets `all`, `visible` and `occluded`: the operating points between
     moving occluded keypoints and leaving visible ones alone
     (docs/design.md, "The decoder gate").
+  - `gate_open.<subset>` (hard-gated models only): the fraction of the
+    `visible` or `occluded` keypoints whose gate the model opened (on
+    visible ones, the encoder's mistakes); `gate_open_pck.<method>.<subset>`:
+    PCK@0.1 of `heatmap` and `kgnn2d` on those keypoints, so the visible
+    keypoints the gate opened show what the decoder's moves of them cost.
   - `multiview.<method>.<n>` (paper Fig. 4 right): mean number of multi-view
     correspondences per n-view subset of a car's views (n in
     `multiview.VIEW_COUNTS`, up to `multiview.MAX_SUBSETS` subsets per car):
@@ -119,6 +124,11 @@ PERTURBED_METHODS = NETWORK_METHODS + ('shape_fit_confidence',)
 # `gate_sweep.*` are.
 ENCODER_SWEEP = 'sweep.shape_fit_encoder'
 SWEEP_SUBSETS = ('all', 'visible', 'occluded')
+# `gate_open*`: where a hard gate opened, by the keypoint's true state
+# (opened on a visible one is the encoder's mistake), and the two methods
+# between which the gate chooses.
+GATE_OPEN_SUBSETS = ('visible', 'occluded')
+GATE_OPEN_METHODS = ('heatmap', 'kgnn2d')
 # `labels`: the ground-truth keypoints, the multi-view upper bound.
 MULTIVIEW_METHODS = METHODS + ('labels',)
 METHOD_OUTPUTS = {'heatmap': 'initial_keypoints', 'kgnn2d': 'keypoints_2d',
@@ -273,6 +283,13 @@ def gated_higher(kgnn2d: np.ndarray, heatmap: np.ndarray, scores: np.ndarray,
   return np.where((scores > threshold)[..., None], kgnn2d, heatmap)
 
 
+def hard_gate_threshold(config: ml_collections.ConfigDict) -> float | None:
+  """The model's hard-gate threshold; None for another gate or none."""
+  if config.model.get('decoder_gate', 'none') != 'hard':
+    return None
+  return float(config.model.decoder_gate_threshold)
+
+
 def decoder_gate_sweep(config: ml_collections.ConfigDict) -> tuple[float, ...]:
   """The thresholds of `gate_sweep.*` for a model's config.
 
@@ -280,7 +297,7 @@ def decoder_gate_sweep(config: ml_collections.ConfigDict) -> tuple[float, ...]:
   keeps them above the model's threshold); none for the soft gate or the
   ungated decoder, whose keypoints no raised threshold can be read from.
   """
-  if config.model.decoder_gate != 'hard':
+  if hard_gate_threshold(config) is None:
     return ()
   return tuple(config.eval.decoder_gate_sweep)
 
@@ -412,7 +429,8 @@ def compute_metrics(predictions: Mapping[str, np.ndarray],
                     noise_sigmas: Sequence[float],
                     box_jitter: Sequence[float] = (),
                     encoder_fit_sweep: Sequence[float] = (),
-                    decoder_gate_sweep: Sequence[float] = (), *,
+                    decoder_gate_sweep: Sequence[float] = (),
+                    decoder_gate_threshold: float | None = None, *,
                     num_resamples: int = bootstrap.NUM_RESAMPLES,
                     seed: int = 0,
                     methods: Sequence[str] = METHODS) -> dict[str, Any]:
@@ -431,6 +449,8 @@ def compute_metrics(predictions: Mapping[str, np.ndarray],
     encoder_fit_sweep: the thresholds of the predictions' `ENCODER_SWEEP`.
     decoder_gate_sweep: the raised gates' thresholds of `gate_sweep.*`
       (`decoder_gate_sweep`), each at or above the model's.
+    decoder_gate_threshold: the model's hard-gate threshold
+      (`hard_gate_threshold`), for `gate_open*`; None: no such figures.
     num_resamples: bootstrap resamples of the cars.
     seed: the resamples' seed.
     methods: the methods whose (M, K, 2) keypoints `predictions` holds.
@@ -509,6 +529,19 @@ def compute_metrics(predictions: Mapping[str, np.ndarray],
     for subset in SWEEP_SUBSETS:
       record(metric_keys.gate_sweep(subset, threshold),
              *next(pck(gated, subsets[subset], [ROBUSTNESS_ALPHA])))
+  if decoder_gate_threshold is not None:
+    opened = predictions['occlusion.kgnn2d'] > decoder_gate_threshold
+    for subset in GATE_OPEN_SUBSETS:
+      mask = subsets[subset]
+      hits, totals = np.sum(mask & opened, -1), np.sum(mask, -1)
+      total = int(totals.sum())
+      record(metric_keys.gate_open(subset),
+             int(hits.sum()) / total if total else None,
+             bootstrap.ratio_interval(weights, hits[:, None], totals)[0])
+      for method in GATE_OPEN_METHODS:
+        record(metric_keys.gate_open_pck(method, subset),
+               *next(pck(predictions[method], mask & opened,
+                         [ROBUSTNESS_ALPHA])))
   _yaw_metrics(predictions, weights, record,
                _holding(predictions, 'yaw', methods))
   for method in tuple(methods) + ('labels',):
@@ -594,7 +627,8 @@ def evaluate_variables(config: ml_collections.ConfigDict,
   return compute_metrics(predictions, config.eval.alphas,
                          config.eval.noise_sigmas, config.eval.box_jitter,
                          config.eval.encoder_fit_sweep,
-                         decoder_gate_sweep(config)), predictions
+                         decoder_gate_sweep(config),
+                         hard_gate_threshold(config)), predictions
 
 
 def summary_scalars(results: Mapping[str, Any]) -> dict[str, float]:

@@ -29,6 +29,8 @@ FAMILIES = {
     'pck_box_jitter': (('method', 'level'), float),
     'encoder_fit_sweep': (('subset', 'level'), float),
     'gate_sweep': (('subset', 'level'), float),
+    'gate_open': (('subset',), None),
+    'gate_open_pck': (('method', 'subset'), None),
     'multiview': (('method', 'level'), int),
     'multiview_fraction': (('method', 'level'), int),
     'multiview_subsets': (('level',), int),
@@ -41,8 +43,8 @@ RENAMED_METHODS = {'shape_fit': 'shape_fit_confidence'}
 # Families whose figures get bootstrap intervals: fractions of keypoints,
 # areas under ROC curves and yaw errors over car instances.
 INTERVAL_FAMILIES = ('pck', 'pck_labels', 'robustness', 'pck_box_jitter',
-                     'encoder_fit_sweep', 'gate_sweep', 'occlusion_auc',
-                     'yaw_error')
+                     'encoder_fit_sweep', 'gate_sweep', 'gate_open',
+                     'gate_open_pck', 'occlusion_auc', 'yaw_error')
 
 
 class MetricKey(NamedTuple):
@@ -135,6 +137,16 @@ def encoder_fit_sweep(subset: str, threshold: float) -> str:
 def gate_sweep(subset: str, threshold: float) -> str:
   """'gate_sweep.<subset>.<threshold>': PCK@0.1, the hard gate raised."""
   return str(MetricKey('gate_sweep', subset=subset, level=float(threshold)))
+
+
+def gate_open(subset: str) -> str:
+  """'gate_open.<subset>': the fraction whose hard gate the model opened."""
+  return str(MetricKey('gate_open', subset=subset))
+
+
+def gate_open_pck(method: str, subset: str) -> str:
+  """'gate_open_pck.<method>.<subset>': PCK@0.1 where the gate opened."""
+  return str(MetricKey('gate_open_pck', method, subset))
 
 
 def multiview(method: str, num_views: int, *, fraction: bool = False) -> str:
