@@ -165,9 +165,17 @@ def compose(basis, beta):
 
 
 def save(path, basis):
-  """Writes a basis to an `.npz` file at exactly `path`."""
-  with epath.Path(path).open('wb') as f:
+  """Writes a basis to an `.npz` file at exactly `path`, all at once.
+
+  The file is written beside `path` and renamed onto it: the other
+  processes of a multi-process run read `path` as soon as it exists, and a
+  half-written file is not a zip file.
+  """
+  path = epath.Path(path)
+  partial = path.with_name(path.name + '.partial')
+  with partial.open('wb') as f:
     np.savez(f, **{name: getattr(basis, name) for name in _FIELDS})
+  partial.replace(path)
 
 
 def _read_npz(path):

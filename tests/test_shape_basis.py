@@ -114,6 +114,8 @@ def test_save_load_round_trip(rng, tmp_path):
   basis = shape_basis.fit_shape_basis(shapes, 5)
   path = str(tmp_path / 'basis.bin')  # no .npz suffix gets added
   shape_basis.save(path, basis)
+  # Written beside and renamed onto the path: nothing else is left.
+  assert [p.name for p in tmp_path.iterdir()] == ['basis.bin']
   loaded = shape_basis.load(path)
   for field in ('mean', 'components', 'stddevs', 'explained_variance_ratio'):
     np.testing.assert_array_equal(getattr(loaded, field), getattr(basis, field))
